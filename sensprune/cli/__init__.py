@@ -1,0 +1,79 @@
+"""The ``sensprune`` command line: a thin click skin over the library.
+
+Each sub-command lives in its own module and only parses options, calls one library
+function, writes and echoes a summary. Errors a user can cause become one line on
+stderr and exit code 1 (usage errors: exit code 2), never a traceback.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+
+import click
+
+from sensprune import __version__
+from sensprune.errors import SensPruneError
+
+# name -> "module:attribute" of the click command; loaded lazily so `--help` stays fast.
+COMMANDS = {
+    "score": "sensprune.cli.score:score",
+    "prune": "sensprune.cli.prune:prune",
+    "info": "sensprune.cli.info:info",
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx):
+        return sorted(name for name, target in COMMANDS.items() if _importable(target))
+
+    def get_command(self, ctx, name):
+        target = COMMANDS.get(name)
+        if target is None:
+            return None
+        module, attr = target.split(":")
+        return getattr(importlib.import_module(module), attr)
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except SensPruneError as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+def _importable(target: str) -> bool:
+    return importlib.util.find_spec(target.split(":")[0]) is not None
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="sensprune")
+def cli():
+    """Find the training examples a network memorizes, then prune or reweight them.
+
+    \b
+    Stages:  score -> prune -> bench
+    Example:
+      sensprune score --dataset digits --model mlp --epochs 15 --out runs/digits
+      sensprune info runs/digits
+    """
+
+
+def main(argv=None):
+    """Entry point: run the CLI, turning SensPruneError into a one-line message."""
+    try:
+        rc = cli.main(args=argv, prog_name="sensprune", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except SensPruneError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        click.echo("Interrupted.", err=True)
+        sys.exit(130)
+    if isinstance(rc, int) and rc:
+        sys.exit(rc)

@@ -1,0 +1,89 @@
+"""Click options shared by several commands (dataset and training)."""
+
+from __future__ import annotations
+
+import click
+
+from sensprune.train import OPTIMIZERS, SCHEDULES
+
+
+def int_list(ctx, param, value):
+    if value is None or value == "":
+        return None
+    try:
+        out = tuple(int(v) for v in str(value).split(",") if v.strip())
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated integers, got {value!r}") from None
+    if any(v <= 0 for v in out):
+        raise click.BadParameter(f"expected positive integers, got {value!r}")
+    return out
+
+
+def str_list(ctx, param, value):
+    return tuple(v.strip() for v in str(value).split(",") if v.strip())
+
+
+def dataset_options(f):
+    opts = [
+        click.option("--dataset", default="digits", show_default=True, metavar="SPEC",
+                     help="digits | fashion-mnist | mnist1d | mnist | kmnist | cifar10 | cifar100 | svhn | "
+                          "imagefolder:PATH | npz:PATH | csv:PATH | plugin:module:callable"),
+        click.option("--data-root", default=None, metavar="DIR",
+                     help="Folder holding torchvision datasets (never downloaded)."),
+        click.option("--subsample", type=click.IntRange(1), default=None, metavar="N",
+                     help="Stratified subset of N training examples (deterministic)."),
+        click.option("--label-column", default=None, help="Label column of a csv: dataset (default 'label')."),
+        click.option("--corrupt", default=None, metavar="KIND:Q",
+                     help="Inject noise into the training set before scoring: randY:0.2, randY-asym:0.2, "
+                          "randX:0.2 or unique (MEASURES §7). Corrupted indices are saved."),
+    ]
+    for opt in reversed(opts):
+        f = opt(f)
+    return f
+
+
+def train_options(f):
+    opts = [
+        click.option("--epochs", type=click.IntRange(1), default=20, show_default=True),
+        click.option("--batch-size", type=click.IntRange(1), default=128, show_default=True),
+        click.option("--optimizer", type=click.Choice(OPTIMIZERS), default="sgd", show_default=True),
+        click.option("--lr", type=click.FloatRange(0, min_open=True), default=0.05, show_default=True),
+        click.option("--momentum", type=click.FloatRange(0, 1, max_open=True), default=0.9, show_default=True),
+        click.option("--weight-decay", type=click.FloatRange(0), default=5e-4, show_default=True),
+        click.option("--schedule", type=click.Choice(SCHEDULES), default="cosine", show_default=True),
+        click.option("--seed", type=int, default=0, show_default=True, help="Base seed (init, order, dropout)."),
+        click.option("--device", default="cpu", show_default=True, help="auto | cpu | cuda"),
+    ]
+    for opt in reversed(opts):
+        f = opt(f)
+    return f
+
+
+def model_options(f):
+    opts = [
+        click.option("--model", default="mlp", show_default=True, metavar="NAME",
+                     help="mlp | cnn | resnet18 | plugin:module:callable"),
+        click.option("--widths", default="256,128", show_default=True, callback=int_list,
+                     help="Hidden widths of the mlp."),
+        click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), default=0.0, show_default=True),
+    ]
+    for opt in reversed(opts):
+        f = opt(f)
+    return f
+
+
+def load_data(dataset, data_root, subsample, label_column, corrupt, seed=0):
+    """Load the dataset and apply ``--corrupt``; returns (Dataset, corrupted indices or None)."""
+    from sensprune.data import load_dataset
+    from sensprune.data.noise import apply_corruption
+    from sensprune.errors import ValidationError
+
+    data = load_dataset(dataset, data_root=data_root, subsample=subsample, label_column=label_column)
+    if not corrupt:
+        return data, None
+    kind, _, q = corrupt.partition(":")
+    try:
+        frac = float(q) if q else 0.0
+    except ValueError:
+        raise ValidationError(f"--corrupt must look like KIND:Q (e.g. randY:0.2); got {corrupt!r}.") from None
+    return apply_corruption(data, kind, frac, seed)

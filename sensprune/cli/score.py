@@ -1,0 +1,73 @@
+"""``sensprune score``: warmup training with per-example measures computed online."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+import numpy as np
+
+from sensprune.cli.options import dataset_options, int_list, load_data, model_options, str_list, train_options
+from sensprune.measures import DEFAULT_MEASURES, MEASURES
+
+
+@click.command()
+@dataset_options
+@model_options
+@train_options
+@click.option("--seeds", type=click.IntRange(1), default=1, show_default=True,
+              help="Number of warmup runs (seeds seed..seed+N-1); scores are the mean, per-seed arrays kept.")
+@click.option("--measures", default=",".join(DEFAULT_MEASURES), show_default=True, callback=str_list,
+              help="Comma-separated measures: " + ", ".join(MEASURES))
+@click.option("--el2n-epoch", type=click.IntRange(1), default=None,
+              help="Epoch (1-based) at which EL2N is taken [default: 10% of --epochs, at least 1].")
+@click.option("--at-checkpoints", default=None, callback=int_list, metavar="E1,E2",
+              help="Measure input_grad in eval mode over all examples at these epochs (needed with BatchNorm).")
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Output folder.")
+@click.option("--force", is_flag=True, help="Overwrite --out if it exists.")
+@click.option("--resume", is_flag=True, help="Continue an interrupted run with the same config.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def score(dataset, data_root, subsample, label_column, corrupt, model, widths, dropout, epochs, batch_size,
+          optimizer, lr, momentum, weight_decay, schedule, seed, device, seeds, measures, el2n_epoch,
+          at_checkpoints, out, force, resume, quiet):
+    """Train warmup model(s) and score every training example (higher = harder).
+
+    Writes OUT/scores.csv, OUT/scores.npz and OUT/meta.json, and prints a summary.
+
+    \b
+    Examples:
+      sensprune score --dataset digits --out runs/digits
+      sensprune score --dataset fashion-mnist --subsample 10000 --model cnn --epochs 10 --seeds 3 --out runs/fm
+      sensprune score --dataset npz:my.npz --measures input_grad,el2n --el2n-epoch 2 --out runs/my
+      sensprune score --dataset digits --corrupt randY:0.2 --out runs/noisy
+    """
+    from sensprune.io import write_npy
+    from sensprune.score import ScoreConfig, run_score, summary_rows
+    from sensprune.train import TrainConfig
+
+    tcfg = TrainConfig(epochs=epochs, batch_size=batch_size, optimizer=optimizer, lr=lr, momentum=momentum,
+                       weight_decay=weight_decay, schedule=schedule, seed=seed, device=device)
+    data, corrupted = load_data(dataset, data_root, subsample, label_column, corrupt, seed)
+    cfg = ScoreConfig(dataset=dataset, model=model, widths=widths or (256, 128), dropout=dropout,
+                      measures=measures, seeds=seeds, el2n_epoch=el2n_epoch, at_checkpoints=at_checkpoints,
+                      data_options={"data_root": data_root, "subsample": subsample, "label_column": label_column,
+                                    "corrupt": corrupt},
+                      train=tcfg)
+    extra = {} if corrupted is None else {"corrupted.npy": lambda p: write_npy(p, np.asarray(corrupted, np.int64))}
+    table = run_score(data, cfg, out, force=force, resume=resume, progress=not quiet, extra_files=extra)
+    _echo_summary(table, summary_rows(table), out)
+
+
+def _echo_summary(table, rows, out: Path) -> None:
+    meta = table.meta
+    ds = meta["dataset"]
+    click.echo(f"dataset {ds['spec']}  n_train={ds['n_train']}  classes={ds['num_classes']}  "
+               f"fingerprint={ds['fingerprint']}")
+    for s, hist in meta["history"].items():
+        last = hist[-1]
+        click.echo(f"seed {s}: train_acc={last['train_acc']:.4f}  test_acc={last.get('test_acc', float('nan')):.4f}"
+                   f"  ({len(hist)} epochs)")
+    click.echo(f"{'measure':<13}{'mean':>11}{'std':>11}{'min':>11}{'median':>11}{'max':>11}{'gini':>8}")
+    for name, *vals in rows:
+        click.echo(f"{name:<13}" + "".join(f"{v:>11.4g}" for v in vals[:-1]) + f"{vals[-1]:>8.3f}")
+    click.echo(f"wrote {out}/scores.csv, scores.npz, meta.json  ({meta['wall_time_s']:.1f} s)")

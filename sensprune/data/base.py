@@ -1,0 +1,129 @@
+"""The in-memory dataset every stage consumes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from sensprune.errors import ValidationError
+from sensprune.io import fingerprint_arrays
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A train/test split held as arrays.
+
+    Attributes
+    ----------
+    x_train : ndarray, shape (N, ...), float32
+        Training inputs (images scaled to [0, 1]; other data as given).
+    y_train : ndarray, shape (N,), int64
+        Training labels in ``0..num_classes-1``.
+    x_test, y_test : as above, shape (M, ...) and (M,)
+    num_classes : int
+    spec : str
+        The ``--dataset`` spec that produced it, e.g. ``"digits"``.
+    info : dict
+        JSON-able description: split rule, subsample, source files, ``input_range``
+        (max - min of the training inputs, used to rescale CSR radii).
+    train_files : list of str or None
+        For folder datasets, the file behind each training example (for ``--export-data``).
+    """
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    num_classes: int
+    spec: str
+    info: dict[str, Any] = field(default_factory=dict)
+    train_files: list[str] | None = None
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.x_train.shape[1:])
+
+    @property
+    def n_train(self) -> int:
+        return int(self.x_train.shape[0])
+
+    @property
+    def fingerprint(self) -> str:
+        """Hash of the four arrays plus the spec: equal fingerprints mean the same data in the same order."""
+        fp = self.__dict__.get("_fingerprint")
+        if fp is None:
+            fp = fingerprint_arrays(self.x_train, self.y_train, self.x_test, self.y_test, extra=self.spec)
+            object.__setattr__(self, "_fingerprint", fp)
+        return fp
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-able summary stored in every artifact's ``meta.json``."""
+        return {
+            "spec": self.spec,
+            "fingerprint": self.fingerprint,
+            "n_train": self.n_train,
+            "n_test": int(self.x_test.shape[0]),
+            "num_classes": int(self.num_classes),
+            "input_shape": list(self.input_shape),
+            **self.info,
+        }
+
+
+def make_dataset(x_train, y_train, x_test, y_test, *, spec: str, num_classes: int | None = None,
+                 info: dict | None = None, train_files: list[str] | None = None,
+                 source: str = "data") -> Dataset:
+    """Validate arrays and build a :class:`Dataset`.
+
+    Inputs become float32 (uint8 is scaled to [0, 1]); labels become int64.
+    Raises :class:`ValidationError` naming ``source`` for: mismatched lengths, zero
+    examples, labels outside ``0..K-1`` or non-integer, NaN/inf features.
+    """
+    arrays = {}
+    for name, arr in (("x_train", x_train), ("y_train", y_train), ("x_test", x_test), ("y_test", y_test)):
+        arr = np.asarray(arr)
+        if arr.dtype == object:
+            raise ValidationError(f"{source}: {name} has non-numeric values.")
+        arrays[name] = arr
+    for split in ("train", "test"):
+        x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
+        if x.ndim < 2:
+            raise ValidationError(f"{source}: x_{split} must have shape (N, ...), got {x.shape}.")
+        if y.ndim != 1:
+            raise ValidationError(f"{source}: y_{split} must have shape (N,), got {y.shape}.")
+        if len(x) != len(y):
+            raise ValidationError(f"{source}: x_{split} has {len(x)} rows but y_{split} has {len(y)}.")
+        if len(x) == 0:
+            raise ValidationError(f"{source}: the {split} split has zero examples.")
+    if arrays["x_train"].shape[1:] != arrays["x_test"].shape[1:]:
+        raise ValidationError(f"{source}: x_train rows have shape {arrays['x_train'].shape[1:]} "
+                              f"but x_test rows have {arrays['x_test'].shape[1:]}.")
+    xs = {}
+    for name in ("x_train", "x_test"):
+        x = arrays[name]
+        if x.dtype == np.uint8:
+            x = x.astype(np.float32) / 255.0
+        elif not np.issubdtype(x.dtype, np.number) and x.dtype != np.bool_:
+            raise ValidationError(f"{source}: {name} has dtype {x.dtype}, expected numbers.")
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        if not np.isfinite(x).all():
+            raise ValidationError(f"{source}: {name} contains NaN or inf values.")
+        xs[name] = x
+    ys = {}
+    for name in ("y_train", "y_test"):
+        y = arrays[name]
+        if np.issubdtype(y.dtype, np.floating):
+            if not np.isfinite(y).all() or not np.all(y == np.round(y)):
+                raise ValidationError(f"{source}: {name} must hold integer class labels.")
+        elif not np.issubdtype(y.dtype, np.integer):
+            raise ValidationError(f"{source}: {name} has dtype {y.dtype}, expected integer labels.")
+        ys[name] = y.astype(np.int64)
+    k = int(num_classes) if num_classes is not None else int(max(ys["y_train"].max(), ys["y_test"].max())) + 1
+    for name, y in ys.items():
+        if y.min() < 0 or y.max() >= k:
+            raise ValidationError(f"{source}: {name} has labels outside 0..{k - 1} "
+                                  f"(found {int(y.min())}..{int(y.max())}).")
+    info = dict(info or {})
+    info.setdefault("input_range", float(xs["x_train"].max() - xs["x_train"].min()))
+    return Dataset(xs["x_train"], ys["y_train"], xs["x_test"], ys["y_test"], k, spec, info, train_files)

@@ -1,0 +1,122 @@
+"""Peer scores computed in the same warmup run (MEASURES §6), all oriented higher = harder.
+
+- ``loss``: mean per-example cross-entropy over the example's presentations.
+- ``forgetting`` (Toneva et al., ICLR 2019): number of correct → incorrect transitions between
+  consecutive presentations; an example never classified correctly gets (presentations + 1), more
+  than any learned example can reach, so never-learned examples rank as most forgettable.
+- ``aum`` (Pleiss et al., NeurIPS 2020): the stored value is **−AUM**, i.e. minus the mean over
+  presentations of (logit of the assigned label − largest other logit).
+- ``confidence`` (Swayamdipta et al., EMNLP 2020): stored as 1 − mean p(y|x).
+- ``variability``: standard deviation over presentations of p(y|x) (as in dataset cartography).
+- ``correctness``: stored as 1 − fraction of presentations classified correctly.
+- ``el2n`` (Paul et al., NeurIPS 2021): ‖softmax(f(x)) − onehot(y)‖₂ at the end of a chosen epoch,
+  in eval mode over the whole training set.
+
+Choice of ours: the training-dynamics measures use the logits the example had *when it was
+presented* in a minibatch (train mode, before that step's update) — free, and what Toneva et al.
+and Pleiss et al. do; dataset cartography evaluates at epoch ends instead.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from sensprune.train import Hook, Run, StepInfo
+
+DYNAMICS = ("loss", "forgetting", "aum", "confidence", "variability", "correctness")
+
+
+def margins(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """AUM margin (B,): logit of the assigned label minus the largest other logit."""
+    assigned = logits.gather(1, y[:, None]).squeeze(1)
+    other = logits.scatter(1, y[:, None], float("-inf")).max(1).values
+    return assigned - other
+
+
+def el2n(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """EL2N (B,): ‖softmax(logits) − onehot(y)‖₂."""
+    p = F.softmax(logits.double(), dim=1)
+    return (p - F.one_hot(y, p.shape[1]).double()).norm(dim=1)
+
+
+class DynamicsHook(Hook):
+    """Online accumulators (all O(N)) for the training-dynamics measures in :data:`DYNAMICS`."""
+
+    def __init__(self, n: int):
+        self.n_pres = np.zeros(n, np.int64)
+        self.loss_sum = np.zeros(n, np.float64)
+        self.margin_sum = np.zeros(n, np.float64)
+        self.p_sum = np.zeros(n, np.float64)
+        self.p_sq_sum = np.zeros(n, np.float64)
+        self.correct_sum = np.zeros(n, np.int64)
+        self.forgets = np.zeros(n, np.int64)
+        self.prev_correct = np.zeros(n, bool)
+        self.ever_correct = np.zeros(n, bool)
+
+    def on_step(self, step: StepInfo, run: Run) -> None:
+        idx = step.idx.cpu().numpy()
+        logits = step.logits.double()
+        p = F.softmax(logits, 1).gather(1, step.y[:, None]).squeeze(1).cpu().numpy()
+        correct = (logits.argmax(1) == step.y).cpu().numpy()
+        seen = self.n_pres[idx] > 0
+        self.forgets[idx] += (seen & self.prev_correct[idx] & ~correct).astype(np.int64)
+        self.prev_correct[idx] = correct
+        self.ever_correct[idx] |= correct
+        self.n_pres[idx] += 1
+        self.loss_sum[idx] += step.losses.double().cpu().numpy()
+        self.margin_sum[idx] += margins(logits, step.y).cpu().numpy()
+        self.p_sum[idx] += p
+        self.p_sq_sum[idx] += p * p
+        self.correct_sum[idx] += correct
+
+    def values(self) -> dict[str, np.ndarray]:
+        k = np.maximum(self.n_pres, 1).astype(np.float64)
+        none = self.n_pres == 0
+        mean_p = self.p_sum / k
+        var_p = np.maximum(self.p_sq_sum / k - mean_p ** 2, 0.0)
+        out = {
+            "loss": self.loss_sum / k,
+            "forgetting": np.where(self.ever_correct, self.forgets, self.n_pres + 1).astype(np.float64),
+            "aum": -self.margin_sum / k,
+            "confidence": 1.0 - mean_p,
+            "variability": np.sqrt(var_p),
+            "correctness": 1.0 - self.correct_sum / k,
+        }
+        return {name: np.where(none, np.nan, v) for name, v in out.items()}
+
+    def state_dict(self):
+        return dict(self.__dict__)
+
+    def load_state_dict(self, state):
+        for k in self.__dict__:
+            setattr(self, k, state[k].copy())
+
+
+class EL2NHook(Hook):
+    """EL2N over the whole training set at the end of 1-based ``epoch`` (eval mode)."""
+
+    def __init__(self, n: int, epoch: int):
+        self.epoch = epoch
+        self.value = np.full(n, np.nan)
+
+    def on_epoch_end(self, epoch: int, run: Run) -> None:
+        if epoch + 1 == self.epoch:
+            logits, y = _train_logits(run)
+            self.value = el2n(logits, y).cpu().numpy()
+
+    def values(self) -> dict[str, np.ndarray]:
+        return {"el2n": self.value}
+
+    def state_dict(self):
+        return {"value": self.value}
+
+    def load_state_dict(self, state):
+        self.value = state["value"].copy()
+
+
+def _train_logits(run: Run):
+    from sensprune.train import predict_logits
+
+    return predict_logits(run.model, run.train, run.config.eval_batch_size, with_labels=True)

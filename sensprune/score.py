@@ -1,0 +1,246 @@
+"""Stage 1 — score: train warmup model(s) and compute per-example measures online.
+
+``score(dataset, config)`` runs ``config.seeds`` warmup runs through the one training loop
+(:func:`sensprune.train.train`) with the requested measures as step hooks, and returns a
+:class:`~sensprune.score_table.ScoreTable` (mean over seeds, per-seed arrays, Gini per epoch,
+Lorenz curves, warmup history). ``run_score`` adds the artifact folder with checkpoints and resume.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sensprune import measures as M
+from sensprune.data import Dataset
+from sensprune.errors import ValidationError
+from sensprune.io import atomic_write_text, read_npz, write_npz
+from sensprune.measures.gini import gini, lorenz
+from sensprune.models import build_model, has_batchnorm
+from sensprune.score_table import ScoreTable, save_scores
+from sensprune.train import ArraySource, Hook, Run, TrainConfig, resolve_device, train
+
+
+@dataclass(frozen=True)
+class ScoreConfig:
+    """The resolved config of a scoring run (stored in ``meta.json``)."""
+
+    dataset: str = "digits"
+    model: str = "mlp"
+    widths: tuple[int, ...] = (256, 128)
+    dropout: float = 0.0
+    measures: tuple[str, ...] = M.DEFAULT_MEASURES
+    seeds: int = 1
+    el2n_epoch: int | None = None
+    at_checkpoints: tuple[int, ...] | None = None
+    data_options: dict[str, Any] = field(default_factory=dict)
+    measure_options: dict[str, Any] = field(default_factory=dict)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def __post_init__(self):
+        object.__setattr__(self, "measures", tuple(M.check_measures(list(self.measures))))
+        if not isinstance(self.seeds, int) or self.seeds < 1:
+            raise ValidationError(f"The 'seeds' parameter must be an integer >= 1. Got {self.seeds!r} instead.")
+        e = self.resolved_el2n_epoch
+        if not 1 <= e <= self.train.epochs:
+            raise ValidationError(f"--el2n-epoch must be in 1..{self.train.epochs} (the warmup's epochs); got {e}.")
+        for e in self.at_checkpoints or ():
+            if not 1 <= e <= self.train.epochs:
+                raise ValidationError(f"--at-checkpoints epochs must be in 1..{self.train.epochs}; got {e}.")
+
+    @property
+    def resolved_el2n_epoch(self) -> int:
+        """EL2N epoch; default 10% of the warmup, at least 1 (Paul et al. 2021 score early in training)."""
+        return self.el2n_epoch if self.el2n_epoch is not None else max(1, math.ceil(0.1 * self.train.epochs))
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["el2n_epoch"] = self.resolved_el2n_epoch
+        return json.loads(json.dumps(d))
+
+
+class GiniTracker(Hook):
+    """After every epoch, the Gini coefficient of each measure's current values (NaN until defined)."""
+
+    def __init__(self, hooks: list[Hook], names: list[str]):
+        self.hooks, self.names = hooks, names
+        self.rows = np.zeros((0, len(names)))
+
+    def on_epoch_end(self, epoch: int, run: Run) -> None:
+        vals = collect(self.hooks)
+        row = [gini(vals[m]) if np.isfinite(vals[m]).any() else np.nan for m in self.names]
+        self.rows = np.vstack([self.rows, row])
+
+    def state_dict(self):
+        return {"rows": self.rows}
+
+    def load_state_dict(self, state):
+        self.rows = state["rows"].copy()
+
+
+def collect(hooks: list[Hook]) -> dict[str, np.ndarray]:
+    out: dict[str, np.ndarray] = {}
+    for h in hooks:
+        if hasattr(h, "values"):
+            out.update(h.values())
+    return out
+
+
+def build_hooks(dataset: Dataset, config: ScoreConfig) -> tuple[list[Hook], list[Hook]]:
+    """The measure hooks for ``config.measures`` (one per group) and all hooks including the Gini tracker."""
+    ctx = M.HookContext(dataset.n_train, dataset.num_classes, config, dataset)
+    groups = list(dict.fromkeys(M.MEASURES[m].group for m in config.measures))
+    measure_hooks = [M.GROUPS[g](ctx) for g in groups]
+    tracker = GiniTracker(measure_hooks, list(config.measures))
+    return measure_hooks, [*measure_hooks, tracker]
+
+
+def model_builder(dataset: Dataset, config: ScoreConfig):
+    def build():
+        return build_model(config.model, dataset.num_classes, dataset.input_shape, widths=config.widths,
+                           dropout=config.dropout)
+    return build
+
+
+def validate(dataset: Dataset, config: ScoreConfig) -> None:
+    """Everything that can be checked before training: model builds on this data, device exists."""
+    resolve_device(config.train.device)
+    model = model_builder(dataset, config)()
+    if has_batchnorm(model) and "input_grad" in config.measures and not config.at_checkpoints:
+        raise ValidationError(f"Model {config.model!r} has BatchNorm, which couples the examples of a batch; "
+                              "pass --at-checkpoints EPOCHS to measure input_grad per example in eval mode.")
+
+
+def score_one_seed(dataset: Dataset, config: ScoreConfig, seed: int, *, workdir: Path | None = None,
+                   progress: bool = True) -> dict[str, Any]:
+    """One warmup run at ``seed``: returns measure values (N,), Gini rows (epochs, M) and history."""
+    cfg = replace(config.train, seed=seed)
+    device = resolve_device(cfg.device)
+    measure_hooks, hooks = build_hooks(dataset, config)
+    result = train(model_builder(dataset, config), ArraySource(dataset.x_train, dataset.y_train, device), cfg,
+                   test_data=ArraySource(dataset.x_test, dataset.y_test, device), hooks=hooks,
+                   checkpoint_dir=workdir, progress=progress, desc=f"score seed {seed}")
+    vals = collect(measure_hooks)
+    return {"values": {m: vals[m] for m in config.measures}, "gini": hooks[-1].rows,
+            "history": result.history}
+
+
+def score(dataset: Dataset, config: ScoreConfig, *, workdir: Path | None = None,
+          progress: bool = True) -> ScoreTable:
+    """Run the warmup(s) and return the score table (mean over seeds; higher = harder).
+
+    With ``workdir``, each seed checkpoints there every epoch and a finished seed's arrays are kept,
+    so a killed run continues where it stopped (same config required).
+    """
+    t0 = time.perf_counter()
+    validate(dataset, config)
+    seeds = [config.train.seed + k for k in range(config.seeds)]
+    runs = []
+    for s in seeds:
+        sub = None if workdir is None else workdir / f"seed{s}"
+        runs.append(_cached_seed(dataset, config, s, sub, progress))
+    per_seed = {m: np.stack([r["values"][m] for r in runs]) for m in config.measures}
+    with np.errstate(all="ignore"):
+        mean = {m: np.nanmean(v, axis=0) if np.isfinite(v).any() else v[0] for m, v in per_seed.items()}
+    gini_mean = np.nanmean(np.stack([r["gini"] for r in runs]), axis=0) if runs else np.zeros((0, 0))
+    meta = {
+        "config": config.to_dict(),
+        "seeds": seeds,
+        "dataset": dataset.describe(),
+        "measures": {m: {"direction": M.MEASURES[m].direction, "description": M.MEASURES[m].description}
+                     for m in config.measures},
+        "gini_per_epoch": {m: [None if not np.isfinite(g) else float(g) for g in gini_mean[:, j]]
+                           for j, m in enumerate(config.measures)},
+        "gini_note": "Gini of each measure's running value after each epoch, mean over seeds; signed "
+                     "measures (aum) are shifted by their minimum first.",
+        "gini": {m: _finite_or_none(gini(mean[m])) for m in config.measures},
+        "lorenz": {m: lorenz(mean[m]).round(6).tolist() for m in config.measures},
+        "history": {str(s): r["history"] for s, r in zip(seeds, runs)},
+        "train_accuracy_note": "train_acc is measured at presentation time during each epoch (train mode).",
+        "wall_time_s": time.perf_counter() - t0,
+    }
+    idx = np.arange(dataset.n_train, dtype=np.int64)
+    return ScoreTable(idx, dataset.y_train.astype(np.int64), mean, per_seed, meta)
+
+
+def _finite_or_none(v: float):
+    return None if not np.isfinite(v) else float(v)
+
+
+def _cached_seed(dataset, config, seed, sub: Path | None, progress):
+    if sub is not None and (sub / "done.npz").exists():
+        arrs = read_npz(sub / "done.npz")
+        hist = json.loads((sub / "done.json").read_text())
+        return {"values": {m: arrs[m] for m in config.measures}, "gini": arrs["__gini"], "history": hist}
+    if sub is not None:
+        sub.mkdir(parents=True, exist_ok=True)
+    r = score_one_seed(dataset, config, seed, workdir=sub, progress=progress)
+    if sub is not None:
+        write_npz(sub / "done.npz", {**r["values"], "__gini": r["gini"]})
+        atomic_write_text(sub / "done.json", json.dumps(r["history"]))
+    return r
+
+
+def run_score(dataset: Dataset, config: ScoreConfig, out: Path, *, force: bool = False, resume: bool = False,
+              progress: bool = True, extra_files: dict | None = None) -> ScoreTable:
+    """Score and write the artifact folder ``out``; checkpoints live in ``<out>.partial`` until done.
+
+    ``resume`` continues a killed run (the config must be identical); ``force`` replaces ``out``
+    and discards any interrupted run.
+    """
+    out = Path(out)
+    partial = out.parent / (out.name + ".partial")
+    want = {"config": config.to_dict(), "dataset_fingerprint": dataset.fingerprint}
+    if out.exists() and not force and not resume:
+        raise ValidationError(f"{out} already exists; pass --force to overwrite it.")
+    if partial.exists() and resume:
+        try:
+            have = json.loads((partial / "config.json").read_text())
+        except (OSError, json.JSONDecodeError):
+            raise ValidationError(f"{partial} is not a resumable run; pass --force to start over.") from None
+        if have != want:
+            diff = _diff_keys(have, want)
+            raise ValidationError(f"Cannot resume {out}: the interrupted run used another config "
+                                  f"(differs in: {', '.join(diff)}); pass --force to start over.")
+    elif partial.exists() and not force:
+        raise ValidationError(f"An interrupted run exists at {partial}; pass --resume to continue it "
+                              "or --force to start over.")
+    elif resume and out.exists():
+        raise ValidationError(f"{out} is already complete; nothing to resume (pass --force to redo it).")
+    validate(dataset, config)
+    if partial.exists() and not resume:
+        shutil.rmtree(partial)
+    partial.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(partial / "config.json", json.dumps(want))
+    table = score(dataset, config, workdir=partial, progress=progress)
+    save_scores(table, out, extra_files=extra_files)
+    shutil.rmtree(partial, ignore_errors=True)
+    return table
+
+
+def _diff_keys(a: Any, b: Any, prefix: str = "") -> list[str]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        out = []
+        for k in sorted(set(a) | set(b)):
+            out += _diff_keys(a.get(k), b.get(k), f"{prefix}{k}.")
+        return out
+    return [] if a == b else [prefix.rstrip(".")]
+
+
+def summary_rows(table: ScoreTable) -> list[tuple]:
+    """(measure, mean, std, min, median, max, gini) per measure, for the stdout summary."""
+    rows = []
+    for m, v in table.scores.items():
+        f = v[np.isfinite(v)]
+        if f.size == 0:
+            rows.append((m, *([float("nan")] * 6)))
+            continue
+        rows.append((m, f.mean(), f.std(), f.min(), np.median(f), f.max(), gini(f)))
+    return rows

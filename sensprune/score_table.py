@@ -1,0 +1,126 @@
+"""The scoring stage's artifact: a per-example score table and its folder format.
+
+Folder layout (``sensprune score --out DIR``)::
+
+    scores.npz   index (N,) int64, label (N,) int64, one (N,) float64 array per measure
+                 (mean over seeds), and ``<measure>__seed<s>`` per seed
+    scores.csv   index,label,<one column per measure>
+    meta.json    kind="scores", resolved config, seeds, dataset description and fingerprint,
+                 measure directions, Gini per epoch, warmup history, wall time
+
+Every measure is oriented so that **higher = more sensitive / harder / more suspicious**.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sensprune.errors import ValidationError
+from sensprune.io import (base_meta, fingerprint_arrays, publish_dir, read_meta, read_npz, staging_dir,
+                          write_csv, write_json, write_npz)
+
+SCORES_NPZ = "scores.npz"
+SCORES_CSV = "scores.csv"
+
+
+@dataclass
+class ScoreTable:
+    """Per-example scores of one training set.
+
+    Attributes
+    ----------
+    index : ndarray (N,) int64
+        Position of each example in the training set, as the dataset spec orders it.
+    label : ndarray (N,) int64
+        The label the warmup trained on (the corrupted one, when noise was injected).
+    scores : dict of str -> ndarray (N,) float64
+        One array per measure, mean over seeds; higher = harder.
+    per_seed : dict of str -> ndarray (S, N) float64
+    meta : dict
+        Everything ``meta.json`` holds.
+    """
+
+    index: np.ndarray
+    label: np.ndarray
+    scores: dict[str, np.ndarray]
+    per_seed: dict[str, np.ndarray] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def measures(self) -> list[str]:
+        return list(self.scores)
+
+    @property
+    def dataset_fingerprint(self) -> str | None:
+        return self.meta.get("dataset", {}).get("fingerprint")
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        out = {"index": self.index.astype(np.int64), "label": self.label.astype(np.int64)}
+        for name, arr in self.scores.items():
+            out[name] = np.asarray(arr, dtype=np.float64)
+        for name, arr in self.per_seed.items():
+            for s, row in enumerate(np.asarray(arr, dtype=np.float64)):
+                out[f"{name}__seed{s}"] = row
+        return out
+
+    def fingerprint(self) -> str:
+        arrs = self.arrays()
+        return fingerprint_arrays(*(arrs[k] for k in sorted(arrs)), extra=",".join(sorted(arrs)))
+
+    def get(self, measure: str) -> np.ndarray:
+        """The (N,) scores of ``measure``; a ValidationError names the measures there are."""
+        if measure not in self.scores:
+            raise ValidationError(f"Measure {measure!r} is not in the score file; it has: "
+                                  f"{', '.join(self.measures) or '(none)'}.")
+        return self.scores[measure]
+
+
+def save_scores(table: ScoreTable, out: Path, *, extra_files: dict[str, Any] | None = None) -> None:
+    """Write ``table`` as an artifact folder at ``out`` (assembled aside, then moved into place).
+
+    ``extra_files`` maps a file name to a callable ``f(path)`` that writes it inside the folder.
+    """
+    stage = staging_dir(out)
+    arrs = table.arrays()
+    write_npz(stage / SCORES_NPZ, arrs)
+    names = table.measures
+    rows = zip(table.index.tolist(), table.label.tolist(), *(table.scores[m].tolist() for m in names))
+    write_csv(stage / SCORES_CSV, ["index", "label", *names], rows)
+    for fname, writer in (extra_files or {}).items():
+        writer(stage / fname)
+    meta = {**base_meta("scores"), **table.meta, "scores_fingerprint": table.fingerprint()}
+    write_json(stage / "meta.json", meta)
+    publish_dir(stage, Path(out))
+
+
+def load_scores(folder: str | Path) -> ScoreTable:
+    """Read a ``sensprune score`` folder; a truncated or inconsistent file is a ValidationError."""
+    folder = Path(folder)
+    meta = read_meta(folder, kind="scores")
+    arrs = read_npz(folder / SCORES_NPZ)
+    for key in ("index", "label"):
+        if key not in arrs:
+            raise ValidationError(f"{folder / SCORES_NPZ} has no {key!r} array; the file is corrupt.")
+    n = len(arrs["index"])
+    scores, seeds = {}, {}
+    for key, arr in arrs.items():
+        if key in ("index", "label"):
+            continue
+        if arr.shape != (n,):
+            raise ValidationError(f"{folder / SCORES_NPZ}: array {key!r} has shape {arr.shape}, expected ({n},).")
+        if "__seed" in key:
+            name, s = key.rsplit("__seed", 1)
+            seeds.setdefault(name, {})[int(s)] = arr
+        else:
+            scores[key] = arr
+    per_seed = {k: np.stack([v[s] for s in sorted(v)]) for k, v in seeds.items()}
+    table = ScoreTable(arrs["index"], arrs["label"], scores, per_seed, meta)
+    want = meta.get("scores_fingerprint")
+    if want is not None and want != table.fingerprint():
+        raise ValidationError(f"{folder} does not match its meta.json fingerprint; the files are corrupt "
+                              "or were edited.")
+    return table

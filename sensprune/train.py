@@ -1,0 +1,380 @@
+"""The one training loop, used by every stage (score, bench, reproduce).
+
+Design (after airbench): the whole training set is one tensor on the device; each epoch draws
+one permutation of **all** N examples from a generator seeded by ``(seed, epoch)``; a subset
+mask filters that shared permutation, so a pruned run and the full run with the same seed see
+their common examples in the same order and start from the same initial weights — their
+difference is paired. Batches are index slices of the filtered permutation. Data that should
+not sit in memory goes through a DataLoader that fetches the very same index batches.
+
+Measures plug in as :class:`Hook` objects that see, for every step, the batch indices,
+per-example losses, logits and (if asked for) per-example input gradients.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from sensprune.errors import TrainingDivergedError, ValidationError
+from sensprune.io import atomic_write_text, read_npz, write_npz
+
+OPTIMIZERS = ("sgd", "adam")
+SCHEDULES = ("constant", "cosine", "step")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that decides a training run; stored inside every artifact.
+
+    ``seed`` drives three independent streams: weight init (``seed``), batch order
+    (``seed`` and the epoch) and dropout (``seed + 1``).
+    """
+
+    epochs: int = 20
+    batch_size: int = 128
+    optimizer: str = "sgd"
+    lr: float = 0.05
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    schedule: str = "cosine"
+    seed: int = 0
+    device: str = "cpu"
+    eval_batch_size: int = 1024
+
+    def __post_init__(self):
+        _check(isinstance(self.epochs, int) and self.epochs >= 1, "epochs", "an integer >= 1", self.epochs)
+        _check(isinstance(self.batch_size, int) and self.batch_size >= 1, "batch_size", "an integer >= 1",
+               self.batch_size)
+        _check(self.optimizer in OPTIMIZERS, "optimizer", f"one of {OPTIMIZERS}", self.optimizer)
+        _check(self.schedule in SCHEDULES, "schedule", f"one of {SCHEDULES}", self.schedule)
+        _check(self.lr > 0 and math.isfinite(self.lr), "lr", "a positive float", self.lr)
+        _check(0 <= self.momentum < 1, "momentum", "a float in [0, 1)", self.momentum)
+        _check(self.weight_decay >= 0, "weight_decay", "a float >= 0", self.weight_decay)
+
+    def lr_at(self, epoch: int) -> float:
+        """Learning rate for 0-based ``epoch``: constant, cosine to 0, or ×0.1 at 50% and 75%."""
+        if self.schedule == "cosine":
+            return self.lr * 0.5 * (1 + math.cos(math.pi * epoch / self.epochs))
+        if self.schedule == "step":
+            return self.lr * 0.1 ** (int(epoch >= self.epochs * 0.5) + int(epoch >= self.epochs * 0.75))
+        return self.lr
+
+
+def _check(ok: bool, name: str, what: str, got: Any) -> None:
+    if not ok:
+        raise ValidationError(f"The '{name}' parameter must be {what}. Got {got!r} instead.")
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValidationError("--device cuda was asked for but no CUDA device is available; use --device cpu.")
+    if name not in ("cpu", "cuda") and not name.startswith("cuda:"):
+        raise ValidationError(f"Unknown device {name!r}; use auto, cpu or cuda.")
+    return torch.device(name)
+
+
+@dataclass
+class StepInfo:
+    """What a hook sees at one optimisation step (all tensors detached unless stated).
+
+    idx (B,) long; x (B, ...) the batch inputs; y (B,) labels; logits (B, K); losses (B,)
+    per-example cross-entropy; input_grad (B, ...) per-example ∇ₓℓ, or None when no hook asked.
+    """
+
+    epoch: int
+    step: int
+    idx: torch.Tensor
+    x: torch.Tensor
+    y: torch.Tensor
+    logits: torch.Tensor
+    losses: torch.Tensor
+    input_grad: torch.Tensor | None
+    lr: float
+
+
+class Hook:
+    """Base class of a measure computed online during training. Override what you need."""
+
+    needs_input_grad = False
+
+    def on_train_begin(self, run: "Run") -> None: ...
+
+    def on_step(self, step: StepInfo, run: "Run") -> None:
+        """Called after backward and before the optimizer update (parameters are θ_s)."""
+
+    def after_step(self, step: StepInfo, run: "Run") -> None:
+        """Called after the optimizer update (parameters are θ_{s+1})."""
+
+    def on_epoch_end(self, epoch: int, run: "Run") -> None: ...
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None: ...
+
+
+class ArraySource:
+    """Training or test data as tensors on the device; a batch is an index slice."""
+
+    def __init__(self, x: np.ndarray, y: np.ndarray, device: torch.device):
+        self.x = torch.as_tensor(x, device=device)
+        self.y = torch.as_tensor(y, device=device)
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def batches(self, order: torch.Tensor, batch_size: int):
+        for start in range(0, len(order), batch_size):
+            idx = order[start:start + batch_size]
+            yield idx, self.x[idx], self.y[idx]
+
+
+class LoaderSource:
+    """Data behind a map-style ``torch.utils.data.Dataset`` returning ``(x, y)``, read by a DataLoader
+    with worker processes. Yields exactly the index batches :class:`ArraySource` would."""
+
+    def __init__(self, dataset, device: torch.device, num_workers: int = 2):
+        self.dataset, self.device, self.num_workers = dataset, device, num_workers
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def batches(self, order: torch.Tensor, batch_size: int):
+        from torch.utils.data import DataLoader
+
+        chunks = [order[i:i + batch_size].tolist() for i in range(0, len(order), batch_size)]
+        loader = DataLoader(self.dataset, batch_sampler=chunks, num_workers=self.num_workers)
+        for idx, (x, y) in zip(chunks, loader):
+            yield (torch.as_tensor(idx, device=self.device), x.to(self.device, torch.float32),
+                   y.to(self.device, torch.long))
+
+
+@dataclass
+class Run:
+    """Live state handed to hooks: the model, optimizer, config and data."""
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    config: TrainConfig
+    train: ArraySource | LoaderSource
+    device: torch.device
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    def logits(self, source: ArraySource | LoaderSource) -> torch.Tensor:
+        """Eval-mode logits (N, K) of every example of ``source``, in index order."""
+        return predict_logits(self.model, source, self.config.eval_batch_size)
+
+
+@dataclass
+class TrainResult:
+    model: nn.Module
+    history: list[dict[str, Any]]
+    wall_time_s: float
+    resumed_from_epoch: int = 0
+
+    @property
+    def final(self) -> dict[str, Any]:
+        return self.history[-1] if self.history else {}
+
+
+@torch.no_grad()
+def predict_logits(model: nn.Module, source: ArraySource | LoaderSource, batch_size: int = 1024,
+                   *, with_labels: bool = False):
+    """Eval-mode logits (N, K) of every example of ``source`` in index order (and labels (N,) if asked)."""
+    was_training = model.training
+    model.eval()
+    order = torch.arange(len(source), device=_device_of(source))
+    logits, labels = [], []
+    for _, x, y in source.batches(order, batch_size):
+        logits.append(model(x))
+        labels.append(y)
+    model.train(was_training)
+    return (torch.cat(logits), torch.cat(labels)) if with_labels else torch.cat(logits)
+
+
+def _device_of(source) -> torch.device:
+    return source.y.device if isinstance(source, ArraySource) else source.device
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, source: ArraySource | LoaderSource, batch_size: int = 1024) -> dict[str, float]:
+    """Accuracy and mean cross-entropy of ``model`` on ``source`` (eval mode)."""
+    logits, y = predict_logits(model, source, batch_size, with_labels=True)
+    return {"acc": float((logits.argmax(1) == y).float().mean()), "loss": float(F.cross_entropy(logits, y))}
+
+
+def epoch_order(n: int, seed: int, epoch: int, mask: torch.Tensor | None) -> torch.Tensor:
+    """The shared permutation of all ``n`` examples for ``epoch``, filtered by ``mask`` (N,) bool."""
+    gen = torch.Generator().manual_seed(int(seed) * 1_000_003 + int(epoch))
+    perm = torch.randperm(n, generator=gen)
+    return perm if mask is None else perm[mask[perm]]
+
+
+def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+
+
+def train(build_model: Callable[[], nn.Module], train_data: ArraySource | LoaderSource, cfg: TrainConfig, *,
+          test_data: ArraySource | LoaderSource | None = None, mask: np.ndarray | None = None,
+          weights: np.ndarray | None = None, hooks: Sequence[Hook] = (), checkpoint_dir: Path | None = None,
+          progress: bool = True, desc: str = "train") -> TrainResult:
+    """Train a fresh model from ``build_model()`` and return it with its per-epoch history.
+
+    Parameters
+    ----------
+    build_model : callable
+        Returns a new ``nn.Module``; called after ``torch.manual_seed(cfg.seed)`` so that runs with
+        the same seed start from the same weights.
+    train_data, test_data : ArraySource or LoaderSource
+    mask : ndarray (N,) bool, optional
+        Which training examples take part; applied to the shared permutation (paired runs).
+    weights : ndarray (N,) float, optional
+        Per-example loss weights (mean 1 keeps the loss scale); the batch loss is
+        ``sum(w_i * l_i) / |B|``.
+    hooks : sequence of Hook
+    checkpoint_dir : Path, optional
+        A checkpoint is written there after every epoch; if one exists, training resumes from it.
+    """
+    t0 = time.perf_counter()
+    device = resolve_device(cfg.device)
+    n = len(train_data)
+    mask_t = _as_mask(mask, n)
+    w_t = None if weights is None else torch.as_tensor(np.asarray(weights, np.float32), device=device)
+    torch.manual_seed(cfg.seed)
+    model = build_model().to(device)
+    opt = make_optimizer(model, cfg)
+    torch.manual_seed(cfg.seed + 1)
+    run = Run(model, opt, cfg, train_data, device)
+    for h in hooks:
+        h.on_train_begin(run)
+    start = _load_checkpoint(checkpoint_dir, run, hooks) if checkpoint_dir else 0
+    need_grad = any(h.needs_input_grad for h in hooks)
+    bar = tqdm(range(start, cfg.epochs), desc=desc, disable=not progress, leave=False, dynamic_ncols=True,
+               initial=start, total=cfg.epochs)
+    step = start * math.ceil(int(mask_t.sum()) / cfg.batch_size if mask_t is not None else n / cfg.batch_size)
+    for epoch in bar:
+        te = time.perf_counter()
+        lr = cfg.lr_at(epoch)
+        for g in opt.param_groups:
+            g["lr"] = lr
+        model.train()
+        tot_loss, tot_correct, seen = 0.0, 0, 0
+        for idx, x, y in train_data.batches(epoch_order(n, cfg.seed, epoch, mask_t).to(device), cfg.batch_size):
+            if need_grad:
+                x = x.detach().requires_grad_(True)
+            logits = model(x)
+            losses = F.cross_entropy(logits, y, reduction="none")
+            bw = None if w_t is None else w_t[idx]
+            loss = (losses if bw is None else losses * bw).sum() / len(idx)
+            if not torch.isfinite(loss):
+                raise TrainingDivergedError(f"The training loss became {float(loss)} at epoch {epoch + 1}, "
+                                            f"step {step + 1}; lower the learning rate (--lr).")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            gx = None
+            if need_grad:
+                scale = len(idx) / (bw if bw is not None else torch.ones_like(losses))
+                gx = x.grad.detach() * scale.reshape(-1, *([1] * (x.dim() - 1)))
+            info = StepInfo(epoch, step, idx, x.detach(), y, logits.detach(), losses.detach(), gx, lr)
+            for h in hooks:
+                h.on_step(info, run)
+            opt.step()
+            for h in hooks:
+                h.after_step(info, run)
+            tot_loss += float(losses.detach().sum())
+            tot_correct += int((logits.detach().argmax(1) == y).sum())
+            seen += len(idx)
+            step += 1
+        rec = {"epoch": epoch + 1, "lr": lr, "train_loss": tot_loss / max(seen, 1),
+               "train_acc": tot_correct / max(seen, 1)}
+        if test_data is not None:
+            ev = evaluate(model, test_data, cfg.eval_batch_size)
+            rec.update(test_loss=ev["loss"], test_acc=ev["acc"])
+        for h in hooks:
+            h.on_epoch_end(epoch, run)
+        rec["time_s"] = time.perf_counter() - te
+        run.history.append(rec)
+        bar.set_postfix({k: f"{v:.3f}" for k, v in rec.items() if k in ("train_acc", "test_acc")})
+        if checkpoint_dir:
+            _save_checkpoint(checkpoint_dir, run, hooks, epoch + 1)
+    bar.close()
+    return TrainResult(model, run.history, time.perf_counter() - t0, start)
+
+
+def _as_mask(mask, n: int) -> torch.Tensor | None:
+    if mask is None:
+        return None
+    m = torch.as_tensor(np.asarray(mask, dtype=bool))
+    if m.shape != (n,):
+        raise ValidationError(f"The subset mask has shape {tuple(m.shape)}, expected ({n},).")
+    if not bool(m.any()):
+        raise ValidationError("The subset mask keeps no training example.")
+    return m
+
+
+# -- checkpoints: arrays in a deterministic .npz, everything else in JSON (never pickle) -----------------
+
+CKPT_NPZ, CKPT_JSON = "checkpoint.npz", "checkpoint.json"
+
+
+def _save_checkpoint(folder: Path, run: Run, hooks: Sequence[Hook], epochs_done: int) -> None:
+    arrays: dict[str, np.ndarray] = {}
+    for k, v in run.model.state_dict().items():
+        arrays[f"model/{k}"] = v.detach().cpu().numpy()
+    opt_state = run.optimizer.state_dict()
+    scalars: dict[str, Any] = {}
+    for pid, st in opt_state["state"].items():
+        for k, v in st.items():
+            if torch.is_tensor(v):
+                arrays[f"opt/{pid}/{k}"] = v.detach().cpu().numpy()
+            else:
+                scalars[f"{pid}/{k}"] = v
+    for i, h in enumerate(hooks):
+        for k, v in h.state_dict().items():
+            arrays[f"hook{i}/{k}"] = np.asarray(v)
+    arrays["rng/torch"] = torch.get_rng_state().numpy()
+    write_npz(folder / CKPT_NPZ, arrays)
+    meta = {"epochs_done": epochs_done, "history": run.history, "param_groups": opt_state["param_groups"],
+            "opt_scalars": scalars, "config": asdict(run.config)}
+    atomic_write_text(folder / CKPT_JSON, json.dumps(meta))
+
+
+def _load_checkpoint(folder: Path, run: Run, hooks: Sequence[Hook]) -> int:
+    if not (folder / CKPT_JSON).exists():
+        return 0
+    meta = json.loads((folder / CKPT_JSON).read_text())
+    if meta["config"] != json.loads(json.dumps(asdict(run.config))):
+        raise ValidationError(f"The checkpoint in {folder} was made with another training config.")
+    arrays = read_npz(folder / CKPT_NPZ)
+    sd = {k[len("model/"):]: torch.from_numpy(v) for k, v in arrays.items() if k.startswith("model/")}
+    run.model.load_state_dict(sd)
+    state: dict[int, dict[str, Any]] = {}
+    for k, v in arrays.items():
+        if k.startswith("opt/"):
+            _, pid, name = k.split("/", 2)
+            state.setdefault(int(pid), {})[name] = torch.from_numpy(v).to(run.device)
+    for k, v in meta["opt_scalars"].items():
+        pid, name = k.split("/", 1)
+        state.setdefault(int(pid), {})[name] = v
+    run.optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+    for i, h in enumerate(hooks):
+        prefix = f"hook{i}/"
+        h.load_state_dict({k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)})
+    torch.set_rng_state(torch.from_numpy(arrays["rng/torch"]))
+    run.history[:] = meta["history"]
+    return int(meta["epochs_done"])
