@@ -21,6 +21,8 @@ COMMANDS = {
     "score": "sensprune.cli.score:score",
     "prune": "sensprune.cli.prune:prune",
     "info": "sensprune.cli.info:info",
+    "bench": "sensprune.cli.bench:bench",
+    "bench-merge": "sensprune.cli.bench:bench_merge",
 }
 
 
