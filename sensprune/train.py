@@ -282,7 +282,7 @@ def train(build_model: Callable[[], nn.Module], train_data: ArraySource | Loader
             bw = None if w_t is None else w_t[idx]
             loss = (losses if bw is None else losses * bw).sum() / len(idx)
             if not torch.isfinite(loss):
-                raise TrainingDivergedError(f"The training loss became {float(loss)} at epoch {epoch + 1}, "
+                raise TrainingDivergedError(f"The training loss became {float(loss.detach())} at epoch {epoch + 1}, "
                                             f"step {step + 1}; lower the learning rate (--lr).")
             opt.zero_grad(set_to_none=True)
             loss.backward()

@@ -1,0 +1,126 @@
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from sensprune.errors import TrainingDivergedError, ValidationError
+from sensprune.models import MLP
+from sensprune.train import ArraySource, Hook, LoaderSource, TrainConfig, epoch_order, train
+
+
+def _build():
+    return MLP(4, (6,), widths=(16,))
+
+
+def _src(a, b):
+    return ArraySource(a, b, torch.device("cpu"))
+
+
+class Capture(Hook):
+    needs_input_grad = True
+
+    def __init__(self):
+        self.max_err = 0.0
+        self.idx = []
+
+    def on_step(self, step, run):
+        # the model still holds θ_s here: recompute each example alone and compare
+        for i in range(len(step.idx)):
+            x = step.x[i:i + 1].clone().requires_grad_(True)
+            loss = F.cross_entropy(run.model(x), step.y[i:i + 1])
+            (g,) = torch.autograd.grad(loss, x)
+            self.max_err = max(self.max_err, float((g[0] - step.input_grad[i]).abs().max()))
+        self.idx.append(step.idx.clone())
+
+
+def test_batched_input_grad_equals_one_example_at_a_time(tiny_arrays):
+    x, y, xt, yt = tiny_arrays
+    hook = Capture()
+    train(_build, _src(x, y), TrainConfig(epochs=2, batch_size=32), hooks=[hook], progress=False)
+    assert hook.max_err < 1e-5
+
+
+def test_input_grad_with_sample_weights_is_unweighted_per_example_gradient(tiny_arrays):
+    x, y, xt, yt = tiny_arrays
+    hook = Capture()
+    w = np.linspace(0.5, 1.5, len(y))
+    train(_build, _src(x, y), TrainConfig(epochs=1, batch_size=32), weights=w, hooks=[hook], progress=False)
+    assert hook.max_err < 1e-5
+
+
+def test_mask_filters_a_shared_permutation():
+    mask = torch.zeros(50, dtype=torch.bool)
+    mask[::3] = True
+    full = epoch_order(50, seed=7, epoch=2, mask=None)
+    sub = epoch_order(50, seed=7, epoch=2, mask=mask)
+    assert sub.tolist() == [i for i in full.tolist() if i % 3 == 0]
+    assert epoch_order(50, 7, 3, None).tolist() != full.tolist()
+
+
+def test_masked_run_sees_only_kept_examples_and_same_init(tiny_arrays):
+    x, y, xt, yt = tiny_arrays
+    mask = np.arange(len(y)) % 2 == 0
+    hook = Capture()
+    r1 = train(_build, _src(x, y), TrainConfig(epochs=1, batch_size=32), mask=mask, hooks=[hook], progress=False)
+    seen = torch.cat(hook.idx).numpy()
+    assert sorted(seen.tolist()) == np.flatnonzero(mask).tolist()
+    torch.manual_seed(0)
+    init = _build()
+    cfg0 = TrainConfig(epochs=1, lr=1e-12, momentum=0.0, weight_decay=0.0)
+    r0 = train(_build, _src(x, y), cfg0, progress=False)
+    for a, b in zip(init.parameters(), r0.model.parameters()):
+        assert torch.allclose(a, b, atol=1e-9)
+    assert r1.history[0]["epoch"] == 1
+
+
+def test_same_seed_same_result_and_test_eval(tiny_arrays):
+    x, y, xt, yt = tiny_arrays
+    cfg = TrainConfig(epochs=3, batch_size=16, optimizer="adam", lr=0.01, schedule="step")
+    a = train(_build, _src(x, y), cfg, test_data=_src(xt, yt), progress=False)
+    b = train(_build, _src(x, y), cfg, test_data=_src(xt, yt), progress=False)
+    assert [h["test_acc"] for h in a.history] == [h["test_acc"] for h in b.history]
+    assert a.history[-1]["test_acc"] > 0.9
+    for p, q in zip(a.model.parameters(), b.model.parameters()):
+        assert torch.equal(p, q)
+
+
+def test_loader_path_matches_in_memory_path(tiny_arrays):
+    x, y, xt, yt = tiny_arrays
+    ds = torch.utils.data.TensorDataset(torch.as_tensor(x), torch.as_tensor(y))
+    cfg = TrainConfig(epochs=2, batch_size=32)
+    a = train(_build, _src(x, y), cfg, progress=False)
+    b = train(_build, LoaderSource(ds, torch.device("cpu"), num_workers=0), cfg, progress=False)
+    for p, q in zip(a.model.parameters(), b.model.parameters()):
+        assert torch.allclose(p, q, atol=1e-6)
+
+
+def test_nan_loss_names_epoch_and_step(tiny_arrays):
+    x, y, xt, yt = tiny_arrays
+    x = x * 1e18
+    with pytest.raises(TrainingDivergedError, match=r"epoch \d+, step \d+"):
+        train(_build, _src(x, y), TrainConfig(epochs=3, lr=1e6), progress=False)
+
+
+def test_checkpoint_resume_equals_uninterrupted(tiny_arrays, tmp_path):
+    x, y, xt, yt = tiny_arrays
+    cfg3 = TrainConfig(epochs=3, batch_size=16)
+    full = train(_build, _src(x, y), cfg3, progress=False)
+
+    class Stop(Hook):
+        def on_epoch_end(self, epoch, run):
+            if epoch == 1:
+                raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(_build, _src(x, y), cfg3, hooks=[Stop()], checkpoint_dir=tmp_path, progress=False)
+    resumed = train(_build, _src(x, y), cfg3, checkpoint_dir=tmp_path, progress=False)
+    assert resumed.resumed_from_epoch == 1
+    for p, q in zip(full.model.parameters(), resumed.model.parameters()):
+        assert torch.equal(p, q)
+
+
+@pytest.mark.parametrize("kw,match", [({"epochs": 0}, "epochs"), ({"optimizer": "lbfgs"}, "optimizer"),
+                                      ({"lr": -1.0}, "lr"), ({"momentum": 1.5}, "momentum")])
+def test_bad_train_config(kw, match):
+    with pytest.raises(ValidationError, match=match):
+        TrainConfig(**kw)
