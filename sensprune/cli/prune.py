@@ -1,0 +1,122 @@
+"""``sensprune prune``: scores -> keep/drop index files (or loss weights)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from sensprune.errors import ValidationError
+from sensprune.io import prepare_out_dir
+from sensprune.prune import REWEIGHTS, RULES, export_data, load_matching_dataset, save_selection, select
+from sensprune.score_table import load_scores
+
+UNIT_OPEN = click.FloatRange(0, 1, min_open=True, max_open=True)
+UNIT_HALF = click.FloatRange(0, 1, max_open=True)
+
+
+class OneLineErrors(click.Command):
+    """Report bad option values as a single "Error: ..." line (no usage block)."""
+
+    def make_context(self, info_name, args, parent=None, **extra):
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except click.UsageError as exc:
+            prog = f"{parent.info_name} {info_name}" if parent is not None else info_name
+            exc.message = f"{exc.message} (see '{prog} --help')"
+            exc.ctx = None
+            raise
+
+
+@click.command(cls=OneLineErrors)
+@click.option("--scores", "scores_dir", required=True, type=click.Path(path_type=Path),
+              help="Folder written by 'sensprune score'.")
+@click.option("--by", required=True, help="Measure to rank by; several comma-separated are rank-averaged.")
+@click.option("--rule", type=click.Choice(RULES), help="How to drop examples (or use --reweight).")
+@click.option("--reweight", "reweight_method", type=click.Choice(REWEIGHTS),
+              help="Keep every example and write loss weights instead of dropping.")
+@click.option("--fraction", type=UNIT_OPEN, help="Fraction REMOVED (clip: fraction down-weighted).")
+@click.option("--per-class", is_flag=True, help="Apply the rule inside each class.")
+@click.option("--min-per-class", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Give small classes back examples until they keep this many.")
+@click.option("--allow-empty-class", is_flag=True, help="Allow a rule to remove a whole class.")
+@click.option("--low", type=UNIT_HALF, help="keep-middle: fraction removed from the bottom.")
+@click.option("--high", type=UNIT_HALF, help="keep-middle: fraction removed from the top.")
+@click.option("--beta", type=UNIT_HALF, default=0.0, show_default=True,
+              help="stratified: hardest fraction removed before binning.")
+@click.option("--bins", type=click.IntRange(min=1), default=50, show_default=True,
+              help="stratified: score bins.")
+@click.option("--above", help="threshold: remove scores above this (number, q0.9 quantile or z2.0 z-score).")
+@click.option("--below", help="threshold: remove scores below this (number, q0.1 or z-2.0).")
+@click.option("--temperature", type=click.FloatRange(0, min_open=True), default=1.0, show_default=True,
+              help="Reweighting temperature (larger = flatter weights).")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed of the random and stratified rules.")
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Output folder.")
+@click.option("--force", is_flag=True, help="Replace --out (and --export-data) if it exists.")
+@click.option("--export-data", "export_path", type=click.Path(path_type=Path),
+              help="Also write a cleaned copy of the data (.npz, CSV, or an ImageFolder file list).")
+@click.option("--data-root", type=click.Path(path_type=Path),
+              help="Where to find the data for --export-data.")
+def prune(scores_dir, by, rule, reweight_method, fraction, per_class, min_per_class, allow_empty_class, low,
+          high, beta, bins, above, below, temperature, seed, out, force, export_path, data_root):
+    """Remove (or down-weight) the most or least sensitive training examples.
+
+    Scores are oriented higher = harder. --fraction is always the fraction
+    REMOVED. Writes keep.npy/keep.txt, drop.npy/drop.txt (sorted indices into
+    the training set), selection.csv, meta.json and, with --reweight,
+    weights.npy (mean 1, higher score -> lower weight).
+
+    \b
+    Rules:
+      drop-high    remove the highest scores      drop-low  remove the lowest
+      keep-middle  remove both tails (--low/--high)
+      stratified   coverage-centric (Zheng et al. 2023): drop hardest --beta,
+                   then sample evenly across --bins score bins
+      threshold    remove --above/--below a value, quantile q0.9 or z-score z2.0
+      random       the baseline
+    \b
+    Examples:
+      sensprune prune --scores runs/digits --by el2n --rule drop-high \\
+          --fraction 0.1 --out runs/digits-pruned
+      sensprune prune --scores runs/digits --by el2n,input_grad --rule stratified \\
+          --fraction 0.5 --beta 0.1 --per-class --out runs/ccs
+      sensprune prune --scores runs/digits --by el2n --reweight softmax \\
+          --temperature 2 --out runs/weights
+    """
+    # Everything is validated before anything is written.
+    prepare_out_dir(out, force=force)
+    if export_path is not None and export_path.exists() and not force:
+        raise ValidationError(f"{export_path} already exists; pass --force to overwrite it.")
+    table = load_scores(scores_dir)
+    if rule is not None:
+        opts = dict(fraction=fraction, per_class=per_class, min_per_class=min_per_class, low=low, high=high,
+                    beta=beta, bins=bins, above=above, below=below, allow_empty_class=allow_empty_class,
+                    seed=seed)
+    else:
+        opts = dict(fraction=fraction, per_class=per_class, seed=seed)
+    sel = select(table, by, rule, reweight_method=reweight_method, temperature=temperature, **opts)
+    dataset = None
+    if export_path is not None:
+        dataset = load_matching_dataset(sel.meta["dataset"], data_root=data_root)
+    save_selection(sel, out, force=force)
+    _summary(sel)
+    click.echo(f"Wrote {out}/ (keep.npy, drop.npy, selection.csv, meta.json"
+               f"{', weights.npy' if sel.weights is not None else ''})")
+    if dataset is not None:
+        fmt = export_data(dataset, sel, export_path)
+        click.echo(f"Wrote {export_path} ({fmt}, {len(sel.keep)} training examples)")
+
+
+def _summary(sel) -> None:
+    c, meta = sel.meta["counts"], sel.meta
+    how = f"rule {meta['rule']}" if meta["rule"] else f"reweight {meta['reweight']}"
+    click.echo(f"{how} by {'+'.join(meta['measure'])} ({meta['direction']}): "
+               f"removed {c['removed']} of {c['n']} ({c['removed_fraction']:.1%}), "
+               f"kept {c['kept']} ({c['kept_fraction']:.1%})")
+    click.echo(f"{'class':>6} {'n':>7} {'removed':>8} {'kept':>7} {'removed%':>9}")
+    for k, r in c["per_class"].items():
+        click.echo(f"{k:>6} {r['n']:>7} {r['removed']:>8} {r['kept']:>7} {r['removed_fraction']:>9.1%}")
+    if sel.weights is not None:
+        w = sel.weights
+        click.echo(f"weights: mean {w.mean():.3f}, min {w.min():.3g}, max {w.max():.3g}")

@@ -1,0 +1,247 @@
+"""The ``sensprune prune`` artifact: write and read it, turn it into a torch ``Subset`` or sampler.
+
+Folder layout (``sensprune prune --out DIR``)::
+
+    keep.npy, keep.txt   sorted int64 indices of the kept training examples (one per line in .txt)
+    drop.npy, drop.txt   sorted int64 indices of the removed ones; keep and drop partition 0..N-1
+    selection.csv        index,label,score,kept,weight (one row per training example)
+    weights.npy          (N,) float64 per-example loss weights, mean 1 (only with --reweight)
+    meta.json            kind="selection": rule, parameters, measure and direction, counts,
+                         parent scores_fingerprint, dataset spec and fingerprint
+
+Indices are positions in the training set **as the dataset spec orders it**. ``keep.npy``
+loads without sensprune: ``Subset(train_set, np.load("DIR/keep.npy").tolist())``.
+
+Only numpy is imported at the top; torch and the dataset loaders are imported inside the
+functions that need them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sensprune.errors import ArtifactMismatchError, ValidationError
+from sensprune.io import (atomic_write_text, prepare_out_dir, publish_dir, read_meta, staging_dir, write_csv,
+                          write_json, write_npy, write_npz)
+
+KEEP, DROP, WEIGHTS, CSV = "keep.npy", "drop.npy", "weights.npy", "selection.csv"
+
+
+@dataclass
+class Selection:
+    """Which training examples a rule keeps, and optional per-example loss weights.
+
+    Attributes
+    ----------
+    keep : ndarray (K,) int64, sorted
+        Indices of the kept training examples.
+    drop : ndarray (D,) int64, sorted
+        Indices of the removed ones; ``keep`` and ``drop`` are disjoint and together cover all N.
+    weights : ndarray (N,) float64 or None
+        Loss weight of training example ``i`` (positive, mean 1, higher score -> lower or equal
+        weight); None when the rule drops instead of reweighting.
+    meta : dict
+        What ``meta.json`` holds (rule, parameters, counts, fingerprints).
+    label, score : ndarray (N,) or None
+        Label and (combined) score of each training example, in index order; None when loaded.
+    """
+
+    keep: np.ndarray
+    drop: np.ndarray
+    weights: np.ndarray | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+    label: np.ndarray | None = None
+    score: np.ndarray | None = None
+
+    @property
+    def n(self) -> int:
+        """Size N of the training set the indices refer to."""
+        return int(len(self.keep) + len(self.drop))
+
+    def mask(self) -> np.ndarray:
+        """Boolean (N,) array, True where the example is kept."""
+        out = np.zeros(self.n, dtype=bool)
+        out[self.keep] = True
+        return out
+
+
+def load_selection(folder: str | Path) -> Selection:
+    """Read a ``sensprune prune`` folder; a missing, truncated or inconsistent file is a ValidationError.
+
+    Parameters
+    ----------
+    folder : str or Path
+
+    Returns
+    -------
+    Selection
+        ``keep`` (K,), ``drop`` (D,), ``weights`` (N,) or None, ``meta``.
+    """
+    folder = Path(folder)
+    meta = read_meta(folder, kind="selection")
+    keep, drop = _read_index(folder / KEEP), _read_index(folder / DROP)
+    n = len(keep) + len(drop)
+    every = np.concatenate([keep, drop])
+    if n and (every.min() < 0 or every.max() != n - 1 or len(np.unique(every)) != n):
+        raise ValidationError(f"{folder}: keep.npy and drop.npy do not partition 0..{n - 1}; "
+                              "the folder is corrupt.")
+    want = meta.get("counts", {}).get("n")
+    if want is not None and want != n:
+        raise ValidationError(f"{folder}: meta.json says N={want} but keep/drop hold {n} indices.")
+    weights = None
+    if (folder / WEIGHTS).exists():
+        weights = _read_npy(folder / WEIGHTS).astype(np.float64)
+        if weights.shape != (n,) or not np.all(np.isfinite(weights)) or np.any(weights < 0):
+            raise ValidationError(f"{folder / WEIGHTS} must hold {n} finite non-negative weights.")
+    return Selection(keep, drop, weights, meta)
+
+
+def as_subset(dataset, selection: Selection):
+    """``torch.utils.data.Subset`` of the kept examples.
+
+    Parameters
+    ----------
+    dataset : torch Dataset of length N, or a :class:`sensprune.data.base.Dataset`
+        A sensprune Dataset becomes a ``TensorDataset(x_train, y_train)`` first.
+    selection : Selection
+
+    Returns
+    -------
+    torch.utils.data.Subset of length K
+    """
+    import torch
+    from torch.utils.data import Subset, TensorDataset
+
+    if hasattr(dataset, "x_train") and hasattr(dataset, "y_train"):
+        dataset = TensorDataset(torch.from_numpy(np.asarray(dataset.x_train)),
+                                torch.from_numpy(np.asarray(dataset.y_train)))
+    if len(dataset) != selection.n:
+        raise ArtifactMismatchError(f"The selection covers {selection.n} training examples but the "
+                                    f"dataset has {len(dataset)}; it was made from other data.")
+    return Subset(dataset, selection.keep.tolist())
+
+
+def as_sampler(selection: Selection, *, num_samples: int | None = None, generator=None):
+    """``WeightedRandomSampler`` over all N indices.
+
+    With weights it samples each example proportionally to its weight (``num_samples``
+    defaults to N); without, it samples uniformly over the kept examples (default K).
+    Sampling is with replacement.
+    """
+    import torch
+    from torch.utils.data import WeightedRandomSampler
+
+    if selection.weights is not None:
+        w, default = selection.weights, selection.n
+    else:
+        w, default = selection.mask().astype(np.float64), len(selection.keep)
+    if default == 0:
+        raise ValidationError("The selection keeps no example; there is nothing to sample.")
+    return WeightedRandomSampler(torch.as_tensor(w, dtype=torch.double),
+                                 num_samples=default if num_samples is None else int(num_samples),
+                                 replacement=True, generator=generator)
+
+
+def save_selection(selection: Selection, out: str | Path, *, force: bool = False) -> Path:
+    """Write ``selection`` as an artifact folder (assembled aside, then moved into place)."""
+    out = prepare_out_dir(out, force=force)
+    stage = staging_dir(out)
+    for name, arr in (("keep", selection.keep), ("drop", selection.drop)):
+        write_npy(stage / f"{name}.npy", np.asarray(arr, np.int64))
+        (stage / f"{name}.txt").write_text("".join(f"{i}\n" for i in arr.tolist()), encoding="utf-8")
+    mask = selection.mask()
+    w = selection.weights if selection.weights is not None else mask.astype(np.float64)
+    if selection.weights is not None:
+        write_npy(stage / "weights.npy", np.asarray(selection.weights, np.float64))
+    label = selection.label if selection.label is not None else np.full(selection.n, -1)
+    score = selection.score if selection.score is not None else np.full(selection.n, np.nan)
+    rows = zip(range(selection.n), label.tolist(), score.tolist(), mask.astype(int).tolist(), w.tolist())
+    write_csv(stage / "selection.csv", ["index", "label", "score", "kept", "weight"], rows)
+    write_json(stage / "meta.json", selection.meta)
+    publish_dir(stage, out)
+    return out
+
+
+def load_matching_dataset(dataset_meta: dict, *, data_root: str | Path | None = None):
+    """Reload the dataset a score file was made from (its meta's ``dataset`` dict) and check it.
+
+    The spec's ``?subsample=...`` suffix is replaced by the ``subsample``/``subsample_seed``
+    entries; ``data_root`` defaults to the one recorded. Raises ArtifactMismatchError when the
+    data loaded now has another fingerprint than the scored data.
+    """
+    from sensprune.data import load_dataset
+
+    spec = dataset_meta.get("spec")
+    if not spec:
+        raise ValidationError("The score file's meta.json has no dataset spec; cannot export data.")
+    kwargs: dict[str, Any] = {}
+    source = dataset_meta.get("source")
+    root = data_root
+    if root is None and isinstance(source, dict):
+        root = source.get("data_root")
+    for key, value in (("data_root", root), ("subsample", dataset_meta.get("subsample")),
+                       ("label_column", dataset_meta.get("label_column")),
+                       ("seed", dataset_meta.get("subsample_seed"))):
+        if value is not None:
+            kwargs[key] = str(value) if key == "data_root" else value
+    base = spec.split("?", 1)[0] if "subsample" in kwargs else spec
+    ds = load_dataset(base, **kwargs)
+    want = dataset_meta.get("fingerprint")
+    if want != ds.fingerprint:
+        raise ArtifactMismatchError(f"The scores were made from dataset {spec!r} with fingerprint {want}, "
+                                    f"but that spec now loads data with fingerprint {ds.fingerprint}; "
+                                    "rescore, or point --data-root at the original data.")
+    return ds
+
+
+def export_data(dataset, selection: Selection, path: str | Path) -> str:
+    """Write a cleaned copy of ``dataset`` holding only the kept training examples.
+
+    ImageFolder-like datasets (``train_files`` set): the kept relative paths, one per line.
+    ``csv:`` datasets: a CSV with the feature columns, the label column and a ``split`` column
+    (kept train rows, then every test row), loadable again as ``csv:PATH``. Others: an ``.npz``
+    with ``x_train, y_train`` (kept rows only) and ``x_test, y_test``. Returns the format written.
+    """
+    path = Path(path)
+    if dataset.n_train != selection.n:
+        raise ArtifactMismatchError(f"The selection covers {selection.n} examples, the dataset has "
+                                    f"{dataset.n_train}.")
+    keep = selection.keep
+    if dataset.train_files is not None:
+        atomic_write_text(path, "".join(f"{dataset.train_files[i]}\n" for i in keep.tolist()))
+        return "file-list"
+    if dataset.spec.startswith("csv:"):
+        info = dataset.info
+        names, classes = info.get("feature_columns"), info.get("classes")
+        feats = names or [f"x{j}" for j in range(int(np.prod(dataset.input_shape)))]
+
+        def rows(x, y, split):
+            for xi, yi in zip(x.reshape(len(x), -1), y.tolist()):
+                yield [*(str(v) for v in xi), classes[yi] if classes else yi, split]
+        write_csv(path, [*feats, info.get("label_column", "label"), "split"],
+                  [*rows(dataset.x_train[keep], dataset.y_train[keep], "train"),
+                   *rows(dataset.x_test, dataset.y_test, "test")])
+        return "csv"
+    write_npz(path, {"x_train": dataset.x_train[keep], "y_train": dataset.y_train[keep],
+                     "x_test": dataset.x_test, "y_test": dataset.y_test})
+    return "npz"
+
+
+def _read_npy(path: Path) -> np.ndarray:
+    try:
+        return np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise ValidationError(f"{path} not found.") from None
+    except (ValueError, OSError, EOFError) as exc:
+        raise ValidationError(f"{path} is truncated or corrupt ({exc}).") from None
+
+
+def _read_index(path: Path) -> np.ndarray:
+    arr = _read_npy(path)
+    if arr.ndim != 1 or not np.issubdtype(arr.dtype, np.integer):
+        raise ValidationError(f"{path} must hold a 1-D integer array, got {arr.dtype} {arr.shape}.")
+    return arr.astype(np.int64)
