@@ -31,6 +31,7 @@ from sensprune.io import atomic_write_text, read_npz, write_npz
 
 OPTIMIZERS = ("sgd", "adam")
 SCHEDULES = ("constant", "cosine", "step")
+AMP_MODES = ("none", "bf16", "fp16")
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,8 @@ class TrainConfig:
     seed: int = 0
     device: str = "cpu"
     eval_batch_size: int = 1024
+    amp: str = "none"
+    compile: bool = False
 
     def __post_init__(self):
         _check(isinstance(self.epochs, int) and self.epochs >= 1, "epochs", "an integer >= 1", self.epochs)
@@ -61,6 +64,7 @@ class TrainConfig:
         _check(self.lr > 0 and math.isfinite(self.lr), "lr", "a positive float", self.lr)
         _check(0 <= self.momentum < 1, "momentum", "a float in [0, 1)", self.momentum)
         _check(self.weight_decay >= 0, "weight_decay", "a float >= 0", self.weight_decay)
+        _check(self.amp in AMP_MODES, "amp", f"one of {AMP_MODES}", self.amp)
 
     def lr_at(self, epoch: int) -> float:
         """Learning rate for 0-based ``epoch``: constant, cosine to 0, or ×0.1 at 50% and 75%."""
@@ -77,13 +81,26 @@ def _check(ok: bool, name: str, what: str, got: Any) -> None:
 
 
 def resolve_device(name: str) -> torch.device:
+    """``auto`` (CUDA, else MPS, else CPU), ``cpu``, ``cuda``/``cuda:i`` or ``mps``; a missing device is an error."""
+    mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
+        return torch.device("cuda" if torch.cuda.is_available() else "mps" if mps else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
         raise ValidationError("--device cuda was asked for but no CUDA device is available; use --device cpu.")
-    if name not in ("cpu", "cuda") and not name.startswith("cuda:"):
-        raise ValidationError(f"Unknown device {name!r}; use auto, cpu or cuda.")
+    if name == "mps" and not mps:
+        raise ValidationError("--device mps was asked for but MPS is not available; use --device cpu.")
+    if name not in ("cpu", "cuda", "mps") and not name.startswith("cuda:"):
+        raise ValidationError(f"Unknown device {name!r}; use auto, cpu, cuda or mps.")
     return torch.device(name)
+
+
+def _amp_dtype(cfg: TrainConfig, device: torch.device):
+    if cfg.amp == "none":
+        return None
+    if cfg.amp == "fp16" and device.type != "cuda":
+        raise ValidationError(f"--amp fp16 needs a CUDA device (this run is on {device.type}); "
+                              "use --amp bf16 or leave --amp off.")
+    return torch.bfloat16 if cfg.amp == "bf16" else torch.float16
 
 
 @dataclass
@@ -109,6 +126,9 @@ class Hook:
     """Base class of a measure computed online during training. Override what you need."""
 
     needs_input_grad = False
+    #: True when every rank computes the same state (e.g. from the whole training set at epoch ends),
+    #: so data-parallel training must not add the ranks' states up (see sensprune.distributed).
+    replicated = False
 
     def on_train_begin(self, run: "Run") -> None: ...
 
@@ -137,8 +157,11 @@ class ArraySource:
         return len(self.y)
 
     def batches(self, order: torch.Tensor, batch_size: int):
-        for start in range(0, len(order), batch_size):
-            idx = order[start:start + batch_size]
+        return self.batches_of(_chunks(order, batch_size))
+
+    def batches_of(self, chunks: list[torch.Tensor]):
+        """Yield ``(idx, x, y)`` for each index tensor in ``chunks`` (an empty chunk gives empty tensors)."""
+        for idx in chunks:
             yield idx, self.x[idx], self.y[idx]
 
 
@@ -153,13 +176,29 @@ class LoaderSource:
         return len(self.dataset)
 
     def batches(self, order: torch.Tensor, batch_size: int):
+        return self.batches_of(_chunks(order, batch_size))
+
+    def batches_of(self, chunks: list[torch.Tensor]):
         from torch.utils.data import DataLoader
 
-        chunks = [order[i:i + batch_size].tolist() for i in range(0, len(order), batch_size)]
-        loader = DataLoader(self.dataset, batch_sampler=chunks, num_workers=self.num_workers)
-        for idx, (x, y) in zip(chunks, loader):
+        lists = [c.tolist() for c in chunks]
+        loader = iter(DataLoader(self.dataset, batch_sampler=[c for c in lists if c],
+                                 num_workers=self.num_workers))
+        for idx in lists:
+            if not idx:
+                x0, _ = self.dataset[0]
+                yield (torch.zeros(0, dtype=torch.long, device=self.device),
+                       torch.zeros((0, *torch.as_tensor(x0).shape), device=self.device),
+                       torch.zeros(0, dtype=torch.long, device=self.device))
+                continue
+            x, y = next(loader)
             yield (torch.as_tensor(idx, device=self.device), x.to(self.device, torch.float32),
                    y.to(self.device, torch.long))
+
+
+def _chunks(order: torch.Tensor, batch_size: int, rank: int = 0, world: int = 1) -> list[torch.Tensor]:
+    """Split ``order`` into global batches of ``batch_size``; rank ``r`` of ``world`` keeps ``batch[r::world]``."""
+    return [order[i:i + batch_size][rank::world] for i in range(0, len(order), batch_size)]
 
 
 @dataclass
@@ -250,22 +289,32 @@ def train(build_model: Callable[[], nn.Module], train_data: ArraySource | Loader
     checkpoint_dir : Path, optional
         A checkpoint is written there after every epoch; if one exists, training resumes from it.
     """
+    from sensprune import distributed as D
+
     t0 = time.perf_counter()
     device = resolve_device(cfg.device)
+    amp_dtype = _amp_dtype(cfg, device)
     n = len(train_data)
+    world, rank = D.world_size(), D.rank()
+    D.check_world(n)
     mask_t = _as_mask(mask, n)
     w_t = None if weights is None else torch.as_tensor(np.asarray(weights, np.float32), device=device)
     torch.manual_seed(cfg.seed)
     model = build_model().to(device)
     opt = make_optimizer(model, cfg)
     torch.manual_seed(cfg.seed + 1)
+    fwd = model if world == 1 else nn.parallel.DistributedDataParallel(model)
+    if cfg.compile:
+        fwd = torch.compile(fwd)
+    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
     run = Run(model, opt, cfg, train_data, device)
     for h in hooks:
         h.on_train_begin(run)
     start = _load_checkpoint(checkpoint_dir, run, hooks) if checkpoint_dir else 0
+    synced = [{k: np.array(v, copy=True) for k, v in h.state_dict().items()} for h in hooks] if world > 1 else None
     need_grad = any(h.needs_input_grad for h in hooks)
-    bar = tqdm(range(start, cfg.epochs), desc=desc, disable=not progress, leave=False, dynamic_ncols=True,
-               initial=start, total=cfg.epochs)
+    bar = tqdm(range(start, cfg.epochs), desc=desc, disable=not progress or rank != 0, leave=False,
+               dynamic_ncols=True, initial=start, total=cfg.epochs)
     step = start * math.ceil(int(mask_t.sum()) / cfg.batch_size if mask_t is not None else n / cfg.batch_size)
     for epoch in bar:
         te = time.perf_counter()
@@ -273,33 +322,44 @@ def train(build_model: Callable[[], nn.Module], train_data: ArraySource | Loader
         for g in opt.param_groups:
             g["lr"] = lr
         model.train()
-        tot_loss, tot_correct, seen = 0.0, 0, 0
-        for idx, x, y in train_data.batches(epoch_order(n, cfg.seed, epoch, mask_t).to(device), cfg.batch_size):
+        order = epoch_order(n, cfg.seed, epoch, mask_t).to(device)
+        sizes = [min(cfg.batch_size, len(order) - i) for i in range(0, len(order), cfg.batch_size)]
+        stats = torch.zeros(3, dtype=torch.float64)  # loss sum, correct, seen
+        for n_global, (idx, x, y) in zip(sizes, train_data.batches_of(_chunks(order, cfg.batch_size, rank, world))):
             if need_grad:
                 x = x.detach().requires_grad_(True)
-            logits = model(x)
+            with torch.autocast(device.type, dtype=amp_dtype or torch.bfloat16, enabled=amp_dtype is not None):
+                logits = fwd(x)
+            logits = logits.float()
             losses = F.cross_entropy(logits, y, reduction="none")
             bw = None if w_t is None else w_t[idx]
-            loss = (losses if bw is None else losses * bw).sum() / len(idx)
+            # sum / |B_global| per update; DDP averages over ranks, hence the factor world
+            factor = world / n_global
+            loss = (losses if bw is None else losses * bw).sum() * factor
             if not torch.isfinite(loss):
                 raise TrainingDivergedError(f"The training loss became {float(loss.detach())} at epoch {epoch + 1}, "
                                             f"step {step + 1}; lower the learning rate (--lr).")
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            scaler.scale(loss).backward()
             gx = None
             if need_grad:
-                scale = len(idx) / (bw if bw is not None else torch.ones_like(losses))
-                gx = x.grad.detach() * scale.reshape(-1, *([1] * (x.dim() - 1)))
+                w = bw if bw is not None else torch.ones_like(losses)
+                scale = 1.0 / (factor * w * scaler.get_scale())
+                gx = x.grad.detach().float() * scale.reshape(-1, *([1] * (x.dim() - 1)))
             info = StepInfo(epoch, step, idx, x.detach(), y, logits.detach(), losses.detach(), gx, lr)
             for h in hooks:
                 h.on_step(info, run)
-            opt.step()
+            scaler.step(opt)
+            scaler.update()
             for h in hooks:
                 h.after_step(info, run)
-            tot_loss += float(losses.detach().sum())
-            tot_correct += int((logits.detach().argmax(1) == y).sum())
-            seen += len(idx)
+            stats += torch.tensor([float(losses.detach().sum()), int((logits.detach().argmax(1) == y).sum()),
+                                   len(idx)], dtype=torch.float64)
             step += 1
+        if world > 1:
+            torch.distributed.all_reduce(stats)
+            synced = D.sync_hooks(hooks, synced)
+        tot_loss, tot_correct, seen = stats.tolist()
         rec = {"epoch": epoch + 1, "lr": lr, "train_loss": tot_loss / max(seen, 1),
                "train_acc": tot_correct / max(seen, 1)}
         if test_data is not None:
@@ -310,8 +370,9 @@ def train(build_model: Callable[[], nn.Module], train_data: ArraySource | Loader
         rec["time_s"] = time.perf_counter() - te
         run.history.append(rec)
         bar.set_postfix({k: f"{v:.3f}" for k, v in rec.items() if k in ("train_acc", "test_acc")})
-        if checkpoint_dir:
+        if checkpoint_dir and rank == 0:
             _save_checkpoint(checkpoint_dir, run, hooks, epoch + 1)
+        D.barrier()
     bar.close()
     return TrainResult(model, run.history, time.perf_counter() - t0, start)
 

@@ -124,3 +124,38 @@ def test_checkpoint_resume_equals_uninterrupted(tiny_arrays, tmp_path):
 def test_bad_train_config(kw, match):
     with pytest.raises(ValidationError, match=match):
         TrainConfig(**kw)
+
+
+def test_amp_bf16_on_cpu_matches_plain_path(tiny_arrays):
+    x, y, xt, yt = tiny_arrays
+    cfg = TrainConfig(epochs=4, batch_size=16)
+    plain = train(_build, _src(x, y), cfg, test_data=_src(xt, yt), progress=False)
+    amp = train(_build, _src(x, y), TrainConfig(epochs=4, batch_size=16, amp="bf16"), test_data=_src(xt, yt),
+                progress=False)
+    assert abs(plain.history[-1]["test_acc"] - amp.history[-1]["test_acc"]) <= 0.05
+    assert abs(plain.history[-1]["train_loss"] - amp.history[-1]["train_loss"]) < 0.05
+
+
+def test_amp_fp16_on_cpu_is_refused(tiny_arrays):
+    x, y, xt, yt = tiny_arrays
+    with pytest.raises(ValidationError, match="fp16 needs a CUDA device"):
+        train(_build, _src(x, y), TrainConfig(epochs=1, amp="fp16"), progress=False)
+
+
+def test_missing_devices_are_refused():
+    from sensprune.train import resolve_device
+
+    if not torch.cuda.is_available():
+        with pytest.raises(ValidationError, match="no CUDA device"):
+            resolve_device("cuda")
+    with pytest.raises(ValidationError, match="Unknown device"):
+        resolve_device("tpu")
+
+
+@pytest.mark.slow
+def test_compile_matches_plain_path(tiny_arrays):
+    x, y, xt, yt = tiny_arrays
+    a = train(_build, _src(x, y), TrainConfig(epochs=2, batch_size=16), progress=False)
+    b = train(_build, _src(x, y), TrainConfig(epochs=2, batch_size=16, compile=True), progress=False)
+    for p, q in zip(a.model.parameters(), b.model.parameters()):
+        assert torch.allclose(p, q, atol=1e-4)

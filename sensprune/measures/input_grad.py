@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from sensprune.measures.buffers import accumulator, restore
 from sensprune.train import Hook, Run, StepInfo
 
 
@@ -31,8 +32,8 @@ class InputGradHook(Hook):
     needs_input_grad = True
 
     def __init__(self, n: int):
-        self.total = np.zeros(n, np.float64)
-        self.count = np.zeros(n, np.int64)
+        self.total = accumulator(n, np.float64)
+        self.count = accumulator(n, np.int64)
 
     def on_step(self, step: StepInfo, run: Run) -> None:
         idx = step.idx.cpu().numpy()
@@ -47,7 +48,7 @@ class InputGradHook(Hook):
         return {"total": self.total, "count": self.count}
 
     def load_state_dict(self, state):
-        self.total, self.count = state["total"].copy(), state["count"].copy()
+        self.total, self.count = restore(self.total, state["total"]), restore(self.count, state["count"])
 
 
 class CheckpointInputGradHook(Hook):
@@ -56,10 +57,12 @@ class CheckpointInputGradHook(Hook):
     For models with BatchNorm, where the online value couples the examples of a batch.
     """
 
+    replicated = True
+
     def __init__(self, n: int, epochs: list[int], batch_size: int = 512):
         self.epochs, self.batch_size = set(epochs), batch_size
-        self.total = np.zeros(n, np.float64)
-        self.count = np.zeros(n, np.int64)
+        self.total = accumulator(n, np.float64)
+        self.count = accumulator(n, np.int64)
 
     def on_epoch_end(self, epoch: int, run: Run) -> None:
         if epoch + 1 not in self.epochs:
@@ -82,4 +85,4 @@ class CheckpointInputGradHook(Hook):
         return {"total": self.total, "count": self.count}
 
     def load_state_dict(self, state):
-        self.total, self.count = state["total"].copy(), state["count"].copy()
+        self.total, self.count = restore(self.total, state["total"]), restore(self.count, state["count"])

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from sensprune.measures.buffers import accumulator, restore
 from sensprune.train import Hook, Run, StepInfo
 
 DYNAMICS = ("loss", "forgetting", "aum", "confidence", "variability", "correctness")
@@ -45,15 +46,15 @@ class DynamicsHook(Hook):
     """Online accumulators (all O(N)) for the training-dynamics measures in :data:`DYNAMICS`."""
 
     def __init__(self, n: int):
-        self.n_pres = np.zeros(n, np.int64)
-        self.loss_sum = np.zeros(n, np.float64)
-        self.margin_sum = np.zeros(n, np.float64)
-        self.p_sum = np.zeros(n, np.float64)
-        self.p_sq_sum = np.zeros(n, np.float64)
-        self.correct_sum = np.zeros(n, np.int64)
-        self.forgets = np.zeros(n, np.int64)
-        self.prev_correct = np.zeros(n, bool)
-        self.ever_correct = np.zeros(n, bool)
+        self.n_pres = accumulator(n, np.int64)
+        self.loss_sum = accumulator(n, np.float64)
+        self.margin_sum = accumulator(n, np.float64)
+        self.p_sum = accumulator(n, np.float64)
+        self.p_sq_sum = accumulator(n, np.float64)
+        self.correct_sum = accumulator(n, np.int64)
+        self.forgets = accumulator(n, np.int64)
+        self.prev_correct = accumulator(n, bool)
+        self.ever_correct = accumulator(n, bool)
 
     def on_step(self, step: StepInfo, run: Run) -> None:
         idx = step.idx.cpu().numpy()
@@ -91,11 +92,13 @@ class DynamicsHook(Hook):
 
     def load_state_dict(self, state):
         for k in self.__dict__:
-            setattr(self, k, state[k].copy())
+            setattr(self, k, restore(getattr(self, k), state[k]))
 
 
 class EL2NHook(Hook):
     """EL2N over the whole training set at the end of 1-based ``epoch`` (eval mode)."""
+
+    replicated = True
 
     def __init__(self, n: int, epoch: int):
         self.epoch = epoch
