@@ -98,8 +98,22 @@ def build_hooks(dataset: Dataset, config: ScoreConfig) -> tuple[list[Hook], list
     ctx = M.HookContext(dataset.n_train, dataset.num_classes, config, dataset)
     groups = list(dict.fromkeys(M.MEASURES[m].group for m in config.measures))
     measure_hooks = [M.GROUPS[g](ctx) for g in groups]
+    opts = config.measure_options or {}
+    extra_hooks = [builder(ctx) for option, builder, _ in M.EXTRAS.values() if opts.get(option)]
     tracker = GiniTracker(measure_hooks, list(config.measures))
-    return measure_hooks, [*measure_hooks, tracker]
+    return measure_hooks, [*measure_hooks, *extra_hooks, tracker]
+
+
+def collect_extras(hooks: list[Hook]) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Non-per-example arrays (``extras()``, e.g. the (K, K) per-class matrix) and notes (``meta()``)."""
+    extras: dict[str, np.ndarray] = {}
+    notes: dict[str, Any] = {}
+    for h in hooks:
+        if hasattr(h, "extras"):
+            extras.update(h.extras())
+        if hasattr(h, "meta"):
+            notes.update(h.meta())
+    return extras, notes
 
 
 def model_builder(dataset: Dataset, config: ScoreConfig):
@@ -116,6 +130,7 @@ def validate(dataset: Dataset, config: ScoreConfig) -> None:
     if has_batchnorm(model) and "input_grad" in config.measures and not config.at_checkpoints:
         raise ValidationError(f"Model {config.model!r} has BatchNorm, which couples the examples of a batch; "
                               "pass --at-checkpoints EPOCHS to measure input_grad per example in eval mode.")
+    build_hooks(dataset, config)  # hook builders check their options (and refuse what they cannot do)
 
 
 def score_one_seed(dataset: Dataset, config: ScoreConfig, seed: int, *, workdir: Path | None = None,
@@ -128,8 +143,9 @@ def score_one_seed(dataset: Dataset, config: ScoreConfig, seed: int, *, workdir:
                    test_data=ArraySource(dataset.x_test, dataset.y_test, device), hooks=hooks,
                    checkpoint_dir=workdir, progress=progress, desc=f"score seed {seed}")
     vals = collect(measure_hooks)
+    extras, notes = collect_extras(hooks)
     return {"values": {m: vals[m] for m in config.measures}, "gini": hooks[-1].rows,
-            "history": result.history}
+            "history": result.history, "extras": extras, "notes": notes}
 
 
 def score(dataset: Dataset, config: ScoreConfig, *, workdir: Path | None = None,
@@ -149,6 +165,7 @@ def score(dataset: Dataset, config: ScoreConfig, *, workdir: Path | None = None,
     per_seed = {m: np.stack([r["values"][m] for r in runs]) for m in config.measures}
     with np.errstate(all="ignore"):
         mean = {m: np.nanmean(v, axis=0) if np.isfinite(v).any() else v[0] for m, v in per_seed.items()}
+    extras = {k: np.mean(np.stack([r["extras"][k] for r in runs]), axis=0) for k in runs[0]["extras"]}
     gini_mean = np.nanmean(np.stack([r["gini"] for r in runs]), axis=0) if runs else np.zeros((0, 0))
     meta = {
         "config": config.to_dict(),
@@ -166,8 +183,12 @@ def score(dataset: Dataset, config: ScoreConfig, *, workdir: Path | None = None,
         "train_accuracy_note": "train_acc is measured at presentation time during each epoch (train mode).",
         "wall_time_s": time.perf_counter() - t0,
     }
+    if runs[0]["notes"]:
+        meta["measure_notes"] = runs[0]["notes"]
+    if extras:
+        meta["extras"] = {k: {**M.EXTRAS[k][2](v), "mean_over_seeds": len(runs)} for k, v in extras.items()}
     idx = np.arange(dataset.n_train, dtype=np.int64)
-    return ScoreTable(idx, dataset.y_train.astype(np.int64), mean, per_seed, meta)
+    return ScoreTable(idx, dataset.y_train.astype(np.int64), mean, per_seed, meta, extras)
 
 
 def _finite_or_none(v: float):
@@ -177,14 +198,18 @@ def _finite_or_none(v: float):
 def _cached_seed(dataset, config, seed, sub: Path | None, progress):
     if sub is not None and (sub / "done.npz").exists():
         arrs = read_npz(sub / "done.npz")
-        hist = json.loads((sub / "done.json").read_text())
-        return {"values": {m: arrs[m] for m in config.measures}, "gini": arrs["__gini"], "history": hist}
+        done = json.loads((sub / "done.json").read_text())
+        done = done if isinstance(done, dict) else {"history": done, "notes": {}}
+        extras = {k[len("__extra/"):]: v for k, v in arrs.items() if k.startswith("__extra/")}
+        return {"values": {m: arrs[m] for m in config.measures}, "gini": arrs["__gini"],
+                "history": done["history"], "extras": extras, "notes": done["notes"]}
     if sub is not None:
         sub.mkdir(parents=True, exist_ok=True)
     r = score_one_seed(dataset, config, seed, workdir=sub, progress=progress)
     if sub is not None:
-        write_npz(sub / "done.npz", {**r["values"], "__gini": r["gini"]})
-        atomic_write_text(sub / "done.json", json.dumps(r["history"]))
+        extras = {f"__extra/{k}": v for k, v in r["extras"].items()}
+        write_npz(sub / "done.npz", {**r["values"], "__gini": r["gini"], **extras})
+        atomic_write_text(sub / "done.json", json.dumps({"history": r["history"], "notes": r["notes"]}))
     return r
 
 

@@ -5,6 +5,8 @@ Folder layout (``sensprune score --out DIR``)::
     scores.npz   index (N,) int64, label (N,) int64, one (N,) float64 array per measure
                  (mean over seeds), and ``<measure>__seed<s>`` per seed
     scores.csv   index,label,<one column per measure>
+    per_class.npy, per_class.csv   (K, K) per-class loss sensitivity g_ij, with ``--per-class``
+    csr.npy, csr.csv               critical sample ratio after each epoch, with ``--csr``
     meta.json    kind="scores", resolved config, seeds, dataset description and fingerprint,
                  measure directions, Gini per epoch, warmup history, wall time
 
@@ -21,7 +23,7 @@ import numpy as np
 
 from sensprune.errors import ValidationError
 from sensprune.io import (base_meta, fingerprint_arrays, publish_dir, read_meta, read_npz, staging_dir,
-                          write_csv, write_json, write_npz)
+                          write_csv, write_json, write_npy, write_npz)
 
 SCORES_NPZ = "scores.npz"
 SCORES_CSV = "scores.csv"
@@ -42,6 +44,9 @@ class ScoreTable:
     per_seed : dict of str -> ndarray (S, N) float64
     meta : dict
         Everything ``meta.json`` holds.
+    extras : dict of str -> ndarray
+        Non-per-example arrays, mean over seeds: ``per_class`` (K, K) (row i = whose loss, column
+        j = whose inputs), ``csr`` (epochs,).
     """
 
     index: np.ndarray
@@ -49,6 +54,7 @@ class ScoreTable:
     scores: dict[str, np.ndarray]
     per_seed: dict[str, np.ndarray] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)
+    extras: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def measures(self) -> list[str]:
@@ -90,11 +96,23 @@ def save_scores(table: ScoreTable, out: Path, *, extra_files: dict[str, Any] | N
     names = table.measures
     rows = zip(table.index.tolist(), table.label.tolist(), *(table.scores[m].tolist() for m in names))
     write_csv(stage / SCORES_CSV, ["index", "label", *names], rows)
+    for name, arr in table.extras.items():
+        _write_extra(stage, name, np.asarray(arr, np.float64))
     for fname, writer in (extra_files or {}).items():
         writer(stage / fname)
     meta = {**base_meta("scores"), **table.meta, "scores_fingerprint": table.fingerprint()}
     write_json(stage / "meta.json", meta)
     publish_dir(stage, Path(out))
+
+
+def _write_extra(stage: Path, name: str, arr: np.ndarray) -> None:
+    """``<name>.npy`` and ``<name>.csv``: a matrix row by row, a curve as (epoch, value)."""
+    write_npy(stage / f"{name}.npy", arr)
+    if arr.ndim == 2:
+        rows = ([i, *r] for i, r in enumerate(arr.tolist()))
+        write_csv(stage / f"{name}.csv", ["row_class", *(str(j) for j in range(arr.shape[1]))], rows)
+    else:
+        write_csv(stage / f"{name}.csv", ["epoch", name], ([e + 1, v] for e, v in enumerate(arr.ravel().tolist())))
 
 
 def load_scores(folder: str | Path) -> ScoreTable:
@@ -118,7 +136,9 @@ def load_scores(folder: str | Path) -> ScoreTable:
         else:
             scores[key] = arr
     per_seed = {k: np.stack([v[s] for s in sorted(v)]) for k, v in seeds.items()}
-    table = ScoreTable(arrs["index"], arrs["label"], scores, per_seed, meta)
+    extras = {k: np.load(folder / f"{k}.npy", allow_pickle=False) for k in meta.get("extras", {})
+              if (folder / f"{k}.npy").exists()}
+    table = ScoreTable(arrs["index"], arrs["label"], scores, per_seed, meta, extras)
     want = meta.get("scores_fingerprint")
     if want is not None and want != table.fingerprint():
         raise ValidationError(f"{folder} does not match its meta.json fingerprint; the files are corrupt "

@@ -1,7 +1,6 @@
 """Data-parallel training (torch.distributed, gloo, 2 CPU processes) equals a single-process run."""
 
 import numpy as np
-import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp

@@ -23,6 +23,7 @@ COMMANDS = {
     "info": "sensprune.cli.info:info",
     "bench": "sensprune.cli.bench:bench",
     "bench-merge": "sensprune.cli.bench:bench_merge",
+    "report": "sensprune.cli.report:report",
 }
 
 

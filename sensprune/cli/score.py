@@ -23,13 +23,32 @@ from sensprune.measures import DEFAULT_MEASURES, MEASURES
               help="Epoch (1-based) at which EL2N is taken [default: 10% of --epochs, at least 1].")
 @click.option("--at-checkpoints", default=None, callback=int_list, metavar="E1,E2",
               help="Measure input_grad in eval mode over all examples at these epochs (needed with BatchNorm).")
+@click.option("--horizon", default="1", show_default=True, metavar="H|all",
+              help="loss_sensitivity: updates back-propagated through; 'all' = exact unrolled SGD (small "
+                   "problems only; refused with a memory estimate when too large).")
+@click.option("--probe-size", type=click.IntRange(1), default=2048, show_default=True,
+              help="loss_sensitivity / --per-class: probe set size for L_t (all training data when N <= this, "
+                   "else a stratified sample, seed 0).")
+@click.option("--include-direct", is_flag=True,
+              help="loss_sensitivity: add the direct term dl(theta_t; x, y)/dx for probe examples.")
+@click.option("--per-class", is_flag=True,
+              help="Also compute the K x K per-class loss sensitivity g_ij (horizon 1): per_class.npy/.csv.")
+@click.option("--per-class-every", type=click.IntRange(1), default=1, show_default=True,
+              help="Use every k-th step for --per-class.")
+@click.option("--csr", is_flag=True,
+              help="Also compute the critical sample ratio (LASS) of test examples after every epoch: csr.csv.")
+@click.option("--csr-samples", type=click.IntRange(1), default=500, show_default=True,
+              help="Random test examples per CSR evaluation.")
+@click.option("--grand-epochs", default=None, callback=int_list, metavar="E1,E2",
+              help="Epochs (1-based) at which grand is taken, averaged [default: the EL2N epoch].")
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Output folder.")
 @click.option("--force", is_flag=True, help="Overwrite --out if it exists.")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run with the same config.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def score(dataset, data_root, subsample, label_column, corrupt, model, widths, dropout, epochs, batch_size,
           optimizer, lr, momentum, weight_decay, schedule, seed, device, seeds, measures, el2n_epoch,
-          at_checkpoints, out, force, resume, quiet):
+          at_checkpoints, horizon, probe_size, include_direct, per_class, per_class_every, csr, csr_samples,
+          grand_epochs, out, force, resume, quiet):
     """Train warmup model(s) and score every training example (higher = harder).
 
     Writes OUT/scores.csv, OUT/scores.npz and OUT/meta.json, and prints a summary.
@@ -40,8 +59,10 @@ def score(dataset, data_root, subsample, label_column, corrupt, model, widths, d
       sensprune score --dataset fashion-mnist --subsample 10000 --model cnn --epochs 10 --seeds 3 --out runs/fm
       sensprune score --dataset npz:my.npz --measures input_grad,el2n --el2n-epoch 2 --out runs/my
       sensprune score --dataset digits --corrupt randY:0.2 --out runs/noisy
+      sensprune score --dataset digits --measures loss_sensitivity,grand --per-class --csr --out runs/paper
     """
     from sensprune.io import write_npy
+    from sensprune.measures.unrolled import parse_horizon
     from sensprune.score import ScoreConfig, run_score, summary_rows
     from sensprune.train import TrainConfig
 
@@ -52,6 +73,10 @@ def score(dataset, data_root, subsample, label_column, corrupt, model, widths, d
                       measures=measures, seeds=seeds, el2n_epoch=el2n_epoch, at_checkpoints=at_checkpoints,
                       data_options={"data_root": data_root, "subsample": subsample, "label_column": label_column,
                                     "corrupt": corrupt},
+                      measure_options={"horizon": parse_horizon(horizon), "probe_size": probe_size,
+                                       "include_direct": include_direct, "per_class": per_class,
+                                       "per_class_every": per_class_every, "csr": csr, "csr_samples": csr_samples,
+                                       "grand_epochs": list(grand_epochs) if grand_epochs else None},
                       train=tcfg)
     extra = {} if corrupted is None else {"corrupted.npy": lambda p: write_npy(p, np.asarray(corrupted, np.int64))}
     table = run_score(data, cfg, out, force=force, resume=resume, progress=not quiet, extra_files=extra)
@@ -70,4 +95,9 @@ def _echo_summary(table, rows, out: Path) -> None:
     click.echo(f"{'measure':<13}{'mean':>11}{'std':>11}{'min':>11}{'median':>11}{'max':>11}{'gini':>8}")
     for name, *vals in rows:
         click.echo(f"{name:<13}" + "".join(f"{v:>11.4g}" for v in vals[:-1]) + f"{vals[-1]:>8.3f}")
+    for name, info in meta.get("extras", {}).items():
+        if "off_diagonal_fraction" in info:
+            click.echo(f"{name}: off-diagonal mass fraction {info['off_diagonal_fraction']:.4f}")
+        if "curve" in info and info["curve"]:
+            click.echo(f"{name}: " + " ".join(f"{v:.3f}" for v in info["curve"]))
     click.echo(f"wrote {out}/scores.csv, scores.npz, meta.json  ({meta['wall_time_s']:.1f} s)")
