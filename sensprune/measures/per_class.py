@@ -1,0 +1,90 @@
+"""Per-class loss sensitivity g_ij (Arpit et al., ICML 2017, §3.2 and Fig. 4; MEASURES §3).
+
+g_ij = (1/T') Σ_t mean_{x : y(x) = j} ‖∂L_t^{(i)}/∂x‖₁ with L_t^{(i)} the probe loss restricted to probe
+examples of label i; row i = whose loss, column j = whose inputs. The mean over class j runs over
+*all* N_j training examples of class j (those outside the horizon of step t contribute 0).
+
+Choices of ours: the dependence is truncated to one update (horizon 1, the engine of
+:class:`~sensprune.measures.unrolled.LossSensitivityHook`), whatever ``--horizon`` says; only every
+``every``-th step is used and T' is the number of steps used; the probe set is the one of
+``loss_sensitivity``; the labels are the training labels (corrupted ones, when noise was injected).
+One double-backward graph per step, K vector-Jacobian products on it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.func import functional_call
+
+from sensprune.errors import ValidationError
+from sensprune.measures.unrolled import _ProbeMixin, params_of
+from sensprune.train import Hook, Run, StepInfo
+
+
+def off_diagonal_fraction(g: np.ndarray) -> float:
+    """Σ_{i≠j} g_ij / Σ g_ij of a (K, K) matrix (NaN when it sums to 0)."""
+    g = np.asarray(g, np.float64)
+    total = g.sum()
+    return float((total - np.trace(g)) / total) if total > 0 else float("nan")
+
+
+class PerClassHook(_ProbeMixin, Hook):
+    """Accumulates the (K, K) matrix g_ij online; ``extras()['per_class']``."""
+
+    def __init__(self, y: np.ndarray, num_classes: int, probe: np.ndarray, every: int = 1):
+        if num_classes < 2:
+            raise ValidationError(f"--per-class needs at least 2 classes; the dataset has {num_classes}.")
+        if not isinstance(every, int) or every < 1:
+            raise ValidationError(f"--per-class-every must be an integer >= 1. Got {every!r} instead.")
+        self.k, self.every, self.probe = int(num_classes), every, np.asarray(probe)
+        self.class_size = np.bincount(np.asarray(y), minlength=self.k).astype(np.float64)
+        self.total = np.zeros((self.k, self.k), np.float64)
+        self.steps = np.zeros((), np.int64)
+        self.theta = None
+
+    def on_train_begin(self, run: Run) -> None:
+        self._setup(run)
+        self.probe_classes = [c for c in range(self.k) if bool((self.yp == c).any())]
+
+    def on_step(self, step: StepInfo, run: Run) -> None:
+        self.theta = params_of(run.model) if step.step % self.every == 0 else None
+
+    def after_step(self, step: StepInfo, run: Run) -> None:
+        if self.theta is None:
+            return
+        params = [p for p in run.model.parameters() if p.requires_grad]
+        losses = F.cross_entropy(run.model(self.xp), self.yp, reduction="none")
+        xb = step.x.detach().clone().requires_grad_(True)
+        theta = {k: v.requires_grad_(True) for k, v in self.theta.items()}
+        lb = F.cross_entropy(functional_call(run.model, theta, (xb,)), step.y)
+        gth = torch.autograd.grad(lb, list(theta.values()), create_graph=True)
+        yb = step.y.cpu().numpy()
+        for i in self.probe_classes:
+            sel = self.yp == i
+            v = torch.autograd.grad(losses[sel].mean(), params, retain_graph=True)
+            dot = -step.lr * sum((g * vi).sum() for g, vi in zip(gth, v))
+            (gx,) = torch.autograd.grad(dot, xb, retain_graph=True)
+            norms = gx.abs().flatten(1).sum(1).double().cpu().numpy()
+            self.total[i] += np.bincount(yb, weights=norms, minlength=self.k) / np.maximum(self.class_size, 1)
+        self.steps += 1
+        self.theta = None
+
+    def matrix(self) -> np.ndarray:
+        return self.total / max(int(self.steps), 1)
+
+    def extras(self) -> dict[str, np.ndarray]:
+        return {"per_class": self.matrix()}
+
+    def meta(self) -> dict:
+        return {"per_class": {"horizon": 1, "every": self.every, "probe_size": int(len(self.probe)),
+                              "rows": "class i of the probe loss L^(i)", "columns": "class j of the inputs x",
+                              "normalisation": "mean over all training examples of class j, then over the "
+                                               "steps used"}}
+
+    def state_dict(self):
+        return {"total": self.total, "steps": self.steps}
+
+    def load_state_dict(self, state):
+        self.total, self.steps = state["total"].copy(), state["steps"].copy()

@@ -1,0 +1,348 @@
+"""Loss sensitivity ḡ_x through the SGD updates (Arpit et al., ICML 2017, §3.2; MEASURES §1).
+
+g_x^t = ‖∂L_t/∂x‖₁ where L_t is the mean cross-entropy of a fixed *probe set* P at θ_t (choice of
+ours: P = all training examples when N ≤ ``probe_size``, else a stratified sample, seed 0) and x
+influences L_t only through the parameter updates it took part in. ḡ_x = (1/T) Σ_{t=1..T} g_x^t.
+
+- **Exact** (``horizon="all"``, :func:`unrolled_sensitivity`, :class:`ExactSensitivityHook`):
+  functional SGD (``torch.func.functional_call``) replays the whole run with the training inputs as
+  one leaf tensor, and ``∂L_t/∂X`` is taken by autograd right after each step t (T backward passes,
+  O(T²) compute, O(T) memory). Contributions of several presentations add up before the norm.
+- **Truncated** (``horizon=H``, :class:`LossSensitivityHook`): only the last H updates before t
+  carry the dependence; for H = 1, ∂L_{s+1}/∂x_i = −η_s·∇_{x_i}[∇_θ L_B(θ_s)·v], v = ∇_θ L(θ_{s+1}),
+  one double-backward over the batch. The momentum buffer and weight decay entering the window are
+  constants (they do not depend on the window's inputs); later momentum carry-over is ignored.
+
+Normalisation (choice of ours, the same in both modes): divide by T, the number of SGD steps; an
+example outside every horizon of step t contributes 0 at t. Supported: plain SGD or SGD with
+(heavy-ball, non-Nesterov) momentum, weight decay, any lr schedule; models without BatchNorm or
+Dropout (refused: they make the replay differ from training).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.func import functional_call
+
+from sensprune.errors import ValidationError
+from sensprune.train import ArraySource, Hook, Run, StepInfo
+
+DEFAULT_PROBE_SIZE = 2048
+
+
+def parse_horizon(value) -> int | str:
+    """``"all"`` or a positive integer (also given as a string); anything else is a ValidationError."""
+    if isinstance(value, str) and value.strip().lower() == "all":
+        return "all"
+    try:
+        h = int(str(value).strip())
+        ok = str(h) == str(value).strip() and h >= 1
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ValidationError(f"--horizon must be a positive integer or 'all'. Got {value!r} instead.")
+    return h
+
+
+def stratified_probe(y: np.ndarray, size: int, seed: int = 0) -> np.ndarray:
+    """Sorted indices (≤ size,) of a class-stratified random sample of ``y`` (all of it if N ≤ size)."""
+    y = np.asarray(y)
+    if not isinstance(size, (int, np.integer)) or size < 1:
+        raise ValidationError(f"--probe-size must be an integer >= 1. Got {size!r} instead.")
+    if len(y) <= size:
+        return np.arange(len(y))
+    rng = np.random.RandomState(seed)
+    classes, counts = np.unique(y, return_counts=True)
+    quota = np.floor(counts * size / len(y)).astype(int)
+    rest = rng.choice(len(classes), size - quota.sum(), replace=False, p=counts / counts.sum())
+    quota[rest] += 1
+    picks = [rng.choice(np.flatnonzero(y == c), min(q, n), replace=False)
+             for c, q, n in zip(classes, quota, counts)]
+    return np.sort(np.concatenate(picks))
+
+
+def check_unrollable(model: nn.Module, optimizer: str, what: str = "loss_sensitivity") -> None:
+    """Refuse what the functional replay cannot reproduce exactly: BatchNorm, Dropout, Adam."""
+    for name, m in model.named_modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            raise ValidationError(f"{what} unrolls SGD per example, but layer {name!r} is {type(m).__name__}, "
+                                  "which couples the examples of a batch; use a model without BatchNorm.")
+        if isinstance(m, nn.modules.dropout._DropoutNd) and m.p > 0:
+            raise ValidationError(f"{what} replays training deterministically, but layer {name!r} is "
+                                  "Dropout; use --dropout 0.")
+    if optimizer != "sgd":
+        raise ValidationError(f"{what} unrolls SGD updates; --optimizer {optimizer} is not supported "
+                              "(use --optimizer sgd, with or without --momentum).")
+
+
+def params_of(model: nn.Module) -> dict[str, torch.Tensor]:
+    """Detached copies of the trainable parameters, by name."""
+    return {k: p.detach().clone() for k, p in model.named_parameters() if p.requires_grad}
+
+
+def sgd_step(model, params, bufs, xb, yb, lr, momentum=0.0, weight_decay=0.0, create_graph=True):
+    """One functional step of ``torch.optim.SGD`` on the mean batch loss.
+
+    d = ∇L_B(θ) + wd·θ; buf = d on the first step (``bufs is None``) else μ·buf + d; θ ← θ − η·buf.
+    Returns ``(new_params, new_bufs)`` (``new_bufs`` is None without momentum).
+    """
+    names = list(params)
+    loss = F.cross_entropy(functional_call(model, params, (xb,)), yb)
+    grads = torch.autograd.grad(loss, [params[k] for k in names], create_graph=create_graph)
+    new_p, new_b = {}, {}
+    for k, g in zip(names, grads):
+        d = g + weight_decay * params[k] if weight_decay else g
+        if momentum:
+            d = d if bufs is None else momentum * bufs[k] + d
+            new_b[k] = d
+        new_p[k] = params[k] - lr * d
+    return new_p, (new_b if momentum else None)
+
+
+def unrolled_sensitivity(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batches, lrs, *,
+                         params: dict | None = None, momentum: float = 0.0, weight_decay: float = 0.0,
+                         probe: np.ndarray | None = None, include_direct: bool = False,
+                         return_last_grad: bool = False):
+    """Exact loss sensitivity by back-propagating through the unrolled SGD run.
+
+    Parameters
+    ----------
+    model : nn.Module
+        Gives the architecture (``functional_call``); its parameters are θ_0 unless ``params`` is given.
+    x : Tensor (N, ...), y : Tensor (N,)
+        The training set; the dtype of ``x`` is used throughout (float64 for gradient checks).
+    batches : sequence of index tensors (B_t,), lrs : sequence of float
+        The minibatches and learning rates of steps t = 1..T, in training order.
+    probe : ndarray of int, optional
+        Indices of the probe set P (default all N). ``include_direct`` adds ∂ℓ(θ_t; x, y)/∂x, x ∈ P.
+
+    Returns
+    -------
+    g : ndarray (N,) float64
+        ḡ_x = (1/T) Σ_t ‖∂L_t/∂x‖₁; higher = more sensitive.
+    last_grad : Tensor (N, ...)
+        ∂L_T/∂X, only with ``return_last_grad``.
+    """
+    theta = {k: v.detach().clone().to(x.dtype).requires_grad_(True)
+             for k, v in (params or params_of(model)).items()}
+    X = x.detach().clone().requires_grad_(True)
+    probe_t = torch.arange(len(y), device=x.device) if probe is None else torch.as_tensor(probe, device=x.device)
+    yp = y[probe_t]
+    acc = torch.zeros(len(y), dtype=torch.float64, device=x.device)
+    bufs, g = None, None
+    for b, lr in zip(batches, lrs):
+        b = torch.as_tensor(b, device=x.device)
+        theta, bufs = sgd_step(model, theta, bufs, X[b], y[b], float(lr), momentum, weight_decay)
+        xp = X[probe_t] if include_direct else x[probe_t]
+        loss = F.cross_entropy(functional_call(model, theta, (xp,)), yp)
+        (g,) = torch.autograd.grad(loss, X, retain_graph=True)
+        acc += g.detach().abs().flatten(1).sum(1).double()
+    out = (acc / max(len(lrs), 1)).cpu().numpy()
+    if return_last_grad:
+        return out, (torch.zeros_like(x) if g is None else g.detach())
+    return out
+
+
+def replay_sgd(model, x, y, batches, lrs, *, params=None, momentum=0.0, weight_decay=0.0):
+    """The parameters after replaying the SGD run functionally (no graph kept)."""
+    theta = {k: v.detach().clone() for k, v in (params or params_of(model)).items()}
+    bufs = None
+    for b, lr in zip(batches, lrs):
+        theta = {k: v.requires_grad_(True) for k, v in theta.items()}
+        theta, bufs = sgd_step(model, theta, bufs, x[b], y[b], float(lr), momentum, weight_decay, False)
+        theta = {k: v.detach() for k, v in theta.items()}
+        bufs = None if bufs is None else {k: v.detach() for k, v in bufs.items()}
+    return theta
+
+
+def estimate_exact_bytes(model: nn.Module, input_shape, n: int, batch_size: int, steps: int,
+                         probe_size: int, elem_size: int = 4) -> int:
+    """Rough peak memory of exact mode: per step ~6 parameter-sized and ~8 activation-sized tensors
+    of the batch are kept in the graph, plus the probe pass and the input leaf."""
+    n_params = sum(p.numel() for p in model.parameters())
+    acts = [0]
+    hooks = [m.register_forward_hook(lambda m, i, o: acts.__setitem__(0, acts[0] + o.numel()))
+             for m in model.modules() if not list(m.children())]
+    try:
+        with torch.no_grad():
+            model(torch.zeros(1, *input_shape))
+    finally:
+        for h in hooks:
+            h.remove()
+    d = int(np.prod(input_shape))
+    per_step = 6 * n_params + 8 * batch_size * (acts[0] + d)
+    once = 4 * n * d + 4 * probe_size * (acts[0] + d)
+    return int(elem_size * (steps * per_step + once))
+
+
+def available_bytes(device: str = "cpu") -> int:
+    """Free memory of the device: CUDA free memory, else MemAvailable of /proc/meminfo."""
+    if str(device).startswith("cuda") and torch.cuda.is_available():
+        return int(torch.cuda.mem_get_info()[0])
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 8 * 2 ** 30
+
+
+def check_exact_fits(model, input_shape, n, batch_size, steps, probe_size, device="cpu") -> int:
+    need = estimate_exact_bytes(model, input_shape, n, batch_size, steps, probe_size)
+    free = available_bytes(device)
+    if need > 0.7 * free:
+        raise ValidationError(f"loss_sensitivity --horizon all needs about {need / 2 ** 30:.1f} GiB, this "
+                              f"machine has {free / 2 ** 30:.1f} GiB free; use --horizon 1 (or fewer epochs).")
+    return need
+
+
+class _ProbeMixin:
+    def _setup(self, run: Run) -> None:
+        if not isinstance(run.train, ArraySource):
+            raise ValidationError("loss_sensitivity needs the training set in memory (an array dataset).")
+        check_unrollable(run.model, run.config.optimizer)
+        self.pidx = torch.as_tensor(self.probe, device=run.device)
+        self.xp, self.yp = run.train.x[self.pidx], run.train.y[self.pidx]
+
+
+class LossSensitivityHook(_ProbeMixin, Hook):
+    """Truncated loss sensitivity (horizon H ≥ 1); ``values()['loss_sensitivity']`` is (N,)."""
+
+    def __init__(self, n: int, probe: np.ndarray, horizon: int = 1, include_direct: bool = False):
+        self.probe, self.horizon, self.include_direct = np.asarray(probe), int(horizon), include_direct
+        self.total = np.zeros(n, np.float64)
+        self.steps = np.zeros((), np.int64)
+        self.window: deque = deque(maxlen=self.horizon)
+
+    def on_train_begin(self, run: Run) -> None:
+        self._setup(run)
+
+    def on_step(self, step: StepInfo, run: Run) -> None:
+        opt = run.optimizer
+        bufs = None
+        if self.horizon > 1 and run.config.momentum:
+            st = [opt.state.get(p, {}).get("momentum_buffer") for _, p in run.model.named_parameters()]
+            if all(b is not None for b in st):
+                bufs = {k: b.detach().clone() for (k, _), b in zip(run.model.named_parameters(), st)}
+        self.window.append((params_of(run.model), bufs, step.idx.clone(), float(step.lr)))
+
+    def after_step(self, step: StepInfo, run: Run) -> None:
+        cfg, x = run.config, run.train.x
+        idx = torch.cat([w[2] for w in self.window] + ([self.pidx] if self.include_direct else []))
+        ids = torch.unique(idx)
+        leaf = x[ids].clone().requires_grad_(True)
+        xp = leaf[torch.searchsorted(ids, self.pidx)] if self.include_direct else self.xp
+        if self.horizon == 1:
+            theta_s, _, b, lr = self.window[-1]
+            theta_s = {k: v.detach().requires_grad_(True) for k, v in theta_s.items()}
+            params = [p for p in run.model.parameters() if p.requires_grad]
+            lp = F.cross_entropy(run.model(xp), self.yp)
+            v = torch.autograd.grad(lp, params, retain_graph=self.include_direct)
+            xb = leaf[torch.searchsorted(ids, b)]
+            lb = F.cross_entropy(functional_call(run.model, theta_s, (xb,)), run.train.y[b])
+            gth = torch.autograd.grad(lb, list(theta_s.values()), create_graph=True)
+            dot = -lr * sum((g * vi).sum() for g, vi in zip(gth, v))
+            (gx,) = torch.autograd.grad(dot + (lp if self.include_direct else 0.0), leaf)
+        else:
+            theta, bufs = self.window[0][0], self.window[0][1]
+            theta = {k: v.clone().requires_grad_(True) for k, v in theta.items()}
+            for _, _, b, lr in self.window:
+                theta, bufs = sgd_step(run.model, theta, bufs, leaf[torch.searchsorted(ids, b)],
+                                       run.train.y[b], lr, cfg.momentum, cfg.weight_decay)
+            lp = F.cross_entropy(functional_call(run.model, theta, (xp,)), self.yp)
+            (gx,) = torch.autograd.grad(lp, leaf)
+        self.total[ids.cpu().numpy()] += gx.abs().flatten(1).sum(1).double().cpu().numpy()
+        self.steps += 1
+
+    def values(self) -> dict[str, np.ndarray]:
+        return {"loss_sensitivity": self.total / max(int(self.steps), 1)}
+
+    def meta(self) -> dict:
+        return {"loss_sensitivity": {
+            "mode": "truncated", "horizon": self.horizon, "probe_size": int(len(self.probe)),
+            "include_direct": self.include_direct,
+            "normalisation": "sum over steps t of ||dL_t/dx||_1 divided by T, the number of SGD steps; "
+                             "0 at steps whose horizon does not contain x",
+            "approximations": [f"only the last {self.horizon} update(s) before each step carry the dependence",
+                               "momentum and weight decay entering the window are treated as constants; "
+                               "momentum carry-over beyond the window is ignored"]}}
+
+    def state_dict(self):
+        out = {"total": self.total, "steps": self.steps, "win_len": np.asarray(len(self.window))}
+        for j, (th, bufs, b, lr) in enumerate(self.window):
+            out[f"w{j}.idx"], out[f"w{j}.lr"] = b.cpu().numpy(), np.asarray(lr)
+            out.update({f"w{j}.t.{k}": v.detach().cpu().numpy() for k, v in th.items()})
+            out.update({f"w{j}.b.{k}": v.detach().cpu().numpy() for k, v in (bufs or {}).items()})
+        return out
+
+    def load_state_dict(self, state):
+        self.total, self.steps = state["total"].copy(), state["steps"].copy()
+        self.window.clear()
+        dev = self.pidx.device if hasattr(self, "pidx") else "cpu"
+        for j in range(int(state["win_len"])):
+            th = {k[len(f"w{j}.t."):]: torch.as_tensor(v, device=dev) for k, v in state.items()
+                  if k.startswith(f"w{j}.t.")}
+            bufs = {k[len(f"w{j}.b."):]: torch.as_tensor(v, device=dev) for k, v in state.items()
+                    if k.startswith(f"w{j}.b.")} or None
+            self.window.append((th, bufs, torch.as_tensor(state[f"w{j}.idx"], device=dev),
+                                float(state[f"w{j}.lr"])))
+
+
+class ExactSensitivityHook(_ProbeMixin, Hook):
+    """Exact loss sensitivity: records θ_0 and the batches, replays them after the last epoch."""
+
+    def __init__(self, n: int, probe: np.ndarray, include_direct: bool = False):
+        self.probe, self.include_direct = np.asarray(probe), include_direct
+        self.value = np.full(n, np.nan)
+        self.idx, self.sizes, self.lrs = [], [], []
+        self.theta0: dict[str, np.ndarray] = {}
+        self.replay_error = float("nan")
+
+    def on_train_begin(self, run: Run) -> None:
+        self._setup(run)
+        self.theta0 = {k: v.cpu().numpy() for k, v in params_of(run.model).items()}
+
+    def on_step(self, step: StepInfo, run: Run) -> None:
+        self.idx.append(step.idx.cpu().numpy())
+        self.sizes.append(len(step.idx))
+        self.lrs.append(step.lr)
+
+    def on_epoch_end(self, epoch: int, run: Run) -> None:
+        if epoch + 1 != run.config.epochs:
+            return
+        cfg, dev = run.config, run.device
+        theta0 = {k: torch.as_tensor(v, device=dev) for k, v in self.theta0.items()}
+        batches = [torch.as_tensor(b, device=dev) for b in self.idx]
+        kw = dict(params=theta0, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+        final = replay_sgd(run.model, run.train.x, run.train.y, batches, self.lrs, **kw)
+        self.replay_error = max(float((final[k] - p.detach()).abs().max()) for k, p in run.model.named_parameters())
+        self.value = unrolled_sensitivity(run.model, run.train.x, run.train.y, batches, self.lrs, **kw,
+                                          probe=self.probe, include_direct=self.include_direct)
+
+    def values(self) -> dict[str, np.ndarray]:
+        return {"loss_sensitivity": self.value}
+
+    def meta(self) -> dict:
+        return {"loss_sensitivity": {
+            "mode": "exact (horizon all)", "probe_size": int(len(self.probe)), "include_direct": self.include_direct,
+            "normalisation": "sum over all T SGD steps of ||dL_t/dx||_1 divided by T",
+            "replay_max_abs_param_diff": self.replay_error,
+            "approximations": ["none: functional replay of the same SGD trajectory (float32 rounding)"]}}
+
+    def state_dict(self):
+        return {"value": self.value, "idx": np.concatenate(self.idx) if self.idx else np.zeros(0, np.int64),
+                "sizes": np.asarray(self.sizes, np.int64), "lrs": np.asarray(self.lrs, np.float64),
+                **{f"theta0.{k}": v for k, v in self.theta0.items()}}
+
+    def load_state_dict(self, state):
+        self.value = state["value"].copy()
+        self.idx = list(np.split(state["idx"], np.cumsum(state["sizes"])[:-1])) if len(state["sizes"]) else []
+        self.sizes, self.lrs = state["sizes"].tolist(), state["lrs"].tolist()
+        self.theta0 = {k[len("theta0."):]: v.copy() for k, v in state.items() if k.startswith("theta0.")}

@@ -1,0 +1,183 @@
+"""Loss sensitivity through the SGD updates: exact vs finite differences, truncated vs exact, plumbing."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from click.testing import CliRunner
+from torch import nn
+from torch.func import functional_call
+
+from sensprune.cli import cli
+from sensprune.data import make_dataset
+from sensprune.errors import ValidationError
+from sensprune.measures import unrolled as U
+from sensprune.measures.per_class import PerClassHook, off_diagonal_fraction
+from sensprune.score import ScoreConfig, score
+from sensprune.train import ArraySource, TrainConfig, epoch_order, train
+
+
+def _mlp(d=4, h=5, k=3, dtype=torch.float64, seed=0):
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Linear(d, h), nn.Tanh(), nn.Linear(h, k)).to(dtype)
+
+
+def test_exact_mode_matches_central_finite_differences_float64():
+    model = _mlp()
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(6, 4, generator=g, dtype=torch.float64)
+    y = torch.tensor([0, 1, 2, 0, 1, 2])
+    batches = [torch.tensor([0, 1, 2]), torch.tensor([3, 4, 5]), torch.tensor([1, 3, 5]), torch.tensor([0, 2, 4])]
+    lrs = [0.5, 0.4, 0.3, 0.2]
+    kw = dict(momentum=0.9, weight_decay=1e-2)
+    _, grad = U.unrolled_sensitivity(model, x, y, batches, lrs, **kw, return_last_grad=True)
+
+    def final_loss(xx):
+        theta = U.replay_sgd(model, xx, y, batches, lrs, **kw)
+        return float(F.cross_entropy(functional_call(model, theta, (x,)), y))  # probe inputs constant
+
+    eps, fd = 1e-5, torch.zeros_like(x)
+    for i in range(x.shape[0]):
+        for j in range(x.shape[1]):
+            xp, xm = x.clone(), x.clone()
+            xp[i, j] += eps
+            xm[i, j] -= eps
+            fd[i, j] = (final_loss(xp) - final_loss(xm)) / (2 * eps)
+    rel = float((fd - grad).norm() / grad.norm())
+    assert rel < 1e-3, rel
+    assert float(grad.abs().sum()) > 0
+
+
+def _run(data, hooks, epochs=2, batch_size=16, momentum=0.9, **kw):
+    cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=0.1, momentum=momentum, weight_decay=1e-3,
+                      schedule="cosine", **kw)
+    torch.set_default_dtype(torch.float32)
+    train(lambda: _mlp(6, 8, 4, torch.float32), ArraySource(data[0], data[1], torch.device("cpu")), cfg,
+          hooks=hooks, progress=False)
+    return cfg
+
+
+def test_replay_reproduces_the_training_trajectory(tiny_arrays):
+    hook = U.ExactSensitivityHook(120, np.arange(120))
+    _run(tiny_arrays, [hook])
+    assert hook.replay_error < 1e-5
+    assert np.isfinite(hook.value).all() and (hook.value > 0).all()
+
+
+@pytest.mark.parametrize("direct", [False, True])
+def test_truncated_with_full_horizon_equals_exact(tiny_arrays, direct):
+    probe = np.arange(0, 120, 3)
+    exact = U.ExactSensitivityHook(120, probe, include_direct=direct)
+    trunc = U.LossSensitivityHook(120, probe, horizon=16, include_direct=direct)  # 2 epochs x 8 steps
+    _run(tiny_arrays, [exact, trunc])
+    np.testing.assert_allclose(trunc.values()["loss_sensitivity"], exact.value, rtol=2e-4, atol=1e-9)
+
+
+def test_horizon_one_equals_exact_on_one_step(tiny_arrays):
+    probe = np.arange(120)
+    exact, h1 = U.ExactSensitivityHook(120, probe), U.LossSensitivityHook(120, probe, horizon=1)
+    _run(tiny_arrays, [exact, h1], epochs=1, batch_size=120)
+    np.testing.assert_allclose(h1.values()["loss_sensitivity"], exact.value, rtol=2e-4)
+
+
+def test_horizon_one_with_direct_term_equals_exact_on_one_step(tiny_arrays):
+    probe = np.arange(0, 120, 2)
+    exact = U.ExactSensitivityHook(120, probe, include_direct=True)
+    h1 = U.LossSensitivityHook(120, probe, horizon=1, include_direct=True)
+    _run(tiny_arrays, [exact, h1], epochs=1, batch_size=120, momentum=0.0)
+    np.testing.assert_allclose(h1.values()["loss_sensitivity"], exact.value, rtol=2e-4)
+
+
+def test_window_state_roundtrip(tiny_arrays):
+    hook = U.LossSensitivityHook(120, np.arange(120), horizon=3)
+    _run(tiny_arrays, [hook], epochs=1)
+    other = U.LossSensitivityHook(120, np.arange(120), horizon=3)
+    other.load_state_dict({k: np.asarray(v) for k, v in hook.state_dict().items()})
+    assert len(other.window) == 3 and other.steps == hook.steps
+    for (a, ba, ia, la), (b, bb, ib, lb) in zip(hook.window, other.window):
+        assert la == lb and torch.equal(ia, ib) and all(torch.equal(a[k], b[k]) for k in a)
+        assert (ba is None) == (bb is None)
+
+
+def test_per_class_equals_exact_restricted_probe_on_one_step(tiny_arrays):
+    y = tiny_arrays[1]
+    probe = np.arange(120)
+    pc = PerClassHook(y, 4, probe)
+    exacts = [U.ExactSensitivityHook(120, probe[y == i]) for i in range(4)]
+    _run(tiny_arrays, [pc, *exacts], epochs=1, batch_size=120)
+    want = np.array([[exacts[i].value[y == j].mean() for j in range(4)] for i in range(4)])
+    np.testing.assert_allclose(pc.matrix(), want, rtol=2e-4)
+    assert 0 < off_diagonal_fraction(pc.matrix()) < 1
+
+
+@pytest.mark.parametrize("bad", ["0", "-2", "1.5", "two", "", "all2"])
+def test_bad_horizon_is_refused(bad):
+    with pytest.raises(ValidationError, match="--horizon must be a positive integer or 'all'"):
+        U.parse_horizon(bad)
+    assert U.parse_horizon("ALL") == "all" and U.parse_horizon("3") == 3
+
+
+def test_models_the_replay_cannot_reproduce_are_refused():
+    with pytest.raises(ValidationError, match="BatchNorm1d"):
+        U.check_unrollable(nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4)), "sgd")
+    with pytest.raises(ValidationError, match="Dropout"):
+        U.check_unrollable(nn.Sequential(nn.Linear(3, 4), nn.Dropout(0.5)), "sgd")
+    with pytest.raises(ValidationError, match="adam"):
+        U.check_unrollable(nn.Linear(3, 4), "adam")
+
+
+def test_per_class_needs_two_classes():
+    with pytest.raises(ValidationError, match="at least 2 classes"):
+        PerClassHook(np.zeros(5, int), 1, np.arange(5))
+
+
+def test_stratified_probe_keeps_class_shares():
+    y = np.repeat([0, 1, 2], [600, 300, 100])
+    p = U.stratified_probe(y, 100)
+    assert len(p) == 100 and np.array_equal(np.bincount(y[p]), [60, 30, 10])
+    assert np.array_equal(U.stratified_probe(y[:50], 100), np.arange(50))
+
+
+def test_exact_mode_too_large_is_refused_with_estimate(tiny_arrays, monkeypatch):
+    monkeypatch.setattr(U, "available_bytes", lambda device="cpu": 1000)
+    ds = make_dataset(*tiny_arrays, spec="tiny")
+    cfg = ScoreConfig(dataset="tiny", widths=(8,), measures=("loss_sensitivity",),
+                      measure_options={"horizon": "all"}, train=TrainConfig(epochs=1, batch_size=16))
+    with pytest.raises(ValidationError, match=r"needs about .* GiB, this machine has .* GiB free; use --horizon 1"):
+        score(ds, cfg, progress=False)
+
+
+def test_score_artifact_has_extras_and_notes(tmp_path):
+    out = tmp_path / "s"
+    args = ["score", "--dataset", "digits", "--subsample", "150", "--epochs", "2", "--widths", "16",
+            "--measures", "loss_sensitivity,grand", "--per-class", "--csr", "--csr-samples", "20",
+            "--quiet", "--out", str(out)]
+    r = CliRunner().invoke(cli, args)
+    assert r.exit_code == 0, r.output
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["measure_notes"]["loss_sensitivity"]["horizon"] == 1
+    assert 0 < meta["extras"]["per_class"]["off_diagonal_fraction"] < 1
+    assert len(meta["extras"]["csr"]["curve"]) == 2
+    assert np.load(out / "per_class.npy").shape == (10, 10)
+    assert (out / "csr.csv").read_text().startswith("epoch,csr\n1,")
+    assert "loss_sensitivity" in meta["gini"] and "grand" in meta["lorenz"]
+
+
+@pytest.mark.parametrize("extra, msg", [(["--horizon", "0"], "--horizon must be"),
+                                        (["--horizon", "all", "--optimizer", "adam"], "not supported"),
+                                        (["--dropout", "0.5"], "Dropout")])
+def test_cli_bad_input_is_one_line_and_writes_nothing(tmp_path, extra, msg):
+    out = tmp_path / "s"
+    args = ["score", "--dataset", "digits", "--subsample", "100", "--epochs", "1",
+            "--measures", "loss_sensitivity", "--quiet", "--out", str(out), *extra]
+    r = CliRunner().invoke(cli, args)
+    assert r.exit_code == 1 and msg in r.output and r.output.startswith("Error:")
+    assert not out.exists() and not (tmp_path / "s.partial").exists()
+
+
+def test_epoch_order_is_what_the_hook_records(tiny_arrays):
+    hook = U.ExactSensitivityHook(120, np.arange(120))
+    _run(tiny_arrays, [hook], epochs=1)
+    assert np.array_equal(np.concatenate(hook.idx), epoch_order(120, 0, 0, None).numpy())
