@@ -1,0 +1,251 @@
+"""Figures of the report: each function takes arrays (never folders) and an output path.
+
+Every function draws one matplotlib figure (Agg backend, no display needed), writes it as a PNG
+atomically (temporary file, then rename) and returns the path. Scores are oriented
+**higher = more sensitive / harder**, as everywhere in sensprune.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.colors import LogNorm  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
+
+from sensprune.io import atomic_write_bytes  # noqa: E402
+
+DPI = 100
+
+
+def _save(fig, out: str | Path) -> Path:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight")
+    plt.close(fig)
+    atomic_write_bytes(out, buf.getvalue())
+    return Path(out)
+
+
+def _yscale(ax, values: np.ndarray) -> None:
+    """Log scale when the values are positive and span more than two decades."""
+    v = values[np.isfinite(values)]
+    if v.size and v.min() > 0 and v.max() / v.min() > 100:
+        ax.set_yscale("log")
+
+
+def sensitivity_map(score: np.ndarray, out: str | Path, *, p_label: np.ndarray | None = None,
+                    variability: np.ndarray | None = None, corrupted: np.ndarray | None = None,
+                    measure: str = "score") -> Path:
+    """Scatter of one measure against mean p(y|x) and/or variability, one point per example.
+
+    Parameters
+    ----------
+    score : (N,) float, higher = more sensitive
+    p_label : (N,) float or None
+        Mean probability of the given label over presentations (1 − the stored ``confidence``).
+    variability : (N,) float or None
+        Std of p(y|x) over presentations.
+    corrupted : (N,) bool or None
+        Colours corrupted (injected-noise) examples apart from correct ones.
+    """
+    score = np.asarray(score, np.float64)
+    axes_x = [(a, lab) for a, lab in ((p_label, "confidence: mean p(given label | x) over training"),
+                                      (variability, "variability: std of p(given label | x)")) if a is not None]
+    if not axes_x:
+        axes_x = [(np.arange(len(score)), "example index")]
+    fig, axs = plt.subplots(1, len(axes_x), figsize=(6 * len(axes_x), 4.5), squeeze=False)
+    for ax, (x, xlabel) in zip(axs[0], axes_x):
+        x = np.asarray(x, np.float64)
+        if corrupted is not None:
+            c = np.asarray(corrupted, bool)
+            ax.scatter(x[~c], score[~c], s=6, alpha=0.5, c="tab:blue", label=f"correct label ({(~c).sum()})")
+            ax.scatter(x[c], score[c], s=10, alpha=0.8, c="tab:red", marker="x",
+                       label=f"corrupted label ({c.sum()})")
+            ax.legend(loc="best", fontsize=8)
+        else:
+            ax.scatter(x, score, s=6, alpha=0.5, c="tab:blue")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(f"{measure} (higher = more sensitive)")
+        _yscale(ax, score)
+        ax.grid(alpha=0.3)
+    fig.suptitle(f"Sensitivity map: {measure}, {len(score)} training examples")
+    return _save(fig, out)
+
+
+def lorenz_curves(curves: Mapping[str, Sequence[float]], out: str | Path, *,
+                  gini: Mapping[str, float | None] | None = None) -> Path:
+    """Lorenz curve of each measure: share of total score held by the lowest-scoring fraction.
+
+    ``curves`` maps a measure to (P,) cumulative shares at P evenly spaced fractions from 0 to 1.
+    """
+    fig, ax = plt.subplots(figsize=(6, 5))
+    ax.plot([0, 1], [0, 1], "k--", lw=1, label="equality")
+    for name, y in curves.items():
+        y = np.asarray(y, np.float64)
+        g = (gini or {}).get(name)
+        ax.plot(np.linspace(0, 1, len(y)), y, label=name + (f" (Gini {g:.3f})" if g is not None else ""))
+    ax.set_xlabel("fraction of examples (lowest score first)")
+    ax.set_ylabel("cumulative share of total score")
+    ax.set_title("Lorenz curves (more bowed = score concentrated on fewer examples)")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return _save(fig, out)
+
+
+def gini_over_epochs(gini: Mapping[str, Sequence[float | None]], out: str | Path) -> Path:
+    """Gini coefficient of each measure after each epoch (``None`` = undefined yet, skipped)."""
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    for name, g in gini.items():
+        g = np.array([np.nan if v is None else v for v in g], np.float64)
+        ax.plot(np.arange(1, len(g) + 1), g, marker="o", ms=3, label=name)
+    ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_ylabel("Gini coefficient")
+    ax.set_title("Gini of each measure over the warmup")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return _save(fig, out)
+
+
+def per_class_heatmap(matrix: np.ndarray, out: str | Path, *, off_diagonal: float | None = None) -> Path:
+    """(K, K) per-class loss sensitivity g_ij on a log colour scale (row i = whose loss, column j = inputs)."""
+    g = np.abs(np.asarray(matrix, np.float64))
+    pos = g[g > 0]
+    norm = LogNorm(vmin=pos.min(), vmax=pos.max()) if pos.size and pos.max() > pos.min() else None
+    fig, ax = plt.subplots(figsize=(6, 5))
+    im = ax.imshow(np.where(g > 0, g, np.nan), norm=norm, cmap="viridis")
+    fig.colorbar(im, ax=ax, label="g_ij (log scale)")
+    ax.set_xlabel("class j (inputs perturbed)")
+    ax.set_ylabel("class i (loss)")
+    title = "Per-class loss sensitivity"
+    if off_diagonal is not None:
+        title += f"\noff-diagonal mass fraction {off_diagonal:.3f}"
+    ax.set_title(title)
+    return _save(fig, out)
+
+
+def accuracy_and_csr(test_acc: Mapping[str, Sequence[float]], out: str | Path, *,
+                     train_acc: Mapping[str, Sequence[float]] | None = None,
+                     csr: Sequence[float] | None = None) -> Path:
+    """Test (and train) accuracy per seed over epochs; the critical sample ratio on a second axis."""
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for s, acc in test_acc.items():
+        ax.plot(np.arange(1, len(acc) + 1), acc, marker="o", ms=3, label=f"test acc (seed {s})")
+    for s, acc in (train_acc or {}).items():
+        ax.plot(np.arange(1, len(acc) + 1), acc, ls=":", label=f"train acc (seed {s})")
+    ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_ylabel("accuracy")
+    ax.grid(alpha=0.3)
+    handles, labels = ax.get_legend_handles_labels()
+    if csr is not None and len(csr):
+        ax2 = ax.twinx()
+        h = ax2.plot(np.arange(1, len(csr) + 1), csr, "k-s", ms=3, label="CSR (test)")
+        ax2.set_ylabel("critical sample ratio")
+        handles, labels = handles + h, labels + ["CSR (test)"]
+    ax.legend(handles, labels, fontsize=8, loc="best")
+    ax.set_title("Accuracy" + (" and critical sample ratio" if csr is not None and len(csr) else "")
+                 + " over the warmup")
+    return _save(fig, out)
+
+
+def gallery(x: np.ndarray, captions: Sequence[str], out: str | Path, *, title: str = "",
+            cols: int = 8) -> Path:
+    """Grid of examples: images for (n, H, W) / (n, C, H, W) inputs, line plots for (n, D)."""
+    x = np.asarray(x, np.float64)
+    n = len(x)
+    cols = max(1, min(cols, n))
+    rows = max(1, -(-n // cols))
+    image = x.ndim >= 3
+    fig, axs = plt.subplots(rows, cols, figsize=(1.7 * cols, (1.9 if image else 1.5) * rows), squeeze=False)
+    for k, ax in enumerate(axs.ravel()):
+        if k >= n:
+            ax.axis("off")
+            continue
+        xi = x[k]
+        if image:
+            if xi.ndim == 3:
+                xi = xi[0] if xi.shape[0] == 1 else np.moveaxis(xi[:3], 0, -1)
+            lo, hi = np.nanmin(xi), np.nanmax(xi)
+            xi = (xi - lo) / (hi - lo) if hi > lo else np.zeros_like(xi)
+            ax.imshow(xi, cmap="gray_r" if xi.ndim == 2 else None, interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+        else:
+            ax.plot(xi.ravel(), lw=1)
+            ax.set_xticks([])
+            ax.tick_params(labelsize=6)
+        ax.set_title(captions[k], fontsize=7)
+    if title:
+        fig.suptitle(title)
+    return _save(fig, out)
+
+
+def bench_curves(curves: Mapping[str, tuple[Sequence[float], Sequence[float], Sequence[float]]],
+                 out: str | Path, *, ylabel: str, title: str, zero_line: bool = False,
+                 reference: float | None = None) -> Path:
+    """Mean ± 95% CI band against the fraction removed, one line per label.
+
+    ``curves`` maps a label (e.g. "el2n / drop-high") to (fractions, means, CI half-widths), each (F,).
+    """
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for label, (f, m, h) in curves.items():
+        f, m, h = (np.asarray(a, np.float64) for a in (f, m, h))
+        order = np.argsort(f)
+        f, m, h = f[order], m[order], np.nan_to_num(h[order])
+        line, = ax.plot(f, m, marker="o", ms=3, label=label)
+        ax.fill_between(f, m - h, m + h, color=line.get_color(), alpha=0.15)
+    if zero_line:
+        ax.axhline(0, color="k", lw=1)
+    if reference is not None:
+        ax.axhline(reference, color="k", ls="--", lw=1, label="full data")
+    ax.set_xlabel("fraction of training examples removed")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    return _save(fig, out)
+
+
+def auroc_bars(labels: Sequence[str], auroc: Sequence[float], ci: Sequence[float], out: str | Path, *,
+               title: str = "Detection of corrupted examples") -> Path:
+    """AUROC (mean over seeds, 95% CI error bars) per measure; 0.5 = chance."""
+    a, c = np.asarray(auroc, np.float64), np.nan_to_num(np.asarray(ci, np.float64))
+    fig, ax = plt.subplots(figsize=(max(5, 0.6 * len(a) + 2), 4))
+    ax.bar(np.arange(len(a)), a, yerr=c, capsize=3, color="tab:blue")
+    ax.axhline(0.5, color="k", ls="--", lw=1, label="chance")
+    ax.set_xticks(np.arange(len(a)), labels, rotation=45, ha="right", fontsize=8)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("AUROC")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    return _save(fig, out)
+
+
+def kept_dropped_hist(score: np.ndarray, label: np.ndarray, kept: np.ndarray, out: str | Path, *,
+                      measure: str = "score", bins: int = 30) -> Path:
+    """Per-class histograms of the score of kept and dropped examples (shared bins)."""
+    score, label, kept = np.asarray(score, np.float64), np.asarray(label), np.asarray(kept, bool)
+    classes = np.unique(label)
+    cols = min(5, len(classes))
+    rows = -(-len(classes) // cols)
+    finite = score[np.isfinite(score)]
+    edges = np.histogram_bin_edges(finite if finite.size else [0, 1], bins=bins)
+    fig, axs = plt.subplots(rows, cols, figsize=(3 * cols, 2.3 * rows), squeeze=False, sharex=True)
+    for ax, c in zip(axs.ravel(), classes):
+        m = label == c
+        ax.hist(score[m & kept], bins=edges, color="tab:blue", alpha=0.7, label=f"kept {int((m & kept).sum())}")
+        ax.hist(score[m & ~kept], bins=edges, color="tab:red", alpha=0.7, label=f"dropped {int((m & ~kept).sum())}")
+        ax.set_title(f"class {c}", fontsize=9)
+        ax.legend(fontsize=7)
+    for ax in axs.ravel()[len(classes):]:
+        ax.axis("off")
+    fig.suptitle(f"{measure}: kept vs dropped per class")
+    fig.supxlabel(measure)
+    return _save(fig, out)

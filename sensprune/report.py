@@ -1,0 +1,423 @@
+"""Stage 4 — report: one self-contained HTML page (plus its PNGs) for a score, prune or bench folder.
+
+``build_report(folder)`` writes ``folder/report/report.html``; every figure is embedded as a
+base64 ``data:`` URI *and* written beside the page as a PNG. The page is assembled in a
+temporary folder and moved into place only when complete; an existing report is replaced only
+with ``force``. The figures come from :mod:`sensprune.plots` (arrays in, PNG out).
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import html
+import os
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from sensprune.errors import ValidationError
+from sensprune.io import META, atomic_write_text, publish_dir, read_json, read_meta, staging_dir
+
+KINDS = ("scores", "selection", "bench")
+PREFERRED = ("loss_sensitivity", "input_grad")
+_NOT_STORED_PRED = ("The predicted label is not shown: score folders do not store the warmup model's "
+                    "predictions.")
+
+
+class _Page:
+    """Sections of HTML plus the figures to draw (drawn lazily so a progress bar can follow)."""
+
+    def __init__(self, title: str, fig_dir: Path, href_prefix: str):
+        self.title, self.fig_dir, self.href_prefix = title, fig_dir, href_prefix
+        self.parts: list[str | tuple[str, str, Callable[[Path], Any]]] = []
+
+    def h2(self, text: str) -> None:
+        self.parts.append(f"<h2>{html.escape(text)}</h2>")
+
+    def p(self, text: str, cls: str = "") -> None:
+        self.parts.append(f"<p class='{cls}'>{html.escape(text)}</p>")
+
+    def raw(self, fragment: str) -> None:
+        self.parts.append(fragment)
+
+    def figure(self, name: str, caption: str, draw: Callable[[Path], Any]) -> None:
+        self.parts.append((name, caption, draw))
+
+    def render(self, progress: bool) -> str:
+        from tqdm.auto import tqdm
+
+        figs = [p for p in self.parts if isinstance(p, tuple)]
+        bar = tqdm(total=len(figs), desc="report figures", file=sys.stderr, delay=2, disable=not progress)
+        body = []
+        try:
+            for part in self.parts:
+                if isinstance(part, str):
+                    body.append(part)
+                    continue
+                name, caption, draw = part
+                path = self.fig_dir / f"{name}.png"
+                draw(path)
+                bar.update(1)
+                data = base64.b64encode(path.read_bytes()).decode("ascii")
+                href = html.escape(self.href_prefix + path.name)
+                body.append(f"<figure><img src='data:image/png;base64,{data}' alt='{html.escape(caption)}' "
+                            f"data-file='{href}'><figcaption>{html.escape(caption)} "
+                            f"(<a href='{href}'>{html.escape(path.name)}</a>)</figcaption></figure>")
+        finally:
+            bar.close()
+        return _TEMPLATE.format(title=html.escape(self.title), body="\n".join(body))
+
+
+_TEMPLATE = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
+<style>
+body {{ font-family: sans-serif; max-width: 1240px; margin: 1em auto; padding: 0 1em; color: #222; }}
+figure {{ display: inline-block; vertical-align: top; margin: 0.5em 0.5em 0.5em 0; max-width: 100%; }}
+img {{ max-width: 100%; }} figcaption {{ font-size: 0.85em; color: #555; max-width: 600px; }}
+table {{ border-collapse: collapse; font-size: 0.85em; margin: 0.5em 0; }}
+td, th {{ border: 1px solid #ccc; padding: 2px 6px; text-align: left; }} td.num {{ text-align: right; }}
+.note {{ background: #fff6d5; padding: 0.4em 0.8em; border-left: 4px solid #e0b000; }}
+pre {{ background: #f4f4f4; padding: 0.6em; white-space: pre-wrap; }}
+</style></head>
+<body data-images-ok="pending">
+<h1>{title}</h1>
+{body}
+<script>
+function sensprunecheckImages() {{
+  var imgs = Array.prototype.slice.call(document.images);
+  var ok = imgs.every(function (i) {{ return i.complete && i.naturalWidth > 0; }});
+  document.body.dataset.imagesOk = ok ? "yes" : "no";
+  document.body.dataset.imagesCount = String(imgs.length);
+}}
+if (document.readyState === "complete") sensprunecheckImages();
+else window.addEventListener("load", sensprunecheckImages);
+</script>
+</body></html>
+"""
+
+
+def _table(header: list[str], rows: list[list[Any]]) -> str:
+    def cell(v):
+        if isinstance(v, (float, np.floating, int, np.integer)) and not isinstance(v, bool):
+            return f"<td class='num'>{v:.4g}</td>" if isinstance(v, (float, np.floating)) else f"<td class='num'>{v}</td>"
+        return f"<td>{html.escape(str(v))}</td>"
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(cell(v) for v in r) + "</tr>" for r in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _read_folder_meta(folder: Path) -> dict[str, Any]:
+    """The artifact's meta; a bench folder without meta.json (config.json + summary.csv) also counts."""
+    if folder.is_dir() and not (folder / META).exists() and (folder / "config.json").exists() \
+            and (folder / "summary.csv").exists():
+        return {"kind": "bench", "config": read_json(folder / "config.json")}
+    meta = read_meta(folder)
+    if meta["kind"] not in KINDS:
+        raise ValidationError(f"{folder} is a {meta['kind']!r} artifact; a report needs one of: {', '.join(KINDS)}.")
+    return meta
+
+
+def default_measure(measures: list[str]) -> str:
+    """loss_sensitivity if present, else input_grad, else the first measure."""
+    return next((m for m in PREFERRED if m in measures), measures[0])
+
+
+def build_report(folder: str | Path, *, out: str | Path | None = None, measure: str | None = None,
+                 top: int = 16, force: bool = False, progress: bool = True) -> Path:
+    """Write the HTML report of a score, prune (selection) or bench folder; returns the page's path.
+
+    Parameters
+    ----------
+    folder : the artifact folder.
+    out : path of the HTML page; default ``folder/report/report.html``. Its figures go beside it
+        (default layout) or in ``<stem>_files/`` next to it (custom ``out``).
+    measure : measure of the sensitivity map and gallery (score folders); default
+        :func:`default_measure`.
+    top : how many most (and least) sensitive examples the gallery shows.
+    force : replace an existing report.
+
+    Everything is checked before anything is written: a folder that is not an artifact, a newer
+    format version, an unknown measure or an existing report (without ``force``) raise
+    :class:`ValidationError`.
+    """
+    folder = Path(folder)
+    meta = _read_folder_meta(folder)
+    if not isinstance(top, int) or top < 1:
+        raise ValidationError(f"The 'top' parameter must be an integer >= 1. Got {top!r} instead.")
+    if out is None:
+        html_path, fig_dir, prefix = folder / "report" / "report.html", folder / "report", ""
+    else:
+        html_path = Path(out)
+        if html_path.suffix.lower() not in (".html", ".htm"):
+            raise ValidationError(f"--out must name an .html file; got {html_path}.")
+        fig_dir, prefix = html_path.parent / f"{html_path.stem}_files", f"{html_path.stem}_files/"
+    for p in {html_path, fig_dir}:
+        if p.exists() and not force:
+            raise ValidationError(f"{p} already exists; pass --force to overwrite it.")
+    if meta["kind"] == "scores":
+        from sensprune.score_table import load_scores
+
+        table = load_scores(folder)
+        measure = measure or default_measure(table.measures)
+        table.get(measure)  # unknown measure -> ValidationError naming the ones there are
+    elif measure is not None:
+        raise ValidationError("--measure applies to score folders only.")
+    stage = staging_dir(fig_dir)
+    try:
+        page = _Page(f"sensprune report: {meta['kind']} folder {folder.name}", stage, prefix)
+        if meta["kind"] == "scores":
+            _scores_page(page, folder, table, measure, top)
+        elif meta["kind"] == "selection":
+            _selection_page(page, folder, meta, html_path.parent)
+        else:
+            _bench_page(page, folder)
+        text = page.render(progress)
+        if out is None:
+            atomic_write_text(stage / "report.html", text)
+            publish_dir(stage, fig_dir)
+        else:
+            publish_dir(stage, fig_dir)
+            atomic_write_text(html_path, text)
+    except BaseException:
+        import shutil
+
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+    return html_path
+
+
+# -- score folders -------------------------------------------------------------------------------------
+
+def _scores_page(page: _Page, folder: Path, table, measure: str, top: int) -> None:
+    from sensprune import plots
+
+    meta, ds = table.meta, table.meta.get("dataset", {})
+    n = len(table.index)
+    page.raw(_table(["dataset", "training examples", "classes", "input shape", "seeds", "fingerprint"],
+                    [[ds.get("spec", "?"), n, ds.get("num_classes", "?"), ds.get("input_shape", "?"),
+                      len(meta.get("seeds", [])), ds.get("fingerprint", "?")]]))
+    dirs = meta.get("measures", {})
+    page.raw(_table(["measure", "direction", "Gini"],
+                    [[m, dirs.get(m, {}).get("direction", ""), (meta.get("gini") or {}).get(m, "")]
+                     for m in table.measures]))
+    corrupted = None
+    if (folder / "corrupted.npy").exists():
+        idx = np.load(folder / "corrupted.npy", allow_pickle=False)
+        corrupted = np.zeros(n, bool)
+        corrupted[idx[(idx >= 0) & (idx < n)]] = True
+    s = table.scores[measure]
+    p_label = 1.0 - table.scores["confidence"] if "confidence" in table.scores else None
+    page.h2(f"Sensitivity map ({measure})")
+    if p_label is None and "variability" not in table.scores:
+        page.p("No confidence or variability measure in this folder; the map is drawn against the index.",
+               "note")
+    page.figure("sensitivity_map", f"{measure} of each training example against mean p(given label | x) "
+                "(= 1 − the stored 'confidence' column) and variability"
+                + ("; red = corrupted label" if corrupted is not None else ""),
+                lambda p: plots.sensitivity_map(s, p, p_label=p_label, variability=table.scores.get("variability"),
+                                                corrupted=corrupted, measure=measure))
+    page.h2("Concentration: Lorenz curves and Gini over epochs")
+    if meta.get("lorenz"):
+        page.figure("lorenz", "Lorenz curve of each measure (mean over seeds)",
+                    lambda p: plots.lorenz_curves(meta["lorenz"], p, gini=meta.get("gini")))
+    if meta.get("gini_per_epoch"):
+        page.figure("gini_epochs", "Gini of each measure after each epoch (mean over seeds)",
+                    lambda p: plots.gini_over_epochs(meta["gini_per_epoch"], p))
+    if "per_class" in table.extras:
+        g = table.extras["per_class"]
+        off = meta.get("extras", {}).get("per_class", {}).get("off_diagonal_fraction")
+        page.h2("Per-class loss sensitivity")
+        page.figure("per_class", "g_ij: sensitivity of class i's loss to class j's inputs (log colour scale)",
+                    lambda p: plots.per_class_heatmap(g, p, off_diagonal=off))
+    hist = meta.get("history", {})
+    csr = table.extras.get("csr")
+    if csr is None and meta.get("extras", {}).get("csr", {}).get("curve"):
+        csr = np.asarray(meta["extras"]["csr"]["curve"], np.float64)
+    if hist:
+        page.h2("Accuracy" + (" and critical sample ratio" if csr is not None else "") + " over the warmup")
+        test = {sd: [r.get("test_acc", np.nan) for r in h] for sd, h in hist.items()}
+        train = {sd: [r.get("train_acc", np.nan) for r in h] for sd, h in hist.items()}
+        page.figure("accuracy_csr", "test accuracy per seed (solid), train accuracy at presentation time "
+                    "(dotted)" + ("; CSR of test examples (black, right axis)" if csr is not None else ""),
+                    lambda p: plots.accuracy_and_csr(test, p, train_acc=train, csr=csr))
+    _gallery(page, table, measure, s, corrupted, top)
+
+
+def _gallery(page: _Page, table, measure: str, s: np.ndarray, corrupted, top: int) -> None:
+    from sensprune import plots
+
+    order = np.argsort(-np.nan_to_num(s, nan=-np.inf), kind="stable")
+    k = min(top, len(order))
+    picks = {"most": order[:k], "least": order[::-1][:k]}
+    x, why = load_inputs(table.meta)
+    shape = list(table.meta.get("dataset", {}).get("input_shape", []))
+    spec = str(table.meta.get("dataset", {}).get("spec", ""))
+    drawable = x is not None and (len(shape) in (2, 3) or (len(shape) == 1 and not spec.startswith("csv:")
+                                                           and shape[0] >= 16))
+    for which, idx in picks.items():
+        page.h2(f"{which.capitalize()} sensitive examples by {measure}")
+        rows = [[int(table.index[i]), int(table.label[i]), float(s[i])]
+                + ([bool(corrupted[i])] if corrupted is not None else []) for i in idx]
+        head = ["index", "given label", measure] + (["corrupted"] if corrupted is not None else [])
+        if drawable:
+            caps = [f"#{r[0]} y={r[1]}{' (corr.)' if corrupted is not None and r[3] else ''}\n{r[2]:.3g}"
+                    for r in rows]
+            xs = x[table.index[idx]]
+            page.figure(f"gallery_{which}", f"{which} sensitive: index, given label, {measure}",
+                        lambda p, xs=xs, caps=caps, w=which: plots.gallery(xs, caps, p, title=f"{w} sensitive"))
+        elif x is not None:
+            feats = x[table.index[idx]].reshape(len(idx), -1)[:, :8]
+            head += [f"x{j}" for j in range(feats.shape[1])]
+            rows = [r + [float(v) for v in f] for r, f in zip(rows, feats)]
+        else:
+            page.p(f"The inputs cannot be drawn ({why}); showing index, label and score only.", "note")
+        page.raw(_table(head, rows))
+    page.p(_NOT_STORED_PRED, "note")
+
+
+def load_inputs(meta: dict) -> tuple[np.ndarray | None, str]:
+    """Reload the scored training inputs (N, ...) or return (None, why not); checks the fingerprint."""
+    from sensprune.data import load_dataset
+    from sensprune.data.noise import apply_corruption
+
+    ds = meta.get("dataset", {})
+    opts = meta.get("config", {}).get("data_options") or {}
+    spec = meta.get("config", {}).get("dataset") or ds.get("spec")
+    try:
+        data = load_dataset(spec, data_root=opts.get("data_root"), subsample=opts.get("subsample"),
+                            label_column=opts.get("label_column"))
+        corr = ds.get("corruption")
+        if corr:
+            data, _ = apply_corruption(data, corr["kind"], corr["fraction"], corr["seed"])
+    except Exception as exc:  # any failure to reload only costs the pictures
+        return None, f"the dataset {spec!r} could not be reloaded: {' '.join(str(exc).split())[:200]}"
+    if data.fingerprint != ds.get("fingerprint"):
+        return None, (f"the dataset {spec!r} now loads with fingerprint {data.fingerprint}, not the scored "
+                      f"{ds.get('fingerprint')}")
+    return np.asarray(data.x_train), ""
+
+
+# -- prune folders -------------------------------------------------------------------------------------
+
+def _selection_page(page: _Page, folder: Path, meta: dict, html_dir: Path) -> None:
+    from sensprune import plots
+    from sensprune.selection import load_selection
+
+    sel = load_selection(folder)
+    c = meta.get("counts", {})
+    how = f"rule {meta.get('rule')}" if meta.get("rule") else f"reweight {meta.get('reweight')}"
+    page.p(f"{how} by {'+'.join(meta.get('measure') or [])} ({meta.get('direction', '')}), parameters "
+           f"{meta.get('parameters', {})}: removed {len(sel.drop)} of {sel.n}, kept {len(sel.keep)}.")
+    parent = find_parent_scores(folder, meta.get("scores_fingerprint"))
+    if parent is not None:
+        rel = os.path.relpath(parent, html_dir)
+        page.raw(f"<p>Parent score folder: <a href='{html.escape(rel)}'>{html.escape(str(parent))}</a></p>")
+    else:
+        page.p(f"Parent score folder (fingerprint {meta.get('scores_fingerprint')}) not found beside this "
+               "folder.", "note")
+    per_class = c.get("per_class", {})
+    if per_class:
+        page.raw(_table(["class", "n", "removed", "kept", "removed %"],
+                        [[k, r.get("n"), r.get("removed"), r.get("kept"), 100 * float(r.get("removed_fraction", 0))]
+                         for k, r in per_class.items()]))
+    label, score = _selection_columns(folder / "selection.csv", sel.n)
+    if label is not None and np.isfinite(score).any():
+        page.h2("Scores of kept and dropped examples per class")
+        kept = sel.mask()
+        name = "+".join(meta.get("measure") or ["score"])
+        page.figure("kept_dropped", f"histogram of {name} per class: kept (blue) vs dropped (red)",
+                    lambda p: plots.kept_dropped_hist(score, label, kept, p, measure=name))
+    else:
+        page.p("selection.csv holds no scores; no histograms.", "note")
+
+
+def _selection_columns(path: Path, n: int) -> tuple[np.ndarray | None, np.ndarray | None]:
+    if not path.exists():
+        return None, None
+    with open(path, newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    if len(rows) != n:
+        return None, None
+    label = np.array([int(r["label"]) for r in rows])
+    score = np.array([float(r["score"]) if r["score"] not in ("", "nan") else np.nan for r in rows])
+    return label, score
+
+
+def find_parent_scores(folder: Path, fingerprint: str | None) -> Path | None:
+    """A score folder beside ``folder`` (same parent) whose ``scores_fingerprint`` is ``fingerprint``."""
+    if not fingerprint:
+        return None
+    for cand in sorted(folder.resolve().parent.iterdir()):
+        try:
+            if cand.is_dir() and (cand / META).exists() and read_json(cand / META).get("scores_fingerprint") \
+                    == fingerprint and read_json(cand / META).get("kind") == "scores":
+                return cand
+        except (ValidationError, OSError, AttributeError):
+            continue
+    return None
+
+
+# -- bench folders -------------------------------------------------------------------------------------
+
+def _read_csv(path: Path) -> list[dict[str, Any]]:
+    """Rows of a CSV with numeric-looking cells as floats."""
+    if not path.exists():
+        return []
+    with open(path, newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    for r in rows:
+        for k, v in r.items():
+            try:
+                r[k] = float(v)
+            except (TypeError, ValueError):
+                pass
+    return rows
+
+
+def _bench_page(page: _Page, folder: Path) -> None:
+    """Accuracy vs fraction removed (95% CI bands), paired difference vs random, AUROC bars."""
+    from sensprune import plots
+
+    summary, det = _read_csv(folder / "summary.csv"), _read_csv(folder / "detection.csv")
+    if (folder / "verdict.md").exists():
+        page.raw(f"<pre>{html.escape((folder / 'verdict.md').read_text(encoding='utf-8'))}</pre>")
+    groups = list(dict.fromkeys((r.get("dataset"), r.get("corruption")) for r in summary))
+    for k, (ds, corr) in enumerate(groups):
+        rows = [r for r in summary if (r.get("dataset"), r.get("corruption")) == (ds, corr)]
+        full = next((r.get("test_acc_mean") for r in rows if r.get("measure") == "full"), None)
+        acc, diff = {}, {}
+        for r in rows:
+            if r.get("measure") == "full":
+                continue
+            label = r["measure"] if r["measure"] in ("random", "oracle") else f"{r['measure']} / {r['rule']}"
+            for d, mean, ci in ((acc, "test_acc_mean", "test_acc_ci95"), (diff, "d_random_mean", "d_random_ci95")):
+                if d is diff and r["measure"] in ("random", "oracle"):
+                    continue
+                d.setdefault(label, ([], [], []))
+                for lst, v in zip(d[label], (r.get("fraction"), r.get(mean), r.get(ci))):
+                    lst.append(v if isinstance(v, float) else np.nan)
+        page.h2(f"{ds}, corruption {corr}")
+        if acc:
+            page.figure(f"bench_acc_{k}", f"{ds} / {corr}: test accuracy (mean over seeds, 95% CI band) vs "
+                        "fraction removed; dashed = full data",
+                        lambda p, acc=acc, full=full: plots.bench_curves(
+                            acc, p, ylabel="test accuracy", title="Test accuracy after pruning",
+                            reference=full if isinstance(full, float) else None))
+        if diff:
+            page.figure(f"bench_diff_{k}", f"{ds} / {corr}: paired difference in test accuracy vs random "
+                        "pruning at the same fraction and seed (95% CI band)",
+                        lambda p, diff=diff: plots.bench_curves(
+                            diff, p, ylabel="test acc − random (paired)", title="Paired difference vs random",
+                            zero_line=True))
+        drows = [r for r in det if (r.get("dataset"), r.get("corruption")) == (ds, corr)
+                 and isinstance(r.get("auroc_mean"), float) and np.isfinite(r["auroc_mean"])]
+        if drows:
+            page.figure(f"bench_auroc_{k}", f"{ds} / {corr}: AUROC of each score for finding the corrupted "
+                        "examples (mean over seeds, 95% CI); only AUROCs are stored, so no ROC curves",
+                        lambda p, d=drows: plots.auroc_bars([r["measure"] for r in d], [r["auroc_mean"] for r in d],
+                                                            [r.get("auroc_ci95", np.nan) for r in d], p))
+    if not groups:
+        page.p("summary.csv is empty or missing: the grid has no finished cells yet.", "note")
