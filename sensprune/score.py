@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from sensprune import distributed as D
 from sensprune import measures as M
 from sensprune.data import Dataset
 from sensprune.errors import ValidationError
@@ -68,6 +69,8 @@ class ScoreConfig:
 
 class GiniTracker(Hook):
     """After every epoch, the Gini coefficient of each measure's current values (NaN until defined)."""
+
+    replicated = True  # computed from already-synced values, identically on every rank
 
     def __init__(self, hooks: list[Hook], names: list[str]):
         self.hooks, self.names = hooks, names
@@ -131,6 +134,10 @@ def validate(dataset: Dataset, config: ScoreConfig) -> None:
         raise ValidationError(f"Model {config.model!r} has BatchNorm, which couples the examples of a batch; "
                               "pass --at-checkpoints EPOCHS to measure input_grad per example in eval mode.")
     build_hooks(dataset, config)  # hook builders check their options (and refuse what they cannot do)
+    opts = config.measure_options or {}
+    if D.world_size() > 1 and ("loss_sensitivity" in config.measures or opts.get("per_class")):
+        raise ValidationError("loss_sensitivity and --per-class do not support data-parallel (torchrun) runs yet; "
+                              "run them in a single process.")
 
 
 def score_one_seed(dataset: Dataset, config: ScoreConfig, seed: int, *, workdir: Path | None = None,
@@ -203,10 +210,10 @@ def _cached_seed(dataset, config, seed, sub: Path | None, progress):
         extras = {k[len("__extra/"):]: v for k, v in arrs.items() if k.startswith("__extra/")}
         return {"values": {m: arrs[m] for m in config.measures}, "gini": arrs["__gini"],
                 "history": done["history"], "extras": extras, "notes": done["notes"]}
-    if sub is not None:
+    if sub is not None and D.is_main():
         sub.mkdir(parents=True, exist_ok=True)
     r = score_one_seed(dataset, config, seed, workdir=sub, progress=progress)
-    if sub is not None:
+    if sub is not None and D.is_main():
         extras = {f"__extra/{k}": v for k, v in r["extras"].items()}
         write_npz(sub / "done.npz", {**r["values"], "__gini": r["gini"], **extras})
         atomic_write_text(sub / "done.json", json.dumps({"history": r["history"], "notes": r["notes"]}))
@@ -240,13 +247,18 @@ def run_score(dataset: Dataset, config: ScoreConfig, out: Path, *, force: bool =
     elif resume and out.exists():
         raise ValidationError(f"{out} is already complete; nothing to resume (pass --force to redo it).")
     validate(dataset, config)
-    if partial.exists() and not resume:
-        shutil.rmtree(partial)
-    partial.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(partial / "config.json", json.dumps(want))
+    D.barrier()  # every rank has checked the folders before rank 0 touches them
+    if D.is_main():  # with torchrun, rank 0 alone writes
+        if partial.exists() and not resume:
+            shutil.rmtree(partial)
+        partial.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(partial / "config.json", json.dumps(want))
+    D.barrier()
     table = score(dataset, config, workdir=partial, progress=progress)
-    save_scores(table, out, extra_files=extra_files)
-    shutil.rmtree(partial, ignore_errors=True)
+    if D.is_main():
+        save_scores(table, out, extra_files=extra_files)
+        shutil.rmtree(partial, ignore_errors=True)
+    D.barrier()
     return table
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from sensprune.train import OPTIMIZERS, SCHEDULES
+from sensprune.train import AMP_MODES, OPTIMIZERS, SCHEDULES
 
 
 def int_list(ctx, param, value):
@@ -52,7 +52,10 @@ def train_options(f):
         click.option("--weight-decay", type=click.FloatRange(0), default=5e-4, show_default=True),
         click.option("--schedule", type=click.Choice(SCHEDULES), default="cosine", show_default=True),
         click.option("--seed", type=int, default=0, show_default=True, help="Base seed (init, order, dropout)."),
-        click.option("--device", default="cpu", show_default=True, help="auto | cpu | cuda"),
+        click.option("--device", default="cpu", show_default=True, help="auto | cpu | cuda | mps"),
+        click.option("--amp", type=click.Choice(AMP_MODES), default="none", show_default=True,
+                     help="Mixed precision autocast (fp16 needs CUDA)."),
+        click.option("--compile", "compile_", is_flag=True, help="torch.compile the model."),
     ]
     for opt in reversed(opts):
         f = opt(f)

@@ -46,7 +46,7 @@ from sensprune.measures import DEFAULT_MEASURES, MEASURES
 @click.option("--resume", is_flag=True, help="Continue an interrupted run with the same config.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def score(dataset, data_root, subsample, label_column, corrupt, model, widths, dropout, epochs, batch_size,
-          optimizer, lr, momentum, weight_decay, schedule, seed, device, seeds, measures, el2n_epoch,
+          optimizer, lr, momentum, weight_decay, schedule, seed, device, amp, compile_, seeds, measures, el2n_epoch,
           at_checkpoints, horizon, probe_size, include_direct, per_class, per_class_every, csr, csr_samples,
           grand_epochs, out, force, resume, quiet):
     """Train warmup model(s) and score every training example (higher = harder).
@@ -60,14 +60,19 @@ def score(dataset, data_root, subsample, label_column, corrupt, model, widths, d
       sensprune score --dataset npz:my.npz --measures input_grad,el2n --el2n-epoch 2 --out runs/my
       sensprune score --dataset digits --corrupt randY:0.2 --out runs/noisy
       sensprune score --dataset digits --measures loss_sensitivity,grand --per-class --csr --out runs/paper
+      torchrun --nproc_per_node 4 -m sensprune score --dataset cifar10 --data-root data --model resnet18 \
+          --device cuda --amp bf16 --at-checkpoints 5,10 --out runs/cifar
     """
+    from sensprune import distributed as D
     from sensprune.io import write_npy
     from sensprune.measures.unrolled import parse_horizon
     from sensprune.score import ScoreConfig, run_score, summary_rows
     from sensprune.train import TrainConfig
 
     tcfg = TrainConfig(epochs=epochs, batch_size=batch_size, optimizer=optimizer, lr=lr, momentum=momentum,
-                       weight_decay=weight_decay, schedule=schedule, seed=seed, device=device)
+                       weight_decay=weight_decay, schedule=schedule, seed=seed, device=device, amp=amp,
+                       compile=compile_)
+    D.init_from_env(device)
     data, corrupted = load_data(dataset, data_root, subsample, label_column, corrupt, seed)
     cfg = ScoreConfig(dataset=dataset, model=model, widths=widths or (256, 128), dropout=dropout,
                       measures=measures, seeds=seeds, el2n_epoch=el2n_epoch, at_checkpoints=at_checkpoints,
@@ -80,7 +85,8 @@ def score(dataset, data_root, subsample, label_column, corrupt, model, widths, d
                       train=tcfg)
     extra = {} if corrupted is None else {"corrupted.npy": lambda p: write_npy(p, np.asarray(corrupted, np.int64))}
     table = run_score(data, cfg, out, force=force, resume=resume, progress=not quiet, extra_files=extra)
-    _echo_summary(table, summary_rows(table), out)
+    if D.is_main():
+        _echo_summary(table, summary_rows(table), out)
 
 
 def _echo_summary(table, rows, out: Path) -> None:

@@ -88,6 +88,8 @@ def critical_sample_ratio(model: nn.Module, x: torch.Tensor, **kw) -> float:
 class CSRHook(Hook):
     """CSR of ``samples`` random test examples after every epoch; ``extras()['csr']`` is (epochs,)."""
 
+    replicated = True  # evaluated on the same data with the same seed on every rank
+
     def __init__(self, x_test: np.ndarray, params: dict[str, float], samples: int = 500, seed: int = 0,
                  max_iter: int = 100):
         if not isinstance(samples, int) or samples < 1:

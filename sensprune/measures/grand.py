@@ -87,6 +87,8 @@ def check_grand(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> None:
 class GraNdHook(Hook):
     """GraNd of every training example at the end of 1-based ``epochs``, averaged over them."""
 
+    replicated = True  # evaluated on the same data with the same seed on every rank
+
     def __init__(self, n: int, epochs: list[int], chunk_size: int = 256):
         self.epochs, self.chunk_size = sorted(set(epochs)), chunk_size
         self.total = np.zeros(n, np.float64)
