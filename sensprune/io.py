@@ -25,6 +25,8 @@ from sensprune.errors import ValidationError
 
 META = "meta.json"
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)
+_UMASK = os.umask(0)
+os.umask(_UMASK)
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
@@ -37,6 +39,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the usual permissions
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -173,7 +176,9 @@ def prepare_out_dir(out: str | os.PathLike, *, force: bool) -> Path:
 def staging_dir(out: Path) -> Path:
     """A fresh temporary sibling folder in which an artifact is assembled before :func:`publish_dir`."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".staging", dir=out.parent))
+    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".staging", dir=out.parent))
+    os.chmod(stage, 0o777 & ~_UMASK)  # mkdtemp makes 0700
+    return stage
 
 
 def publish_dir(staging: Path, out: Path) -> None:
