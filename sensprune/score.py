@@ -26,7 +26,7 @@ from sensprune.io import atomic_write_text, read_npz, write_npz
 from sensprune.measures.gini import gini, lorenz
 from sensprune.models import build_model, has_batchnorm
 from sensprune.score_table import ScoreTable, save_scores
-from sensprune.train import ArraySource, Hook, Run, TrainConfig, resolve_device, train
+from sensprune.train import Hook, Run, TrainConfig, resolve_device, train
 
 
 @dataclass(frozen=True)
@@ -133,8 +133,14 @@ def validate(dataset: Dataset, config: ScoreConfig) -> None:
     if has_batchnorm(model) and "input_grad" in config.measures and not config.at_checkpoints:
         raise ValidationError(f"Model {config.model!r} has BatchNorm, which couples the examples of a batch; "
                               "pass --at-checkpoints EPOCHS to measure input_grad per example in eval mode.")
-    build_hooks(dataset, config)  # hook builders check their options (and refuse what they cannot do)
     opts = config.measure_options or {}
+    if not hasattr(dataset, "x_train"):
+        needs_memory = [m for m in ("loss_sensitivity", "grand") if m in config.measures]
+        needs_memory += [f"--{o.replace('_', '-')}" for o in ("per_class", "csr") if opts.get(o)]
+        if needs_memory:
+            raise ValidationError(f"{', '.join(needs_memory)} need(s) the data in memory; drop --stream "
+                                  "or these measures.")
+    build_hooks(dataset, config)  # hook builders check their options (and refuse what they cannot do)
     if D.world_size() > 1 and ("loss_sensitivity" in config.measures or opts.get("per_class")):
         raise ValidationError("loss_sensitivity and --per-class do not support data-parallel (torchrun) runs yet; "
                               "run them in a single process.")
@@ -146,8 +152,9 @@ def score_one_seed(dataset: Dataset, config: ScoreConfig, seed: int, *, workdir:
     cfg = replace(config.train, seed=seed)
     device = resolve_device(cfg.device)
     measure_hooks, hooks = build_hooks(dataset, config)
-    result = train(model_builder(dataset, config), ArraySource(dataset.x_train, dataset.y_train, device), cfg,
-                   test_data=ArraySource(dataset.x_test, dataset.y_test, device), hooks=hooks,
+    workers = int((config.data_options or {}).get("workers") or 0)
+    result = train(model_builder(dataset, config), dataset.train_source(device, workers), cfg,
+                   test_data=dataset.test_source(device, workers), hooks=hooks,
                    checkpoint_dir=workdir, progress=progress, desc=f"score seed {seed}")
     vals = collect(measure_hooks)
     extras, notes = collect_extras(hooks)

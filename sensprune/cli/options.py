@@ -36,6 +36,11 @@ def dataset_options(f):
         click.option("--corrupt", default=None, metavar="KIND:Q",
                      help="Inject noise into the training set before scoring: randY:0.2, randY-asym:0.2, "
                           "randX:0.2 or unique (MEASURES §7). Corrupted indices are saved."),
+        click.option("--stream", is_flag=True,
+                     help="imagefolder:PATH only: read images batch by batch with DataLoader workers instead of "
+                          "loading them into memory (for data larger than memory)."),
+        click.option("--workers", type=click.IntRange(0), default=2, show_default=True,
+                     help="DataLoader worker processes for --stream."),
     ]
     for opt in reversed(opts):
         f = opt(f)
@@ -75,15 +80,17 @@ def model_options(f):
     return f
 
 
-def load_data(dataset, data_root, subsample, label_column, corrupt, seed=0):
+def load_data(dataset, data_root, subsample, label_column, corrupt, seed=0, stream=False):
     """Load the dataset and apply ``--corrupt``; returns (Dataset, corrupted indices or None)."""
     from sensprune.data import load_dataset
     from sensprune.data.noise import apply_corruption
     from sensprune.errors import ValidationError
 
-    data = load_dataset(dataset, data_root=data_root, subsample=subsample, label_column=label_column)
+    data = load_dataset(dataset, data_root=data_root, subsample=subsample, label_column=label_column, stream=stream)
     if not corrupt:
         return data, None
+    if stream:
+        raise ValidationError("--corrupt cannot be combined with --stream.")
     kind, _, q = corrupt.partition(":")
     try:
         frac = float(q) if q else 0.0

@@ -29,6 +29,12 @@ from sensprune.measures import DEFAULT_MEASURES, MEASURES
 @click.option("--probe-size", type=click.IntRange(1), default=2048, show_default=True,
               help="loss_sensitivity / --per-class: probe set size for L_t (all training data when N <= this, "
                    "else a stratified sample, seed 0).")
+@click.option("--probe", "probe_mode", type=click.Choice(["fixed", "next-batch"]), default="fixed",
+              show_default=True,
+              help="loss_sensitivity --horizon 1: L_{s+1} = mean loss of the fixed probe set (see --probe-size), "
+                   "or of the next training minibatch at theta_{s+1} (reuses the training gradient: no probe "
+                   "pass; an unbiased stochastic estimate of the whole-training-set probe; the last step uses "
+                   "the fixed probe).")
 @click.option("--include-direct", is_flag=True,
               help="loss_sensitivity: add the direct term dl(theta_t; x, y)/dx for probe examples.")
 @click.option("--per-class", is_flag=True,
@@ -45,9 +51,9 @@ from sensprune.measures import DEFAULT_MEASURES, MEASURES
 @click.option("--force", is_flag=True, help="Overwrite --out if it exists.")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run with the same config.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def score(dataset, data_root, subsample, label_column, corrupt, model, widths, dropout, epochs, batch_size,
+def score(dataset, data_root, subsample, label_column, corrupt, stream, workers, model, widths, dropout, epochs, batch_size,
           optimizer, lr, momentum, weight_decay, schedule, seed, device, amp, compile_, seeds, measures, el2n_epoch,
-          at_checkpoints, horizon, probe_size, include_direct, per_class, per_class_every, csr, csr_samples,
+          at_checkpoints, horizon, probe_size, probe_mode, include_direct, per_class, per_class_every, csr, csr_samples,
           grand_epochs, out, force, resume, quiet):
     """Train warmup model(s) and score every training example (higher = harder).
 
@@ -73,12 +79,12 @@ def score(dataset, data_root, subsample, label_column, corrupt, model, widths, d
                        weight_decay=weight_decay, schedule=schedule, seed=seed, device=device, amp=amp,
                        compile=compile_)
     D.init_from_env(device)
-    data, corrupted = load_data(dataset, data_root, subsample, label_column, corrupt, seed)
+    data, corrupted = load_data(dataset, data_root, subsample, label_column, corrupt, seed, stream)
     cfg = ScoreConfig(dataset=dataset, model=model, widths=widths or (256, 128), dropout=dropout,
                       measures=measures, seeds=seeds, el2n_epoch=el2n_epoch, at_checkpoints=at_checkpoints,
                       data_options={"data_root": data_root, "subsample": subsample, "label_column": label_column,
-                                    "corrupt": corrupt},
-                      measure_options={"horizon": parse_horizon(horizon), "probe_size": probe_size,
+                                    "corrupt": corrupt, "stream": stream, "workers": workers if stream else 0},
+                      measure_options={"horizon": parse_horizon(horizon), "probe_size": probe_size, "probe": probe_mode,
                                        "include_direct": include_direct, "per_class": per_class,
                                        "per_class_every": per_class_every, "csr": csr, "csr_samples": csr_samples,
                                        "grand_epochs": list(grand_epochs) if grand_epochs else None},

@@ -58,6 +58,17 @@ class Dataset:
             object.__setattr__(self, "_fingerprint", fp)
         return fp
 
+    def train_source(self, device, workers: int = 0):
+        """The training split as tensors on ``device`` (the loop's in-memory fast path)."""
+        from sensprune.train import ArraySource
+
+        return ArraySource(self.x_train, self.y_train, device)
+
+    def test_source(self, device, workers: int = 0):
+        from sensprune.train import ArraySource
+
+        return ArraySource(self.x_test, self.y_test, device)
+
     def describe(self) -> dict[str, Any]:
         """JSON-able summary stored in every artifact's ``meta.json``."""
         return {

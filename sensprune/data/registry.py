@@ -94,7 +94,7 @@ def subsample_dataset(dataset: Dataset, n: int, *, seed: int = 0) -> Dataset:
 
 
 def load_dataset(spec: str, *, data_root: str | None = None, subsample: int | None = None,
-                 label_column: str | None = None, seed: int = 0) -> Dataset:
+                 label_column: str | None = None, seed: int = 0, stream: bool = False) -> Dataset:
     """Load the dataset named by ``spec``.
 
     Parameters
@@ -111,6 +111,10 @@ def load_dataset(spec: str, *, data_root: str | None = None, subsample: int | No
         Label column of a ``csv:`` dataset (default ``label``); rejected for other specs.
     seed : int
         Seed of the subsample.
+    stream : bool
+        For ``imagefolder:PATH`` only: index the files and read pixels batch by batch with
+        DataLoader workers (a :class:`~sensprune.data.stream.StreamedDataset`), for data larger
+        than memory.
 
     Returns
     -------
@@ -119,6 +123,16 @@ def load_dataset(spec: str, *, data_root: str | None = None, subsample: int | No
     """
     if not isinstance(spec, str) or not spec.strip():
         raise _unknown(str(spec))
+    if stream:
+        from sensprune.data.stream import open_imagefolder
+
+        prefix, sep, arg = spec.strip().partition(":")
+        if prefix != "imagefolder" or not arg:
+            raise ValidationError(f"--stream applies to imagefolder:PATH datasets, not '{spec}'; other datasets "
+                                  "are read into memory.")
+        if subsample is not None:
+            raise ValidationError("--subsample cannot be combined with --stream; make a smaller folder instead.")
+        return open_imagefolder(arg, spec=spec.strip())
     dataset = _load(spec.strip(), None if data_root is None else str(data_root), label_column)
     if subsample is not None:
         dataset = subsample_dataset(dataset, subsample, seed=seed)
