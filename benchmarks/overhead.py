@@ -32,13 +32,13 @@ from sensprune.train import ArraySource, TrainConfig, epoch_order, make_optimize
 def plain_loop(build, x, y, cfg: TrainConfig) -> None:
     """The minimal loop: permutation, slice, forward, mean CE, backward, step."""
     torch.manual_seed(cfg.seed)
-    model = build()
+    model = build().to(cfg.device)
     opt = make_optimizer(model, cfg)
     n = len(y)
     for epoch in range(cfg.epochs):
         for g in opt.param_groups:
             g["lr"] = cfg.lr_at(epoch)
-        order = epoch_order(n, cfg.seed, epoch, None)
+        order = epoch_order(n, cfg.seed, epoch, None).to(x.device)
         for s in range(0, n, cfg.batch_size):
             idx = order[s:s + cfg.batch_size]
             loss = F.cross_entropy(model(x[idx]), y[idx])
@@ -47,12 +47,13 @@ def plain_loop(build, x, y, cfg: TrainConfig) -> None:
             opt.step()
 
 
-def bench(name: str, spec: str, model: str, epochs: int, subsample: int | None, repeats: int) -> None:
+def bench(name: str, spec: str, model: str, epochs: int, subsample: int | None, repeats: int,
+          device: str = "cpu") -> None:
     data = load_dataset(spec, subsample=subsample)
-    tcfg = TrainConfig(epochs=epochs, batch_size=128)
+    tcfg = TrainConfig(epochs=epochs, batch_size=128, device=device)
     cfg_all = ScoreConfig(dataset=spec, model=model, measures=DEFAULT_MEASURES, train=tcfg)
     build = model_builder(data, cfg_all)
-    src = ArraySource(data.x_train, data.y_train, torch.device("cpu"))
+    src = ArraySource(data.x_train, data.y_train, torch.device(device))
     x, y = src.x, src.y
 
     def ours_none():
@@ -73,6 +74,8 @@ def bench(name: str, spec: str, model: str, epochs: int, subsample: int | None, 
         for k, fn in variants.items():
             t = time.perf_counter()
             fn()
+            if device.startswith("cuda"):
+                torch.cuda.synchronize()
             times[k].append(time.perf_counter() - t)
     med = {k: statistics.median(v) for k, v in times.items()}
     print(f"\n## {name}: {spec} n_train={data.n_train} model={model} epochs={epochs} batch=128, "
@@ -81,20 +84,26 @@ def bench(name: str, spec: str, model: str, epochs: int, subsample: int | None, 
         print(f"  {k:<10} {v:8.3f} s   (runs: {', '.join(f'{t:.3f}' for t in times[k])})")
     r1 = med["ours_all"] / med["ours_none"]
     r2 = med["ours_none"] / med["plain"]
-    print(f"  all online measures ÷ no measures      = {r1:.3f}   (target ≤ 1.10: {'met' if r1 <= 1.10 else 'NOT met'})")
-    print(f"  sensprune loop ÷ minimal PyTorch loop  = {r2:.3f}   (target ≤ 1.15: {'met' if r2 <= 1.15 else 'NOT met'})")
+    print(f"  all online measures ÷ no measures      = {r1:.3f}   (target ≤ 1.10: {_met(r1 <= 1.10)})")
+    print(f"  sensprune loop ÷ minimal PyTorch loop  = {r2:.3f}   (target ≤ 1.15: {_met(r2 <= 1.15)})")
+
+
+def _met(ok: bool) -> str:
+    return "met" if ok else "NOT met"
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--quick", action="store_true", help="fewer epochs, for a smoke run")
+    ap.add_argument("--device", default="cpu", help="cpu or cuda")
     a = ap.parse_args()
     print("# sensprune scoring overhead")
+    gpu = torch.cuda.get_device_name() if a.device.startswith("cuda") else "no GPU used"
     print(f"date {date.today()}  machine: {os.cpu_count()} CPU cores ({platform.processor() or platform.machine()}),"
-          f" no GPU, torch {torch.__version__}, threads {torch.get_num_threads()}")
-    bench("digits / MLP", "digits", "mlp", 3 if a.quick else 15, None, a.repeats)
-    bench("Fashion-MNIST 10k / CNN", "fashion-mnist", "cnn", 1 if a.quick else 2, 10000, a.repeats)
+          f" {gpu}, device {a.device}, torch {torch.__version__}, threads {torch.get_num_threads()}")
+    bench("digits / MLP", "digits", "mlp", 3 if a.quick else 15, None, a.repeats, a.device)
+    bench("Fashion-MNIST 10k / CNN", "fashion-mnist", "cnn", 1 if a.quick else 2, 10000, a.repeats, a.device)
 
 
 if __name__ == "__main__":
