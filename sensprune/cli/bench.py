@@ -1,0 +1,74 @@
+"""``sensprune bench`` and ``sensprune bench-merge``: the paired retrain grid and its statistics."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+def _shard(ctx, param, value):
+    if value is None:
+        return (0, 1)
+    i, sep, n = str(value).partition("/")
+    try:
+        i, n = int(i), int(n)
+    except ValueError:
+        raise click.BadParameter(f"expected i/n like 0/4, got {value!r}") from None
+    if not sep or n < 1 or not 0 <= i < n:
+        raise click.BadParameter(f"expected i/n with 0 <= i < n, got {value!r}")
+    return (i, n)
+
+
+@click.command()
+@click.option("--config", "config_path", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Grid TOML ([grid], [data], [train], [score], [bench]).")
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Output folder.")
+@click.option("--resume", is_flag=True, help="Skip the units already finished in --out (same config required).")
+@click.option("--force", is_flag=True, help="Delete an existing grid in --out and start over.")
+@click.option("--jobs", type=click.IntRange(1), default=1, show_default=True, help="Local worker processes.")
+@click.option("--shard", default=None, callback=_shard, metavar="i/n",
+              help="Run only units i, i+n, i+2n, ... (0-based) of the plan; join with bench-merge.")
+@click.option("--seeds", type=click.IntRange(1), default=None, help="Override [grid] seeds with 0..N-1.")
+@click.option("--epochs", type=click.IntRange(1), default=None, help="Override [train] epochs.")
+@click.option("--device", default=None, help="Override [train] device (cpu | cuda | auto).")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def bench(config_path, out, resume, force, jobs, shard, seeds, epochs, device, quiet):
+    """Retrain on pruned subsets over a grid and answer: does pruning help?
+
+    Grid: datasets × corruptions × measures × rules × fractions × seeds, plus the baselines
+    random (each fraction), full and oracle. Writes OUT/results.csv, summary.csv, detection.csv,
+    verdict.md and prints the verdict.
+
+    \b
+    Examples:
+      sensprune bench --config benchmarks/open_question/digits.toml --out runs/bench --jobs 2
+      sensprune bench --config grid.toml --out runs/bench --resume
+      sensprune bench --config grid.toml --out runs/shard0 --shard 0/4   # then bench-merge
+    """
+    from sensprune.bench import run_grid
+    from sensprune.config import load_config
+
+    cfg = load_config(config_path).with_overrides(seeds=seeds, epochs=epochs, device=device)
+    res = run_grid(cfg, out, jobs=jobs, shard=shard, resume=resume, force=force, progress=not quiet)
+    _report(res)
+
+
+@click.command("bench-merge")
+@click.argument("dirs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Merged folder.")
+@click.option("--force", is_flag=True, help="Replace an existing grid in --out.")
+def bench_merge(dirs, out, force):
+    """Join the shard folders DIRS of one grid into OUT and recompute summary, detection and verdict."""
+    from sensprune.bench import merge
+
+    _report(merge(dirs, out, force=force))
+
+
+def _report(res) -> None:
+    out = res["out"]
+    click.echo((Path(out) / "verdict.md").read_text(encoding="utf-8"))
+    msg = f"{res['rows']} retrain rows ({res['failed']} failed)"
+    if res["missing_units"]:
+        msg += f"; {len(res['missing_units'])} unit(s) missing"
+    click.echo(f"wrote {out}/results.csv, summary.csv, detection.csv, verdict.md  [{msg}]", err=True)

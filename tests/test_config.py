@@ -1,0 +1,120 @@
+"""Tests of sensprune.config: the bench grid TOML, unknown keys, validation before training."""
+
+from __future__ import annotations
+
+import pytest
+
+from sensprune.config import BenchConfig, GridSpec, config_from_dict, config_from_json, load_config, parse_corruption
+from sensprune.errors import ValidationError
+
+GOOD = """
+[grid]
+datasets = ["digits"]
+corruptions = ["none", "randY:0.2", "randY-asym:0.1", "randX:0.3"]
+measures = ["el2n", "aum", "random", "cv_confidence"]
+rules = ["drop-high", "drop-low"]
+fractions = [0.1, 0.5]
+seeds = 3
+
+[data]
+subsample = 300
+
+[train]
+epochs = 4
+lr = 0.1
+
+[score]
+epochs = 2
+widths = [32]
+"""
+
+
+def write(tmp_path, text, name="grid.toml"):
+    p = tmp_path / name
+    p.write_text(text)
+    return p
+
+
+def test_load_good_config(tmp_path):
+    cfg = load_config(write(tmp_path, GOOD))
+    assert cfg.grid.seeds == (0, 1, 2)
+    assert cfg.grid.fractions == (0.1, 0.5)
+    assert cfg.score.widths == (32,)
+    assert cfg.train.epochs == 4 and cfg.train.lr == 0.1
+    assert cfg.data.subsample == 300
+    assert cfg.score_measures == ("el2n", "aum")
+
+
+def test_roundtrip_json(tmp_path):
+    cfg = load_config(write(tmp_path, GOOD))
+    assert config_from_json(cfg.to_dict()) == cfg
+
+
+def test_seed_list_kept(tmp_path):
+    cfg = load_config(write(tmp_path, GOOD.replace("seeds = 3", "seeds = [4, 7]")))
+    assert cfg.grid.seeds == (4, 7)
+
+
+def test_unknown_key_named(tmp_path):
+    p = write(tmp_path, GOOD.replace("fractions =", "fractons ="))
+    with pytest.raises(ValidationError, match=r"Unknown key\(s\) in grid.toml \[grid\]: 'fractons'. Known: datasets"):
+        load_config(p)
+
+
+def test_unknown_section_named(tmp_path):
+    with pytest.raises(ValidationError, match=r"Unknown section\(s\) in grid.toml: 'benchh'. Known: grid"):
+        load_config(write(tmp_path, GOOD + "\n[benchh]\njobs = 2\n"))
+
+
+def test_train_seed_rejected_with_hint(tmp_path):
+    with pytest.raises(ValidationError, match=r"'seed' \(seeds come from \[grid\] seeds\)"):
+        load_config(write(tmp_path, GOOD.replace("lr = 0.1", "lr = 0.1\nseed = 3")))
+
+
+@pytest.mark.parametrize("edit, match", [
+    (("\"aum\"", "\"aumm\""), r"Unknown measure\(s\) in \[grid\] measures: 'aumm'"),
+    (("\"drop-low\"]", "\"drop-lo\"]"), r"Unknown rule\(s\) in \[grid\] rules: 'drop-lo'"),
+    (("0.5]", "1.0]"), r"fractions must be floats in \(0, 1\)"),
+    (("\"randX:0.3\"", "\"randX:1.5\""), r"needs a level Q in \(0, 1\)"),
+    (("\"randX:0.3\"", "\"unique\""), r"Unknown corruption 'unique'"),
+    (("seeds = 3", "seeds = []"), r"\[grid\] seeds must not be empty"),
+    (("epochs = 2", "epochs = 2\nel2n_epoch = 9"), r"el2n_epoch must be in 1..2"),
+    (("lr = 0.1", "lr = -1.0"), r"The 'lr' parameter must be a positive float"),
+    (("subsample = 300", "subsample = 0"), r"subsample must be a positive integer"),
+    (("fractions = [0.1, 0.5]", "fractions = [0.1, 0.1]"), r"fractions has duplicates"),
+])
+def test_bad_values(tmp_path, edit, match):
+    with pytest.raises(ValidationError, match=match):
+        load_config(write(tmp_path, GOOD.replace(*edit)))
+
+
+def test_invalid_toml(tmp_path):
+    with pytest.raises(ValidationError, match="is not valid TOML"):
+        load_config(write(tmp_path, "[grid\n"))
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(ValidationError, match="not found"):
+        load_config(tmp_path / "nope.toml")
+
+
+def test_overrides():
+    cfg = config_from_dict({}).with_overrides(seeds=2, epochs=3, device="cpu")
+    assert cfg.grid.seeds == (0, 1) and cfg.train.epochs == 3
+
+
+def test_parse_corruption():
+    assert parse_corruption("none") == ("none", 0.0)
+    assert parse_corruption("randY-asym:0.25") == ("randY-asym", 0.25)
+    with pytest.raises(ValidationError, match="takes no level"):
+        parse_corruption("none:0.1")
+
+
+def test_direct_construction_validates():
+    with pytest.raises(ValidationError, match="Unknown measure"):
+        BenchConfig(grid=GridSpec(measures=("nope",)))
+
+
+def test_budget_checked(tmp_path):
+    with pytest.raises(ValidationError, match=r"\[bench\] budget must be one of epochs, steps; got 'iters'"):
+        load_config(write(tmp_path, GOOD + '\n[bench]\nbudget = "iters"\n'))
