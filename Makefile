@@ -1,4 +1,5 @@
-# sensprune: `make demo` scores the embedded digits dataset; `make test` runs the test suite.
+# sensprune: `make demo` runs score -> prune -> a small bench -> report on the embedded digits dataset;
+# `make test` runs the test suite. Both create .venv and install everything on a fresh machine.
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -18,7 +19,20 @@ $(STAMP): $(BIN)/python pyproject.toml
 venv: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/sensprune score --dataset digits --model mlp --epochs 15 --seeds 2 --out demo-out/scores --force
+	@start=$$(date +%s); set -e; \
+	echo "== 1/4 score: warmup on digits, every online measure + loss_sensitivity =="; \
+	$(BIN)/sensprune score --dataset digits --model mlp --epochs 15 --seeds 2 \
+		--measures input_grad,loss_sensitivity,loss,el2n,forgetting,aum,confidence,variability,correctness \
+		--out demo-out/scores --force; \
+	echo "== 2/4 prune: drop the 20% most sensitive examples per class =="; \
+	$(BIN)/sensprune prune --scores demo-out/scores --by loss_sensitivity --rule drop-high --fraction 0.2 \
+		--per-class --out demo-out/pruned --force; \
+	echo "== 3/4 bench: retrain on each selection vs random, 3 paired seeds (demo.toml) =="; \
+	$(BIN)/sensprune bench --config benchmarks/open_question/demo.toml --out demo-out/bench --jobs 2 --force; \
+	echo "== 4/4 report =="; \
+	$(BIN)/sensprune report demo-out/scores --force --quiet; \
+	echo; echo "Results: demo-out/scores (scores.csv, meta.json), demo-out/pruned (keep.npy), demo-out/bench"; \
+	echo "(verdict.md, summary.csv), demo-out/scores/report/report.html  [$$(( $$(date +%s) - start )) s]"
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
@@ -34,13 +48,8 @@ clean:
 	rm -rf demo-out build *.egg-info
 
 # -- bench (issue 5): the open question, and a small bench for the demo --------------------------------
-.PHONY: bench-open-question demo-bench
+.PHONY: bench-open-question
 OQ := benchmarks/open_question
-
-demo-bench: demo
-	$(BIN)/sensprune prune --scores demo-out/scores --by el2n --rule drop-high --fraction 0.2 \
-		--out demo-out/pruned --force
-	$(BIN)/sensprune bench --config $(OQ)/demo.toml --out demo-out/bench --jobs 2 --force
 
 # finished units are skipped (--resume); `make bench-open-question RERUN=1` deletes the outputs and reruns all
 bench-open-question: $(STAMP)
