@@ -1,7 +1,9 @@
 """Cost of the paper's measures on the paper's setting (Arpit et al. 2017, §3: 1000 images at 14×14, MLP 16-16).
 
 Prints, from the same process and data:
-  1. loss_sensitivity H = 1 (LossSensitivityHook) ÷ plain training, whole warmup (target ≤ 3.0);
+  1. loss_sensitivity H = 1 (LossSensitivityHook) ÷ plain training, whole warmup (target ≤ 3.0), with the fixed
+     probe (all N, and 256) and with --probe next-batch, on the paper setting and on digits with the default
+     MLP 256-128; median of 7 interleaved repeats (the 2 cores are shared);
   2. GraNd with torch.func (vmap over grad, chunks of 256) vs a per-example Python loop (target ≥ 10×);
   3. exact mode (--horizon all): time and peak resident memory of the replay, in a forked child.
 Usage:  python benchmarks/overhead_paper.py > benchmarks/overhead_paper.txt
@@ -21,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "unrolled_accuracy"))
-from common import paper_dataset  # noqa: E402
+from common import digits_dataset, paper_dataset  # noqa: E402
 
 from sensprune.measures.grand import grand_scores  # noqa: E402
 from sensprune.measures.unrolled import (ExactSensitivityHook, LossSensitivityHook, estimate_exact_bytes,  # noqa: E402
@@ -32,11 +34,37 @@ from sensprune.train import ArraySource, TrainConfig, train  # noqa: E402
 CFG = TrainConfig(epochs=20, batch_size=128, lr=0.05)
 
 
-def _train(data, hooks):
+def _train(data, hooks, widths=(16, 16)):
     t0 = time.perf_counter()
-    res = train(lambda: build_model("mlp", 10, data.input_shape, widths=(16, 16)),
+    res = train(lambda: build_model("mlp", data.num_classes, data.input_shape, widths=widths),
                 ArraySource(data.x_train, data.y_train, torch.device("cpu")), CFG, hooks=hooks, progress=False)
     return time.perf_counter() - t0, res
+
+
+def _overhead(name, data, widths, repeats=7):
+    n = data.n_train
+    probe_all = stratified_probe(data.y_train, 2048)
+    probe_256 = stratified_probe(data.y_train, 256)
+    variants = {
+        "plain": lambda: [],
+        f"fixed probe {len(probe_all)} (default)": lambda: [LossSensitivityHook(n, probe_all, horizon=1)],
+        "fixed probe 256 (--probe-size 256)": lambda: [LossSensitivityHook(n, probe_256, horizon=1)],
+        "next-batch (--probe next-batch)": lambda: [LossSensitivityHook(n, probe_all, horizon=1,
+                                                                        probe_mode="next-batch")],
+    }
+    for make in variants.values():  # warm-up
+        _train(data, make(), widths)
+    times = {k: [] for k in variants}
+    for _ in range(repeats):
+        for k, make in variants.items():
+            times[k].append(_train(data, make(), widths)[0])
+    med = {k: float(np.median(v)) for k, v in times.items()}
+    print(f"   {name}, {CFG.epochs} epochs x batch {CFG.batch_size}: plain {med['plain']:.3f} s "
+          f"(range {min(times['plain']):.3f}-{max(times['plain']):.3f})")
+    for k in list(variants)[1:]:
+        r = med[k] / med["plain"]
+        print(f"     H=1 {k:<36} {med[k]:.3f} s  ratio {r:.2f}  (target <= 3.0: {'met' if r <= 3.0 else 'NOT met'})")
+    return med["plain"]
 
 
 def _status_kib(key):
@@ -75,25 +103,21 @@ def main():
     data = paper_dataset()
     n = data.n_train
     print("# Overhead of the paper's measures on the paper's setting")
-    print("command: python benchmarks/overhead_paper.py")
+    print("command: python benchmarks/overhead_paper.py > benchmarks/overhead_paper.txt")
     print(f"machine: {platform.machine()} CPU, 2 cores (torch threads 1: the 2 cores are shared and 2 threads "
-          f"under contention time 10x noisier), torch {torch.__version__}; date {datetime.date.today().isoformat()}")
+          f"under contention time 10x noisier), no GPU, shared load (load average {os.getloadavg()[0]:.1f} at start), "
+          f"torch {torch.__version__}; date {datetime.date.today().isoformat()}")
     print(f"setting: Fashion-MNIST 1000 images avg-pooled to 14x14, MLP 16-16, {CFG.epochs} epochs, batch "
           f"{CFG.batch_size}, SGD lr {CFG.lr} momentum {CFG.momentum} wd {CFG.weight_decay}, probe = all 1000")
 
-    _train(data, [])  # warm-up
-    plain = min(_train(data, [])[0] for _ in range(3))
-    h1 = min(_train(data, [LossSensitivityHook(n, np.arange(n), horizon=1)])[0] for _ in range(3))
-    print(f"\n1. plain training {plain:.2f} s; with loss_sensitivity H=1 {h1:.2f} s; "
-          f"ratio H=1 / plain = {h1 / plain:.2f} (target <= 3.0: {'met' if h1 / plain <= 3.0 else 'NOT met'})")
-    for size in (256, 128):
-        probe = np.sort(np.random.RandomState(0).choice(n, size, replace=False))
-        t = min(_train(data, [LossSensitivityHook(n, probe, horizon=1)])[0] for _ in range(3))
-        print(f"   with --probe-size {size}: {t:.2f} s, ratio {t / plain:.2f}")
-    print("   why: each step adds a forward at theta_s with a create_graph gradient, a probe forward+backward at"
-          "\n   theta_{s+1} and the double backward (about two backward passes): about 4 passes of a plain step's"
-          "\n   cost. A smaller probe barely helps, so 3.0x is not reachable with this formulation; on this tiny"
-          "\n   MLP per-call overhead, not arithmetic, dominates.")
+    print("\n1. loss_sensitivity H=1 / plain training, whole warmup; median of 7 repeats, variants interleaved")
+    plain = _overhead("paper setting (MLP 16-16)", data, (16, 16))
+    _overhead("digits (N=1257, 8x8), default MLP 256-128", digits_dataset(), (256, 128))
+    print("   why the fixed probe is expensive: each step adds a probe forward+backward over up to 2048 examples at"
+          "\n   theta_{s+1}, a forward at theta_s with a create_graph gradient and the double backward. --probe"
+          "\n   next-batch reuses the training gradient of step s+1 as v (no probe pass); what is left is the forward"
+          "\n   at theta_s plus the create_graph backward and the double backward (about 3 plain passes, plus"
+          "\n   per-call overhead that dominates on the 16-16 MLP).")
 
     _, res = _train(data, [])
     model = res.model.eval()

@@ -16,7 +16,7 @@ from sensprune.errors import ValidationError
 from sensprune.measures import unrolled as U
 from sensprune.measures.per_class import PerClassHook, off_diagonal_fraction
 from sensprune.score import ScoreConfig, score
-from sensprune.train import ArraySource, TrainConfig, epoch_order, train
+from sensprune.train import ArraySource, Hook, TrainConfig, epoch_order, train
 
 
 def _mlp(d=4, h=5, k=3, dtype=torch.float64, seed=0):
@@ -181,3 +181,101 @@ def test_epoch_order_is_what_the_hook_records(tiny_arrays):
     hook = U.ExactSensitivityHook(120, np.arange(120))
     _run(tiny_arrays, [hook], epochs=1)
     assert np.array_equal(np.concatenate(hook.idx), epoch_order(120, 0, 0, None).numpy())
+
+
+class _Recorder(Hook):
+    """θ_s, the momentum buffer entering step s, the batch and the lr of every step."""
+
+    def __init__(self):
+        self.steps = []
+
+    def on_step(self, step, run):
+        opt = run.optimizer
+        bufs = [opt.state.get(p, {}).get("momentum_buffer") for p in run.model.parameters()]
+        names = [k for k, _ in run.model.named_parameters()]
+        bufs = None if any(b is None for b in bufs) else {k: b.detach().clone() for k, b in zip(names, bufs)}
+        self.steps.append((U.params_of(run.model), bufs, step.idx.clone(), float(step.lr)))
+
+    def after_step(self, step, run):
+        self.final = U.params_of(run.model)
+
+
+@pytest.mark.parametrize("momentum, wd", [(0.0, 0.0), (0.9, 1e-2)])
+def test_next_batch_probe_equals_brute_force_through_one_sgd_step_float64(tiny_arrays, momentum, wd):
+    """--probe next-batch: L_{s+1} = mean loss of B_{s+1} at θ_{s+1}; ∂L_{s+1}/∂x_i by plain autograd through
+    the functional SGD step s (float64), the last step with the fixed probe; ḡ = Σ_s ‖·‖₁ / T."""
+    x = torch.as_tensor(tiny_arrays[0], dtype=torch.float64)
+    y = torch.as_tensor(tiny_arrays[1])
+    probe = np.arange(0, 120, 2)
+    hook = U.LossSensitivityHook(120, probe, horizon=1, probe_mode="next-batch")
+    rec = _Recorder()
+    cfg = TrainConfig(epochs=3, batch_size=32, lr=0.3, momentum=momentum, weight_decay=wd, schedule="cosine")
+    train(lambda: _mlp(6, 8, 4), ArraySource(x.numpy(), y.numpy(), torch.device("cpu")), cfg,
+          hooks=[hook, rec], progress=False)
+    model = _mlp(6, 8, 4)
+    T = len(rec.steps)
+    assert T == 12 and int(hook.steps) == T and int(hook.last_step_fixed) == 1
+    want = np.zeros(120)
+    for s, (theta, bufs, b, lr) in enumerate(rec.steps):
+        X = x.clone().requires_grad_(True)
+        th = {k: v.clone().requires_grad_(True) for k, v in theta.items()}
+        new, _ = U.sgd_step(model, th, bufs, X[b], y[b], lr, momentum, wd)
+        nxt = rec.final if s + 1 == T else rec.steps[s + 1][0]
+        assert max(float((new[k] - nxt[k]).detach().abs().max()) for k in new) < 1e-6  # replay = training
+        pb = torch.as_tensor(probe) if s + 1 == T else rec.steps[s + 1][2]
+        loss = F.cross_entropy(functional_call(model, new, (x[pb],)), y[pb])  # next batch's inputs constant
+        (gx,) = torch.autograd.grad(loss, X)
+        outside = torch.ones(120, dtype=torch.bool)
+        outside[b] = False
+        assert float(gx[b].abs().sum()) > 0 and float(gx[outside].abs().sum()) == 0  # only B_s moves L_{s+1}
+        want += gx.abs().sum(1).numpy()
+    np.testing.assert_allclose(hook.values()["loss_sensitivity"], want / T, rtol=1e-5, atol=1e-12)
+    meta = hook.meta()["loss_sensitivity"]
+    assert meta["probe"] == "next-batch" and meta["steps_with_fixed_probe"] == 1
+    assert any("unbiased" in a for a in meta["approximations"])
+
+
+class _Boom(Hook):
+    def __init__(self, armed):
+        self.armed = armed
+
+    def on_step(self, step, run):
+        if self.armed and step.epoch == 1:
+            raise KeyboardInterrupt
+
+
+def test_next_batch_resume_keeps_the_pending_step(tiny_arrays, tmp_path):
+    """The step pending at an epoch end (θ_s, B_s waiting for B_{s+1}) survives a checkpoint and resume."""
+    def go(hooks, ckpt=None):
+        cfg = TrainConfig(epochs=2, batch_size=16, lr=0.1, momentum=0.9, weight_decay=1e-3)
+        train(lambda: _mlp(6, 8, 4, torch.float32), ArraySource(tiny_arrays[0], tiny_arrays[1], torch.device("cpu")),
+              cfg, hooks=hooks, checkpoint_dir=ckpt, progress=False)
+
+    full = U.LossSensitivityHook(120, np.arange(120), probe_mode="next-batch")
+    go([full, _Boom(False)])
+    with pytest.raises(KeyboardInterrupt):
+        go([U.LossSensitivityHook(120, np.arange(120), probe_mode="next-batch"), _Boom(True)], tmp_path)
+    resumed = U.LossSensitivityHook(120, np.arange(120), probe_mode="next-batch")
+    go([resumed, _Boom(False)], tmp_path)
+    assert int(resumed.steps) == int(full.steps) == 16
+    np.testing.assert_allclose(resumed.values()["loss_sensitivity"], full.values()["loss_sensitivity"], rtol=1e-6)
+
+
+def test_next_batch_is_refused_where_it_does_not_apply():
+    with pytest.raises(ValidationError, match="--horizon 1 only"):
+        U.LossSensitivityHook(10, np.arange(10), horizon=2, probe_mode="next-batch")
+    with pytest.raises(ValidationError, match="--include-direct is not supported"):
+        U.LossSensitivityHook(10, np.arange(10), include_direct=True, probe_mode="next-batch")
+    with pytest.raises(ValidationError, match="--probe must be one of fixed, next-batch"):
+        U.parse_probe_mode("batch")
+
+
+def test_cli_probe_next_batch_is_in_meta_and_refused_with_horizon_all(tmp_path):
+    base = ["score", "--dataset", "digits", "--subsample", "100", "--epochs", "2", "--widths", "8",
+            "--measures", "loss_sensitivity", "--quiet", "--probe", "next-batch"]
+    r = CliRunner().invoke(cli, [*base, "--out", str(tmp_path / "a")])
+    assert r.exit_code == 0, r.output
+    note = json.loads((tmp_path / "a" / "meta.json").read_text())["measure_notes"]["loss_sensitivity"]
+    assert note["probe"] == "next-batch" and note["steps_with_fixed_probe"] == 1
+    r = CliRunner().invoke(cli, [*base, "--horizon", "all", "--out", str(tmp_path / "b")])
+    assert r.exit_code == 1 and "--probe next-batch works with --horizon 1 only" in r.output

@@ -1,6 +1,7 @@
 """Truncated loss sensitivity (H = 1, 2, 4, 8) against exact mode (--horizon all), Spearman correlation.
 
 All horizons and the exact replay are hooks of ONE training run, so they see the same trajectory.
+Also H = 1 with --probe next-batch (the next minibatch's loss as L_{s+1}) against the same exact values.
 Usage:  python benchmarks/unrolled_accuracy/run.py > benchmarks/unrolled_accuracy/results.txt
 """
 
@@ -57,6 +58,7 @@ def setting(name, data, cfg):
     n = data.n_train
     exact = Timed(ExactSensitivityHook(n, probe))
     trunc = {h: Timed(LossSensitivityHook(n, probe, horizon=h)) for h in HORIZONS}
+    trunc["1 next-batch"] = Timed(LossSensitivityHook(n, probe, horizon=1, probe_mode="next-batch"))
     res = train(lambda: build_model("mlp", data.num_classes, data.input_shape, widths=(16, 16)),
                 ArraySource(data.x_train, data.y_train, torch.device("cpu")), cfg,
                 test_data=ArraySource(data.x_test, data.y_test, torch.device("cpu")),
@@ -66,20 +68,23 @@ def setting(name, data, cfg):
           f"{cfg.batch_size} = {steps} SGD steps, lr {cfg.lr} ({cfg.schedule}), momentum {cfg.momentum}, "
           f"wd {cfg.weight_decay}; final train acc {res.final['train_acc']:.3f}, test acc {res.final['test_acc']:.3f}")
     print(f"exact replay: max |theta_replay - theta_trained| = {exact.replay_error:.2e}; time {exact.seconds:.1f} s")
-    print(f"{'horizon':>8} {'spearman vs exact':>18} {'pearson':>8} {'hook time s':>12}")
+    print(f"{'horizon':>14} {'spearman vs exact':>18} {'pearson':>8} {'hook time s':>12}")
     for h, hook in trunc.items():
         v = hook.values()["loss_sensitivity"]
-        print(f"{h:>8} {spearman(v, exact.value):>18.4f} {np.corrcoef(v, exact.value)[0, 1]:>8.4f} "
+        print(f"{h:>14} {spearman(v, exact.value):>18.4f} {np.corrcoef(v, exact.value)[0, 1]:>8.4f} "
               f"{hook.seconds:>12.1f}")
 
 
 def main():
     torch.set_num_threads(2)
     print("# Truncated (H) vs exact loss sensitivity, Spearman over all training examples")
-    print("command: python benchmarks/unrolled_accuracy/run.py")
-    print(f"machine: {platform.machine()} CPU, 2 cores (torch threads 2), torch {torch.__version__}; "
+    print("command: python benchmarks/unrolled_accuracy/run.py > benchmarks/unrolled_accuracy/results.txt")
+    print(f"machine: {platform.machine()} CPU, 2 cores (torch threads 2), no GPU, shared load; "
+          f"torch {torch.__version__}; "
           f"date {datetime.date.today().isoformat()}")
     print("probe: whole training set (N <= 2048), direct term off; all hooks on one training run")
+    print("'1 next-batch' = --probe next-batch: L_{s+1} = mean loss of the next minibatch at theta_{s+1} (the last")
+    print("step uses the fixed probe); compared against exact mode with the fixed whole-training-set probe")
     setting("digits", digits_dataset(), TrainConfig(epochs=10, batch_size=128, lr=0.05))
     setting("paper setting (Fashion-MNIST 1000, 14x14)", paper_dataset(),
             TrainConfig(epochs=20, batch_size=128, lr=0.05))

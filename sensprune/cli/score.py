@@ -33,8 +33,8 @@ from sensprune.measures import DEFAULT_MEASURES, MEASURES
               show_default=True,
               help="loss_sensitivity --horizon 1: L_{s+1} = mean loss of the fixed probe set (see --probe-size), "
                    "or of the next training minibatch at theta_{s+1} (reuses the training gradient: no probe "
-                   "pass; an unbiased stochastic estimate of the whole-training-set probe; the last step uses "
-                   "the fixed probe).")
+                   "pass; a stochastic estimate of the whole-training-set probe that, sampling without "
+                   "replacement, misses each example's own loss; the last step uses the fixed probe).")
 @click.option("--include-direct", is_flag=True,
               help="loss_sensitivity: add the direct term dl(theta_t; x, y)/dx for probe examples.")
 @click.option("--per-class", is_flag=True,

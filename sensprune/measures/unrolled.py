@@ -12,6 +12,22 @@ influences L_t only through the parameter updates it took part in. ḡ_x = (1/T)
   carry the dependence; for H = 1, ∂L_{s+1}/∂x_i = −η_s·∇_{x_i}[∇_θ L_B(θ_s)·v], v = ∇_θ L(θ_{s+1}),
   one double-backward over the batch. The momentum buffer and weight decay entering the window are
   constants (they do not depend on the window's inputs); later momentum carry-over is ignored.
+- **Next-batch probe** (``probe_mode="next-batch"``, H = 1 only; choice of ours, not the default):
+  L_{s+1} is the mean loss of the *next training minibatch* B_{s+1} at θ_{s+1} instead of the fixed
+  probe. Its gradient v is the gradient the training loop computes anyway at step s+1 (the
+  parameters' ``.grad`` in ``on_step``), so the probe forward+backward disappears; the hook keeps θ_s
+  and B_s for one step and does the double backward at step s+1. If B_{s+1} were drawn independently
+  of the trajectory (uniform, with replacement), L_{B_{s+1}}, v and — v enters linearly —
+  ∂L_{s+1}/∂x_i would be unbiased stochastic estimates of those of the whole-training-set probe
+  (P = all N, the default when N ≤ ``probe_size``). Caveat: the loop samples epochs *without*
+  replacement, so given the trajectory B_{s+1} is a uniform draw of the examples the epoch has not
+  visited yet: the estimate is unbiased for the mean loss over those, not over all N; in particular
+  x_i ∈ B_s is not in B_{s+1} (except across an epoch boundary), so the self term
+  ∇ℓ(θ_{s+1}; x_i)·∂θ_{s+1}/∂x_i that the fixed probe contains is absent. The L1 norm of a noisy
+  estimate is biased upwards in any case. With per-example weights L_{s+1} is the weighted batch loss the loop
+  trains on; weight decay is not part of L_{s+1}. The last step of training has no next batch: it
+  uses the fixed probe (one step in T). Cost: no probe pass, one forward at θ_s with a create_graph
+  gradient and one double backward per step.
 
 Normalisation (choice of ours, the same in both modes): divide by T, the number of SGD steps; an
 example outside every horizon of step t contributes 0 at t. Supported: plain SGD or SGD with
@@ -203,6 +219,52 @@ def check_exact_fits(model, input_shape, n, batch_size, steps, probe_size, devic
     return need
 
 
+PROBE_MODES = ("fixed", "next-batch")
+
+
+def parse_probe_mode(value) -> str:
+    """``"fixed"`` (the probe set P) or ``"next-batch"`` (the next training minibatch); else ValidationError."""
+    mode = str(value).strip().lower()
+    if mode not in PROBE_MODES:
+        raise ValidationError(f"--probe must be one of {', '.join(PROBE_MODES)}. Got {value!r} instead.")
+    return mode
+
+
+def _trainable(model: nn.Module) -> list[torch.Tensor]:
+    return [p for p in model.parameters() if p.requires_grad]
+
+
+def h1_input_grad(model: nn.Module, theta_s: list[torch.Tensor], xb: torch.Tensor, yb: torch.Tensor,
+                  v, lr: float) -> torch.Tensor:
+    """−η·∇_{x_i}[∇_θ L_B(θ_s)·v] for every row x_i of ``xb`` (leaf or not): (B, ...), same as ``xb``.
+
+    ``theta_s`` lists values for ``model``'s trainable parameters (in ``parameters()`` order); the
+    model is evaluated at them by pointing each parameter's data at them for the duration of the
+    call (cheaper than ``functional_call`` on small models) and restored afterwards. ∇_θ L_B is taken
+    with ``create_graph`` and the second backward is the vector-Jacobian product with ``v``; gradients
+    are returned, nothing is accumulated into ``.grad``.
+    """
+    leaf = xb.detach().requires_grad_(True)
+    params = _trainable(model)
+    saved = [p.data for p in params]
+    gx = None
+    try:
+        # both backward passes run while the parameters point at θ_s: the graph saves the parameter
+        # tensors themselves, so restoring them first would silently evaluate the second pass at θ_{s+1}
+        for p, t in zip(params, theta_s):
+            p.data = t
+        lb = F.cross_entropy(model(leaf), yb)
+        gth = torch.autograd.grad(lb, params, create_graph=True, allow_unused=True)
+        pairs = [(g, vi) for g, vi in zip(gth, v) if g is not None and g.requires_grad and vi is not None]
+        if pairs:
+            (gx,) = torch.autograd.grad([g for g, _ in pairs], leaf,
+                                        grad_outputs=[vi.to(g.dtype) for g, vi in pairs], allow_unused=True)
+    finally:
+        for p, t in zip(params, saved):
+            p.data = t
+    return torch.zeros_like(leaf) if gx is None else gx.mul_(-lr)
+
+
 class _ProbeMixin:
     def _setup(self, run: Run) -> None:
         if not isinstance(run.train, ArraySource):
@@ -215,16 +277,57 @@ class _ProbeMixin:
 class LossSensitivityHook(_ProbeMixin, Hook):
     """Truncated loss sensitivity (horizon H ≥ 1); ``values()['loss_sensitivity']`` is (N,)."""
 
-    def __init__(self, n: int, probe: np.ndarray, horizon: int = 1, include_direct: bool = False):
+    def __init__(self, n: int, probe: np.ndarray, horizon: int = 1, include_direct: bool = False,
+                 probe_mode: str = "fixed"):
         self.probe, self.horizon, self.include_direct = np.asarray(probe), int(horizon), include_direct
+        self.probe_mode = parse_probe_mode(probe_mode)
+        if self.probe_mode == "next-batch" and self.horizon != 1:
+            raise ValidationError(f"--probe next-batch works with --horizon 1 only (got --horizon {horizon}); "
+                                  "use --probe fixed for longer horizons.")
+        if self.probe_mode == "next-batch" and include_direct:
+            raise ValidationError("--include-direct is not supported with --probe next-batch "
+                                  "(use --probe fixed).")
         self.total = np.zeros(n, np.float64)
         self.steps = np.zeros((), np.int64)
+        self.last_step_fixed = np.zeros((), np.int64)  # next-batch: steps that fell back to the fixed probe
         self.window: deque = deque(maxlen=self.horizon)
 
     def on_train_begin(self, run: Run) -> None:
         self._setup(run)
+        if self.probe_mode == "next-batch" and getattr(run.config, "amp", "none") == "fp16":
+            raise ValidationError("--probe next-batch reads the training gradients, which --amp fp16 scales; "
+                                  "use --probe fixed or --amp bf16.")
+
+    def _add(self, idx: torch.Tensor, gx: torch.Tensor) -> None:
+        self.total[idx.cpu().numpy()] += gx.abs().flatten(1).sum(1).double().cpu().numpy()
+        self.steps += 1
+
+    def _next_batch_step(self, step: StepInfo, run: Run) -> None:
+        # .grad now holds v = ∇_θ L_{B_{s+1}}(θ_{s+1}) (the batch loss the loop trains on; no weight decay)
+        if self.window:
+            theta_s, _, b, lr = self.window[-1]
+            v = [p.grad for p in _trainable(run.model)]
+            self._add(b, h1_input_grad(run.model, list(theta_s.values()), run.train.x[b], run.train.y[b], v, lr))
+        self.window.append((params_of(run.model), None, step.idx.clone(), float(step.lr)))
+
+    def _fixed_probe_h1(self, run: Run) -> None:
+        """H = 1 with the fixed probe for the pending (θ_s, B_s); the model is at θ_{s+1}."""
+        theta_s, _, b, lr = self.window[-1]
+        params = _trainable(run.model)
+        lp = F.cross_entropy(run.model(self.xp), self.yp)
+        v = torch.autograd.grad(lp, params, allow_unused=True)
+        self._add(b, h1_input_grad(run.model, list(theta_s.values()), run.train.x[b], run.train.y[b], v, lr))
+
+    def on_epoch_end(self, epoch: int, run: Run) -> None:
+        if self.probe_mode == "next-batch" and epoch + 1 == run.config.epochs and self.window:
+            self._fixed_probe_h1(run)  # the last step has no next batch
+            self.last_step_fixed += 1
+            self.window.clear()
 
     def on_step(self, step: StepInfo, run: Run) -> None:
+        if self.probe_mode == "next-batch":
+            self._next_batch_step(step, run)
+            return
         opt = run.optimizer
         bufs = None
         if self.horizon > 1 and run.config.momentum:
@@ -234,6 +337,11 @@ class LossSensitivityHook(_ProbeMixin, Hook):
         self.window.append((params_of(run.model), bufs, step.idx.clone(), float(step.lr)))
 
     def after_step(self, step: StepInfo, run: Run) -> None:
+        if self.probe_mode == "next-batch":
+            return
+        if self.horizon == 1 and not self.include_direct:
+            self._fixed_probe_h1(run)
+            return
         cfg, x = run.config, run.train.x
         idx = torch.cat([w[2] for w in self.window] + ([self.pidx] if self.include_direct else []))
         ids = torch.unique(idx)
@@ -265,17 +373,27 @@ class LossSensitivityHook(_ProbeMixin, Hook):
         return {"loss_sensitivity": self.total / max(int(self.steps), 1)}
 
     def meta(self) -> dict:
+        approx = [f"only the last {self.horizon} update(s) before each step carry the dependence",
+                  "momentum and weight decay entering the window are treated as constants; "
+                  "momentum carry-over beyond the window is ignored"]
+        if self.probe_mode == "next-batch":
+            approx.append("L_{s+1} = mean loss of the next training minibatch B_{s+1} at theta_{s+1} (its gradient "
+                          "is the training gradient of step s+1, reused); it would be an unbiased stochastic estimate "
+                          "of the whole-training-set probe loss and its input gradient (not of the L1 norm) under "
+                          "independent sampling, but epochs sample without replacement: B_{s+1} is drawn from the "
+                          "examples the epoch has not visited yet and excludes B_s, so the self term of x_i in "
+                          "L_{s+1} is absent; the last step of training has no next batch and uses the fixed probe")
         return {"loss_sensitivity": {
-            "mode": "truncated", "horizon": self.horizon, "probe_size": int(len(self.probe)),
-            "include_direct": self.include_direct,
+            "mode": "truncated", "horizon": self.horizon, "probe": self.probe_mode,
+            "probe_size": int(len(self.probe)), "include_direct": self.include_direct,
+            **({"steps_with_fixed_probe": int(self.last_step_fixed)} if self.probe_mode == "next-batch" else {}),
             "normalisation": "sum over steps t of ||dL_t/dx||_1 divided by T, the number of SGD steps; "
                              "0 at steps whose horizon does not contain x",
-            "approximations": [f"only the last {self.horizon} update(s) before each step carry the dependence",
-                               "momentum and weight decay entering the window are treated as constants; "
-                               "momentum carry-over beyond the window is ignored"]}}
+            "approximations": approx}}
 
     def state_dict(self):
-        out = {"total": self.total, "steps": self.steps, "win_len": np.asarray(len(self.window))}
+        out = {"total": self.total, "steps": self.steps, "win_len": np.asarray(len(self.window)),
+               "last_step_fixed": self.last_step_fixed}
         for j, (th, bufs, b, lr) in enumerate(self.window):
             out[f"w{j}.idx"], out[f"w{j}.lr"] = b.cpu().numpy(), np.asarray(lr)
             out.update({f"w{j}.t.{k}": v.detach().cpu().numpy() for k, v in th.items()})
@@ -283,16 +401,20 @@ class LossSensitivityHook(_ProbeMixin, Hook):
         return out
 
     def load_state_dict(self, state):
-        self.total, self.steps = state["total"].copy(), state["steps"].copy()
+        def scalar(v):  # a checkpoint stores 0-d arrays as shape (1,)
+            return np.asarray(v).reshape(()).copy()
+
+        self.total, self.steps = state["total"].copy(), scalar(state["steps"])
+        self.last_step_fixed = scalar(state.get("last_step_fixed", 0))
         self.window.clear()
         dev = self.pidx.device if hasattr(self, "pidx") else "cpu"
-        for j in range(int(state["win_len"])):
+        for j in range(int(scalar(state["win_len"]))):
             th = {k[len(f"w{j}.t."):]: torch.as_tensor(v, device=dev) for k, v in state.items()
                   if k.startswith(f"w{j}.t.")}
             bufs = {k[len(f"w{j}.b."):]: torch.as_tensor(v, device=dev) for k, v in state.items()
                     if k.startswith(f"w{j}.b.")} or None
             self.window.append((th, bufs, torch.as_tensor(state[f"w{j}.idx"], device=dev),
-                                float(state[f"w{j}.lr"])))
+                                float(scalar(state[f"w{j}.lr"]))))
 
 
 class ExactSensitivityHook(_ProbeMixin, Hook):
