@@ -24,6 +24,7 @@ COMMANDS = {
     "bench": "sensprune.cli.bench:bench",
     "bench-merge": "sensprune.cli.bench:bench_merge",
     "report": "sensprune.cli.report:report",
+    "reproduce": "sensprune.cli.reproduce:reproduce",
 }
 
 
