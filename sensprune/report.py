@@ -102,7 +102,8 @@ else window.addEventListener("load", sensprunecheckImages);
 def _table(header: list[str], rows: list[list[Any]]) -> str:
     def cell(v):
         if isinstance(v, (float, np.floating, int, np.integer)) and not isinstance(v, bool):
-            return f"<td class='num'>{v:.4g}</td>" if isinstance(v, (float, np.floating)) else f"<td class='num'>{v}</td>"
+            text = f"{v:.4g}" if isinstance(v, (float, np.floating)) else f"{v}"
+            return f"<td class='num'>{text}</td>"
         return f"<td>{html.escape(str(v))}</td>"
     head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
     body = "".join("<tr>" + "".join(cell(v) for v in r) + "</tr>" for r in rows)

@@ -52,9 +52,9 @@ from sensprune.measures import DEFAULT_MEASURES, MEASURES
 @click.option("--resume", is_flag=True, help="Continue an interrupted run with the same config.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def score(dataset, data_root, subsample, label_column, corrupt, stream, workers, model, widths, dropout, epochs,
-          batch_size, optimizer, lr, momentum, weight_decay, schedule, seed, device, amp, compile_, seeds, measures, el2n_epoch,
-          at_checkpoints, horizon, probe_size, probe_mode, include_direct, per_class, per_class_every, csr, csr_samples,
-          grand_epochs, out, force, resume, quiet):
+          batch_size, optimizer, lr, momentum, weight_decay, schedule, seed, device, amp, compile_, seeds, measures,
+          el2n_epoch, at_checkpoints, horizon, probe_size, probe_mode, include_direct, per_class, per_class_every, csr,
+          csr_samples, grand_epochs, out, force, resume, quiet):
     """Train warmup model(s) and score every training example (higher = harder).
 
     Writes OUT/scores.csv, OUT/scores.npz and OUT/meta.json, and prints a summary.
