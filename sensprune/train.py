@@ -13,10 +13,9 @@ per-example losses, logits and (if asked for) per-example input gradients.
 
 from __future__ import annotations
 
-import json
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -26,8 +25,8 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from sensprune.checkpoint import load_checkpoint, save_checkpoint
 from sensprune.errors import TrainingDivergedError, ValidationError
-from sensprune.io import atomic_write_text, read_npz, write_npz
 
 OPTIMIZERS = ("sgd", "adam")
 SCHEDULES = ("constant", "cosine", "step")
@@ -310,7 +309,7 @@ def train(build_model: Callable[[], nn.Module], train_data: ArraySource | Loader
     run = Run(model, opt, cfg, train_data, device)
     for h in hooks:
         h.on_train_begin(run)
-    start = _load_checkpoint(checkpoint_dir, run, hooks) if checkpoint_dir else 0
+    start = load_checkpoint(checkpoint_dir, run, hooks) if checkpoint_dir else 0
     synced = [{k: np.array(v, copy=True) for k, v in h.state_dict().items()} for h in hooks] if world > 1 else None
     need_grad = any(h.needs_input_grad for h in hooks)
     bar = tqdm(range(start, cfg.epochs), desc=desc, disable=not progress or rank != 0, leave=False,
@@ -371,7 +370,7 @@ def train(build_model: Callable[[], nn.Module], train_data: ArraySource | Loader
         run.history.append(rec)
         bar.set_postfix({k: f"{v:.3f}" for k, v in rec.items() if k in ("train_acc", "test_acc")})
         if checkpoint_dir and rank == 0:
-            _save_checkpoint(checkpoint_dir, run, hooks, epoch + 1)
+            save_checkpoint(checkpoint_dir, run, hooks, epoch + 1)
         D.barrier()
     bar.close()
     return TrainResult(model, run.history, time.perf_counter() - t0, start)
@@ -386,56 +385,3 @@ def _as_mask(mask, n: int) -> torch.Tensor | None:
     if not bool(m.any()):
         raise ValidationError("The subset mask keeps no training example.")
     return m
-
-
-# -- checkpoints: arrays in a deterministic .npz, everything else in JSON (never pickle) -----------------
-
-CKPT_NPZ, CKPT_JSON = "checkpoint.npz", "checkpoint.json"
-
-
-def _save_checkpoint(folder: Path, run: Run, hooks: Sequence[Hook], epochs_done: int) -> None:
-    arrays: dict[str, np.ndarray] = {}
-    for k, v in run.model.state_dict().items():
-        arrays[f"model/{k}"] = v.detach().cpu().numpy()
-    opt_state = run.optimizer.state_dict()
-    scalars: dict[str, Any] = {}
-    for pid, st in opt_state["state"].items():
-        for k, v in st.items():
-            if torch.is_tensor(v):
-                arrays[f"opt/{pid}/{k}"] = v.detach().cpu().numpy()
-            else:
-                scalars[f"{pid}/{k}"] = v
-    for i, h in enumerate(hooks):
-        for k, v in h.state_dict().items():
-            arrays[f"hook{i}/{k}"] = np.asarray(v)
-    arrays["rng/torch"] = torch.get_rng_state().numpy()
-    write_npz(folder / CKPT_NPZ, arrays)
-    meta = {"epochs_done": epochs_done, "history": run.history, "param_groups": opt_state["param_groups"],
-            "opt_scalars": scalars, "config": asdict(run.config)}
-    atomic_write_text(folder / CKPT_JSON, json.dumps(meta))
-
-
-def _load_checkpoint(folder: Path, run: Run, hooks: Sequence[Hook]) -> int:
-    if not (folder / CKPT_JSON).exists():
-        return 0
-    meta = json.loads((folder / CKPT_JSON).read_text())
-    if meta["config"] != json.loads(json.dumps(asdict(run.config))):
-        raise ValidationError(f"The checkpoint in {folder} was made with another training config.")
-    arrays = read_npz(folder / CKPT_NPZ)
-    sd = {k[len("model/"):]: torch.from_numpy(v) for k, v in arrays.items() if k.startswith("model/")}
-    run.model.load_state_dict(sd)
-    state: dict[int, dict[str, Any]] = {}
-    for k, v in arrays.items():
-        if k.startswith("opt/"):
-            _, pid, name = k.split("/", 2)
-            state.setdefault(int(pid), {})[name] = torch.from_numpy(v).to(run.device)
-    for k, v in meta["opt_scalars"].items():
-        pid, name = k.split("/", 1)
-        state.setdefault(int(pid), {})[name] = v
-    run.optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
-    for i, h in enumerate(hooks):
-        prefix = f"hook{i}/"
-        h.load_state_dict({k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)})
-    torch.set_rng_state(torch.from_numpy(arrays["rng/torch"]))
-    run.history[:] = meta["history"]
-    return int(meta["epochs_done"])
