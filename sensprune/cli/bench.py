@@ -59,7 +59,13 @@ def bench(config_path, out, resume, force, jobs, shard, seeds, epochs, device, q
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Merged folder.")
 @click.option("--force", is_flag=True, help="Replace an existing grid in --out.")
 def bench_merge(dirs, out, force):
-    """Join the shard folders DIRS of one grid into OUT and recompute summary, detection and verdict."""
+    """Join the shard folders DIRS of one grid into OUT and recompute summary, detection and verdict.
+
+    \b
+    Example (4 shards of one grid, e.g. a SLURM job array):
+      sensprune bench --config grid.toml --out runs/g$SLURM_ARRAY_TASK_ID --shard $SLURM_ARRAY_TASK_ID/4
+      sensprune bench-merge runs/g0 runs/g1 runs/g2 runs/g3 --out runs/grid
+    """
     from sensprune.bench import merge
 
     _report(merge(dirs, out, force=force))

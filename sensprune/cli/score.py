@@ -66,8 +66,8 @@ def score(dataset, data_root, subsample, label_column, corrupt, stream, workers,
       sensprune score --dataset npz:my.npz --measures input_grad,el2n --el2n-epoch 2 --out runs/my
       sensprune score --dataset digits --corrupt randY:0.2 --out runs/noisy
       sensprune score --dataset digits --measures loss_sensitivity,grand --per-class --csr --out runs/paper
-      torchrun --nproc_per_node 4 -m sensprune score --dataset cifar10 --data-root data --model resnet18 \
-          --device cuda --amp bf16 --at-checkpoints 5,10 --out runs/cifar
+      torchrun --nproc_per_node 4 -m sensprune score --dataset cifar10 --data-root data
+          --model resnet18 --device cuda --amp bf16 --at-checkpoints 5,10 --out runs/cifar
     """
     from sensprune import distributed as D
     from sensprune.io import write_npy
