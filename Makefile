@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint venv bench-overhead clean
+.PHONY: demo test lint venv bench-overhead bench-paper bench-scale clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -43,6 +43,16 @@ lint: $(STAMP)
 bench-overhead: $(STAMP)
 	apt-get install -y dataset-fashion-mnist >/dev/null 2>&1 || true
 	$(BIN)/python benchmarks/overhead.py | tee benchmarks/overhead.txt
+
+# the paper's six experiments at CPU scale (about 10 minutes on 2 cores); outputs in benchmarks/paper/
+bench-paper: $(STAMP)
+	test -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz || \
+		apt-get install -y dataset-fashion-mnist >/dev/null 2>&1 || true
+	$(BIN)/sensprune reproduce --out benchmarks/paper --force
+
+# scoring time and peak memory at 100k, 300k and 1M synthetic examples
+bench-scale: $(STAMP)
+	$(BIN)/python benchmarks/scale/run.py | tee benchmarks/scale/results.txt
 
 clean:
 	rm -rf demo-out build *.egg-info
