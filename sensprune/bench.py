@@ -280,7 +280,8 @@ def prepare_dir(cfg: BenchConfig, out: Path, *, resume: bool, force: bool) -> No
             raise ValidationError(f"{out} already holds a bench grid; pass --resume to continue it or --force "
                                   "to start over.")
         else:
-            have = read_json(path)
+            # resolve the stored config, so keys added with defaults since it was written compare equal
+            have = config_from_json(read_json(path)).to_dict()
             if have != cfg.to_dict():
                 from sensprune.score import _diff_keys
 
@@ -353,7 +354,7 @@ def merge(dirs: Sequence[str | Path], out: str | Path, *, force: bool = False) -
     for d in dirs:
         if not (d / CONFIG_JSON).exists():
             raise ValidationError(f"{d} is not a bench folder (no {CONFIG_JSON}).")
-        configs.append(read_json(d / CONFIG_JSON))
+        configs.append(config_from_json(read_json(d / CONFIG_JSON)).to_dict())
     for d, c in zip(dirs[1:], configs[1:]):
         if c != configs[0]:
             raise ValidationError(f"{d} was run with another config than {dirs[0]}; only shards of one grid merge.")

@@ -50,7 +50,7 @@ class TrainConfig:
     schedule: str = "cosine"
     seed: int = 0
     device: str = "cpu"
-    eval_batch_size: int = 1024
+    eval_batch_size: int = 256
     amp: str = "none"
     compile: bool = False
 
@@ -323,13 +323,17 @@ def train(build_model: Callable[[], nn.Module], train_data: ArraySource | Loader
         model.train()
         order = epoch_order(n, cfg.seed, epoch, mask_t).to(device)
         sizes = [min(cfg.batch_size, len(order) - i) for i in range(0, len(order), cfg.batch_size)]
-        stats = torch.zeros(3, dtype=torch.float64)  # loss sum, correct, seen
+        loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+        correct_sum = torch.zeros((), dtype=torch.int64, device=device)
+        seen = 0
         for n_global, (idx, x, y) in zip(sizes, train_data.batches_of(_chunks(order, cfg.batch_size, rank, world))):
             if need_grad:
                 x = x.detach().requires_grad_(True)
-            with torch.autocast(device.type, dtype=amp_dtype or torch.bfloat16, enabled=amp_dtype is not None):
+            if amp_dtype is None:
                 logits = fwd(x)
-            logits = logits.float()
+            else:
+                with torch.autocast(device.type, dtype=amp_dtype):
+                    logits = fwd(x).float()
             losses = F.cross_entropy(logits, y, reduction="none")
             bw = None if w_t is None else w_t[idx]
             # sum / |B_global| per update; DDP averages over ranks, hence the factor world
@@ -339,22 +343,30 @@ def train(build_model: Callable[[], nn.Module], train_data: ArraySource | Loader
                 raise TrainingDivergedError(f"The training loss became {float(loss.detach())} at epoch {epoch + 1}, "
                                             f"step {step + 1}; lower the learning rate (--lr).")
             opt.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
+            (scaler.scale(loss) if scaler.is_enabled() else loss).backward()
             gx = None
             if need_grad:
-                w = bw if bw is not None else torch.ones_like(losses)
-                scale = 1.0 / (factor * w * scaler.get_scale())
-                gx = x.grad.detach().float() * scale.reshape(-1, *([1] * (x.dim() - 1)))
-            info = StepInfo(epoch, step, idx, x.detach(), y, logits.detach(), losses.detach(), gx, lr)
-            for h in hooks:
-                h.on_step(info, run)
-            scaler.step(opt)
-            scaler.update()
+                scale = 1.0 / (factor * scaler.get_scale())
+                if bw is not None:
+                    scale = scale / bw.reshape(-1, *([1] * (x.dim() - 1)))
+                gx = x.grad.detach().float() * scale
+            if hooks:
+                info = StepInfo(epoch, step, idx, x.detach(), y, logits.detach(), losses.detach(), gx, lr)
+                for h in hooks:
+                    h.on_step(info, run)
+            if scaler.is_enabled():
+                scaler.step(opt)
+                scaler.update()
+            else:
+                opt.step()
             for h in hooks:
                 h.after_step(info, run)
-            stats += torch.tensor([float(losses.detach().sum()), int((logits.detach().argmax(1) == y).sum()),
-                                   len(idx)], dtype=torch.float64)
+            with torch.no_grad():
+                loss_sum += losses.sum()
+                correct_sum += (logits.argmax(1) == y).sum()
+            seen += len(idx)
             step += 1
+        stats = torch.tensor([float(loss_sum), float(correct_sum), seen], dtype=torch.float64)
         if world > 1:
             torch.distributed.all_reduce(stats)
             synced = D.sync_hooks(hooks, synced)

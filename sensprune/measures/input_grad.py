@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from sensprune.measures.buffers import accumulator, restore
+from sensprune.measures.buffers import StepBuffer, accumulator, restore
 from sensprune.train import Hook, Run, StepInfo
 
 
@@ -27,24 +27,36 @@ def input_grad_norms(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -
 
 
 class InputGradHook(Hook):
-    """Online mean of ‖∇ₓ ℓ‖₁ over each example's presentations. ``values()['input_grad']`` is (N,)."""
+    """Online mean of ‖∇ₓ ℓ‖₁ over each example's presentations. ``values()['input_grad']`` is (N,).
+
+    The per-step norms are buffered and folded into the O(N) arrays once per epoch (see StepBuffer).
+    """
 
     needs_input_grad = True
 
     def __init__(self, n: int):
         self.total = accumulator(n, np.float64)
         self.count = accumulator(n, np.int64)
+        self.buffer = StepBuffer()
 
     def on_step(self, step: StepInfo, run: Run) -> None:
-        idx = step.idx.cpu().numpy()
-        self.total[idx] += step.input_grad.abs().flatten(1).sum(1).double().cpu().numpy()
-        self.count[idx] += 1
+        self.buffer.append(step.idx, step.input_grad.abs().flatten(1).sum(1))
+
+    def on_epoch_end(self, epoch: int, run: Run) -> None:
+        self._fold()
+
+    def _fold(self) -> None:
+        for idx, norms in self.buffer.drain():
+            self.total[idx] += norms.double().cpu().numpy()
+            self.count[idx] += 1
 
     def values(self) -> dict[str, np.ndarray]:
+        self._fold()
         with np.errstate(invalid="ignore", divide="ignore"):
             return {"input_grad": np.where(self.count > 0, self.total / np.maximum(self.count, 1), np.nan)}
 
     def state_dict(self):
+        self._fold()
         return {"total": self.total, "count": self.count}
 
     def load_state_dict(self, state):

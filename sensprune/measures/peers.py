@@ -23,7 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from sensprune.measures.buffers import accumulator, restore
+from sensprune.measures.buffers import StepBuffer, accumulator, restore
 from sensprune.train import Hook, Run, StepInfo
 
 DYNAMICS = ("loss", "forgetting", "aum", "confidence", "variability", "correctness")
@@ -43,36 +43,45 @@ def el2n(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 class DynamicsHook(Hook):
-    """Online accumulators (all O(N)) for the training-dynamics measures in :data:`DYNAMICS`."""
+    """Online accumulators (all O(N)) for the training-dynamics measures in :data:`DYNAMICS`.
+
+    Each step's logits are buffered and folded into the arrays once per epoch (see StepBuffer).
+    """
+
+    ARRAYS = ("n_pres", "loss_sum", "margin_sum", "p_sum", "p_sq_sum", "correct_sum", "forgets",
+              "prev_correct", "ever_correct")
 
     def __init__(self, n: int):
-        self.n_pres = accumulator(n, np.int64)
-        self.loss_sum = accumulator(n, np.float64)
-        self.margin_sum = accumulator(n, np.float64)
-        self.p_sum = accumulator(n, np.float64)
-        self.p_sq_sum = accumulator(n, np.float64)
-        self.correct_sum = accumulator(n, np.int64)
-        self.forgets = accumulator(n, np.int64)
-        self.prev_correct = accumulator(n, bool)
-        self.ever_correct = accumulator(n, bool)
+        for name in self.ARRAYS:
+            dtype = bool if name.endswith("correct") and name != "correct_sum" else (
+                np.int64 if name in ("n_pres", "correct_sum", "forgets") else np.float64)
+            setattr(self, name, accumulator(n, dtype))
+        self.buffer = StepBuffer()
 
     def on_step(self, step: StepInfo, run: Run) -> None:
-        idx = step.idx.cpu().numpy()
-        logits = step.logits.double()
-        p = F.softmax(logits, 1).gather(1, step.y[:, None]).squeeze(1).cpu().numpy()
-        correct = (logits.argmax(1) == step.y).cpu().numpy()
-        seen = self.n_pres[idx] > 0
-        self.forgets[idx] += (seen & self.prev_correct[idx] & ~correct).astype(np.int64)
-        self.prev_correct[idx] = correct
-        self.ever_correct[idx] |= correct
-        self.n_pres[idx] += 1
-        self.loss_sum[idx] += step.losses.double().cpu().numpy()
-        self.margin_sum[idx] += margins(logits, step.y).cpu().numpy()
-        self.p_sum[idx] += p
-        self.p_sq_sum[idx] += p * p
-        self.correct_sum[idx] += correct
+        self.buffer.append(step.idx, step.logits, step.y, step.losses)
+
+    def on_epoch_end(self, epoch: int, run: Run) -> None:
+        self._fold()
+
+    def _fold(self) -> None:
+        for idx, logits, y, losses in self.buffer.drain():
+            logits = logits.double()
+            p = F.softmax(logits, 1).gather(1, y[:, None]).squeeze(1).cpu().numpy()
+            correct = (logits.argmax(1) == y).cpu().numpy()
+            seen = self.n_pres[idx] > 0
+            self.forgets[idx] += (seen & self.prev_correct[idx] & ~correct).astype(np.int64)
+            self.prev_correct[idx] = correct
+            self.ever_correct[idx] |= correct
+            self.n_pres[idx] += 1
+            self.loss_sum[idx] += losses.double().cpu().numpy()
+            self.margin_sum[idx] += margins(logits, y).cpu().numpy()
+            self.p_sum[idx] += p
+            self.p_sq_sum[idx] += p * p
+            self.correct_sum[idx] += correct
 
     def values(self) -> dict[str, np.ndarray]:
+        self._fold()
         k = np.maximum(self.n_pres, 1).astype(np.float64)
         none = self.n_pres == 0
         mean_p = self.p_sum / k
@@ -88,11 +97,12 @@ class DynamicsHook(Hook):
         return {name: np.where(none, np.nan, v) for name, v in out.items()}
 
     def state_dict(self):
-        return dict(self.__dict__)
+        self._fold()
+        return {name: getattr(self, name) for name in self.ARRAYS}
 
     def load_state_dict(self, state):
-        for k in self.__dict__:
-            setattr(self, k, restore(getattr(self, k), state[k]))
+        for name in self.ARRAYS:
+            setattr(self, name, restore(getattr(self, name), state[name]))
 
 
 class EL2NHook(Hook):
