@@ -42,7 +42,7 @@ lint: $(STAMP)
 
 bench-overhead: $(STAMP)
 	apt-get install -y dataset-fashion-mnist >/dev/null 2>&1 || true
-	$(BIN)/python benchmarks/overhead.py | tee benchmarks/overhead.txt
+	$(BIN)/python benchmarks/overhead.py
 
 # the paper's six experiments at CPU scale (about 10 minutes on 2 cores); outputs in benchmarks/paper/
 bench-paper: $(STAMP)
@@ -52,7 +52,7 @@ bench-paper: $(STAMP)
 
 # scoring time and peak memory at 100k, 300k and 1M synthetic examples
 bench-scale: $(STAMP)
-	$(BIN)/python benchmarks/scale/run.py | tee benchmarks/scale/results.txt
+	$(BIN)/python benchmarks/scale/run.py
 
 clean:
 	rm -rf demo-out build *.egg-info

@@ -23,8 +23,8 @@ from sensprune.io import META, atomic_write_text, publish_dir, read_json, read_m
 
 KINDS = ("scores", "selection", "bench")
 PREFERRED = ("loss_sensitivity", "input_grad")
-_NOT_STORED_PRED = ("The predicted label is not shown: score folders do not store the warmup model's "
-                    "predictions.")
+_NOT_STORED_PRED = ("The predicted label is not shown: this score folder predates predicted.npy "
+                    "(the warmup model's final predictions).")
 
 
 class _Page:
@@ -260,12 +260,16 @@ def _gallery(page: _Page, table, measure: str, s: np.ndarray, corrupted, top: in
                                                            and shape[0] >= 16))
     for which, idx in picks.items():
         page.h2(f"{which.capitalize()} sensitive examples by {measure}")
-        rows = [[int(table.index[i]), int(table.label[i]), float(s[i])]
-                + ([bool(corrupted[i])] if corrupted is not None else []) for i in idx]
-        head = ["index", "given label", measure] + (["corrupted"] if corrupted is not None else [])
+        pred = table.predicted
+        rows = [[int(table.index[i]), int(table.label[i])] + ([int(pred[i])] if pred is not None else [])
+                + [float(s[i])] + ([bool(corrupted[i])] if corrupted is not None else []) for i in idx]
+        head = (["index", "given label"] + (["predicted"] if pred is not None else []) + [measure]
+                + (["corrupted"] if corrupted is not None else []))
         if drawable:
-            caps = [f"#{r[0]} y={r[1]}{' (corr.)' if corrupted is not None and r[3] else ''}\n{r[2]:.3g}"
-                    for r in rows]
+            caps = [f"#{int(table.index[i])} y={int(table.label[i])}"
+                    + (f" ŷ={int(pred[i])}" if pred is not None else "")
+                    + (" (corr.)" if corrupted is not None and corrupted[i] else "") + f"\n{float(s[i]):.3g}"
+                    for i in idx]
             xs = x[table.index[idx]]
             page.figure(f"gallery_{which}", f"{which} sensitive: index, given label, {measure}",
                         lambda p, xs=xs, caps=caps, w=which: plots.gallery(xs, caps, p, title=f"{w} sensitive"))
@@ -276,7 +280,8 @@ def _gallery(page: _Page, table, measure: str, s: np.ndarray, corrupted, top: in
         else:
             page.p(f"The inputs cannot be drawn ({why}); showing index, label and score only.", "note")
         page.raw(_table(head, rows))
-    page.p(_NOT_STORED_PRED, "note")
+    if table.predicted is None:
+        page.p(_NOT_STORED_PRED, "note")
 
 
 def load_inputs(meta: dict) -> tuple[np.ndarray | None, str]:

@@ -26,7 +26,7 @@ from sensprune.io import atomic_write_text, read_npz, write_npz
 from sensprune.measures.gini import gini, lorenz
 from sensprune.models import build_model, has_batchnorm
 from sensprune.score_table import ScoreTable, save_scores
-from sensprune.train import Hook, Run, TrainConfig, resolve_device, train
+from sensprune.train import Hook, Run, TrainConfig, predict_logits, resolve_device, train
 
 
 @dataclass(frozen=True)
@@ -158,8 +158,9 @@ def score_one_seed(dataset: Dataset, config: ScoreConfig, seed: int, *, workdir:
                    checkpoint_dir=workdir, progress=progress, desc=f"score seed {seed}")
     vals = collect(measure_hooks)
     extras, notes = collect_extras(hooks)
+    pred = predict_logits(result.model, dataset.train_source(device, workers), cfg.eval_batch_size).argmax(1)
     return {"values": {m: vals[m] for m in config.measures}, "gini": hooks[-1].rows,
-            "history": result.history, "extras": extras, "notes": notes}
+            "history": result.history, "extras": extras, "notes": notes, "predicted": pred.cpu().numpy()}
 
 
 def score(dataset: Dataset, config: ScoreConfig, *, workdir: Path | None = None,
@@ -202,7 +203,10 @@ def score(dataset: Dataset, config: ScoreConfig, *, workdir: Path | None = None,
     if extras:
         meta["extras"] = {k: {**M.EXTRAS[k][2](v), "mean_over_seeds": len(runs)} for k, v in extras.items()}
     idx = np.arange(dataset.n_train, dtype=np.int64)
-    return ScoreTable(idx, dataset.y_train.astype(np.int64), mean, per_seed, meta, extras)
+    votes = np.zeros((dataset.n_train, dataset.num_classes), np.int64)
+    for r in runs:
+        votes[np.arange(dataset.n_train), r["predicted"]] += 1
+    return ScoreTable(idx, dataset.y_train.astype(np.int64), mean, per_seed, meta, extras, votes.argmax(1))
 
 
 def _finite_or_none(v: float):
@@ -215,14 +219,14 @@ def _cached_seed(dataset, config, seed, sub: Path | None, progress):
         done = json.loads((sub / "done.json").read_text())
         done = done if isinstance(done, dict) else {"history": done, "notes": {}}
         extras = {k[len("__extra/"):]: v for k, v in arrs.items() if k.startswith("__extra/")}
-        return {"values": {m: arrs[m] for m in config.measures}, "gini": arrs["__gini"],
+        return {"values": {m: arrs[m] for m in config.measures}, "gini": arrs["__gini"], "predicted": arrs["__pred"],
                 "history": done["history"], "extras": extras, "notes": done["notes"]}
     if sub is not None and D.is_main():
         sub.mkdir(parents=True, exist_ok=True)
     r = score_one_seed(dataset, config, seed, workdir=sub, progress=progress)
     if sub is not None and D.is_main():
         extras = {f"__extra/{k}": v for k, v in r["extras"].items()}
-        write_npz(sub / "done.npz", {**r["values"], "__gini": r["gini"], **extras})
+        write_npz(sub / "done.npz", {**r["values"], "__gini": r["gini"], "__pred": r["predicted"], **extras})
         atomic_write_text(sub / "done.json", json.dumps({"history": r["history"], "notes": r["notes"]}))
     return r
 

@@ -27,6 +27,7 @@ from sensprune.io import (base_meta, fingerprint_arrays, publish_dir, read_meta,
 
 SCORES_NPZ = "scores.npz"
 SCORES_CSV = "scores.csv"
+PREDICTED_NPY = "predicted.npy"
 
 
 @dataclass
@@ -44,6 +45,9 @@ class ScoreTable:
     per_seed : dict of str -> ndarray (S, N) float64
     meta : dict
         Everything ``meta.json`` holds.
+    predicted : ndarray (N,) int64 or None
+        The warmup model's predicted class of each example after the last epoch (eval mode),
+        the most frequent over seeds (ties → lowest class); saved as ``predicted.npy``.
     extras : dict of str -> ndarray
         Non-per-example arrays, mean over seeds: ``per_class`` (K, K) (row i = whose loss, column
         j = whose inputs), ``csr`` (epochs,).
@@ -55,6 +59,7 @@ class ScoreTable:
     per_seed: dict[str, np.ndarray] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)
     extras: dict[str, np.ndarray] = field(default_factory=dict)
+    predicted: np.ndarray | None = None
 
     @property
     def measures(self) -> list[str]:
@@ -98,6 +103,8 @@ def save_scores(table: ScoreTable, out: Path, *, extra_files: dict[str, Any] | N
     write_csv(stage / SCORES_CSV, ["index", "label", *names], rows)
     for name, arr in table.extras.items():
         _write_extra(stage, name, np.asarray(arr, np.float64))
+    if table.predicted is not None:
+        write_npy(stage / PREDICTED_NPY, np.asarray(table.predicted, np.int64))
     for fname, writer in (extra_files or {}).items():
         writer(stage / fname)
     meta = {**base_meta("scores"), **table.meta, "scores_fingerprint": table.fingerprint()}
@@ -138,7 +145,15 @@ def load_scores(folder: str | Path) -> ScoreTable:
     per_seed = {k: np.stack([v[s] for s in sorted(v)]) for k, v in seeds.items()}
     extras = {k: np.load(folder / f"{k}.npy", allow_pickle=False) for k in meta.get("extras", {})
               if (folder / f"{k}.npy").exists()}
-    table = ScoreTable(arrs["index"], arrs["label"], scores, per_seed, meta, extras)
+    predicted = None
+    if (folder / PREDICTED_NPY).exists():
+        try:
+            predicted = np.load(folder / PREDICTED_NPY, allow_pickle=False)
+        except (ValueError, OSError, EOFError) as exc:
+            raise ValidationError(f"{folder / PREDICTED_NPY} is truncated or corrupt ({exc}).") from None
+        if predicted.shape != (n,):
+            raise ValidationError(f"{folder / PREDICTED_NPY} has shape {predicted.shape}, expected ({n},).")
+    table = ScoreTable(arrs["index"], arrs["label"], scores, per_seed, meta, extras, predicted)
     want = meta.get("scores_fingerprint")
     if want is not None and want != table.fingerprint():
         raise ValidationError(f"{folder} does not match its meta.json fingerprint; the files are corrupt "

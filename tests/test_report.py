@@ -115,6 +115,7 @@ def test_report_on_score_folder(score_dir, tmp_path):
     text = page.read_text()
     assert "loss_sensitivity" in text and "mean p(given label | x)" in text and "imagesOk" in text
     assert "cannot be drawn" not in text  # digits reloads (with its corruption replayed) and is drawn
+    assert "<th>predicted</th>" in text and "predicted label is not shown" not in text
     # an existing report is replaced only with --force
     _one_line_error(_run(["report", str(folder)]), "--force")
     r = _run(["report", str(folder), "--measure", "loss", "--top", "4", "--force", "--quiet"])

@@ -94,3 +94,13 @@ def test_kill_9_then_resume_is_byte_identical(tmp_path):
     r = subprocess.run(_cli(*args, "--out", str(out), "--resume"), env=env, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert (out / "scores.npz").read_bytes() == (tmp_path / "ref" / "scores.npz").read_bytes()
+
+
+def test_predicted_labels_are_saved_and_match_the_warmup_model(tiny, tmp_path):
+    table = run_score(tiny, _cfg(seeds=2, epochs=4), tmp_path / "a", progress=False)
+    loaded = load_scores(tmp_path / "a")
+    assert loaded.predicted.shape == (tiny.n_train,) and loaded.predicted.dtype == np.int64
+    np.testing.assert_array_equal(loaded.predicted, table.predicted)
+    assert set(np.unique(loaded.predicted)) <= set(range(tiny.num_classes))
+    # the well-separated tiny problem is learned: the final predictions mostly agree with the labels
+    assert (loaded.predicted == tiny.y_train).mean() > 0.9
