@@ -68,7 +68,17 @@ def bench(name: str, spec: str, model: str, epochs: int, subsample: int | None, 
     def plain():
         plain_loop(build, x, y, tcfg)
 
-    variants = {"plain": plain, "ours_none": ours_none, "ours_all": ours_all}
+    def only(measures):
+        cfg = ScoreConfig(dataset=spec, model=model, measures=measures, train=tcfg)
+
+        def fn():
+            _, hooks = build_hooks(data, cfg)
+            train(build, src, tcfg, hooks=hooks, progress=False)
+        return fn
+
+    variants = {"plain": plain, "ours_none": ours_none, "ours_all": ours_all,
+                "input_grad": only(("input_grad",)), "dynamics": only(("loss", "forgetting", "aum")),
+                "el2n": only(("el2n",))}
     times = {k: [] for k in variants}
     for fn in variants.values():
         fn()  # warm-up
@@ -88,6 +98,9 @@ def bench(name: str, spec: str, model: str, epochs: int, subsample: int | None, 
     r2 = med["ours_none"] / med["plain"]
     print(f"  all online measures ÷ no measures      = {r1:.3f}   (target ≤ 1.10: {_met(r1 <= 1.10)})")
     print(f"  sensprune loop ÷ minimal PyTorch loop  = {r2:.3f}   (target ≤ 1.15: {_met(r2 <= 1.15)})")
+    print("  breakdown, each group alone ÷ no measures: " + ", ".join(
+        f"{k} {med[k] / med['ours_none']:.3f}" for k in ("input_grad", "dynamics", "el2n")))
+    print("  (dynamics = loss, forgetting, aum, confidence, variability, correctness: one hook)")
 
 
 def _met(ok: bool) -> str:
