@@ -12,6 +12,7 @@ import json
 import math
 import shutil
 import time
+import warnings
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -181,7 +182,9 @@ def score(dataset: Dataset, config: ScoreConfig, *, workdir: Path | None = None,
     with np.errstate(all="ignore"):
         mean = {m: np.nanmean(v, axis=0) if np.isfinite(v).any() else v[0] for m, v in per_seed.items()}
     extras = {k: np.mean(np.stack([r["extras"][k] for r in runs]), axis=0) for k in runs[0]["extras"]}
-    gini_mean = np.nanmean(np.stack([r["gini"] for r in runs]), axis=0) if runs else np.zeros((0, 0))
+    with warnings.catch_warnings():  # a measure not defined yet at an epoch (el2n before its epoch) is NaN
+        warnings.simplefilter("ignore", RuntimeWarning)
+        gini_mean = np.nanmean(np.stack([r["gini"] for r in runs]), axis=0) if runs else np.zeros((0, 0))
     meta = {
         "config": config.to_dict(),
         "seeds": seeds,
