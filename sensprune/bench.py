@@ -39,7 +39,7 @@ RESULT_COLUMNS = ("dataset", "corruption", "seed", "measure", "rule", "fraction"
                   "n_corrupted", "n_corrupted_kept", "test_acc", "test_loss", "train_acc", "gen_gap", "epochs",
                   "wall_time_s", "message")
 DETECTION_COLUMNS = ("dataset", "corruption", "seed", "measure", "n_total", "k", "auroc", "ap",
-                     "precision_at_k", "status", "message")
+                     "precision_at_k", "status", "message", "roc_tpr")
 CONFIG_JSON = "config.json"
 
 

@@ -249,3 +249,19 @@ def kept_dropped_hist(score: np.ndarray, label: np.ndarray, kept: np.ndarray, ou
     fig.suptitle(f"{measure}: kept vs dropped per class")
     fig.supxlabel(measure)
     return _save(fig, out)
+
+
+def roc_curves(tpr: dict[str, np.ndarray], auroc: dict[str, float], out: str | Path, *,
+               title: str = "Detection of corrupted examples (ROC)") -> Path:
+    """ROC curve per measure: ``tpr[measure]`` (F,) at false-positive rates evenly spaced in [0, 1]."""
+    fig, ax = plt.subplots(figsize=(5, 4.5))
+    ax.plot([0, 1], [0, 1], "k--", lw=0.8, label="chance")
+    for name, t in tpr.items():
+        fpr = np.linspace(0.0, 1.0, len(t))
+        ax.step(fpr, t, where="post", label=f"{name} ({auroc.get(name, float('nan')):.3f})")
+    ax.set_xlabel("false-positive rate")
+    ax.set_ylabel("true-positive rate (corrupted found)")
+    ax.set_title(title)
+    ax.legend(fontsize=7, loc="lower right")
+    ax.grid(alpha=0.3)
+    return _save(fig, out)

@@ -420,9 +420,15 @@ def _bench_page(page: _Page, folder: Path) -> None:
                             zero_line=True))
         drows = [r for r in det if (r.get("dataset"), r.get("corruption")) == (ds, corr)
                  and isinstance(r.get("auroc_mean"), float) and np.isfinite(r["auroc_mean"])]
-        if drows:
+        curves = {r["measure"]: np.array(str(r.get("roc_tpr_mean") or "").split(), np.float64) for r in drows}
+        if drows and all(len(c) for c in curves.values()):
+            page.figure(f"bench_roc_{k}", f"{ds} / {corr}: ROC of each score for finding the corrupted examples "
+                        "(mean TPR over seeds at 21 false-positive rates; AUROC in the legend)",
+                        lambda p, c=curves, d=drows: plots.roc_curves(
+                            c, {r["measure"]: r["auroc_mean"] for r in d}, p))
+        elif drows:
             page.figure(f"bench_auroc_{k}", f"{ds} / {corr}: AUROC of each score for finding the corrupted "
-                        "examples (mean over seeds, 95% CI); only AUROCs are stored, so no ROC curves",
+                        "examples (mean over seeds, 95% CI); this grid stored no ROC points",
                         lambda p, d=drows: plots.auroc_bars([r["measure"] for r in d], [r["auroc_mean"] for r in d],
                                                             [r.get("auroc_ci95", np.nan) for r in d], p))
     if not groups:

@@ -26,7 +26,9 @@ SUMMARY_COLUMNS = ("key", "dataset", "corruption", "measure", "rule", "fraction"
                    "d_full_mean", "d_full_ci95", "d_full_lo", "d_full_hi", "d_full_n", "d_full_sig", "error")
 DETECTION_SUMMARY_COLUMNS = ("dataset", "corruption", "measure", "n", "n_failed", "k_mean", "auroc_mean",
                              "auroc_std", "auroc_ci95", "ap_mean", "ap_std", "precision_at_k_mean",
-                             "precision_at_k_std")
+                             "precision_at_k_std", "roc_tpr_mean")
+#: false-positive rates at which ROC curves are stored (TPR at FPR <= f, a step ROC), 21 points
+ROC_FPR = np.linspace(0.0, 1.0, 21)
 NAN = float("nan")
 
 
@@ -110,9 +112,12 @@ def summarize_detection(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         am, asd, n, ah = mean_ci(r["auroc"] for r in ok)
         pm, psd, _, _ = mean_ci(r["ap"] for r in ok)
         km, ksd, _, _ = mean_ci(r["precision_at_k"] for r in ok)
+        curves = [np.array(r["roc_tpr"].split(), np.float64) for r in ok if r.get("roc_tpr")]
+        roc = " ".join(f"{v:.4f}" for v in np.mean(curves, axis=0)) if curves else ""
         out.append({"dataset": ds, "corruption": corr, "measure": m, "n": n, "n_failed": len(rs) - len(ok),
                     "k_mean": _mean(r["k"] for r in ok), "auroc_mean": am, "auroc_std": asd, "auroc_ci95": ah,
-                    "ap_mean": pm, "ap_std": psd, "precision_at_k_mean": km, "precision_at_k_std": ksd})
+                    "ap_mean": pm, "ap_std": psd, "precision_at_k_mean": km, "precision_at_k_std": ksd,
+                    "roc_tpr_mean": roc})
     return out
 
 
@@ -150,10 +155,15 @@ def detection_metrics(scores: np.ndarray, corrupted: np.ndarray) -> dict[str, fl
     from sklearn.metrics import average_precision_score, roc_auc_score
 
     s = np.nan_to_num(np.asarray(scores, np.float64), nan=np.nanmedian(scores) if np.isfinite(scores).any() else 0)
+    from sklearn.metrics import roc_curve
+
     k = int(corrupted.sum())
     top = np.argsort(-s, kind="stable")[:k]
+    fpr, tpr, _ = roc_curve(corrupted, s)
+    roc = [float(tpr[fpr <= f + 1e-12].max()) for f in ROC_FPR]
     return {"k": k, "auroc": float(roc_auc_score(corrupted, s)), "ap": float(average_precision_score(corrupted, s)),
-            "precision_at_k": float(corrupted[top].mean()) if k else float("nan")}
+            "precision_at_k": float(corrupted[top].mean()) if k else float("nan"),
+            "roc_tpr": " ".join(f"{v:.4f}" for v in roc)}
 
 
 # -- verdict ---------------------------------------------------------------------------------------------
@@ -293,5 +303,5 @@ def read_rows(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
-_TEXT_COLS = {"dataset", "corruption", "measure", "rule", "status", "message"}
+_TEXT_COLS = {"dataset", "corruption", "measure", "rule", "status", "message", "roc_tpr"}
 _INT_COLS = {"seed", "n_total", "n_train", "n_corrupted", "n_corrupted_kept", "epochs", "k"}

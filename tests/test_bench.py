@@ -128,9 +128,13 @@ def test_detection_metrics():
     corrupted = np.array([0, 0, 1, 0, 1, 0], bool)
     perfect = B.np.where(corrupted, 2.0, 1.0) + np.arange(6) * 0.01
     d = S.detection_metrics(perfect, corrupted)
+    roc = [float(v) for v in d.pop("roc_tpr").split()]
     assert d == {"k": 2, "auroc": 1.0, "ap": 1.0, "precision_at_k": 1.0}
+    assert len(roc) == 21 and roc == [1.0] * 21  # a perfect ranking finds every corrupted example at FPR 0
     d = S.detection_metrics(-perfect, corrupted)
     assert d["auroc"] == 0.0 and d["precision_at_k"] == 0.0
+    roc = [float(v) for v in d["roc_tpr"].split()]
+    assert roc[0] == 0.0 and roc[-1] == 1.0 and roc == sorted(roc)
 
 
 def test_cv_confidence_flags_flipped_labels():

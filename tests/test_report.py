@@ -73,6 +73,7 @@ PLOTS = {
                                                   "random": ([0.1, 0.3], [0.88, 0.8], [np.nan, 0.03])}, p,
                                                  ylabel="acc", title="t", reference=0.9, zero_line=True),
     "auroc": lambda p: plots.auroc_bars(["loss", "el2n"], [0.8, 0.7], [0.05, np.nan], p),
+    "roc": lambda p: plots.roc_curves({"loss": np.linspace(0, 1, 21) ** 0.5}, {"loss": 0.8}, p),
     "kept_dropped": lambda p: plots.kept_dropped_hist(SCORE, LABEL, SCORE < 3, p, measure="el2n"),
 }
 
@@ -178,11 +179,20 @@ def test_report_on_bench_folder(with_meta, tmp_path):
         vals = {c: "" for c in DETECTION_SUMMARY_COLUMNS}
         vals.update(dataset="digits", corruption="randY:0.2", measure=m, auroc_mean=a, auroc_ci95=0.02)
         det.append(",".join(str(vals[c]) for c in DETECTION_SUMMARY_COLUMNS))
+    # the same detection rows with ROC points, as a grid run by this version stores them
+    roc = {"loss": " ".join(f"{min(1.0, 3 * f):.4f}" for f in np.linspace(0, 1, 21)),
+           "random": " ".join(f"{f:.4f}" for f in np.linspace(0, 1, 21))}
+    det_roc = [det[0]] + [line + roc[line.split(",")[2]] for line in det[1:]]  # fills the last column
     (b / "detection.csv").write_text("\n".join(det) + "\n")
     r = _run(["report", str(b), "--quiet"])
     assert r.exit_code == 0, r.output
     _check_images(b / "report" / "report.html")
     assert {"bench_acc_0.png", "bench_diff_0.png", "bench_auroc_0.png"} <= {p.name for p in (b / "report").iterdir()}
+    (b / "detection.csv").write_text("\n".join(det_roc) + "\n")
+    r = _run(["report", str(b), "--quiet", "--force"])
+    assert r.exit_code == 0, r.output
+    _check_images(b / "report" / "report.html")
+    assert "bench_roc_0.png" in {p.name for p in (b / "report").iterdir()}
 
 
 # -- bad input -------------------------------------------------------------------------------------------
