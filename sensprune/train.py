@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -228,18 +229,27 @@ class TrainResult:
         return self.history[-1] if self.history else {}
 
 
+@contextmanager
+def eval_mode(model: nn.Module):
+    """Put ``model`` in eval mode inside the block and restore its previous mode after, even on error."""
+    was = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was)
+
+
 @torch.no_grad()
 def predict_logits(model: nn.Module, source: ArraySource | LoaderSource, batch_size: int = 1024,
                    *, with_labels: bool = False):
     """Eval-mode logits (N, K) of every example of ``source`` in index order (and labels (N,) if asked)."""
-    was_training = model.training
-    model.eval()
     order = torch.arange(len(source), device=_device_of(source))
     logits, labels = [], []
-    for _, x, y in source.batches(order, batch_size):
-        logits.append(model(x))
-        labels.append(y)
-    model.train(was_training)
+    with eval_mode(model):
+        for _, x, y in source.batches(order, batch_size):
+            logits.append(model(x))
+            labels.append(y)
     return (torch.cat(logits), torch.cat(labels)) if with_labels else torch.cat(logits)
 
 

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from sensprune.errors import ValidationError
-from sensprune.train import Hook, Run
+from sensprune.train import Hook, Run, eval_mode
 
 PAPER_ALPHA, PAPER_BETA, PAPER_RADIUS = 0.25, 0.2, 0.3  # on the 0-255 pixel scale
 
@@ -101,15 +101,10 @@ class CSRHook(Hook):
         self.curve = np.zeros(0)
 
     def on_epoch_end(self, epoch: int, run: Run) -> None:
-        model = run.model
-        was = model.training
-        model.eval()
-        try:
+        with eval_mode(run.model) as model:
             x = torch.as_tensor(self.x, device=run.device)
             csr = critical_sample_ratio(model, x, **self.params, max_iter=self.max_iter,
                                         seed=self.seed * 1000 + epoch)
-        finally:
-            model.train(was)
         self.curve = np.append(self.curve, csr)
 
     def extras(self) -> dict[str, np.ndarray]:

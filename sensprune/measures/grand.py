@@ -19,7 +19,7 @@ from torch import nn
 from torch.func import functional_call, grad, vmap
 
 from sensprune.errors import ValidationError
-from sensprune.train import Hook, Run
+from sensprune.train import Hook, Run, eval_mode
 
 
 def grand_scores(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, chunk_size: int = 256) -> np.ndarray:
@@ -76,12 +76,8 @@ def _explain(model, xs, ys, loss_fn, exc) -> str:
 
 def check_grand(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> None:
     """Fail early (before training) when ``model`` cannot be handled: runs GraNd on two examples."""
-    was = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         grand_scores(model, x[:2], y[:2])
-    finally:
-        model.train(was)
 
 
 class GraNdHook(Hook):
@@ -97,13 +93,8 @@ class GraNdHook(Hook):
     def on_epoch_end(self, epoch: int, run: Run) -> None:
         if epoch + 1 not in self.epochs:
             return
-        model = run.model
-        was = model.training
-        model.eval()
-        try:
+        with eval_mode(run.model) as model:
             self.total += grand_scores(model, run.train.x, run.train.y, chunk_size=self.chunk_size)
-        finally:
-            model.train(was)
         self.count += 1
 
     def values(self) -> dict[str, np.ndarray]:

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from sensprune.measures.buffers import StepBuffer, accumulator, restore
-from sensprune.train import Hook, Run, StepInfo
+from sensprune.train import Hook, Run, StepInfo, eval_mode
 
 
 def input_grad_norms(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -79,15 +79,12 @@ class CheckpointInputGradHook(Hook):
     def on_epoch_end(self, epoch: int, run: Run) -> None:
         if epoch + 1 not in self.epochs:
             return
-        model = run.model
-        was = model.training
-        model.eval()
         order = torch.arange(len(run.train), device=run.device)
-        for idx, x, y in run.train.batches(order, self.batch_size):
-            i = idx.cpu().numpy()
-            self.total[i] += input_grad_norms(model, x, y).double().cpu().numpy()
-            self.count[i] += 1
-        model.train(was)
+        with eval_mode(run.model) as model:
+            for idx, x, y in run.train.batches(order, self.batch_size):
+                i = idx.cpu().numpy()
+                self.total[i] += input_grad_norms(model, x, y).double().cpu().numpy()
+                self.count[i] += 1
 
     def values(self) -> dict[str, np.ndarray]:
         with np.errstate(invalid="ignore", divide="ignore"):
