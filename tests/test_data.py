@@ -151,6 +151,16 @@ def test_subsample_bounds():
         load_dataset("digits", subsample=0)
 
 
+def test_subsample_close_to_the_full_size():
+    """Leaving out fewer examples than there are classes: one each from the largest classes."""
+    full = load_dataset("digits")
+    d = load_dataset("digits", subsample=full.n_train - 3, seed=1)
+    assert d.n_train == full.n_train - 3
+    lost = np.bincount(full.y_train, minlength=10) - np.bincount(d.y_train, minlength=10)
+    assert lost.sum() == 3 and lost.max() == 1
+    assert d.fingerprint == load_dataset("digits", subsample=full.n_train - 3, seed=1).fingerprint
+
+
 # ---------------------------------------------------------------- npz
 
 def test_npz_loads_and_fingerprint(tmp_path):

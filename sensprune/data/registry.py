@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
+
 from sensprune.data import arrays, builtin, folders
 from sensprune.data.base import Dataset
 from sensprune.errors import ValidationError
@@ -83,6 +85,14 @@ def subsample_dataset(dataset: Dataset, n: int, *, seed: int = 0) -> Dataset:
                               f"a stratified subset needs at least one example per class.")
     if n == n_train:
         idx = list(range(n_train))
+    elif n_train - n < present:
+        # sklearn cannot stratify a left-out part smaller than the number of classes: leave out
+        # n_train - n examples drawn (seeded) from the largest classes instead, one per class
+        rng = np.random.default_rng(seed)
+        classes, counts = np.unique(dataset.y_train, return_counts=True)
+        biggest = classes[np.argsort(-counts, kind="stable")[:n_train - n]]
+        out = [rng.choice(np.flatnonzero(dataset.y_train == c)) for c in biggest]
+        idx = np.setdiff1d(np.arange(n_train), out).tolist()
     else:
         idx, _ = arrays.stratified_indices(dataset.y_train, train_size=n, random_state=seed,
                                            source=f"--subsample {n}")
