@@ -286,6 +286,14 @@ def aggregate(cfg, out: Path, units) -> dict[str, Any]:
         header += f"\n\n**Incomplete:** {len(missing)} unit(s) not run yet: {', '.join(missing)}."
     atomic_write_text(out / "verdict.md", verdict(summary, dsum, header=header))
     n_failed = sum(r["status"] != "ok" for r in rows)
+    from sensprune.io import base_meta, write_json
+
+    write_json(out / "meta.json", {
+        **base_meta("bench"), "config": cfg.to_dict(), "units": [u.key for u in units],
+        "missing_units": missing, "retrain_rows": len(rows), "failed_rows": n_failed,
+        "files": ["results.csv", "summary.csv", "detection.csv", "detection_per_seed.csv", "verdict.md"],
+        "statistics": "per cell mean, std, n and 95% Student-t CI; paired per-seed differences vs random (same "
+                      "fraction) and vs full with 95% CI; significant = the CI excludes 0, uncorrected"})
     return {"out": out, "rows": len(rows), "failed": n_failed, "missing_units": missing, "summary": summary,
             "detection": dsum}
 
