@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from sensprune.cli.options import OneLineErrors
+
 
 def _shard(ctx, param, value):
     if value is None:
@@ -20,7 +22,7 @@ def _shard(ctx, param, value):
     return (i, n)
 
 
-@click.command()
+@click.command(cls=OneLineErrors)
 @click.option("--config", "config_path", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Grid TOML ([grid], [data], [train], [score], [bench]).")
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Output folder.")
@@ -54,7 +56,7 @@ def bench(config_path, out, resume, force, jobs, shard, seeds, epochs, device, q
     _report(res)
 
 
-@click.command("bench-merge")
+@click.command("bench-merge", cls=OneLineErrors)
 @click.argument("dirs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Merged folder.")
 @click.option("--force", is_flag=True, help="Replace an existing grid in --out.")

@@ -7,10 +7,12 @@ from pathlib import Path
 
 import click
 
+from sensprune.cli.options import OneLineErrors
+
 _SKIP_LONG = ("lorenz",)
 
 
-@click.command()
+@click.command(cls=OneLineErrors)
 @click.argument("folder", type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print the raw meta.json.")
 def info(folder, as_json):

@@ -7,6 +7,19 @@ import click
 from sensprune.train import AMP_MODES, OPTIMIZERS, SCHEDULES
 
 
+class OneLineErrors(click.Command):
+    """Report bad option values as a single "Error: ..." line (no usage block)."""
+
+    def make_context(self, info_name, args, parent=None, **extra):
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except click.UsageError as exc:
+            prog = f"{parent.info_name} {info_name}" if parent is not None else info_name
+            exc.message = f"{exc.message} (see '{prog} --help')"
+            exc.ctx = None
+            raise
+
+
 def int_list(ctx, param, value):
     if value is None or value == "":
         return None

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from sensprune.cli.options import OneLineErrors
+
 from sensprune.errors import ValidationError
 from sensprune.io import prepare_out_dir
 from sensprune.prune import REWEIGHTS, RULES, export_data, load_matching_dataset, save_selection, select
@@ -13,19 +15,6 @@ from sensprune.score_table import load_scores
 
 UNIT_OPEN = click.FloatRange(0, 1, min_open=True, max_open=True)
 UNIT_HALF = click.FloatRange(0, 1, max_open=True)
-
-
-class OneLineErrors(click.Command):
-    """Report bad option values as a single "Error: ..." line (no usage block)."""
-
-    def make_context(self, info_name, args, parent=None, **extra):
-        try:
-            return super().make_context(info_name, args, parent=parent, **extra)
-        except click.UsageError as exc:
-            prog = f"{parent.info_name} {info_name}" if parent is not None else info_name
-            exc.message = f"{exc.message} (see '{prog} --help')"
-            exc.ctx = None
-            raise
 
 
 @click.command(cls=OneLineErrors)

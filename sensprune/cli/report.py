@@ -6,8 +6,10 @@ from pathlib import Path
 
 import click
 
+from sensprune.cli.options import OneLineErrors
 
-@click.command()
+
+@click.command(cls=OneLineErrors)
 @click.argument("folder", type=click.Path(path_type=Path))
 @click.option("--out", type=click.Path(path_type=Path), default=None,
               help="HTML file to write [default: FOLDER/report/report.html]; with --out the PNGs go to "

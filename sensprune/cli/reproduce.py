@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from sensprune.cli.prune import OneLineErrors
+from sensprune.cli.options import OneLineErrors
 
 
 @click.command(cls=OneLineErrors)

@@ -7,11 +7,12 @@ from pathlib import Path
 import click
 import numpy as np
 
-from sensprune.cli.options import dataset_options, int_list, load_data, model_options, str_list, train_options
+from sensprune.cli.options import (OneLineErrors, dataset_options, int_list, load_data, model_options, str_list,
+                                   train_options)
 from sensprune.measures import DEFAULT_MEASURES, MEASURES
 
 
-@click.command()
+@click.command(cls=OneLineErrors)
 @dataset_options
 @model_options
 @train_options
