@@ -170,7 +170,8 @@ def load_matching_dataset(dataset_meta: dict, *, data_root: str | Path | None = 
     """Reload the dataset a score file was made from (its meta's ``dataset`` dict) and check it.
 
     The spec's ``?subsample=...`` suffix is replaced by the ``subsample``/``subsample_seed``
-    entries; ``data_root`` defaults to the one recorded. Raises ArtifactMismatchError when the
+    entries, and a recorded ``corruption`` (``--corrupt``) is replayed; ``data_root`` defaults to the
+    one recorded. Raises ArtifactMismatchError when the
     data loaded now has another fingerprint than the scored data.
     """
     from sensprune.data import load_dataset
@@ -188,8 +189,14 @@ def load_matching_dataset(dataset_meta: dict, *, data_root: str | Path | None = 
                        ("seed", dataset_meta.get("subsample_seed"))):
         if value is not None:
             kwargs[key] = str(value) if key == "data_root" else value
-    base = spec.split("?", 1)[0] if "subsample" in kwargs else spec
+    corruption = dataset_meta.get("corruption")
+    base = spec.rsplit("+", 1)[0] if corruption else spec  # apply_corruption appends "+<kind>..."
+    base = base.split("?", 1)[0] if "subsample" in kwargs else base
     ds = load_dataset(base, **kwargs)
+    if corruption:  # the scored training set was corrupted with --corrupt: replay it (seeded)
+        from sensprune.data.noise import apply_corruption
+
+        ds, _ = apply_corruption(ds, corruption["kind"], corruption["fraction"], corruption["seed"])
     want = dataset_meta.get("fingerprint")
     if want != ds.fingerprint:
         raise ArtifactMismatchError(f"The scores were made from dataset {spec!r} with fingerprint {want}, "

@@ -432,3 +432,29 @@ def test_cli_score_then_prune(tmp_path):
                "--bins", 10, "--out", tmp_path / "p")
     assert res.exit_code == 0, res.output
     assert len(np.load(Path(tmp_path / "p" / "keep.npy"))) == 1257 - _removed(0.5, 1257)
+
+
+def test_export_data_of_a_corrupted_score_folder_replays_the_corruption(tmp_path):
+    """A folder scored with --corrupt reloads its data with the same (seeded) noise, so the fingerprint matches."""
+    from click.testing import CliRunner
+
+    from sensprune.cli import cli
+
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "d.npz", x_train=rng.normal(size=(60, 4)), y_train=np.arange(60) % 3,
+             x_test=rng.normal(size=(9, 4)), y_test=np.arange(9) % 3)
+    r = CliRunner().invoke(cli, ["score", "--dataset", f"npz:{tmp_path / 'd.npz'}", "--corrupt", "randY:0.2",
+                                 "--epochs", "1", "--widths", "8", "--quiet", "--out", str(tmp_path / "s")])
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(cli, ["prune", "--scores", str(tmp_path / "s"), "--by", "loss", "--rule", "drop-high",
+                                 "--fraction", "0.2", "--out", str(tmp_path / "p"),
+                                 "--export-data", str(tmp_path / "clean.npz")])
+    assert r.exit_code == 0, r.output
+    z = np.load(tmp_path / "clean.npz")
+    keep = np.load(tmp_path / "p" / "keep.npy")
+    assert z["x_train"].shape == (48, 4) and len(keep) == 48
+    corrupted = set(np.load(tmp_path / "s" / "corrupted.npy").tolist())
+    labels = np.arange(60) % 3
+    # the exported labels are the ones that were scored (corrupted where noise was injected)
+    changed = [i for i, lab in zip(keep, z["y_train"]) if lab != labels[i]]
+    assert set(changed) <= corrupted
