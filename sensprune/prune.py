@@ -6,18 +6,9 @@ fraction kept. Ties are broken by training-set index (stable sort), so every rul
 deterministic; only ``random`` and ``stratified`` draw random numbers, from
 ``np.random.default_rng(seed)``.
 
-Rules (``keep_mask``)
----------------------
-drop-high    remove the ``round(fraction * N)`` highest scores (the most sensitive).
-drop-low     remove the ``round(fraction * N)`` lowest scores.
-keep-middle  remove the ``round(low * N)`` lowest and the highest, ``round((low + high) * N)`` in all.
-stratified   coverage-centric coreset selection (Zheng et al. 2023): remove the hardest ``beta``,
-             then sample the kept budget evenly across ``bins`` equal-width score bins.
-threshold    remove scores ``above`` and/or ``below`` a value: a number, a quantile ``"q0.9"``
-             or a z-score ``"z2.0"`` of the scores.
-random       remove ``round(fraction * N)`` examples uniformly at random (the baseline).
-
-Rounding is half-up: ``round(x) = floor(x + 0.5)``.
+The rules themselves (``keep_mask``: drop-high, drop-low, keep-middle, stratified, threshold,
+random) live in :mod:`sensprune.rules`; this module adds reweighting (``reweight``), rank
+averaging of several measures and ``select``, which turns a ScoreTable into a Selection.
 """
 
 from __future__ import annotations
