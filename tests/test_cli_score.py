@@ -6,23 +6,10 @@ import sys
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
-from sensprune.cli import cli
+from cli_helpers import assert_one_line_error as _one_line_error, run_cli as _run
 
 FAST = ["--epochs", "1", "--widths", "16", "--quiet"]
-
-
-def _run(args):
-    return CliRunner().invoke(cli, args)
-
-
-def _one_line_error(result, match):
-    assert result.exit_code != 0
-    out = result.output.strip()
-    assert "Traceback" not in out
-    assert len(out.splitlines()) == 1, out
-    assert match in out, out
 
 
 @pytest.mark.parametrize("cmd", ["score", "info"])

@@ -10,25 +10,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
 from sensprune import plots
-from sensprune.cli import cli
+from cli_helpers import assert_one_line_error as _one_line_error, run_cli as _run
 
 PNG = b"\x89PNG\r\n\x1a\n"
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")
-
-
-def _run(args):
-    return CliRunner().invoke(cli, args)
-
-
-def _one_line_error(result, match):
-    assert result.exit_code != 0
-    out = result.output.strip()
-    assert "Traceback" not in out and len(out.splitlines()) == 1, out
-    assert out.startswith("Error:") and match in out, out
 
 
 def _is_png(path):

@@ -5,26 +5,13 @@ import re
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
-from sensprune.cli import cli
 from sensprune.errors import ValidationError
 from sensprune.reproduce import EXPERIMENTS, VERDICT_WORDS, parse_only
 from sensprune.reproduce.common import INCONCLUSIVE, NOT_REPRODUCED, REPRODUCED, spearman, three_way
+from cli_helpers import assert_one_line_error as _one_line_error, run_cli as _run
 
 LINE = re.compile(r"^([1-6])\. .+: \*\*(reproduced|not reproduced|inconclusive)\*\* — .*\d")
-
-
-def _run(args):
-    return CliRunner().invoke(cli, args)
-
-
-def _one_line_error(result, match):
-    assert result.exit_code != 0
-    out = result.output.strip()
-    assert "Traceback" not in out
-    assert len(out.splitlines()) == 1, out
-    assert match in out, out
 
 
 @pytest.fixture(scope="module")
