@@ -154,12 +154,13 @@ def score_one_seed(dataset: Dataset, config: ScoreConfig, seed: int, *, workdir:
     device = resolve_device(cfg.device)
     measure_hooks, hooks = build_hooks(dataset, config)
     workers = int((config.data_options or {}).get("workers") or 0)
-    result = train(model_builder(dataset, config), dataset.train_source(device, workers), cfg,
+    train_src = dataset.train_source(device, workers)  # built once: on CUDA it holds the data on the GPU
+    result = train(model_builder(dataset, config), train_src, cfg,
                    test_data=dataset.test_source(device, workers), hooks=hooks,
                    checkpoint_dir=workdir, progress=progress, desc=f"score seed {seed}")
     vals = collect(measure_hooks)
     extras, notes = collect_extras(hooks)
-    pred = predict_logits(result.model, dataset.train_source(device, workers), cfg.eval_batch_size).argmax(1)
+    pred = predict_logits(result.model, train_src, cfg.eval_batch_size).argmax(1)
     return {"values": {m: vals[m] for m in config.measures}, "gini": hooks[-1].rows,
             "history": result.history, "extras": extras, "notes": notes, "predicted": pred.cpu().numpy()}
 

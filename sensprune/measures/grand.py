@@ -60,7 +60,7 @@ def _explain(model, xs, ys, loss_fn, exc) -> str:
         params = {k: p.detach() for k, p in model.named_parameters() if p.requires_grad}
         buffers = {k: b.detach() for k, b in model.named_buffers()}
         vmap(grad(loss_fn), in_dims=(None, None, 0, 0))(params, buffers, xs, ys)
-    except Exception:
+    except Exception:  # expected: this rerun exists only to record which layer was running when it fails
         pass
     finally:
         for h in handles:
