@@ -26,8 +26,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "unrolled_accuracy"))
 from common import digits_dataset, paper_dataset  # noqa: E402
 
 from sensprune.measures.grand import grand_scores  # noqa: E402
-from sensprune.measures.unrolled import (ExactSensitivityHook, LossSensitivityHook, estimate_exact_bytes,  # noqa: E402
-                                         stratified_probe)
+from sensprune.measures.truncated import LossSensitivityHook  # noqa: E402
+from sensprune.measures.unrolled import ExactSensitivityHook, estimate_exact_bytes, stratified_probe  # noqa: E402
 from sensprune.models import build_model  # noqa: E402
 from sensprune.train import ArraySource, TrainConfig, train  # noqa: E402
 

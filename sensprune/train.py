@@ -211,6 +211,8 @@ class Run:
     train: ArraySource | LoaderSource
     device: torch.device
     history: list[dict[str, Any]] = field(default_factory=list)
+    #: per-example loss weights (N,) on the device, or None: the batch loss is sum(w_i * l_i) / |B|
+    weights: torch.Tensor | None = None
 
     def logits(self, source: ArraySource | LoaderSource) -> torch.Tensor:
         """Eval-mode logits (N, K) of every example of ``source``, in index order."""
@@ -316,7 +318,7 @@ def train(build_model: Callable[[], nn.Module], train_data: ArraySource | Loader
     if cfg.compile:
         fwd = torch.compile(fwd)
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
-    run = Run(model, opt, cfg, train_data, device)
+    run = Run(model, opt, cfg, train_data, device, weights=w_t)
     for h in hooks:
         h.on_train_begin(run)
     start = load_checkpoint(checkpoint_dir, run, hooks) if checkpoint_dir else 0

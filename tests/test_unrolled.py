@@ -13,6 +13,7 @@ from torch.func import functional_call
 from sensprune.cli import cli
 from sensprune.data import make_dataset
 from sensprune.errors import ValidationError
+from sensprune.measures import truncated as TR
 from sensprune.measures import unrolled as U
 from sensprune.measures.per_class import PerClassHook, off_diagonal_fraction
 from sensprune.score import ScoreConfig, score
@@ -70,14 +71,14 @@ def test_replay_reproduces_the_training_trajectory(tiny_arrays):
 def test_truncated_with_full_horizon_equals_exact(tiny_arrays, direct):
     probe = np.arange(0, 120, 3)
     exact = U.ExactSensitivityHook(120, probe, include_direct=direct)
-    trunc = U.LossSensitivityHook(120, probe, horizon=16, include_direct=direct)  # 2 epochs x 8 steps
+    trunc = TR.LossSensitivityHook(120, probe, horizon=16, include_direct=direct)  # 2 epochs x 8 steps
     _run(tiny_arrays, [exact, trunc])
     np.testing.assert_allclose(trunc.values()["loss_sensitivity"], exact.value, rtol=2e-4, atol=1e-9)
 
 
 def test_horizon_one_equals_exact_on_one_step(tiny_arrays):
     probe = np.arange(120)
-    exact, h1 = U.ExactSensitivityHook(120, probe), U.LossSensitivityHook(120, probe, horizon=1)
+    exact, h1 = U.ExactSensitivityHook(120, probe), TR.LossSensitivityHook(120, probe, horizon=1)
     _run(tiny_arrays, [exact, h1], epochs=1, batch_size=120)
     np.testing.assert_allclose(h1.values()["loss_sensitivity"], exact.value, rtol=2e-4)
 
@@ -85,15 +86,15 @@ def test_horizon_one_equals_exact_on_one_step(tiny_arrays):
 def test_horizon_one_with_direct_term_equals_exact_on_one_step(tiny_arrays):
     probe = np.arange(0, 120, 2)
     exact = U.ExactSensitivityHook(120, probe, include_direct=True)
-    h1 = U.LossSensitivityHook(120, probe, horizon=1, include_direct=True)
+    h1 = TR.LossSensitivityHook(120, probe, horizon=1, include_direct=True)
     _run(tiny_arrays, [exact, h1], epochs=1, batch_size=120, momentum=0.0)
     np.testing.assert_allclose(h1.values()["loss_sensitivity"], exact.value, rtol=2e-4)
 
 
 def test_window_state_roundtrip(tiny_arrays):
-    hook = U.LossSensitivityHook(120, np.arange(120), horizon=3)
+    hook = TR.LossSensitivityHook(120, np.arange(120), horizon=3)
     _run(tiny_arrays, [hook], epochs=1)
-    other = U.LossSensitivityHook(120, np.arange(120), horizon=3)
+    other = TR.LossSensitivityHook(120, np.arange(120), horizon=3)
     other.load_state_dict({k: np.asarray(v) for k, v in hook.state_dict().items()})
     assert len(other.window) == 3 and other.steps == hook.steps
     for (a, ba, ia, la), (b, bb, ib, lb) in zip(hook.window, other.window):
@@ -207,7 +208,7 @@ def test_next_batch_probe_equals_brute_force_through_one_sgd_step_float64(tiny_a
     x = torch.as_tensor(tiny_arrays[0], dtype=torch.float64)
     y = torch.as_tensor(tiny_arrays[1])
     probe = np.arange(0, 120, 2)
-    hook = U.LossSensitivityHook(120, probe, horizon=1, probe_mode="next-batch")
+    hook = TR.LossSensitivityHook(120, probe, horizon=1, probe_mode="next-batch")
     rec = _Recorder()
     cfg = TrainConfig(epochs=3, batch_size=32, lr=0.3, momentum=momentum, weight_decay=wd, schedule="cosine")
     train(lambda: _mlp(6, 8, 4), ArraySource(x.numpy(), y.numpy(), torch.device("cpu")), cfg,
@@ -251,11 +252,11 @@ def test_next_batch_resume_keeps_the_pending_step(tiny_arrays, tmp_path):
         train(lambda: _mlp(6, 8, 4, torch.float32), ArraySource(tiny_arrays[0], tiny_arrays[1], torch.device("cpu")),
               cfg, hooks=hooks, checkpoint_dir=ckpt, progress=False)
 
-    full = U.LossSensitivityHook(120, np.arange(120), probe_mode="next-batch")
+    full = TR.LossSensitivityHook(120, np.arange(120), probe_mode="next-batch")
     go([full, _Boom(False)])
     with pytest.raises(KeyboardInterrupt):
-        go([U.LossSensitivityHook(120, np.arange(120), probe_mode="next-batch"), _Boom(True)], tmp_path)
-    resumed = U.LossSensitivityHook(120, np.arange(120), probe_mode="next-batch")
+        go([TR.LossSensitivityHook(120, np.arange(120), probe_mode="next-batch"), _Boom(True)], tmp_path)
+    resumed = TR.LossSensitivityHook(120, np.arange(120), probe_mode="next-batch")
     go([resumed, _Boom(False)], tmp_path)
     assert int(resumed.steps) == int(full.steps) == 16
     np.testing.assert_allclose(resumed.values()["loss_sensitivity"], full.values()["loss_sensitivity"], rtol=1e-6)
@@ -263,11 +264,11 @@ def test_next_batch_resume_keeps_the_pending_step(tiny_arrays, tmp_path):
 
 def test_next_batch_is_refused_where_it_does_not_apply():
     with pytest.raises(ValidationError, match="--horizon 1 only"):
-        U.LossSensitivityHook(10, np.arange(10), horizon=2, probe_mode="next-batch")
+        TR.LossSensitivityHook(10, np.arange(10), horizon=2, probe_mode="next-batch")
     with pytest.raises(ValidationError, match="--include-direct is not supported"):
-        U.LossSensitivityHook(10, np.arange(10), include_direct=True, probe_mode="next-batch")
+        TR.LossSensitivityHook(10, np.arange(10), include_direct=True, probe_mode="next-batch")
     with pytest.raises(ValidationError, match="--probe must be one of fixed, next-batch"):
-        U.parse_probe_mode("batch")
+        TR.parse_probe_mode("batch")
 
 
 def test_cli_probe_next_batch_is_in_meta_and_refused_with_horizon_all(tmp_path):

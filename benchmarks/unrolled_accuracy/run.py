@@ -19,7 +19,8 @@ import torch
 sys.path.insert(0, os.path.dirname(__file__))
 from common import digits_dataset, paper_dataset, spearman  # noqa: E402
 
-from sensprune.measures.unrolled import ExactSensitivityHook, LossSensitivityHook, stratified_probe  # noqa: E402
+from sensprune.measures.truncated import LossSensitivityHook  # noqa: E402
+from sensprune.measures.unrolled import ExactSensitivityHook, stratified_probe  # noqa: E402
 from sensprune.models import build_model  # noqa: E402
 from sensprune.train import ArraySource, Hook, TrainConfig, train  # noqa: E402
 

@@ -122,20 +122,21 @@ def _probe(ctx: HookContext):
 
 
 def _loss_sensitivity(ctx: HookContext):
+    from sensprune.measures import truncated as TR
     from sensprune.measures import unrolled as U
 
     horizon = U.parse_horizon(_opt(ctx, "horizon", 1))
     model, t = _model(ctx), ctx.config.train
     U.check_unrollable(model, t.optimizer)
     probe, direct = _probe(ctx), bool(_opt(ctx, "include_direct", False))
-    probe_mode = U.parse_probe_mode(_opt(ctx, "probe", "fixed"))
+    probe_mode = TR.parse_probe_mode(_opt(ctx, "probe", "fixed"))
     if horizon == "all" and probe_mode != "fixed":
         raise ValidationError("--probe next-batch works with --horizon 1 only; use --probe fixed with --horizon all.")
     if horizon == "all":
         steps = t.epochs * -(-ctx.n // t.batch_size)
         U.check_exact_fits(model, ctx.dataset.input_shape, ctx.n, t.batch_size, steps, len(probe), t.device)
         return U.ExactSensitivityHook(ctx.n, probe, direct)
-    return U.LossSensitivityHook(ctx.n, probe, horizon, direct, probe_mode=probe_mode)
+    return TR.LossSensitivityHook(ctx.n, probe, horizon, direct, probe_mode=probe_mode)
 
 
 def _grand(ctx: HookContext):
