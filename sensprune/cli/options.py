@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import click
 
-from sensprune.train import AMP_MODES, OPTIMIZERS, SCHEDULES
+# The choices of sensprune.train, repeated here so that `--help` and usage errors do not import torch
+# (tests/test_cli_startup.py checks that they stay equal to sensprune.train's).
+OPTIMIZERS = ("sgd", "adam")
+SCHEDULES = ("constant", "cosine", "step")
+AMP_MODES = ("none", "bf16", "fp16")
 
 
 class OneLineErrors(click.Command):
