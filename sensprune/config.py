@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from sensprune.errors import ValidationError
+from sensprune.options import MeasureOptions
 from sensprune.train import TrainConfig
 
 if sys.version_info >= (3, 11):
@@ -187,8 +188,7 @@ def validate(cfg: BenchConfig) -> None:
     if cfg.score.el2n_epoch is not None and not 1 <= cfg.score.el2n_epoch <= warm:
         raise ValidationError(f"[score] el2n_epoch must be in 1..{warm} (the warmup's epochs); "
                               f"got {cfg.score.el2n_epoch}.")
-    if not isinstance(cfg.score.measure_options, dict):
-        raise ValidationError("[score] measure_options must be a table, e.g. {horizon = 1}.")
+    MeasureOptions.from_value(cfg.score.measure_options, source="[score] measure_options")  # unknown keys refused
     b = cfg.bench
     if not isinstance(b.cv_folds, int) or b.cv_folds < 2:
         raise ValidationError(f"[bench] cv_folds must be an integer >= 2; got {b.cv_folds!r}.")

@@ -26,6 +26,7 @@ from sensprune.errors import ValidationError
 from sensprune.io import atomic_write_text, read_npz, write_npz
 from sensprune.measures.gini import gini, lorenz
 from sensprune.models import build_model, has_batchnorm
+from sensprune.options import DataOptions, MeasureOptions
 from sensprune.score_table import ScoreTable, save_scores
 from sensprune.train import Hook, Run, TrainConfig, predict_logits, resolve_device, train
 
@@ -42,12 +43,14 @@ class ScoreConfig:
     seeds: int = 1
     el2n_epoch: int | None = None
     at_checkpoints: tuple[int, ...] | None = None
-    data_options: dict[str, Any] = field(default_factory=dict)
-    measure_options: dict[str, Any] = field(default_factory=dict)
+    data_options: DataOptions = field(default_factory=DataOptions)  # a mapping is converted; unknown keys refused
+    measure_options: MeasureOptions = field(default_factory=MeasureOptions)  # likewise
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def __post_init__(self):
         object.__setattr__(self, "measures", tuple(M.check_measures(list(self.measures))))
+        object.__setattr__(self, "data_options", DataOptions.from_value(self.data_options))
+        object.__setattr__(self, "measure_options", MeasureOptions.from_value(self.measure_options))
         if not isinstance(self.seeds, int) or self.seeds < 1:
             raise ValidationError(f"The 'seeds' parameter must be an integer >= 1. Got {self.seeds!r} instead.")
         e = self.resolved_el2n_epoch

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from sensprune.errors import ValidationError
+from sensprune.options import MeasureOptions
 
 
 @dataclass(frozen=True)
@@ -105,7 +106,8 @@ register("el2n", _el2n, [
 
 
 def _opt(ctx: HookContext, key: str, default=None):
-    return (ctx.config.measure_options or {}).get(key, default)
+    """The measure option ``key`` (a :class:`sensprune.options.MeasureOptions` field), else ``default``."""
+    return MeasureOptions.from_value(ctx.config.measure_options).get(key, default)
 
 
 def _model(ctx: HookContext):

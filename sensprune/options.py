@@ -1,0 +1,182 @@
+"""Typed options of the scoring stage: :class:`MeasureOptions` and :class:`DataOptions` (torch-free).
+
+Both are frozen dataclasses. They are built from the CLI's flags, from a TOML table
+(``[score] measure_options = {...}`` of a bench grid) or from Python keyword arguments, always
+through :meth:`from_value`, which refuses an unknown key with the valid keys listed — a
+misspelled ``horizn = 4`` is an error, never a silent horizon 1. Values are checked here where that
+needs no torch (types, ranges); the measure builders check what needs the model or the data.
+
+For the code that still treats them as mappings, both offer ``get(key, default)`` and ``to_dict()``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, fields
+from typing import Any, Mapping
+
+from sensprune.errors import ValidationError
+
+#: Default probe-set size of loss_sensitivity and --per-class (also ``measures.unrolled.DEFAULT_PROBE_SIZE``).
+DEFAULT_PROBE_SIZE = 2048
+PROBE_MODES = ("fixed", "next-batch")
+
+
+def _refuse_unknown(cls, raw: Mapping[str, Any], source: str) -> None:
+    known = [f.name for f in fields(cls)]
+    bad = [k for k in raw if k not in known]
+    if bad:
+        raise ValidationError(f"Unknown {source} key(s): {', '.join(map(repr, bad))}. "
+                              f"Valid keys: {', '.join(known)}.")
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+class _Options:
+    """Mapping-style access shared by the option dataclasses."""
+
+    @classmethod
+    def from_value(cls, value: Any = None, *, source: str | None = None):
+        """``None``, an instance, or a mapping of keys to values; unknown keys are a ValidationError."""
+        source = source or cls.SOURCE
+        if value is None:
+            return cls()
+        if isinstance(value, cls):
+            return value
+        if not isinstance(value, Mapping):
+            raise ValidationError(f"{source} must be a table (mapping) of option = value; got "
+                                  f"{type(value).__name__}.")
+        _refuse_unknown(cls, value, source)
+        return cls(**dict(value))
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """The option ``key`` (``default`` when it is None); an unknown key is a ValidationError."""
+        if key not in self.keys():
+            _refuse_unknown(type(self), {key: None}, self.SOURCE)
+        v = getattr(self, key)
+        return default if v is None else v
+
+    @classmethod
+    def keys(cls) -> list[str]:
+        return [f.name for f in fields(cls)]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+
+
+@dataclass(frozen=True)
+class MeasureOptions(_Options):
+    """Options of the measures (``sensprune score`` flags of the same names).
+
+    Attributes
+    ----------
+    horizon : int or "all"
+        loss_sensitivity: SGD updates back-propagated through (1 = truncated proxy, "all" = exact).
+    probe_size : int
+        Probe set size for L_t (loss_sensitivity, per_class).
+    probe : "fixed" or "next-batch"
+        loss_sensitivity --horizon 1: probe loss on the fixed probe set or on the next minibatch.
+    probe_times : int, "all" or None
+        loss_sensitivity: at how many steps the probe term is evaluated (None = the measure's default).
+    include_direct : bool
+        loss_sensitivity: add the direct term for probe examples.
+    per_class, per_class_every : bool, int
+        Also compute the K x K per-class loss sensitivity, using every k-th step.
+    csr, csr_samples : bool, int
+        Also compute the critical sample ratio of ``csr_samples`` test examples after every epoch.
+    grand_epochs : tuple of int or None
+        Epochs (1-based) at which GraNd is taken (None = the EL2N epoch).
+    """
+
+    SOURCE = "measure option"
+
+    horizon: int | str = 1
+    probe_size: int = DEFAULT_PROBE_SIZE
+    probe: str = "fixed"
+    probe_times: int | str | None = None
+    include_direct: bool = False
+    per_class: bool = False
+    per_class_every: int = 1
+    csr: bool = False
+    csr_samples: int = 500
+    grand_epochs: tuple[int, ...] | None = None
+
+    def __post_init__(self):
+        h = self.horizon
+        if isinstance(h, str) and h.strip().lower() == "all":
+            h = "all"
+        elif isinstance(h, str) and h.strip().isdigit():
+            h = int(h.strip())
+        if not (h == "all" or (_is_int(h) and h >= 1)):
+            raise ValidationError(f"--horizon must be a positive integer or 'all'. Got {self.horizon!r} instead.")
+        object.__setattr__(self, "horizon", h)
+        pt = self.probe_times
+        if isinstance(pt, str) and pt.strip().lower() == "all":
+            pt = "all"
+        if not (pt is None or pt == "all" or (_is_int(pt) and pt >= 1)):
+            raise ValidationError(f"probe_times must be a positive integer or 'all'. Got {self.probe_times!r} "
+                                  "instead.")
+        object.__setattr__(self, "probe_times", pt)
+        mode = str(self.probe).strip().lower()
+        if mode not in PROBE_MODES:
+            raise ValidationError(f"--probe must be one of {', '.join(PROBE_MODES)}. Got {self.probe!r} instead.")
+        object.__setattr__(self, "probe", mode)
+        for name in ("probe_size", "per_class_every", "csr_samples"):
+            v = getattr(self, name)
+            if not (_is_int(v) and v >= 1):
+                raise ValidationError(f"The measure option '{name}' must be an integer >= 1. Got {v!r} instead.")
+        for name in ("include_direct", "per_class", "csr"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValidationError(f"The measure option '{name}' must be true or false. "
+                                      f"Got {getattr(self, name)!r} instead.")
+        ge = self.grand_epochs
+        if ge is not None:
+            ge = (ge,) if _is_int(ge) else ge
+            if not isinstance(ge, (list, tuple)) or not all(_is_int(e) and e >= 1 for e in ge):
+                raise ValidationError(f"The measure option 'grand_epochs' must be a list of epochs >= 1. "
+                                      f"Got {self.grand_epochs!r} instead.")
+            object.__setattr__(self, "grand_epochs", tuple(ge) or None)
+
+
+@dataclass(frozen=True)
+class DataOptions(_Options):
+    """How the scored data was loaded (``sensprune score`` flags of the same names; stored in meta.json).
+
+    ``subsample_seed`` is the seed of the stratified subsample (the CLI uses 0).
+    """
+
+    SOURCE = "data option"
+
+    data_root: str | None = None
+    subsample: int | None = None
+    subsample_seed: int = 0
+    label_column: str | None = None
+    corrupt: str | None = None
+    stream: bool = False
+    workers: int = 0
+
+    def __post_init__(self):
+        if self.subsample is not None and not (_is_int(self.subsample) and self.subsample >= 1):
+            raise ValidationError(f"The data option 'subsample' must be a positive integer. Got {self.subsample!r} "
+                                  "instead.")
+        if not (_is_int(self.workers) and self.workers >= 0):
+            raise ValidationError(f"The data option 'workers' must be an integer >= 0. Got {self.workers!r} instead.")
+        if not _is_int(self.subsample_seed):
+            raise ValidationError(f"The data option 'subsample_seed' must be an integer. Got {self.subsample_seed!r} "
+                                  "instead.")
+        if not isinstance(self.stream, bool):
+            raise ValidationError(f"The data option 'stream' must be true or false. Got {self.stream!r} instead.")
+        if self.data_root is not None:
+            object.__setattr__(self, "data_root", str(self.data_root))
+
+
+def measure_options(value: Any = None, *, source: str | None = None) -> MeasureOptions:
+    """:class:`MeasureOptions` from None, an instance or a mapping (unknown keys refused, valid keys listed)."""
+    return MeasureOptions.from_value(value, source=source)
+
+
+def data_options(value: Any = None, *, source: str | None = None) -> DataOptions:
+    """:class:`DataOptions` from None, an instance or a mapping (unknown keys refused, valid keys listed)."""
+    return DataOptions.from_value(value, source=source)
