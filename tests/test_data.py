@@ -18,8 +18,7 @@ from sensprune.data import builtin
 from sensprune.data.noise import apply_corruption, corrupt_inputs, corrupt_labels, unique_class_labels
 from sensprune.errors import ValidationError
 
-FASHION_PRESENT = all(os.path.isfile(os.path.join(builtin.FASHION_MNIST_DIR, f))
-                      for f in builtin.FASHION_MNIST_FILES.values())
+FASHION_PRESENT = builtin.fashion_mnist_available()
 
 
 # ---------------------------------------------------------------- helpers
@@ -90,7 +89,11 @@ def test_digits_shapes_and_determinism():
     assert np.all(np.abs(np.bincount(a.y_train) - 0.7 * full) <= 1)
 
 
-@pytest.mark.skipif(not FASHION_PRESENT, reason="/usr/share/datasets/fashion-mnist is absent")
+FASHION_REASON = (f"Fashion-MNIST files absent from {builtin.fashion_mnist_dir()} "
+                  "(apt-get install dataset-fashion-mnist)")
+
+
+@pytest.mark.skipif(not FASHION_PRESENT, reason=FASHION_REASON)
 def test_fashion_mnist_loads():
     ds = load_dataset("fashion-mnist")
     assert ds.x_train.shape == (60000, 28, 28) and ds.x_test.shape == (10000, 28, 28)
@@ -106,7 +109,7 @@ def test_fashion_mnist_data_root_and_missing(tmp_path, monkeypatch):
         write_idx(tmp_path / name, arr, compress=True)
     ds = load_dataset("fashion-mnist", data_root=str(tmp_path))
     assert ds.x_train.shape == (20, 28, 28) and ds.info["source"]["folder"] == str(tmp_path)
-    monkeypatch.setattr(builtin, "FASHION_MNIST_DIR", str(tmp_path / "absent"))
+    monkeypatch.setenv(builtin.FASHION_MNIST_ENV, str(tmp_path / "absent"))
     with pytest.raises(ValidationError, match=r"Fashion-MNIST files not found in .*absent; install them "
                                               r"with: apt-get install -y dataset-fashion-mnist"):
         load_dataset("fashion-mnist")

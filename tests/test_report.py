@@ -16,7 +16,7 @@ from cli_helpers import assert_one_line_error as _one_line_error, run_cli as _ru
 
 PNG = b"\x89PNG\r\n\x1a\n"
 REPO = Path(__file__).resolve().parents[1]
-CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))  # the screenshot script honours $CHROMIUM
 
 
 def _is_png(path):
@@ -218,7 +218,7 @@ def test_bad_options_write_nothing(score_dir, tmp_path):
 
 # -- headless browser ------------------------------------------------------------------------------------
 
-@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs /usr/bin/chromium")
+@pytest.mark.skipif(not CHROMIUM.exists(), reason=f"needs Chromium, absent from {CHROMIUM} (set $CHROMIUM)")
 def test_screenshot_script_all_images_load(tmp_path):
     """benchmarks/report_screenshot.sh with a short warmup: screenshot written, every <img> loaded."""
     shot = tmp_path / "shot.png"

@@ -6,11 +6,16 @@ import re
 import numpy as np
 import pytest
 
+from sensprune.data.builtin import fashion_mnist_available, fashion_mnist_dir
 from sensprune.errors import ValidationError
 from sensprune.reproduce import EXPERIMENTS, VERDICT_WORDS, parse_only
 from sensprune.reproduce.common import INCONCLUSIVE, NOT_REPRODUCED, REPRODUCED, spearman, three_way
 from cli_helpers import assert_one_line_error as _one_line_error, run_cli as _run
 
+# The experiments run on Fashion-MNIST (14x14), a Debian package that may be absent: those tests skip.
+needs_fashion = pytest.mark.skipif(not fashion_mnist_available(),
+                                   reason=f"reproduce needs Fashion-MNIST, absent from {fashion_mnist_dir()} "
+                                          "(apt-get install dataset-fashion-mnist)")
 LINE = re.compile(r"^([1-6])\. .+: \*\*(reproduced|not reproduced|inconclusive)\*\* — .*\d")
 
 
@@ -28,6 +33,7 @@ def test_help():
     assert "--tiny" not in r.output  # test-only knob stays hidden
 
 
+@needs_fashion
 def test_six_verdict_lines_with_plots_and_csvs(tiny_run):
     out, r = tiny_run
     lines = [ln for ln in (out / "verdicts.md").read_text().splitlines() if LINE.match(ln)]
@@ -40,6 +46,7 @@ def test_six_verdict_lines_with_plots_and_csvs(tiny_run):
         assert len(csvs) == 1 and len(csvs[0].read_text().splitlines()) >= 2, name
 
 
+@needs_fashion
 def test_meta_records_config_seeds_machine_and_times(tiny_run):
     out, _ = tiny_run
     meta = json.loads((out / "meta.json").read_text())
@@ -53,6 +60,7 @@ def test_meta_records_config_seeds_machine_and_times(tiny_run):
     assert meta["experiments"]["1"]["config"]["seeds"] == [0, 1, 2]
 
 
+@needs_fashion
 def test_verdict_follows_the_numbers(tiny_run):
     """The verdict word is recomputed here from the CSV for experiment 3 (a direct comparison)."""
     out, _ = tiny_run
@@ -67,6 +75,7 @@ def test_verdict_follows_the_numbers(tiny_run):
     assert np.isclose(1 - np.trace(g["real"]) / g["real"].sum(), off["real"][0])
 
 
+@needs_fashion
 def test_only_and_force(tmp_path):
     out = tmp_path / "o"
     out.mkdir()
@@ -113,6 +122,7 @@ def test_three_way_and_spearman():
 
 
 @pytest.mark.slow
+@needs_fashion
 def test_quick_run_finishes_with_six_verdicts(tmp_path):
     r = _run(["reproduce", "--quick", "--quiet", "--out", str(tmp_path / "q")])
     assert r.exit_code == 0, r.output

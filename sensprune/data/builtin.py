@@ -9,7 +9,8 @@ Splits
     keeps the order of ``load_digits()``.
 ``fashion-mnist``
     The four gzip IDX files from ``/usr/share/datasets/fashion-mnist`` (Debian package
-    ``dataset-fashion-mnist``), or from ``--data-root`` if that folder holds them. Official
+    ``dataset-fashion-mnist``; the environment variable ``SENSPRUNE_FASHION_MNIST_DIR``
+    names another folder), or from ``--data-root`` if that folder holds them. Official
     split: 60 000 train / 10 000 test, inputs ``(N, 28, 28)`` scaled to [0, 1].
 ``mnist1d``
     Generated locally with ``mnist1d.data.make_dataset`` and the package's default
@@ -33,6 +34,8 @@ from sensprune.errors import ValidationError
 from sensprune.io import fingerprint_file
 
 FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
+#: Environment variable naming the system folder of Fashion-MNIST instead of :data:`FASHION_MNIST_DIR`.
+FASHION_MNIST_ENV = "SENSPRUNE_FASHION_MNIST_DIR"
 FASHION_MNIST_FILES = {
     "x_train": "train-images-idx3-ubyte.gz",
     "y_train": "train-labels-idx1-ubyte.gz",
@@ -79,11 +82,21 @@ def read_idx(path: str) -> np.ndarray:
     return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(shape).copy()
 
 
+def fashion_mnist_dir() -> str:
+    """The system folder of Fashion-MNIST: ``$SENSPRUNE_FASHION_MNIST_DIR`` if set, else :data:`FASHION_MNIST_DIR`."""
+    return os.environ.get(FASHION_MNIST_ENV) or FASHION_MNIST_DIR
+
+
+def fashion_mnist_available(data_root: str | None = None) -> bool:
+    """Whether ``load_dataset("fashion-mnist", data_root=...)`` finds its four files (used to skip tests)."""
+    return _fashion_folder(data_root) is not None
+
+
 def _fashion_folder(data_root: str | None) -> str | None:
     candidates = []
     if data_root is not None:
         candidates += [data_root, os.path.join(data_root, "fashion-mnist")]
-    candidates.append(FASHION_MNIST_DIR)
+    candidates.append(fashion_mnist_dir())
     for folder in candidates:
         if all(os.path.isfile(os.path.join(folder, f)) for f in FASHION_MNIST_FILES.values()):
             return folder
@@ -94,7 +107,7 @@ def load_fashion_mnist(*, data_root: str | None = None, spec: str = "fashion-mni
     """Fashion-MNIST from gzip IDX files, x of shape (N, 28, 28) in [0, 1], official 60k/10k split."""
     folder = _fashion_folder(data_root)
     if folder is None:
-        where = FASHION_MNIST_DIR if data_root is None else f"{data_root} or {FASHION_MNIST_DIR}"
+        where = fashion_mnist_dir() if data_root is None else f"{data_root} or {fashion_mnist_dir()}"
         raise ValidationError(f"Fashion-MNIST files not found in {where}; install them with: "
                               f"apt-get install -y dataset-fashion-mnist")
     paths = {k: os.path.join(folder, f) for k, f in FASHION_MNIST_FILES.items()}
