@@ -66,17 +66,19 @@ def sync_hooks(hooks, synced: list[dict[str, np.ndarray]] | None) -> list[dict[s
     out = []
     for i, h in enumerate(hooks):
         state = h.state_dict()
-        if getattr(h, "replicated", False) or not state:
+        summed = [k for k in state if h.reduction(k) == "sum"]  # the hook contract: sum or replicated per key
+        if not summed:
             out.append({})
             continue
         base = synced[i] if synced else {}
-        new = {}
-        for k, v in state.items():
+        new = dict(state)
+        for k in summed:
+            v = state[k]
             arr = np.asarray(v)
             b = base.get(k, np.zeros_like(arr))
             delta = torch.from_numpy(arr.astype(np.float64) - b.astype(np.float64))
             dist.all_reduce(delta)
             new[k] = (b.astype(np.float64) + delta.numpy()).astype(arr.dtype)
         h.load_state_dict(new)
-        out.append({k: v.copy() for k, v in new.items()})
+        out.append({k: new[k].copy() for k in summed})
     return out

@@ -122,13 +122,39 @@ class StepInfo:
     lr: float
 
 
+#: How a state key of a hook combines across data-parallel ranks (see :meth:`Hook.reduction`).
+SUM, REPLICATED = "sum", "replicated"
+
+
 class Hook:
-    """Base class of a measure computed online during training. Override what you need."""
+    """Base class of a measure computed online during training: the hook contract.
+
+    The loop calls ``on_train_begin``, then per step ``on_step`` (after backward, parameters θ_s) and
+    ``after_step`` (after the update, θ_{s+1}), and ``on_epoch_end``. A measure hook reports
+
+    - ``values()``: per-example arrays ``{measure: ndarray (N,)}`` (higher = harder), in index order;
+    - ``extras()``: non-per-example arrays, e.g. the (K, K) per-class matrix or a per-epoch curve;
+    - ``meta()``: JSON-able notes stored in ``meta.json``;
+    - ``state_dict()`` / ``load_state_dict()``: numpy arrays that checkpoints save and restore.
+
+    **Across ranks** (data-parallel training, :func:`sensprune.distributed.sync_hooks`) every state key
+    combines one of two ways, declared by :meth:`reduction`:
+
+    - ``"sum"``: the key accumulates what the examples of *this* rank contributed (sums, counts, the last
+      value of an example only its rank touched); the ranks' changes since the last sync are added up;
+    - ``"replicated"``: every rank computes the same value (e.g. from the whole training set at an
+      epoch end); it is left as it is.
+
+    Declare it per key with the class mapping ``reduce = {"key": "sum" | "replicated"}``; keys not listed
+    follow the class flag ``replicated`` (False → ``"sum"``). Every default below does nothing.
+    """
 
     needs_input_grad = False
-    #: True when every rank computes the same state (e.g. from the whole training set at epoch ends),
-    #: so data-parallel training must not add the ranks' states up (see sensprune.distributed).
+    #: True when every rank computes the same state, so data-parallel training must not add the ranks'
+    #: states up; the default reduction of every state key not listed in :attr:`reduce`.
     replicated = False
+    #: Per-key reduction across ranks: ``{state key: "sum" | "replicated"}`` (see :meth:`reduction`).
+    reduce: dict[str, str] = {}
 
     def on_train_begin(self, run: "Run") -> None: ...
 
@@ -140,10 +166,29 @@ class Hook:
 
     def on_epoch_end(self, epoch: int, run: "Run") -> None: ...
 
+    def values(self) -> dict[str, np.ndarray]:
+        """Per-example measure values ``{name: (N,) float64}``, higher = harder (none by default)."""
+        return {}
+
+    def extras(self) -> dict[str, np.ndarray]:
+        """Non-per-example arrays (e.g. ``per_class`` (K, K), ``csr`` (epochs,)); none by default."""
+        return {}
+
+    def meta(self) -> dict[str, Any]:
+        """JSON-able notes for ``meta.json``; none by default."""
+        return {}
+
     def state_dict(self) -> dict[str, np.ndarray]:
         return {}
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None: ...
+
+    def reduction(self, key: str) -> str:
+        """How state key ``key`` combines across ranks: ``"sum"`` or ``"replicated"``."""
+        how = self.reduce.get(key, REPLICATED if self.replicated else SUM)
+        if how not in (SUM, REPLICATED):
+            raise ValueError(f"{type(self).__name__}.reduce[{key!r}] must be 'sum' or 'replicated', got {how!r}.")
+        return how
 
 
 class ArraySource:
@@ -282,14 +327,16 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
 def train(build_model: Callable[[], nn.Module], train_data: ArraySource | LoaderSource, cfg: TrainConfig, *,
           test_data: ArraySource | LoaderSource | None = None, mask: np.ndarray | None = None,
           weights: np.ndarray | None = None, hooks: Sequence[Hook] = (), checkpoint_dir: Path | None = None,
-          progress: bool = True, desc: str = "train") -> TrainResult:
+          progress: bool = True, desc: str = "train",
+          stop: Callable[[dict[str, Any], Run], bool] | None = None) -> TrainResult:
     """Train a fresh model from ``build_model()`` and return it with its per-epoch history.
 
     Parameters
     ----------
     build_model : callable
-        Returns a new ``nn.Module``; called after ``torch.manual_seed(cfg.seed)`` so that runs with
-        the same seed start from the same weights.
+        Returns a new ``nn.Module``; called with the global generator seeded by ``cfg.seed`` (inside
+        :func:`private_rng`, so the caller's RNG state is restored afterwards) so that runs with the
+        same seed start from the same weights.
     train_data, test_data : ArraySource or LoaderSource
     mask : ndarray (N,) bool, optional
         Which training examples take part; applied to the shared permutation (paired runs).
@@ -299,21 +346,54 @@ def train(build_model: Callable[[], nn.Module], train_data: ArraySource | Loader
     hooks : sequence of Hook
     checkpoint_dir : Path, optional
         A checkpoint is written there after every epoch; if one exists, training resumes from it.
+    stop : callable, optional
+        ``stop(record, run) -> bool`` after every epoch (its history record and the live Run); True ends
+        training early (e.g. bench's ``fit`` budget). The learning-rate schedule still spans ``cfg.epochs``.
     """
+    device = resolve_device(cfg.device)
+    with private_rng(device):  # the seeds below never leak into the caller's global RNG state
+        return _train(build_model, train_data, cfg, device, test_data=test_data, mask=mask, weights=weights,
+                      hooks=hooks, checkpoint_dir=checkpoint_dir, progress=progress, desc=desc, stop=stop)
+
+
+@contextmanager
+def private_rng(device: torch.device):
+    """Fork the global torch RNG (CPU, and ``device`` when it is CUDA) for the block; restore it after.
+
+    ``nn.Module`` initialisation and dropout draw from the global generator (they take no
+    ``torch.Generator``), so the loop seeds it — inside this scope, leaving the caller's state untouched.
+    """
+    cuda = device.type == "cuda"
+    devices = [device.index if device.index is not None else torch.cuda.current_device()] if cuda else []
+    with torch.random.fork_rng(devices=devices, device_type="cuda" if cuda else "cpu"):
+        yield
+
+
+def _seed(seed: int, device: torch.device) -> None:
+    """Seed the global CPU generator and the run's accelerator (not every GPU, as torch.manual_seed would)."""
+    torch.default_generator.manual_seed(int(seed))
+    if device.type == "cuda":
+        with torch.cuda.device(device):
+            torch.cuda.manual_seed(int(seed))
+    elif device.type == "mps":
+        torch.mps.manual_seed(int(seed))
+
+
+def _train(build_model, train_data, cfg: TrainConfig, device: torch.device, *, test_data, mask, weights, hooks,
+           checkpoint_dir, progress, desc, stop=None) -> TrainResult:
     from sensprune import distributed as D
 
     t0 = time.perf_counter()
-    device = resolve_device(cfg.device)
     amp_dtype = _amp_dtype(cfg, device)
     n = len(train_data)
     world, rank = D.world_size(), D.rank()
     D.check_world(n)
     mask_t = _as_mask(mask, n)
     w_t = None if weights is None else torch.as_tensor(np.asarray(weights, np.float32), device=device)
-    torch.manual_seed(cfg.seed)
+    _seed(cfg.seed, device)
     model = build_model().to(device)
     opt = make_optimizer(model, cfg)
-    torch.manual_seed(cfg.seed + 1)
+    _seed(cfg.seed + 1, device)
     fwd = model if world == 1 else nn.parallel.DistributedDataParallel(model)
     if cfg.compile:
         fwd = torch.compile(fwd)
@@ -396,6 +476,8 @@ def train(build_model: Callable[[], nn.Module], train_data: ArraySource | Loader
         if checkpoint_dir and rank == 0:
             save_checkpoint(checkpoint_dir, run, hooks, epoch + 1)
         D.barrier()
+        if stop is not None and stop(rec, run):
+            break
     bar.close()
     return TrainResult(model, run.history, time.perf_counter() - t0, start)
 
@@ -409,3 +491,4 @@ def _as_mask(mask, n: int) -> torch.Tensor | None:
     if not bool(m.any()):
         raise ValidationError("The subset mask keeps no training example.")
     return m
+

@@ -1,0 +1,37 @@
+"""The Python facade (sp.score / sp.prune / sp.bench), the hook contract and no global-state changes."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from sensprune.train import REPLICATED, SUM, ArraySource, Hook, TrainConfig, train
+
+
+def test_train_leaves_global_rng_untouched(tiny_arrays):
+    x, y, _, _ = tiny_arrays
+    src = ArraySource(x, y, torch.device("cpu"))
+
+    def build():
+        return torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.Dropout(0.5), torch.nn.Linear(8, 4))
+    torch.manual_seed(123)
+    expect = torch.rand(3)
+    torch.manual_seed(123)
+    a = train(build, src, TrainConfig(epochs=1, batch_size=32), progress=False)
+    after = torch.rand(3)
+    torch.manual_seed(999)  # another caller state: the run is the same (its own seeds)
+    b = train(build, src, TrainConfig(epochs=1, batch_size=32), progress=False)
+    assert torch.equal(after, expect)
+    for p, q in zip(a.model.parameters(), b.model.parameters()):
+        assert torch.equal(p, q)
+
+
+def test_hook_contract_defaults_and_reductions():
+    h = Hook()
+    assert h.values() == {} and h.extras() == {} and h.meta() == {} and h.state_dict() == {}
+    assert h.reduction("anything") == SUM
+
+    class Mixed(Hook):
+        replicated = True
+        reduce = {"count": SUM}
+    assert Mixed().reduction("count") == SUM and Mixed().reduction("other") == REPLICATED
