@@ -389,7 +389,7 @@ def _train(build_model, train_data, cfg: TrainConfig, device: torch.device, *, t
     world, rank = D.world_size(), D.rank()
     D.check_world(n)
     mask_t = _as_mask(mask, n)
-    w_t = None if weights is None else torch.as_tensor(np.asarray(weights, np.float32), device=device)
+    w_t = _as_weights(weights, n, device)
     _seed(cfg.seed, device)
     model = build_model().to(device)
     opt = make_optimizer(model, cfg)
@@ -492,3 +492,19 @@ def _as_mask(mask, n: int) -> torch.Tensor | None:
         raise ValidationError("The subset mask keeps no training example.")
     return m
 
+
+def _as_weights(weights, n: int, device: torch.device) -> torch.Tensor | None:
+    """Per-example loss weights (N,) as a float32 tensor on ``device``; each must be finite and > 0."""
+    if weights is None:
+        return None
+    w = np.asarray(weights)
+    if w.shape != (n,) or not (np.issubdtype(w.dtype, np.number) and not np.iscomplexobj(w)):
+        raise ValidationError(f"The sample weights must be an array of {n} real numbers (one per training "
+                              f"example); got {w.dtype} of shape {w.shape}.")
+    w = w.astype(np.float64)
+    bad = {"NaN or inf": int((~np.isfinite(w)).sum()), "zero": int((w == 0).sum()), "negative": int((w < 0).sum())}
+    bad = {k: v for k, v in bad.items() if v}
+    if bad:
+        raise ValidationError("The sample weights must be finite and > 0; found "
+                              + ", ".join(f"{v} {k}" for k, v in bad.items()) + " (drop examples with a mask instead).")
+    return torch.as_tensor(w.astype(np.float32), device=device)

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from sensprune.data import DATASET_NAMES, Dataset, load_dataset, make_dataset
 from sensprune.data import builtin
+from sensprune.data.base import DataWarning
 from sensprune.data.noise import apply_corruption, corrupt_inputs, corrupt_labels, unique_class_labels
 from sensprune.errors import ValidationError
 
@@ -260,10 +261,11 @@ def plugin_dir(tmp_path, monkeypatch):
 
 def test_plugin_return_types(plugin_dir):
     a = load_dataset("plugin:sp_test_plugin:as_tuple")
-    b = load_dataset("plugin:sp_test_plugin:as_dict")
+    with pytest.warns(DataWarning, match=r"class ids 2 of 0\.\.2 have no training example"):
+        b = load_dataset("plugin:sp_test_plugin:as_dict")
     c = load_dataset("plugin:sp_test_plugin:as_dataset")
     assert a.x_train.shape == (8, 2) and a.spec == "plugin:sp_test_plugin:as_tuple"
-    assert b.num_classes == 3
+    assert b.num_classes == 3 and b.info["classes_without_training_examples"] == [2]
     assert isinstance(c, Dataset) and c.spec == "plugin:sp_test_plugin:as_dataset" and c.info["note"] == "hi"
     assert a.fingerprint != c.fingerprint
 
@@ -330,7 +332,8 @@ def test_cifar10_from_pickled_batches(tmp_path, skip_checksums):
         data = rng.integers(0, 256, (2, 3072), dtype=np.uint8)
         first = data if first is None else first
         with open(folder / name, "wb") as fh:
-            pickle.dump({"data": data, "labels": [i % 10, (i + 1) % 10]}, fh)
+            labels = [0, 1] if name == "test_batch" else [i % 10, (i + 1) % 10]  # test labels occur in train
+            pickle.dump({"data": data, "labels": labels}, fh)
     with open(folder / "batches.meta", "wb") as fh:
         pickle.dump({"label_names": [f"c{i}" for i in range(10)]}, fh)
     ds = load_dataset("cifar10", data_root=str(tmp_path))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -82,6 +83,33 @@ class Dataset:
         }
 
 
+class DataWarning(UserWarning):
+    """Data that can be used but looks unintended (e.g. a class id with no training example)."""
+
+
+def _shown(labels, limit: int = 20) -> str:
+    labels = [int(v) for v in labels]
+    more = f" (and {len(labels) - limit} more)" if len(labels) > limit else ""
+    return ", ".join(map(str, labels[:limit])) + more
+
+
+def _check_label_sets(y_train: np.ndarray, y_test: np.ndarray, k: int, source: str) -> list[int]:
+    """Refuse fewer than 2 training classes and test labels unseen in training; warn about gaps in 0..K-1."""
+    present = np.unique(y_train)
+    if len(present) < 2:
+        raise ValidationError(f"{source}: the training split has a single class (label {int(present[0])}); "
+                              "at least 2 classes are needed to train a classifier.")
+    unseen = np.setdiff1d(np.unique(y_test), present)
+    if len(unseen):
+        raise ValidationError(f"{source}: test labels {_shown(unseen)} never occur in the training split; "
+                              "a model cannot learn them (remove those test examples or add training ones).")
+    gaps = np.setdiff1d(np.arange(k), present)
+    if len(gaps):
+        warnings.warn(f"{source}: class ids {_shown(gaps)} of 0..{k - 1} have no training example; the model "
+                      f"still has {k} outputs.", DataWarning, stacklevel=3)
+    return gaps.tolist()
+
+
 def make_dataset(x_train, y_train, x_test, y_test, *, spec: str, num_classes: int | None = None,
                  info: dict | None = None, train_files: list[str] | None = None,
                  source: str = "data") -> Dataset:
@@ -89,7 +117,10 @@ def make_dataset(x_train, y_train, x_test, y_test, *, spec: str, num_classes: in
 
     Inputs become float32 (uint8 is scaled to [0, 1]); labels become int64.
     Raises :class:`ValidationError` naming ``source`` for: mismatched lengths, zero
-    examples, labels outside ``0..K-1`` or non-integer, NaN/inf features.
+    examples, labels outside ``0..K-1`` or non-integer, NaN/inf features, fewer than 2 classes
+    in the training split, test labels that never occur in training. Warns
+    (:class:`DataWarning`) when a class id in ``0..K-1`` has no training example, and records
+    those ids in ``info["classes_without_training_examples"]``.
     """
     arrays = {}
     for name, arr in (("x_train", x_train), ("y_train", y_train), ("x_test", x_test), ("y_test", y_test)):
@@ -135,6 +166,9 @@ def make_dataset(x_train, y_train, x_test, y_test, *, spec: str, num_classes: in
         if y.min() < 0 or y.max() >= k:
             raise ValidationError(f"{source}: {name} has labels outside 0..{k - 1} "
                                   f"(found {int(y.min())}..{int(y.max())}).")
+    gaps = _check_label_sets(ys["y_train"], ys["y_test"], k, source)
     info = dict(info or {})
+    if gaps:
+        info["classes_without_training_examples"] = gaps
     info.setdefault("input_range", float(xs["x_train"].max() - xs["x_train"].min()))
     return Dataset(xs["x_train"], ys["y_train"], xs["x_test"], ys["y_test"], k, spec, info, train_files)
