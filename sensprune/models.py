@@ -6,15 +6,14 @@ Every builder takes ``(num_classes, input_shape)`` and returns an ``nn.Module`` 
 
 from __future__ import annotations
 
-import importlib
 import math
-import sys
-from typing import Callable, Sequence
+from typing import Sequence
 
 import torch
 from torch import nn
 
 from sensprune.errors import ValidationError
+from sensprune.plugins import resolve_plugin
 
 MODEL_NAMES = ("mlp", "cnn", "resnet18")
 
@@ -116,16 +115,14 @@ def _plugin(name: str, num_classes: int, input_shape: Sequence[int]) -> nn.Modul
     parts = name.split(":")
     if len(parts) != 3 or not all(parts[1:]):
         raise ValidationError(f"Model plugin must look like plugin:module:callable; got {name!r}.")
-    _, module, attr = parts
-    if "" not in sys.path:
-        sys.path.insert(0, "")
+    target = f"{parts[1]}:{parts[2]}"
+    fn = resolve_plugin(target, "Model plugin")
     try:
-        fn: Callable = getattr(importlib.import_module(module), attr)
-    except (ImportError, AttributeError) as exc:
-        raise ValidationError(f"Model plugin {module}:{attr} could not be imported: {exc}") from None
-    model = fn(num_classes, tuple(input_shape))
+        model = fn(num_classes, tuple(input_shape))
+    except Exception as exc:  # the user's code failed: one line, not a traceback
+        raise ValidationError(f"Model plugin '{target}' raised {type(exc).__name__}: {exc}") from None
     if not isinstance(model, nn.Module):
-        raise ValidationError(f"Model plugin {module}:{attr} returned {type(model).__name__}, "
+        raise ValidationError(f"Model plugin '{target}' returned {type(model).__name__}, "
                               "expected a torch.nn.Module.")
     return model
 

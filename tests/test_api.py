@@ -35,3 +35,26 @@ def test_hook_contract_defaults_and_reductions():
         replicated = True
         reduce = {"count": SUM}
     assert Mixed().reduction("count") == SUM and Mixed().reduction("other") == REPLICATED
+
+
+def test_model_plugin_resolves_and_restores_sys_path(tmp_path, monkeypatch):
+    import sys
+
+    import pytest
+
+    from sensprune.errors import ValidationError
+    from sensprune.models import build_model
+
+    (tmp_path / "my_models_h12.py").write_text(
+        "import torch\nclass Zoo:\n    @staticmethod\n    def net(k, shape):\n"
+        "        return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(shape[0], k))\n"
+        "def bad(k, shape):\n    raise RuntimeError('boom')\n")
+    monkeypatch.chdir(tmp_path)
+    before = list(sys.path)
+    model = build_model("plugin:my_models_h12:Zoo.net", 3, (5,))
+    assert model(torch.zeros(2, 5)).shape == (2, 3)
+    assert sys.path == before
+    with pytest.raises(ValidationError, match="Model plugin 'my_models_h12:bad' raised RuntimeError: boom"):
+        build_model("plugin:my_models_h12:bad", 3, (5,))
+    with pytest.raises(ValidationError, match="Model plugin 'no_such_h12:net' could not be imported"):
+        build_model("plugin:no_such_h12:net", 3, (5,))

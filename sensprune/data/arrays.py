@@ -24,9 +24,7 @@ The ``Dataset.spec`` of each is the spec string as given; the fingerprint adds t
 from __future__ import annotations
 
 import csv
-import importlib
 import os
-import sys
 
 import numpy as np
 from sklearn.model_selection import train_test_split
@@ -34,6 +32,7 @@ from sklearn.model_selection import train_test_split
 from sensprune.data.base import Dataset, make_dataset
 from sensprune.errors import ValidationError
 from sensprune.io import fingerprint_file, read_npz
+from sensprune.plugins import resolve_plugin
 
 NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
 
@@ -153,26 +152,7 @@ def load_csv(path: str, *, spec: str, label_column: str | None = None) -> Datase
 
 
 def _import_callable(target: str, source: str):
-    module_name, sep, attr = target.partition(":")
-    if not sep or not module_name or not attr:
-        raise ValidationError(f"{source}: expected plugin:module:callable, e.g. plugin:mydata:load.")
-    cwd = os.getcwd()
-    added = cwd not in sys.path
-    if added:
-        sys.path.insert(0, cwd)
-    try:
-        obj = importlib.import_module(module_name)
-        for part in attr.split("."):
-            obj = getattr(obj, part)
-    except Exception as exc:  # any failure inside user code is reported, not raised through
-        raise ValidationError(f"plugin '{target}' could not be imported: "
-                              f"{type(exc).__name__}: {exc}") from exc
-    finally:
-        if added and cwd in sys.path:
-            sys.path.remove(cwd)
-    if not callable(obj):
-        raise ValidationError(f"plugin '{target}' is not callable (got {type(obj).__name__}).")
-    return obj
+    return resolve_plugin(target, "plugin")  # pkgutil.resolve_name, current folder searched first
 
 
 def load_plugin(target: str, *, spec: str) -> Dataset:
