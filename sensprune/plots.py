@@ -1,6 +1,7 @@
 """Figures of the report: each function takes arrays (never folders) and an output path.
 
-Every function draws one matplotlib figure (Agg backend, no display needed), writes it as a PNG
+Every function draws one matplotlib ``Figure`` (object-oriented API: no pyplot, no global backend
+switch, no display needed), writes it as a PNG
 atomically (temporary file, then rename) and returns the path. Scores are oriented
 **higher = more sensitive / harder**, as everywhere in sensprune.
 """
@@ -11,15 +12,12 @@ import io
 from pathlib import Path
 from typing import Mapping, Sequence
 
-import matplotlib
+import numpy as np
+from matplotlib.colors import LogNorm
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.colors import LogNorm  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
-
-from sensprune.io import atomic_write_bytes  # noqa: E402
+from sensprune.io import atomic_write_bytes
 
 DPI = 100
 
@@ -27,9 +25,14 @@ DPI = 100
 def _save(fig, out: str | Path) -> Path:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight")
-    plt.close(fig)
     atomic_write_bytes(out, buf.getvalue())
     return Path(out)
+
+
+def _subplots(nrows: int = 1, ncols: int = 1, *, figsize, **kw):
+    """matplotlib's object-oriented API: a ``Figure`` (no pyplot, no global backend switch) and its axes."""
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots(nrows, ncols, **kw)
 
 
 def _yscale(ax, values: np.ndarray) -> None:
@@ -59,7 +62,7 @@ def sensitivity_map(score: np.ndarray, out: str | Path, *, p_label: np.ndarray |
                                       (variability, "variability: std of p(given label | x)")) if a is not None]
     if not axes_x:
         axes_x = [(np.arange(len(score)), "example index")]
-    fig, axs = plt.subplots(1, len(axes_x), figsize=(6 * len(axes_x), 4.5), squeeze=False)
+    fig, axs = _subplots(1, len(axes_x), figsize=(6 * len(axes_x), 4.5), squeeze=False)
     for ax, (x, xlabel) in zip(axs[0], axes_x):
         x = np.asarray(x, np.float64)
         if corrupted is not None:
@@ -84,7 +87,7 @@ def lorenz_curves(curves: Mapping[str, Sequence[float]], out: str | Path, *,
 
     ``curves`` maps a measure to (P,) cumulative shares at P evenly spaced fractions from 0 to 1.
     """
-    fig, ax = plt.subplots(figsize=(6, 5))
+    fig, ax = _subplots(figsize=(6, 5))
     ax.plot([0, 1], [0, 1], "k--", lw=1, label="equality")
     for name, y in curves.items():
         y = np.asarray(y, np.float64)
@@ -100,7 +103,7 @@ def lorenz_curves(curves: Mapping[str, Sequence[float]], out: str | Path, *,
 
 def gini_over_epochs(gini: Mapping[str, Sequence[float | None]], out: str | Path) -> Path:
     """Gini coefficient of each measure after each epoch (``None`` = undefined yet, skipped)."""
-    fig, ax = plt.subplots(figsize=(6, 4.5))
+    fig, ax = _subplots(figsize=(6, 4.5))
     for name, g in gini.items():
         g = np.array([np.nan if v is None else v for v in g], np.float64)
         ax.plot(np.arange(1, len(g) + 1), g, marker="o", ms=3, label=name)
@@ -118,7 +121,7 @@ def per_class_heatmap(matrix: np.ndarray, out: str | Path, *, off_diagonal: floa
     g = np.abs(np.asarray(matrix, np.float64))
     pos = g[g > 0]
     norm = LogNorm(vmin=pos.min(), vmax=pos.max()) if pos.size and pos.max() > pos.min() else None
-    fig, ax = plt.subplots(figsize=(6, 5))
+    fig, ax = _subplots(figsize=(6, 5))
     im = ax.imshow(np.where(g > 0, g, np.nan), norm=norm, cmap="viridis")
     fig.colorbar(im, ax=ax, label="g_ij (log scale)")
     ax.set_xlabel("class j (inputs perturbed)")
@@ -134,7 +137,7 @@ def accuracy_and_csr(test_acc: Mapping[str, Sequence[float]], out: str | Path, *
                      train_acc: Mapping[str, Sequence[float]] | None = None,
                      csr: Sequence[float] | None = None) -> Path:
     """Test (and train) accuracy per seed over epochs; the critical sample ratio on a second axis."""
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = _subplots(figsize=(7, 4.5))
     for s, acc in test_acc.items():
         ax.plot(np.arange(1, len(acc) + 1), acc, marker="o", ms=3, label=f"test acc (seed {s})")
     for s, acc in (train_acc or {}).items():
@@ -163,7 +166,7 @@ def gallery(x: np.ndarray, captions: Sequence[str], out: str | Path, *, title: s
     cols = max(1, min(cols, n))
     rows = max(1, -(-n // cols))
     image = x.ndim >= 3
-    fig, axs = plt.subplots(rows, cols, figsize=(1.7 * cols, (1.9 if image else 1.5) * rows), squeeze=False)
+    fig, axs = _subplots(rows, cols, figsize=(1.7 * cols, (1.9 if image else 1.5) * rows), squeeze=False)
     for k, ax in enumerate(axs.ravel()):
         if k >= n:
             ax.axis("off")
@@ -194,7 +197,7 @@ def bench_curves(curves: Mapping[str, tuple[Sequence[float], Sequence[float], Se
 
     ``curves`` maps a label (e.g. "el2n / drop-high") to (fractions, means, CI half-widths), each (F,).
     """
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = _subplots(figsize=(7, 4.5))
     for label, (f, m, h) in curves.items():
         f, m, h = (np.asarray(a, np.float64) for a in (f, m, h))
         order = np.argsort(f)
@@ -217,7 +220,7 @@ def auroc_bars(labels: Sequence[str], auroc: Sequence[float], ci: Sequence[float
                title: str = "Detection of corrupted examples") -> Path:
     """AUROC (mean over seeds, 95% CI error bars) per measure; 0.5 = chance."""
     a, c = np.asarray(auroc, np.float64), np.nan_to_num(np.asarray(ci, np.float64))
-    fig, ax = plt.subplots(figsize=(max(5, 0.6 * len(a) + 2), 4))
+    fig, ax = _subplots(figsize=(max(5, 0.6 * len(a) + 2), 4))
     ax.bar(np.arange(len(a)), a, yerr=c, capsize=3, color="tab:blue")
     ax.axhline(0.5, color="k", ls="--", lw=1, label="chance")
     ax.set_xticks(np.arange(len(a)), labels, rotation=45, ha="right", fontsize=8)
@@ -237,7 +240,7 @@ def kept_dropped_hist(score: np.ndarray, label: np.ndarray, kept: np.ndarray, ou
     rows = -(-len(classes) // cols)
     finite = score[np.isfinite(score)]
     edges = np.histogram_bin_edges(finite if finite.size else [0, 1], bins=bins)
-    fig, axs = plt.subplots(rows, cols, figsize=(3 * cols, 2.3 * rows), squeeze=False, sharex=True)
+    fig, axs = _subplots(rows, cols, figsize=(3 * cols, 2.3 * rows), squeeze=False, sharex=True)
     for ax, c in zip(axs.ravel(), classes):
         m = label == c
         ax.hist(score[m & kept], bins=edges, color="tab:blue", alpha=0.7, label=f"kept {int((m & kept).sum())}")
@@ -254,7 +257,7 @@ def kept_dropped_hist(score: np.ndarray, label: np.ndarray, kept: np.ndarray, ou
 def roc_curves(tpr: dict[str, np.ndarray], auroc: dict[str, float], out: str | Path, *,
                title: str = "Detection of corrupted examples (ROC)") -> Path:
     """ROC curve per measure: ``tpr[measure]`` (F,) at false-positive rates evenly spaced in [0, 1]."""
-    fig, ax = plt.subplots(figsize=(5, 4.5))
+    fig, ax = _subplots(figsize=(5, 4.5))
     ax.plot([0, 1], [0, 1], "k--", lw=0.8, label="chance")
     for name, t in tpr.items():
         fpr = np.linspace(0.0, 1.0, len(t))

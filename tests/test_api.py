@@ -58,3 +58,14 @@ def test_model_plugin_resolves_and_restores_sys_path(tmp_path, monkeypatch):
         build_model("plugin:my_models_h12:bad", 3, (5,))
     with pytest.raises(ValidationError, match="Model plugin 'no_such_h12:net' could not be imported"):
         build_model("plugin:no_such_h12:net", 3, (5,))
+
+
+def test_plots_use_no_pyplot_and_no_backend_switch():
+    import subprocess
+    import sys
+
+    code = ("import matplotlib, sys; b = matplotlib.get_backend(); import sensprune.plots as P, numpy as np; "
+            "import tempfile, os; d = tempfile.mkdtemp(); P.lorenz_curves if hasattr(P, 'lorenz_curves') else None; "
+            "assert 'matplotlib.pyplot' not in sys.modules, 'pyplot imported'; "
+            "assert matplotlib.get_backend() == b")
+    subprocess.run([sys.executable, "-c", code], check=True)
