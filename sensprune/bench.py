@@ -11,7 +11,16 @@ The grid is planned as a deterministic list of *units* ``(dataset, corruption, s
 4. retrains from scratch, with seed = unit seed (so every selection shares init and batch order:
    a mask over the shared permutation — the differences are paired), the ``full`` set, the
    ``oracle`` (corrupted examples removed), and for each fraction ``random`` and every
-   measure × rule, then evaluates on the clean test set.
+   measure × rule, then evaluates on the clean test set. A *reweighting arm* (rule
+   ``reweight:inverse-rank``, ``reweight:softmax`` or ``reweight:clip``) keeps every example and
+   trains with the per-example loss weights of ``sensprune prune --reweight``
+   (:func:`sensprune.prune.reweight`); it is compared with ``full``.
+
+Budgets (``[bench] budget``): ``epochs`` (every retrain runs ``train.epochs``), ``steps`` (a pruned
+retrain runs about as many SGD steps as the full one) or ``fit`` (train until the eval-mode accuracy
+on the retrain's own, possibly noisy, training examples reaches ``fit_threshold``, or ``max_epochs``;
+the learning-rate schedule spans ``max_epochs``). ``results.csv`` records the budget, the epochs used
+and, under ``fit``, whether the threshold was reached.
 
 A unit's rows go atomically to ``DIR/units/<key>.csv`` (and ``<key>.detection.csv``) when it is
 done, so ``resume`` skips finished units; ``jobs`` runs units in worker processes; ``shard=(i, n)``
@@ -21,6 +30,7 @@ they do not depend on jobs, shards or interruptions (only ``wall_time_s`` does).
 
 from __future__ import annotations
 
+import csv
 import re
 import shutil
 import time
@@ -31,13 +41,13 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from sensprune.config import BenchConfig, config_from_json, parse_corruption
+from sensprune.config import REWEIGHT_PREFIX, BenchConfig, config_from_json, parse_corruption
 from sensprune.errors import SensPruneError, ValidationError
-from sensprune.io import read_json, write_csv, write_json
+from sensprune.io import atomic_write_text, base_meta, publish_dir, read_json, staging_dir, write_csv, write_json
 
 RESULT_COLUMNS = ("dataset", "corruption", "seed", "measure", "rule", "fraction", "status", "n_total", "n_train",
                   "n_corrupted", "n_corrupted_kept", "test_acc", "test_loss", "train_acc", "gen_gap", "epochs",
-                  "wall_time_s", "message")
+                  "budget", "fit_reached", "wall_time_s", "message")
 DETECTION_COLUMNS = ("dataset", "corruption", "seed", "measure", "n_total", "k", "auroc", "ap",
                      "precision_at_k", "status", "message", "roc_tpr")
 CONFIG_JSON = "config.json"
@@ -70,16 +80,26 @@ def plan_retrains(cfg: BenchConfig, unit: Unit) -> list[tuple[str, str, float]]:
     """(measure, rule, fraction) of every retrain of ``unit``, in row order.
 
     ``full`` (rule ``none``, fraction 0), ``oracle`` (fraction = the noise level) when noise is
-    injected, then per fraction ``random`` once and each measure × rule.
+    injected, the reweighting arms that take no fraction (``reweight:inverse-rank``,
+    ``reweight:softmax``; fraction 0) per measure, then per fraction ``random`` once and each
+    measure × rule (``reweight:clip`` takes the fraction down-weighted).
     """
     kind, level = parse_corruption(unit.corruption)
     out = [("full", "none", 0.0)]
     if kind != "none":
         out.append(("oracle", "oracle", level))
+    arms = [m for m in cfg.grid.measures if m != "random"]
+    once = [r for r in cfg.grid.rules if r.startswith(REWEIGHT_PREFIX) and not _takes_fraction(r)]
+    per_f = [r for r in cfg.grid.rules if r not in once]
+    out += [(m, r, 0.0) for r in once for m in arms]
     for f in cfg.grid.fractions:
         out.append(("random", "random", float(f)))
-        out += [(m, r, float(f)) for m in cfg.grid.measures if m != "random" for r in cfg.grid.rules]
+        out += [(m, r, float(f)) for m in arms for r in per_f]
     return out
+
+
+def _takes_fraction(rule: str) -> bool:
+    return not rule.startswith(REWEIGHT_PREFIX) or rule == REWEIGHT_PREFIX + "clip"
 
 
 # -- data ------------------------------------------------------------------------------------------------
@@ -157,7 +177,7 @@ def _run_unit(cfg, unit, tick, progress):
     from sensprune.prune import keep_mask
     from sensprune.score import model_builder, score
     from sensprune.stats import cv_confidence, detection_metrics
-    from sensprune.train import ArraySource, evaluate, resolve_device, train
+    from sensprune.train import ArraySource, resolve_device
 
     plan = plan_retrains(cfg, unit)
     kind, level = parse_corruption(unit.corruption)
@@ -180,7 +200,7 @@ def _run_unit(cfg, unit, tick, progress):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN Gini rows of early epochs
                 table = score(data, scfg, progress=progress)
-            scores.update({m: table.scores[m] for m in cfg.score_measures})
+            scores.update({m: table.get(m) for m in cfg.score_measures})
         except Exception as exc:
             errors.update(dict.fromkeys(cfg.score_measures, exc))
     if "cv_confidence" in cfg.grid.measures or kind != "none":
@@ -202,7 +222,6 @@ def _run_unit(cfg, unit, tick, progress):
             det.append({**base, **detection_metrics(det_scores[m], corrupted), "status": "ok", "message": ""})
 
     device = resolve_device(cfg.train.device)
-    tcfg = replace(cfg.train, seed=unit.seed)
     build = model_builder(data, scfg)
     train_src = ArraySource(data.x_train, data.y_train, device)
     test_src = ArraySource(data.x_test, data.y_test, device)
@@ -212,32 +231,78 @@ def _run_unit(cfg, unit, tick, progress):
         try:
             if measure in errors:
                 raise errors[measure]
+            weights = None
             if measure == "full":
                 mask = np.ones(n, bool)
             elif measure == "oracle":
                 mask = ~corrupted
             elif measure == "random":
                 mask = keep_mask(np.zeros(n), "random", fraction=fraction, labels=data.y_train, seed=unit.seed)
+            elif rule.startswith(REWEIGHT_PREFIX):
+                mask = np.ones(n, bool)
+                weights = reweight_weights(cfg, scores[measure], rule, fraction, data.y_train)
             else:
                 mask = _rule_mask(cfg, scores[measure], rule, fraction, data.y_train, unit.seed)
-            run_cfg = tcfg
-            if cfg.bench.budget == "steps":
-                run_cfg = replace(tcfg, epochs=max(1, round(tcfg.epochs * n / int(mask.sum()))))
-            res = train(build, train_src, run_cfg, mask=mask, progress=False)
-            te = evaluate(res.model, test_src, tcfg.eval_batch_size)
-            tr = evaluate(res.model, ArraySource(data.x_train[mask], data.y_train[mask], device),
-                          tcfg.eval_batch_size)
+            res = retrain(cfg, unit.seed, build, train_src, test_src, data, mask, weights)
             rows.append({"dataset": unit.dataset, "corruption": unit.corruption, "seed": unit.seed,
                          "measure": measure, "rule": rule, "fraction": fraction, "status": "ok", "n_total": n,
-                         "n_train": int(mask.sum()), "n_corrupted": int(corrupted.sum()),
-                         "n_corrupted_kept": int((mask & corrupted).sum()), "test_acc": te["acc"],
-                         "test_loss": te["loss"], "train_acc": tr["acc"], "gen_gap": tr["acc"] - te["acc"],
-                         "epochs": len(res.history), "wall_time_s": round(time.perf_counter() - t0, 3),
-                         "message": ""})
+                         "n_corrupted": int(corrupted.sum()), "n_corrupted_kept": int((mask & corrupted).sum()),
+                         **res, "wall_time_s": round(time.perf_counter() - t0, 3), "message": ""})
         except Exception as exc:
             rows.append(_failed(unit, measure, rule, fraction, exc, n))
         tick()
     return rows, det
+
+
+def retrain(cfg: BenchConfig, seed: int, build, train_src, test_src, data, mask: np.ndarray,
+            weights: np.ndarray | None = None) -> dict[str, Any]:
+    """One retrain from scratch on ``mask`` (N,) bool with optional loss ``weights`` (N,), under the
+    grid's budget; returns the result-row fields n_train, test/train accuracy, epochs, budget, fit_reached.
+
+    ``train_acc`` is the eval-mode accuracy on the retrain's own training examples (the kept ones,
+    with their possibly noisy labels); under ``budget = "fit"`` training stops at the end of the
+    first epoch where it reaches ``fit_threshold`` (or at ``max_epochs``).
+    """
+    from sensprune.train import ArraySource, evaluate, train
+
+    b, tcfg = cfg.bench, replace(cfg.train, seed=seed)
+    kept = ArraySource(data.x_train[mask], data.y_train[mask], train_src.y.device)
+    stop = None
+    if b.budget == "steps":
+        tcfg = replace(tcfg, epochs=max(1, round(tcfg.epochs * len(mask) / int(mask.sum()))))
+    elif b.budget == "fit":
+        tcfg = replace(tcfg, epochs=b.max_epochs)
+        stop = fit_stop(kept, b.fit_threshold, tcfg.eval_batch_size)
+    res = train(build, train_src, tcfg, mask=mask, weights=weights, stop=stop, progress=False)
+    te = evaluate(res.model, test_src, tcfg.eval_batch_size)
+    tr = evaluate(res.model, kept, tcfg.eval_batch_size)
+    return {"n_train": int(mask.sum()), "test_acc": te["acc"], "test_loss": te["loss"], "train_acc": tr["acc"],
+            "gen_gap": tr["acc"] - te["acc"], "epochs": len(res.history), "budget": b.budget,
+            "fit_reached": int(tr["acc"] >= b.fit_threshold) if b.budget == "fit" else ""}
+
+
+def fit_stop(kept, threshold: float, batch_size: int):
+    """The stop callback of the ``fit`` budget: True once the eval-mode accuracy on ``kept`` reaches ``threshold``."""
+    from sensprune.train import evaluate
+
+    def stop(rec: dict, run) -> bool:
+        return evaluate(run.model, kept, batch_size)["acc"] >= threshold
+    return stop
+
+
+def reweight_weights(cfg: BenchConfig, scores: np.ndarray, rule: str, fraction: float,
+                     labels: np.ndarray) -> np.ndarray:
+    """Per-example loss weights (N,) of the arm ``reweight:<method>``: :func:`sensprune.prune.reweight`
+    with ``[bench] temperature``, within each class when ``[bench] per_class`` (as ``sensprune prune``)."""
+    from sensprune.prune import reweight
+
+    method = rule[len(REWEIGHT_PREFIX):]
+    frac = fraction if method == "clip" else None
+    groups = [labels == c for c in np.unique(labels)] if cfg.bench.per_class else [np.ones(len(scores), bool)]
+    w = np.empty(len(scores), np.float64)
+    for g in groups:
+        w[g] = reweight(scores[g], method, temperature=cfg.bench.temperature, fraction=frac)
+    return w
 
 
 def _rule_mask(cfg, s, rule, fraction, labels, seed):
@@ -270,12 +335,18 @@ def _write_unit(out: Path, unit: Unit, rows: list[dict], det: list[dict]) -> Non
     write_csv(res_path, RESULT_COLUMNS, ([r.get(c, "") for c in RESULT_COLUMNS] for r in rows))
 
 
-def prepare_dir(cfg: BenchConfig, out: Path, *, resume: bool, force: bool) -> None:
-    """Create ``out`` with ``config.json``; an existing grid needs ``resume`` (same config) or ``force``."""
+def prepare_dir(cfg: BenchConfig, out: Path, *, resume: bool, force: bool) -> Path:
+    """Check ``out`` and return the folder to work in, holding ``config.json``.
+
+    A new folder is ``out`` itself. An existing grid needs ``resume`` (same config: work in ``out``)
+    or ``force``: then the new grid is built in a staging folder beside ``out`` and replaces it only
+    when complete (:func:`finish_dir`), so a failed or killed ``--force`` run leaves the old grid intact.
+    """
     path = out / CONFIG_JSON
+    replace_old = False
     if path.exists():
         if force:
-            shutil.rmtree(out)
+            replace_old = True
         elif not resume:
             raise ValidationError(f"{out} already holds a bench grid; pass --resume to continue it or --force "
                                   "to start over.")
@@ -287,21 +358,40 @@ def prepare_dir(cfg: BenchConfig, out: Path, *, resume: bool, force: bool) -> No
 
                 raise ValidationError(f"Cannot resume {out}: it was run with another config (differs in: "
                                       f"{', '.join(_diff_keys(have, cfg.to_dict()))}); pass --force to start over.")
-    elif out.exists() and any(out.iterdir()) and not force:
-        raise ValidationError(f"{out} exists and is not a bench folder; choose another --out or pass --force.")
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(path, cfg.to_dict())
+    elif out.exists() and not out.is_dir():
+        raise ValidationError(f"{out} exists and is not a folder; choose another --out.")
+    elif out.exists() and any(out.iterdir()):
+        if not (force and _is_artifact(out)):  # --force never replaces a folder sensprune did not write
+            raise ValidationError(f"{out} exists and is not a bench folder; choose another --out"
+                                  + (" or pass --force." if _is_artifact(out) else "."))
+        replace_old = True
+    work = staging_dir(out) if replace_old else out
+    work.mkdir(parents=True, exist_ok=True)
+    write_json(work / CONFIG_JSON, cfg.to_dict())
+    return work
+
+
+def _is_artifact(folder: Path) -> bool:
+    try:
+        meta = read_json(folder / "meta.json")
+    except ValidationError:
+        return False
+    return isinstance(meta, dict) and isinstance(meta.get("kind"), str)
+
+
+def finish_dir(work: Path, out: Path) -> None:
+    """Publish a grid built in a staging folder over ``out`` (no-op when it was built in place)."""
+    if work.resolve() != out.resolve():
+        publish_dir(work, out)
 
 
 def run_grid(cfg: BenchConfig, out: str | Path, *, jobs: int = 1, shard: tuple[int, int] = (0, 1),
              resume: bool = False, force: bool = False, progress: bool = True) -> dict[str, Any]:
     """Run (the shard ``i/n`` of) the grid into ``out`` and write the aggregate files.
 
-    Returns the dict of :func:`sensprune.stats.aggregate` (paths and counts).
+    Returns the dict of :func:`aggregate` (paths and counts).
     """
     from tqdm.auto import tqdm
-
-    from sensprune.stats import aggregate
 
     out = Path(out)
     i, n = shard
@@ -311,9 +401,9 @@ def run_grid(cfg: BenchConfig, out: str | Path, *, jobs: int = 1, shard: tuple[i
         raise ValidationError(f"--jobs must be an integer >= 1; got {jobs!r}.")
     units = plan_units(cfg)[i::n]
     preflight(cfg)
-    prepare_dir(cfg, out, resume=resume, force=force)
-    write_json(out / "shard.json", {"shard": [i, n], "units": [u.key for u in units]})
-    todo = [u for u in units if not unit_paths(out, u)[0].exists()]
+    work = prepare_dir(cfg, out, resume=resume, force=force)
+    write_json(work / "shard.json", {"shard": [i, n], "units": [u.key for u in units]})
+    todo = [u for u in units if not unit_paths(work, u)[0].exists()]
     total = sum(len(plan_retrains(cfg, u)) for u in todo)
     bar = tqdm(total=total, desc="bench retrains", disable=not progress, dynamic_ncols=True)
     _exit_on_sigterm()  # so a killed grid also stops its worker processes (finished units stay)
@@ -321,18 +411,20 @@ def run_grid(cfg: BenchConfig, out: str | Path, *, jobs: int = 1, shard: tuple[i
         if jobs == 1 or len(todo) <= 1:
             for u in todo:
                 rows, det = run_unit(cfg, u, on_retrain=lambda: bar.update(1))
-                _write_unit(out, u, rows, det)
+                _write_unit(work, u, rows, det)
         else:
             import multiprocessing as mp
             import threading
 
             tqdm.set_lock(threading.RLock())  # tqdm's default multiprocessing lock leaks a semaphore under spawn
             with mp.get_context("spawn").Pool(min(jobs, len(todo))) as pool:
-                for k in pool.imap_unordered(_run_and_write, [(cfg, u, out) for u in todo]):
+                for k in pool.imap_unordered(_run_and_write, [(cfg, u, work) for u in todo]):
                     bar.update(k)
     finally:
         bar.close()
-    return aggregate(cfg, out, units)
+    res = aggregate(cfg, work, units)
+    finish_dir(work, out)
+    return {**res, "out": out}
 
 
 def _exit_on_sigterm() -> None:
@@ -345,8 +437,6 @@ def _exit_on_sigterm() -> None:
 
 def merge(dirs: Sequence[str | Path], out: str | Path, *, force: bool = False) -> dict[str, Any]:
     """Join shard folders (same config) into ``out`` and recompute the aggregate files over the full plan."""
-    from sensprune.stats import aggregate
-
     dirs, out = [Path(d) for d in dirs], Path(out)
     if not dirs:
         raise ValidationError("bench-merge needs at least one shard folder.")
@@ -359,12 +449,94 @@ def merge(dirs: Sequence[str | Path], out: str | Path, *, force: bool = False) -
         if c != configs[0]:
             raise ValidationError(f"{d} was run with another config than {dirs[0]}; only shards of one grid merge.")
     cfg = config_from_json(configs[0])
+    work = out
     if out.resolve() not in [d.resolve() for d in dirs]:
-        prepare_dir(cfg, out, resume=True, force=force)
+        work = prepare_dir(cfg, out, resume=True, force=force)
     for d in dirs:
         for f in sorted((d / "units").glob("*.csv")) if (d / "units").is_dir() else []:
-            dest = out / "units" / f.name
+            dest = work / "units" / f.name
             if dest.resolve() != f.resolve():
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(f, dest)
-    return aggregate(cfg, out, plan_units(cfg))
+    res = aggregate(cfg, work, plan_units(cfg))
+    finish_dir(work, out)
+    return {**res, "out": out}
+
+
+# -- files -----------------------------------------------------------------------------------------------
+
+def aggregate(cfg: BenchConfig, out: Path, units) -> dict[str, Any]:
+    """Concatenate the unit files of ``units`` (plan order) and write results/summary/detection/verdict."""
+    out = Path(out)
+    rows, det, missing = [], [], []
+    for u in units:
+        res_path, det_path = unit_paths(out, u)
+        if not res_path.exists():
+            missing.append(u.key)
+            continue
+        rows += read_rows(res_path)
+        if det_path.exists():
+            det += read_rows(det_path)
+    header = f"Grid: datasets {', '.join(cfg.grid.datasets)} (subsample {cfg.data.subsample or 'none'}); " + \
+        describe_training(cfg) + f"; seeds {list(cfg.grid.seeds)}."
+    if missing:
+        header += f"\n\n**Incomplete:** {len(missing)} unit(s) not run yet: {', '.join(missing)}."
+    meta = {"config": cfg.to_dict(), "units": [u.key for u in units], "missing_units": missing}
+    return {**write_outputs(out, rows, det, header=header, meta=meta), "missing_units": missing}
+
+
+def describe_training(cfg: BenchConfig) -> str:
+    """The retrain budget and warmup in words, for verdict.md headers."""
+    t, b = cfg.train, cfg.bench
+    budget = {"epochs": f"{t.epochs} epochs", "steps": f"about the SGD steps of {t.epochs} full-set epochs",
+              "fit": f"until {b.fit_threshold:g} training accuracy on its (noisy) training examples, at most "
+                     f"{b.max_epochs} epochs (lr schedule over {b.max_epochs})"}[b.budget]
+    return (f"model {cfg.score.model} {list(cfg.score.widths)}; retrain budget `{b.budget}`: {budget}, "
+            f"{t.optimizer} lr {t.lr}, batch {t.batch_size}; warmup {cfg.score.epochs or t.epochs} epochs")
+
+
+def write_outputs(out: Path, rows: list[dict], det: list[dict], *, header: str, meta: dict[str, Any],
+                  question: str = "loss_sensitivity") -> dict[str, Any]:
+    """Write results.csv, detection_per_seed.csv, summary.csv, detection.csv, verdict.md and meta.json."""
+    from sensprune.bench_verdict import verdict
+    from sensprune.stats import DETECTION_SUMMARY_COLUMNS, FDR, SUMMARY_COLUMNS, summarize, summarize_detection
+
+    write_csv(out / "results.csv", RESULT_COLUMNS, ([r.get(c, "") for c in RESULT_COLUMNS] for r in rows))
+    write_csv(out / "detection_per_seed.csv", DETECTION_COLUMNS,
+              ([r.get(c, "") for c in DETECTION_COLUMNS] for r in det))
+    summary, dsum = summarize(rows), summarize_detection(det)
+    write_csv(out / "summary.csv", SUMMARY_COLUMNS, ([r[c] for c in SUMMARY_COLUMNS] for r in summary))
+    write_csv(out / "detection.csv", DETECTION_SUMMARY_COLUMNS,
+              ([r[c] for c in DETECTION_SUMMARY_COLUMNS] for r in dsum))
+    atomic_write_text(out / "verdict.md", verdict(summary, dsum, header=header, question=question))
+    n_failed = sum(r["status"] != "ok" for r in rows)
+    tested = [r for r in summary if np.isfinite(r["q_bh"])]
+    write_json(out / "meta.json", {
+        **base_meta("bench"), **meta, "retrain_rows": len(rows), "failed_rows": n_failed,
+        "files": ["results.csv", "summary.csv", "detection.csv", "detection_per_seed.csv", "verdict.md"],
+        "statistics": "per cell mean, std, n and 95% Student-t CI; paired per-seed differences vs random (same "
+                      "fraction, or the random selection matched to a user selection) and vs full: paired t-test "
+                      "(scipy.stats.ttest_rel), 95% CI, p-value; d_*_sig = the CI excludes 0 (uncorrected); "
+                      f"q_bh = Benjamini-Hochberg adjusted p of each arm vs its baseline (vs), across all tested "
+                      f"cells; sig_bh = q_bh < {FDR}",
+        "bh": {"fdr": FDR, "tested": len(tested), "survive": sum(bool(r["sig_bh"]) for r in tested)}})
+    return {"out": out, "rows": len(rows), "failed": n_failed, "summary": summary, "detection": dsum}
+
+
+def read_rows(path: Path) -> list[dict[str, Any]]:
+    """Read a unit/results CSV back with numbers as numbers (empty cells -> NaN or '')."""
+    with open(path, newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    for r in rows:
+        for k, v in r.items():
+            if k in _INT_COLS and v != "":
+                r[k] = int(v)
+            elif k == "fit_reached":
+                r[k] = int(float(v)) if v not in ("", "nan") else ""
+            elif k not in _TEXT_COLS:
+                r[k] = float(v) if v != "" else float("nan")
+    return rows
+
+
+_TEXT_COLS = {"dataset", "corruption", "measure", "rule", "status", "message", "roc_tpr", "budget"}
+_INT_COLS = {"seed", "n_total", "n_train", "n_corrupted", "n_corrupted_kept", "epochs", "k"}

@@ -6,7 +6,8 @@ A grid file (``sensprune bench --config grid.toml``)::
     datasets    = ["digits"]                      # any --dataset spec
     corruptions = ["none", "randY:0.2", "randY-asym:0.2", "randX:0.2"]
     measures    = ["input_grad", "el2n", "forgetting", "aum", "random"]   # + cv_confidence
-    rules       = ["drop-high", "drop-low"]       # also keep-middle, stratified
+    rules       = ["drop-high", "drop-low"]       # also keep-middle, stratified, and the reweighting
+                                                  # arms reweight:inverse-rank, reweight:softmax, reweight:clip
     fractions   = [0.1, 0.2, 0.3, 0.5]            # fraction REMOVED
     seeds       = 5                               # 0..4, or an explicit list [0, 1, 2]
 
@@ -15,8 +16,11 @@ A grid file (``sensprune bench --config grid.toml``)::
     [score]     warmup: model, widths, dropout, epochs (default = train.epochs), el2n_epoch,
                 measure_options = {horizon = 1, probe_size = 256}   (ScoreConfig.measure_options)
     [bench]     per_class, min_per_class, beta, bins, cv_folds, threads,
-                budget = "epochs" (every retrain runs train.epochs) or "steps" (a pruned run gets
-                round(epochs * N / n_kept) epochs, about as many SGD steps as the full run)
+                budget = "epochs" (every retrain runs train.epochs), "steps" (a pruned run gets
+                round(epochs * N / n_kept) epochs, about as many SGD steps as the full run) or "fit"
+                (train until the training accuracy on the run's own, possibly noisy, examples reaches
+                fit_threshold = 0.99, at most max_epochs = 100; the lr schedule spans max_epochs),
+                temperature = 1.0 (of the reweighting arms, as ``sensprune prune --temperature``)
 
 Everything that can be checked without training is checked here (names of datasets' kinds,
 measures, rules, fractions, corruptions) and reported as one :class:`ValidationError`.
@@ -46,8 +50,10 @@ BENCH_MEASURES = ("random", "cv_confidence")
 BENCH_RULES = ("drop-high", "drop-low", "keep-middle", "stratified")
 #: Noise kinds the bench can inject (``unique`` is excluded: its test accuracy is meaningless).
 CORRUPTION_KINDS = ("none", "randY", "randY-asym", "randX")
-#: Training budget of a pruned retrain: the same epochs as the full run, or about the same SGD steps.
-BUDGETS = ("epochs", "steps")
+#: Prefix of a reweighting arm in [grid] rules: ``reweight:<method>`` with a method of sensprune.prune.REWEIGHTS.
+REWEIGHT_PREFIX = "reweight:"
+#: Training budget of a retrain: the same epochs as the full run, about the same SGD steps, or until it fits.
+BUDGETS = ("epochs", "steps", "fit")
 
 
 @dataclass(frozen=True)
@@ -86,6 +92,9 @@ class BenchOptions:
     cv_folds: int = 5
     threads: int = 1
     budget: str = "epochs"
+    fit_threshold: float = 0.99
+    max_epochs: int = 100
+    temperature: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -163,10 +172,7 @@ def validate(cfg: BenchConfig) -> None:
     if bad:
         raise ValidationError(f"Unknown measure(s) in [grid] measures: {', '.join(map(repr, bad))}. "
                               f"Known: {', '.join(known)}.")
-    bad = [r for r in g.rules if r not in BENCH_RULES]
-    if bad:
-        raise ValidationError(f"Unknown rule(s) in [grid] rules: {', '.join(map(repr, bad))}. "
-                              f"Known: {', '.join(BENCH_RULES)} (random always runs as the baseline).")
+    _check_rules(g.rules)
     for f in g.fractions:
         ok = isinstance(f, (int, float)) and not isinstance(f, bool) and math.isfinite(f) and 0 < f < 1
         if not ok:
@@ -196,6 +202,32 @@ def validate(cfg: BenchConfig) -> None:
         raise ValidationError(f"[bench] budget must be one of {', '.join(BUDGETS)}; got {b.budget!r}.")
     if not isinstance(b.threads, int) or b.threads < 1:
         raise ValidationError(f"[bench] threads must be an integer >= 1; got {b.threads!r}.")
+    ok = _is_number(b.fit_threshold) and 0 < b.fit_threshold <= 1
+    if not ok:
+        raise ValidationError(f"[bench] fit_threshold must be a training accuracy in (0, 1]; got {b.fit_threshold!r}.")
+    if isinstance(b.max_epochs, bool) or not isinstance(b.max_epochs, int) or b.max_epochs < 1:
+        raise ValidationError(f"[bench] max_epochs must be an integer >= 1; got {b.max_epochs!r}.")
+    if not (_is_number(b.temperature) and b.temperature > 0):
+        raise ValidationError(f"[bench] temperature must be a float > 0; got {b.temperature!r}.")
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _check_rules(rules) -> None:
+    """Selection rules of BENCH_RULES and reweighting arms ``reweight:<method>`` (sensprune.prune.REWEIGHTS)."""
+    from sensprune.prune import REWEIGHTS
+
+    arms = [REWEIGHT_PREFIX + m for m in REWEIGHTS]
+    bad = [r for r in rules if isinstance(r, str) and r.startswith(REWEIGHT_PREFIX) and r not in arms]
+    if bad:
+        raise ValidationError(f"Unknown reweighting arm(s) in [grid] rules: {', '.join(map(repr, bad))}. "
+                              f"Known: {', '.join(arms)}.")
+    bad = [r for r in rules if r not in BENCH_RULES and r not in arms]
+    if bad:
+        raise ValidationError(f"Unknown rule(s) in [grid] rules: {', '.join(map(repr, bad))}. "
+                              f"Known: {', '.join(BENCH_RULES + tuple(arms))} (random always runs as the baseline).")
 
 
 _SECTIONS = {"grid": GridSpec, "data": DataSpec, "train": TrainConfig, "score": ScoreSpec, "bench": BenchOptions}

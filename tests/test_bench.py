@@ -294,3 +294,256 @@ def test_steps_budget_scales_epochs(tmp_path):
     cfg = replace(cfg, bench=replace(cfg.bench, budget="steps"))
     rows, _ = B.run_unit(cfg, B.plan_units(cfg)[0])
     assert [(r["measure"], r["epochs"]) for r in rows] == [("full", 2), ("random", 4)]
+
+
+# -- paired t, Benjamini–Hochberg ------------------------------------------------------------------------
+
+def test_paired_t_is_scipys_ttest_rel():
+    from scipy.stats import ttest_rel
+
+    a, b = [0.81, 0.78, 0.84, 0.80], [0.79, 0.77, 0.80, 0.80]
+    m, h, n, p = S.paired_t(a, b)
+    ref = ttest_rel(a, b)
+    lo, hi = ref.confidence_interval(0.95)
+    assert n == 4 and m == pytest.approx(np.mean(np.subtract(a, b)))
+    assert (m - h, m + h) == (pytest.approx(lo), pytest.approx(hi)) and p == pytest.approx(ref.pvalue)
+    # the interval is the one mean_ci gives for the differences
+    assert h == pytest.approx(S.mean_ci(np.subtract(a, b))[3])
+    assert S.paired_t([0.5, 0.7], [0.4, 0.6]) == (pytest.approx(0.1), 0.0, 2, 0.0)  # constant difference
+    assert S.paired_t([0.5, 0.7], [0.5, 0.7])[3] == 1.0
+    assert math.isnan(S.paired_t([0.5], [0.4])[3]) and S.paired_t([], [])[2] == 0
+
+
+def test_bh_adjust_is_scipys_and_skips_untested():
+    from scipy.stats import false_discovery_control
+
+    p = [0.01, float("nan"), 0.04, 0.03, 0.5]
+    q = S.bh_adjust(p)
+    assert math.isnan(q[1])
+    np.testing.assert_allclose(q[[0, 2, 3, 4]], false_discovery_control([0.01, 0.04, 0.03, 0.5], method="bh"))
+    # by hand: sorted p 0.01, 0.03, 0.04, 0.5 (m = 4) -> min over j >= i of p_j * m / j
+    np.testing.assert_allclose(q[[0, 3, 2, 4]], [0.04, 0.04 * 4 / 3, 0.04 * 4 / 3, 0.5])
+
+
+def test_summarize_bh_column_over_all_cells():
+    rows = []
+    rng = np.random.default_rng(0)
+    for s in range(4):
+        base = 0.6 + 0.1 * rng.random()
+        rows += [_row("full", "none", 0.0, s, base + 0.02), _row("random", "random", 0.2, s, base),
+                 _row("good", "drop-high", 0.2, s, base + 0.05 + 0.002 * s),  # clear effect
+                 _row("noise", "drop-high", 0.2, s, base + rng.normal(0, 0.02)),
+                 _row("good", "reweight:softmax", 0.0, s, base + 0.02 + 0.01 * rng.random())]
+    summ = {r["key"]: r for r in S.summarize(rows)}
+    tested = [r for r in summ.values() if np.isfinite(r["q_bh"])]
+    assert sorted(r["measure"] + "/" + r["rule"] for r in tested) == [
+        "good/drop-high", "good/reweight:softmax", "noise/drop-high"]  # baselines are not tested
+    rew = summ["d|none|good|reweight:softmax|0"]
+    assert rew["vs"] == "full" and rew["p_value"] == rew["d_full_p"]
+    hi = summ["d|none|good|drop-high|0.2"]
+    assert hi["vs"] == "random" and hi["p_value"] == hi["d_random_p"]
+    np.testing.assert_allclose([r["q_bh"] for r in tested], S.bh_adjust([r["p_value"] for r in tested]))
+    assert hi["sig_bh"] == 1 and hi["q_bh"] < 0.05
+    assert all(r["sig_bh"] == 0 for r in tested if r["q_bh"] >= 0.05)
+    assert set(S.SUMMARY_COLUMNS) <= set(hi)
+
+
+def test_verdict_states_bh_rule_and_counts(grid_dir):
+    summary = read(grid_dir / "summary.csv")
+    assert {"q_bh", "sig_bh", "p_value", "vs"} <= set(summary[0])
+    tested = [r for r in summary if r["q_bh"] not in ("", "nan")]
+    survive = [r for r in tested if r["sig_bh"] not in ("0", "")]
+    text = (grid_dir / "verdict.md").read_text()
+    assert "Benjamini–Hochberg" in text and "false_discovery_control" in text
+    assert f"across all {len(tested)} tested cells" in text
+    assert f"**{len(survive)} survive the adjustment**" in text
+    assert len(tested) == 4  # el2n × {drop-high, drop-low} × 2 corruptions
+    meta = B.read_json(grid_dir / "meta.json")
+    assert meta["bh"] == {"fdr": 0.05, "tested": 4, "survive": len(survive)}
+
+
+def test_stats_is_pure_numerics():
+    import ast
+    import inspect
+
+    tree = ast.parse(inspect.getsource(S))
+    imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    imported |= {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+    assert not {m for m in imported if m.startswith("sensprune")}, imported
+    assert not {"csv", "pathlib", "os"} & imported
+
+
+# -- reweighting arms ------------------------------------------------------------------------------------
+
+def test_plan_reweighting_arms():
+    cfg = tiny(measures=["el2n", "aum", "random"], fractions=[0.1, 0.3],
+               rules=["drop-high", "reweight:inverse-rank", "reweight:softmax", "reweight:clip"])
+    plan = B.plan_retrains(cfg, B.Unit("digits", "none", 0))
+    assert plan[:5] == [("full", "none", 0.0), ("el2n", "reweight:inverse-rank", 0.0),
+                        ("aum", "reweight:inverse-rank", 0.0), ("el2n", "reweight:softmax", 0.0),
+                        ("aum", "reweight:softmax", 0.0)]
+    assert [p for p in plan if p[1] == "reweight:clip"] == [
+        ("el2n", "reweight:clip", 0.1), ("aum", "reweight:clip", 0.1),
+        ("el2n", "reweight:clip", 0.3), ("aum", "reweight:clip", 0.3)]
+    assert len(plan) == 1 + 4 + 2 * (1 + 2 * 2)
+
+
+@pytest.mark.parametrize("per_class", [False, True])
+def test_reweight_weights_are_prunes(per_class):
+    """The arm's weights are those `sensprune prune --reweight` writes for the same scores."""
+    from sensprune.prune import select
+    from sensprune.score_table import ScoreTable
+
+    rng = np.random.default_rng(1)
+    s, y = rng.random(60), np.repeat(np.arange(3), 20)
+    table = ScoreTable(np.arange(60), y, {"el2n": s}, {}, {})
+    cfg = tiny()
+    cfg = replace(cfg, bench=replace(cfg.bench, per_class=per_class, temperature=0.5))
+    for method, frac in (("inverse-rank", 0.0), ("softmax", 0.0), ("clip", 0.2)):
+        w = B.reweight_weights(cfg, s, f"reweight:{method}", frac, y)
+        ref = select(table, "el2n", reweight_method=method, temperature=0.5, per_class=per_class,
+                     fraction=frac if method == "clip" else None).weights
+        np.testing.assert_allclose(w, ref)
+
+
+def test_reweighting_rows_train_on_all_examples_with_weights(monkeypatch):
+    cfg = tiny(corruptions=["none"], seeds=[0], measures=["el2n", "random"], rules=["drop-high", "reweight:clip"],
+               fractions=[0.2])
+    seen = []
+    real = B.retrain
+
+    def spy(cfg_, seed, build, tr, te, data, mask, weights=None):
+        seen.append((bool(mask.all()), None if weights is None else float(weights.mean())))
+        return real(cfg_, seed, build, tr, te, data, mask, weights)
+
+    monkeypatch.setattr(B, "retrain", spy)
+    rows, _ = B.run_unit(cfg, B.plan_units(cfg)[0])
+    by = {(r["measure"], r["rule"]): r for r in rows}
+    assert all(r["status"] == "ok" for r in rows), rows
+    assert by[("el2n", "reweight:clip")]["n_train"] == 200 and by[("el2n", "drop-high")]["n_train"] < 200
+    assert seen[0] == (True, None)  # full
+    assert seen[-1][0] is True and seen[-1][1] == pytest.approx(1.0)  # clip: all kept, mean weight 1
+    summ = {r["key"]: r for r in S.summarize(rows)}
+    assert summ["digits|none|el2n|reweight:clip|0.2"]["vs"] == "full"
+
+
+# -- budgets ---------------------------------------------------------------------------------------------
+
+def test_train_stop_callback_ends_early():
+    import torch
+
+    from sensprune.train import ArraySource, TrainConfig, train
+
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(40, 3)).astype(np.float32), rng.integers(0, 2, 40)
+    src = ArraySource(x, y, torch.device("cpu"))
+    calls = []
+    res = train(lambda: torch.nn.Linear(3, 2), src, TrainConfig(epochs=6, batch_size=8), progress=False,
+                stop=lambda rec, run: calls.append(rec["epoch"]) or rec["epoch"] == 2)
+    assert calls == [1, 2] and len(res.history) == 2
+    full = train(lambda: torch.nn.Linear(3, 2), src, TrainConfig(epochs=6, batch_size=8), progress=False)
+
+    def strip(h):
+        return [{k: v for k, v in r.items() if k != "time_s"} for r in h]
+    assert len(full.history) == 6 and strip(res.history) == strip(full.history[:2])
+
+
+def _fit_cfg(**bench):
+    cfg = tiny(corruptions=["randY:0.4"], seeds=[0], measures=["random"], fractions=[0.5])
+    return replace(cfg, train=replace(cfg.train, schedule="constant", lr=0.1),
+                   bench=replace(cfg.bench, budget="fit", **bench))
+
+
+def test_fit_budget_stops_at_threshold():
+    rows, _ = B.run_unit(_fit_cfg(fit_threshold=0.5, max_epochs=60), B.Unit("digits", "randY:0.4", 0))
+    assert [r["measure"] for r in rows] == ["full", "oracle", "random"]
+    for r in rows:
+        assert r["status"] == "ok" and r["budget"] == "fit" and r["fit_reached"] == 1
+        assert r["train_acc"] >= 0.5 and 1 <= r["epochs"] < 60
+
+
+def test_fit_budget_cap_recorded():
+    rows, _ = B.run_unit(_fit_cfg(fit_threshold=1.0, max_epochs=2), B.Unit("digits", "randY:0.4", 0))
+    for r in rows:  # 40% flipped labels cannot be fitted in 2 epochs
+        assert r["epochs"] == 2 and r["fit_reached"] == 0 and r["train_acc"] < 1.0
+
+
+def test_fit_columns_in_results(tmp_path):
+    cfg = _fit_cfg(fit_threshold=0.3, max_epochs=5)
+    B.run_grid(cfg, tmp_path / "g", progress=False)
+    rows = read(tmp_path / "g" / "results.csv")
+    assert {r["budget"] for r in rows} == {"fit"} and {r["fit_reached"] for r in rows} <= {"0", "1"}
+    for r in rows:  # reached <=> the final training accuracy is at the threshold; else the cap was hit
+        assert r["fit_reached"] == str(int(float(r["train_acc"]) >= 0.3))
+        assert int(r["epochs"]) == 5 or r["fit_reached"] == "1"
+    assert "retrain budget `fit`: until 0.3 training accuracy" in (tmp_path / "g" / "verdict.md").read_text()
+
+
+def test_epoch_budget_rows(grid_dir):
+    rows = read(grid_dir / "results.csv")
+    assert {r["budget"] for r in rows} == {"epochs"} and {r["fit_reached"] for r in rows} == {""}
+    assert {r["epochs"] for r in rows} == {"2"}
+
+
+# -- noise kinds -----------------------------------------------------------------------------------------
+
+def test_asymmetric_and_randx_units(tmp_path):
+    cfg = tiny(corruptions=["randY-asym:0.2", "randX:0.2"], seeds=[0], measures=["el2n", "random"],
+               rules=["drop-high"])
+    res = B.run_grid(cfg, tmp_path / "g", progress=False)
+    rows = read(tmp_path / "g" / "results.csv")
+    assert res["failed"] == 0 and {r["corruption"] for r in rows} == {"randY-asym:0.2", "randX:0.2"}
+    assert all(r["n_corrupted"] == "40" for r in rows)
+    assert {d["corruption"] for d in read(tmp_path / "g" / "detection.csv")} == {"randY-asym:0.2", "randX:0.2"}
+    text = (tmp_path / "g" / "verdict.md").read_text()
+    assert "20% asymmetric label noise (class c -> c+1)" in text and "20% Gaussian-noise inputs" in text
+
+
+# -- output folders --------------------------------------------------------------------------------------
+
+def test_force_keeps_the_old_grid_until_the_new_one_is_complete(grid_dir, tmp_path, monkeypatch):
+    import shutil
+
+    out = tmp_path / "g"
+    shutil.copytree(grid_dir, out)
+    before = (out / "results.csv").read_text()
+
+    def boom(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(B, "run_unit", boom)
+    with pytest.raises(KeyboardInterrupt):
+        B.run_grid(tiny(seeds=[3]), out, progress=False, force=True)
+    assert (out / "results.csv").read_text() == before  # untouched
+    monkeypatch.undo()
+    B.run_grid(tiny(seeds=[3]), out, progress=False, force=True)
+    assert {r["seed"] for r in read(out / "results.csv")} == {"3"}
+    assert not list(out.glob("units/*__s0.csv"))  # replaced, not merged
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".g.") and "old" in p.name]
+
+
+def test_cli_unknown_reweighting_arm_writes_nothing(tmp_path):
+    from cli_helpers import assert_one_line_error, run_cli
+
+    (tmp_path / "g.toml").write_text(TOML.replace('"drop-low"]', '"reweight:nope"]'))
+    res = run_cli(["bench", "--config", tmp_path / "g.toml", "--out", tmp_path / "o"])
+    assert_one_line_error(res, "Unknown reweighting arm(s) in [grid] rules: 'reweight:nope'")
+    assert res.exit_code == 1 and not (tmp_path / "o").exists()
+
+
+def test_cli_fit_threshold_out_of_range_writes_nothing(tmp_path):
+    from cli_helpers import assert_one_line_error, run_cli
+
+    (tmp_path / "g.toml").write_text(TOML + 'budget = "fit"\nfit_threshold = 1.5\n')
+    res = run_cli(["bench", "--config", tmp_path / "g.toml", "--out", tmp_path / "o"])
+    assert_one_line_error(res, "[bench] fit_threshold must be a training accuracy in (0, 1]; got 1.5.")
+    assert not (tmp_path / "o").exists()
+
+
+def test_force_never_replaces_a_user_folder(tmp_path):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("keep me")
+    with pytest.raises(ValidationError, match=r"exists and is not a bench folder; choose another --out\.$"):
+        B.run_grid(tiny(), out, progress=False, force=True)
+    assert [p.name for p in out.iterdir()] == ["notes.txt"]

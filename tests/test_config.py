@@ -116,5 +116,55 @@ def test_direct_construction_validates():
 
 
 def test_budget_checked(tmp_path):
-    with pytest.raises(ValidationError, match=r"\[bench\] budget must be one of epochs, steps; got 'iters'"):
+    with pytest.raises(ValidationError, match=r"\[bench\] budget must be one of epochs, steps, fit; got 'iters'"):
         load_config(write(tmp_path, GOOD + '\n[bench]\nbudget = "iters"\n'))
+
+
+def test_fit_budget_options(tmp_path):
+    cfg = load_config(write(tmp_path, GOOD + '\n[bench]\nbudget = "fit"\n'))
+    assert (cfg.bench.budget, cfg.bench.fit_threshold, cfg.bench.max_epochs) == ("fit", 0.99, 100)
+    cfg = load_config(write(tmp_path, GOOD + '\n[bench]\nbudget = "fit"\nfit_threshold = 1\nmax_epochs = 7\n'))
+    assert (cfg.bench.fit_threshold, cfg.bench.max_epochs) == (1, 7)
+
+
+@pytest.mark.parametrize("value", ["0", "0.0", "1.01", "-0.5", "nan", "true", '"0.9"'])
+def test_fit_threshold_outside_unit_interval(tmp_path, value):
+    with pytest.raises(ValidationError, match=r"\[bench\] fit_threshold must be a training accuracy in \(0, 1\]"):
+        load_config(write(tmp_path, GOOD + f'\n[bench]\nbudget = "fit"\nfit_threshold = {value}\n'))
+
+
+@pytest.mark.parametrize("edit, match", [
+    ("max_epochs = 0", r"\[bench\] max_epochs must be an integer >= 1; got 0"),
+    ("temperature = 0.0", r"\[bench\] temperature must be a float > 0; got 0.0"),
+])
+def test_bad_bench_values(tmp_path, edit, match):
+    with pytest.raises(ValidationError, match=match):
+        load_config(write(tmp_path, GOOD + f"\n[bench]\n{edit}\n"))
+
+
+def test_reweighting_arms_accepted(tmp_path):
+    rules = '["drop-high", "reweight:inverse-rank", "reweight:softmax", "reweight:clip"]'
+    cfg = load_config(write(tmp_path, GOOD.replace('["drop-high", "drop-low"]', rules)))
+    assert cfg.grid.rules[1:] == ("reweight:inverse-rank", "reweight:softmax", "reweight:clip")
+
+
+def test_unknown_reweighting_arm(tmp_path):
+    with pytest.raises(ValidationError, match=r"Unknown reweighting arm\(s\) in \[grid\] rules: 'reweight:sofmax'. "
+                                              r"Known: reweight:inverse-rank, reweight:softmax, reweight:clip."):
+        load_config(write(tmp_path, GOOD.replace('"drop-low"]', '"reweight:sofmax"]')))
+
+
+def test_every_noise_kind_accepted(tmp_path):
+    text = GOOD.replace('["none", "randY:0.2", "randY-asym:0.1", "randX:0.3"]',
+                        '["none", "randY:0.2", "randY:0.4", "randY-asym:0.2", "randY-asym:0.4", "randX:0.2"]')
+    assert len(load_config(write(tmp_path, text)).grid.corruptions) == 6
+
+
+def test_any_registered_measure_is_an_arm(tmp_path, monkeypatch):
+    """An arm is any measure the warmup can score (the registry), e.g. one renamed or added later."""
+    from sensprune import measures as M
+
+    spec = M.MeasureSpec("loss_sensitivity_h1", "loss_sensitivity", "higher = more sensitive", "proxy")
+    monkeypatch.setitem(M.MEASURES, "loss_sensitivity_h1", spec)
+    cfg = load_config(write(tmp_path, GOOD.replace('"aum",', '"aum", "loss_sensitivity_h1", "confidence",')))
+    assert cfg.score_measures == ("el2n", "aum", "loss_sensitivity_h1", "confidence")
