@@ -7,6 +7,7 @@ archives carry a fixed timestamp, so the same arrays give the same bytes.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import io
@@ -103,7 +104,11 @@ def write_npz(path: str | os.PathLike, arrays: Mapping[str, np.ndarray]) -> None
 def read_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
     """Load every array of an ``.npz`` (no pickles); a truncated or corrupt file is a ValidationError."""
     try:
-        with np.load(path, allow_pickle=False) as z:
+        loaded = np.load(path, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):
+            raise ValidationError(f"{path} is a single .npy array, not an .npz archive of named arrays "
+                                  "(write one with numpy.savez).")
+        with loaded as z:
             return {k: z[k] for k in z.files}
     except FileNotFoundError:
         raise ValidationError(f"{path} not found.") from None
@@ -159,37 +164,193 @@ def base_meta(kind: str) -> dict[str, Any]:
     return {"kind": kind, "format_version": FORMAT_VERSION, "sensprune_version": __version__}
 
 
-def prepare_out_dir(out: str | os.PathLike, *, force: bool) -> Path:
-    """Check that ``out`` may be written; nothing is created here.
+# -- output paths: prepare -> stage -> publish ------------------------------------------------------
+#
+# Every command that writes an ``--out`` goes through these three steps:
+#
+#   out = prepare_out(out, force=force, inputs=[...])   # checks only; nothing is created
+#   ... compute everything, refuse bad input ...
+#   with staged_dir(out) as stage:                      # a hidden sibling folder
+#       write files into stage
+#   # on success the stage replaces ``out`` (the old folder stays until the new one is complete);
+#   # on an error the stage is removed and ``out`` is untouched.
+#
+# ``--force`` replaces only an empty folder or a sensprune artifact (a folder whose meta.json has
+# ``kind``); it never replaces a regular file, a user's folder, or an input.
 
-    An existing folder is refused unless ``force`` (then it is replaced only when
-    the new artifact is complete, see :func:`publish_dir`).
+
+def is_artifact(folder: str | os.PathLike) -> bool:
+    """True when ``folder`` is a folder written by sensprune (its ``meta.json`` is a dict with ``kind``)."""
+    path = Path(folder) / META
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(meta, dict) and isinstance(meta.get("kind"), str)
+
+
+def _inside(a: Path, b: Path) -> bool:
+    """Is ``a`` (resolved) strictly inside ``b`` (resolved)?"""
+    return b in a.parents
+
+
+def check_not_input(out: str | os.PathLike, inputs: Iterable[str | os.PathLike | None], *,
+                    allow_inside: bool = False, option: str = "--out") -> None:
+    """Refuse an output equal to, above or (unless ``allow_inside``) inside one of ``inputs``."""
+    o = Path(out).resolve()
+    for inp in inputs:
+        if inp is None:
+            continue
+        i = Path(inp).resolve()
+        if o == i:
+            raise ValidationError(f"{option} {out} is the input {inp}; choose another {option}.")
+        if _inside(i, o):
+            raise ValidationError(f"{option} {out} contains the input {inp}; choose another {option}.")
+        if _inside(o, i) and not allow_inside:
+            raise ValidationError(f"{option} {out} is inside the input {inp}; choose another {option}.")
+
+
+def dataset_inputs(spec: str | None) -> list[str]:
+    """The file or folder a dataset spec reads (``npz:``, ``csv:``, ``imagefolder:``), for :func:`check_not_input`."""
+    kind, sep, arg = str(spec or "").partition(":")
+    return [arg] if sep and arg and kind in ("npz", "csv", "imagefolder") else []
+
+
+def check_writable(path: str | os.PathLike, *, option: str = "--out") -> None:
+    """Refuse a path that cannot be created: an ancestor that is a file, or a folder one cannot write to.
+
+    The nearest existing ancestor is probed by creating and removing an empty temporary folder in it
+    (this catches read-only filesystems and pseudo-filesystems such as /proc); nothing is left behind.
+    """
+    path = Path(path)
+    anc = path.parent
+    while not os.path.lexists(anc) and anc != anc.parent:
+        anc = anc.parent
+    if not anc.is_dir():
+        raise ValidationError(f"Cannot write {option} {path}: {anc} is a file, not a folder.")
+    try:
+        probe = tempfile.mkdtemp(prefix=".sensprune-probe-", dir=anc)
+        os.rmdir(probe)
+    except OSError as exc:
+        raise ValidationError(f"Cannot write {option} {path}: {anc} is not writable ({exc.strerror}).") from None
+
+
+def prepare_out(out: str | os.PathLike, *, force: bool, inputs: Iterable[str | os.PathLike | None] = (),
+                allow_inside_inputs: bool = False, option: str = "--out", replaceable: Any = None) -> Path:
+    """Check that the output folder ``out`` may be written; nothing is created or removed here.
+
+    Refused, with or without ``force``: a regular file at ``out``; ``out`` equal to, above or inside
+    (unless ``allow_inside_inputs``) one of ``inputs``; a path that cannot be created. An existing
+    folder needs ``force``, and even then only an empty folder or a sensprune artifact is replaced
+    (at :func:`publish_dir`, once the new artifact is complete). ``replaceable(folder) -> bool`` may
+    accept more (e.g. a report folder written before reports had a ``meta.json``).
     """
     out = Path(out)
-    if out.exists() and not force:
-        raise ValidationError(f"{out} already exists; pass --force to overwrite it.")
-    if out.exists() and not out.is_dir():
-        raise ValidationError(f"{out} exists and is not a folder.")
+    check_not_input(out, inputs, allow_inside=allow_inside_inputs, option=option)
+    if os.path.lexists(out):
+        if not out.is_dir():
+            raise ValidationError(f"{out} exists and is a file, not a folder; {option} must name a folder "
+                                  "(--force never replaces a file).")
+        if not force:
+            raise ValidationError(f"{out} already exists; pass --force to replace it.")
+        _check_replaceable(out, replaceable)
+    check_writable(out, option=option)
+    return out
+
+
+def prepare_out_dir(out: str | os.PathLike, *, force: bool, inputs: Iterable[str | os.PathLike | None] = ()) -> Path:
+    """Alias of :func:`prepare_out` (older name)."""
+    return prepare_out(out, force=force, inputs=inputs)
+
+
+def _check_replaceable(out: Path, replaceable: Any = None) -> None:
+    try:
+        empty = not any(out.iterdir())
+    except OSError as exc:
+        raise ValidationError(f"Cannot read {out} ({exc.strerror}).") from None
+    if not empty and not is_artifact(out) and not (replaceable is not None and replaceable(out)):
+        raise ValidationError(f"{out} is not empty and not a sensprune output (no {META} with a kind); "
+                              "--force only replaces sensprune outputs. Choose another --out or remove it "
+                              "yourself.")
+
+
+def prepare_out_file(out: str | os.PathLike, *, force: bool, inputs: Iterable[str | os.PathLike | None] = (),
+                     replaceable: Any = None, option: str = "--out", allow_inside_inputs: bool = False) -> Path:
+    """Check that the output file ``out`` may be written (nothing is created).
+
+    An existing file needs ``force``; ``replaceable(path) -> bool``, when given, must also accept it
+    (e.g. "this is a report sensprune wrote"). A folder at ``out`` and an input file are always refused.
+    The file is later written with :func:`atomic_write_bytes` (one rename; no ``.old`` copy is left).
+    """
+    out = Path(out)
+    check_not_input(out, inputs, allow_inside=allow_inside_inputs, option=option)
+    if os.path.lexists(out):
+        if out.is_dir():
+            raise ValidationError(f"{out} is a folder; {option} must name a file.")
+        if not force:
+            raise ValidationError(f"{out} already exists; pass --force to replace it.")
+        if replaceable is not None and not replaceable(out):
+            raise ValidationError(f"{out} exists and was not written by sensprune; --force only replaces "
+                                  "sensprune outputs. Choose another path or remove it yourself.")
+    check_writable(out, option=option)
     return out
 
 
 def staging_dir(out: Path) -> Path:
-    """A fresh temporary sibling folder in which an artifact is assembled before :func:`publish_dir`."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".staging", dir=out.parent))
-    os.chmod(stage, 0o777 & ~_UMASK)  # mkdtemp makes 0700
+    """A fresh hidden sibling folder in which an artifact is assembled before :func:`publish_dir`."""
+    out = Path(out)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".staging", dir=out.parent))
+        os.chmod(stage, 0o777 & ~_UMASK)  # mkdtemp makes 0700
+    except OSError as exc:
+        raise ValidationError(f"Cannot write {out}: {exc.strerror} ({exc.filename or out.parent}).") from None
     return stage
 
 
-def publish_dir(staging: Path, out: Path) -> None:
-    """Move a complete artifact folder into place, replacing ``out`` if it exists."""
-    if out.exists():
-        trash = out.parent / f".{out.name}.old-{os.getpid()}"
-        os.replace(out, trash)
+def publish_dir(staging: Path, out: Path, *, replaceable: Any = None) -> None:
+    """Move a complete artifact folder into place.
+
+    An existing ``out`` is replaced only when it is empty or a sensprune artifact (else the stage is
+    removed and ValidationError raised); it is moved aside first and deleted only once the new folder
+    is in place, so a crash in between leaves either the old or the new artifact, never neither.
+    """
+    staging, out = Path(staging), Path(out)
+    if not os.path.lexists(out):
         os.replace(staging, out)
-        shutil.rmtree(trash, ignore_errors=True)
-    else:
+        return
+    try:
+        if not out.is_dir():
+            raise ValidationError(f"{out} exists and is a file, not a folder; --force never replaces a file.")
+        _check_replaceable(out, replaceable)  # again: the folder may have changed while the artifact was computed
+    except ValidationError:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    trash = out.parent / f".{out.name}.old-{os.getpid()}"
+    os.replace(out, trash)
+    try:
         os.replace(staging, out)
+    except BaseException:
+        os.replace(trash, out)
+        raise
+    shutil.rmtree(trash, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def staged_dir(out: str | os.PathLike, *, replaceable: Any = None):
+    """``with staged_dir(out) as stage:`` write files into ``stage``; on success it is published as ``out``.
+
+    On any exception (including KeyboardInterrupt) the stage is removed and ``out`` is left as it was.
+    Call :func:`prepare_out` first, before the expensive work.
+    """
+    out = Path(out)
+    stage = staging_dir(out)
+    try:
+        yield stage
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+    publish_dir(stage, out, replaceable=replaceable)
 
 
 def read_meta(folder: str | os.PathLike, *, kind: str | None = None) -> dict[str, Any]:

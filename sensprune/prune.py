@@ -93,9 +93,12 @@ def rank_average(table: ScoreTable, measures: Sequence[str]) -> np.ndarray:
 
 
 def parse_measures(by) -> list[str]:
-    """``"el2n,input_grad"`` or a sequence -> list of measure names (order kept, no duplicates)."""
-    names = by.split(",") if isinstance(by, str) else list(by)
-    names = list(dict.fromkeys(n.strip() for n in names if n.strip()))
+    """``"el2n,input_grad"`` or a sequence -> list of measure names (order kept; a duplicate is refused)."""
+    names = [n.strip() for n in (by.split(",") if isinstance(by, str) else list(by)) if n.strip()]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise ValidationError(f"--by names {', '.join(dup)} more than once; each measure counts once in the "
+                              "rank average, so list it once.")
     if not names:
         raise param_error("by", "one or more measure names", by)
     return names

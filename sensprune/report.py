@@ -19,7 +19,8 @@ from typing import Any, Callable
 import numpy as np
 
 from sensprune.errors import ValidationError
-from sensprune.io import META, atomic_write_text, publish_dir, read_json, read_meta, staging_dir
+from sensprune.io import (META, atomic_write_text, base_meta, prepare_out, prepare_out_file, publish_dir, read_json,
+                          read_meta, staging_dir, write_json)
 
 KINDS = ("scores", "selection", "bench")
 PREFERRED = ("loss_sensitivity", "input_grad")
@@ -155,9 +156,11 @@ def build_report(folder: str | Path, *, out: str | Path | None = None, measure: 
         if html_path.suffix.lower() not in (".html", ".htm"):
             raise ValidationError(f"--out must name an .html file; got {html_path}.")
         fig_dir, prefix = html_path.parent / f"{html_path.stem}_files", f"{html_path.stem}_files/"
-    for p in {html_path, fig_dir}:
-        if p.exists() and not force:
-            raise ValidationError(f"{p} already exists; pass --force to overwrite it.")
+        prepare_out_file(html_path, force=force, inputs=[folder], allow_inside_inputs=True,
+                         replaceable=_is_report_page)
+    # --force replaces only a report folder (meta.json kind "report", or an older one holding only its page
+    # and PNGs), never a user's folder; nothing is written until the new report is complete.
+    prepare_out(fig_dir, force=force, inputs=[folder], allow_inside_inputs=True, replaceable=_is_old_report_dir)
     if meta["kind"] == "scores":
         from sensprune.score_table import load_scores
 
@@ -178,11 +181,13 @@ def build_report(folder: str | Path, *, out: str | Path | None = None, measure: 
 
             bench_page(page, folder)
         text = page.render(progress)
+        write_json(stage / META, {**base_meta("report"), "source": str(folder), "source_kind": meta["kind"],
+                                  "page": html_path.name})
         if out is None:
             atomic_write_text(stage / "report.html", text)
-            publish_dir(stage, fig_dir)
+            publish_dir(stage, fig_dir, replaceable=_is_old_report_dir)
         else:
-            publish_dir(stage, fig_dir)
+            publish_dir(stage, fig_dir, replaceable=_is_old_report_dir)
             atomic_write_text(html_path, text)
     except BaseException:
         import shutil
@@ -190,6 +195,29 @@ def build_report(folder: str | Path, *, out: str | Path | None = None, measure: 
         shutil.rmtree(stage, ignore_errors=True)
         raise
     return html_path
+
+
+def _is_report_page(path: Path) -> bool:
+    """Is ``path`` an HTML page written by :func:`build_report` (so that --force may replace it)?"""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4096)
+    except OSError:
+        return False
+    return head.startswith(b"<!DOCTYPE html>") and b"<title>sensprune report" in head
+
+
+def _is_old_report_dir(folder: Path) -> bool:
+    """A report folder from before reports wrote meta.json: only PNGs plus its sensprune page, which is
+    ``report.html`` inside it (default layout) or ``<stem>.html`` beside a ``<stem>_files`` folder."""
+    files = list(folder.iterdir())
+    if not all(f.is_file() and f.suffix in (".png", ".html") for f in files):
+        return False
+    pages = [f for f in files if f.suffix == ".html"]
+    if pages:
+        return [f.name for f in pages] == ["report.html"] and _is_report_page(pages[0])
+    stem = folder.name[:-len("_files")] if folder.name.endswith("_files") else None
+    return stem is not None and _is_report_page(folder.parent / f"{stem}.html")
 
 
 # -- score folders -------------------------------------------------------------------------------------

@@ -242,7 +242,7 @@ def test_select_save_load_roundtrip(tmp_path):
     assert c["removed"] == 60 and c["kept"] == 240 and c["removed_fraction"] == 0.2
     assert all(r["removed"] == 12 for r in c["per_class"].values())
     header = (out / "selection.csv").read_text().splitlines()[0]
-    assert header == "index,label,score,kept,weight"
+    assert header == "index,source_row,label,score,kept,weight"
 
 
 def test_select_reweight_and_helpers(tmp_path):
@@ -274,12 +274,13 @@ def test_as_subset_length_and_mismatch():
 
 
 def test_export_formats(tmp_path):
-    from sensprune.data import make_dataset
+    from sensprune.data import load_dataset, make_dataset
 
     rng = np.random.default_rng(0)
     x, y = rng.random((20, 3)).astype(np.float32), np.arange(20) % 2
     sel = Selection(np.arange(0, 20, 2), np.arange(1, 20, 2))
-    ds = make_dataset(x, y, x[:4], y[:4], spec="npz:whatever.npz")
+    np.savez(tmp_path / "src.npz", x_train=x, y_train=y, x_test=x[:4], y_test=y[:4])
+    ds = load_dataset(f"npz:{tmp_path / 'src.npz'}")
     assert export_data(ds, sel, tmp_path / "c.npz") == "npz"
     with np.load(tmp_path / "c.npz") as z:
         assert z["x_train"].shape == (10, 3) and z["x_test"].shape == (4, 3)
@@ -290,14 +291,17 @@ def test_export_formats(tmp_path):
     assert (tmp_path / "files.txt").read_text().splitlines() == files[::2]
     csv = tmp_path / "d.csv"
     csv.write_text("a,b,label\n" + "".join(f"{i / 10},{i % 3},{i % 2}\n" for i in range(30)))
-    from sensprune.data import load_dataset
 
     ds = load_dataset(f"csv:{csv}")
     sel = Selection(np.arange(0, ds.n_train, 2), np.arange(1, ds.n_train, 2))
     assert export_data(ds, sel, tmp_path / "clean.csv") == "csv"
-    again = load_dataset(f"csv:{tmp_path / 'clean.csv'}")
-    np.testing.assert_array_equal(again.x_train, ds.x_train[sel.keep])
-    np.testing.assert_array_equal(again.x_test, ds.x_test)
+    lines = csv.read_text().splitlines(keepends=True)
+    dropped = {int(r) + 1 for r in ds.source_rows()[sel.drop]}  # + 1: the header line
+    assert (tmp_path / "clean.csv").read_text() == "".join(ln for i, ln in enumerate(lines) if i not in dropped)
+    for bad in ("clean.npz", "clean.txt", "clean"):
+        with pytest.raises(ValidationError, match=r"must end in \.csv"):
+            export_data(ds, sel, tmp_path / bad)
+        assert not (tmp_path / bad).exists()
 
 
 # ---------------------------------------------------------------- CLI
@@ -416,9 +420,16 @@ def test_cli_out_exists_needs_force(digits_scores, tmp_path):
     res = _run(*args)
     assert res.exit_code != 0 and res.output.strip().startswith("Error: ") and "--force" in res.output
     assert [p.name for p in out.iterdir()] == ["mine.txt"]
-    res = _run(*args, "--force")
+    res = _run(*args, "--force")  # --force never replaces a user's folder (issue 13)
+    assert res.exit_code == 1 and "not a sensprune output" in res.output
+    assert (out / "mine.txt").read_text() == "keep me" and [p.name for p in out.iterdir()] == ["mine.txt"]
+    (out / "mine.txt").unlink()
+    assert _run(*args).exit_code == 1  # an empty folder needs --force too
+    assert _run(*args[:-2], "--out", out, "--force").exit_code == 0 and (out / "keep.npy").exists()
+    first = (out / "meta.json").read_bytes()
+    res = _run(*args[:-4], "--fraction", 0.25, "--out", out, "--force")  # an earlier prune output is replaced
     assert res.exit_code == 0, res.output
-    assert (out / "keep.npy").exists() and not (out / "mine.txt").exists()
+    assert (out / "meta.json").read_bytes() != first and not list(out.parent.glob(".out.*"))
 
 
 def test_cli_score_then_prune(tmp_path):
@@ -455,6 +466,9 @@ def test_export_data_of_a_corrupted_score_folder_replays_the_corruption(tmp_path
     assert z["x_train"].shape == (48, 4) and len(keep) == 48
     corrupted = set(np.load(tmp_path / "s" / "corrupted.npy").tolist())
     labels = np.arange(60) % 3
-    # the exported labels are the ones that were scored (corrupted where noise was injected)
-    changed = [i for i, lab in zip(keep, z["y_train"]) if lab != labels[i]]
-    assert set(changed) <= corrupted
+    assert corrupted
+    # the export is a copy of the user's file: the original labels and inputs, not the corrupted ones
+    np.testing.assert_array_equal(z["y_train"], labels[keep])
+    with np.load(tmp_path / "d.npz") as src:
+        np.testing.assert_array_equal(z["x_train"], src["x_train"][keep])
+        assert z["x_train"].dtype == src["x_train"].dtype == np.float64

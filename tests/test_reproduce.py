@@ -79,11 +79,16 @@ def test_verdict_follows_the_numbers(tiny_run):
 def test_only_and_force(tmp_path):
     out = tmp_path / "o"
     out.mkdir()
-    (out / "keep.txt").write_text("mine")
+    (out / "keep.txt").write_text("mine")  # a user's folder: --force refuses to replace it
+    _one_line_error(_run(["reproduce", "--tiny", "--only", "1", "--force", "--out", str(out)]), "not a sensprune")
+    assert [p.name for p in out.iterdir()] == ["keep.txt"]
+    out = tmp_path / "r"
+    assert _run(["reproduce", "--tiny", "--quiet", "--only", "2", "--out", str(out)]).exit_code == 0
+    (out / "README.md").write_text("notes")  # kept across --force; the earlier run's files are replaced
     r = _run(["reproduce", "--tiny", "--quiet", "--only", "3,1", "--force", "--out", str(out)])
     assert r.exit_code == 0, r.output
     assert [ln[:2] for ln in r.stdout.splitlines()] == ["1.", "3."]
-    assert (out / "keep.txt").read_text() == "mine" and not list(out.glob("exp2_*"))
+    assert (out / "README.md").read_text() == "notes" and not list(out.glob("exp2_*"))
     assert sorted(json.loads((out / "meta.json").read_text())["experiments"]) == ["1", "3"]
 
 

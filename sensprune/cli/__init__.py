@@ -44,6 +44,15 @@ class LazyGroup(click.Group):
             return super().invoke(ctx)
         except SensPruneError as exc:
             raise click.ClickException(str(exc)) from None
+        except OSError as exc:  # a file system refusal the checks could not foresee (disk full, permissions)
+            raise click.ClickException(_os_error(exc)) from None
+
+
+def _os_error(exc: OSError) -> str:
+    """One line for an OSError: what failed and on which path."""
+    what = exc.strerror or str(exc) or type(exc).__name__
+    where = " -> ".join(str(p) for p in (exc.filename, exc.filename2) if p)
+    return f"{what}: {where}" if where else what
 
 
 def _importable(target: str) -> bool:
@@ -75,6 +84,9 @@ def main(argv=None):
         sys.exit(exc.exit_code)
     except SensPruneError as exc:
         click.echo(f"Error: {exc}", err=True)
+        sys.exit(1)
+    except OSError as exc:
+        click.echo(f"Error: {_os_error(exc)}", err=True)
         sys.exit(1)
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)

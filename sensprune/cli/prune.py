@@ -7,9 +7,9 @@ from pathlib import Path
 import click
 
 from sensprune.cli.options import OneLineErrors
-
 from sensprune.errors import ValidationError
-from sensprune.io import prepare_out_dir
+from sensprune.io import check_not_input, dataset_inputs, prepare_out, prepare_out_file
+from sensprune.export import check_export_path
 from sensprune.prune import REWEIGHTS, RULES, export_data, load_matching_dataset, save_selection, select
 from sensprune.score_table import load_scores
 
@@ -74,10 +74,18 @@ def prune(scores_dir, by, rule, reweight_method, fraction, per_class, min_per_cl
           --temperature 2 --out runs/weights
     """
     # Everything is validated before anything is written.
-    prepare_out_dir(out, force=force)
-    if export_path is not None and export_path.exists() and not force:
-        raise ValidationError(f"{export_path} already exists; pass --force to overwrite it.")
+    _refuse_unused_options(rule, reweight_method)
+    prepare_out(out, force=force, inputs=[scores_dir])
+    if export_path is not None:
+        if export_path.resolve() == out.resolve():
+            raise ValidationError(f"--export-data {export_path} is the same path as --out.")
+        prepare_out_file(export_path, force=force, inputs=[scores_dir], option="--export-data")
     table = load_scores(scores_dir)
+    if export_path is not None:  # the extension must match the format before anything is written
+        check_export_path(table.meta.get("dataset", {}).get("spec", ""), export_path)
+    if export_path is not None:  # never overwrite the data the scores were made from
+        check_not_input(export_path, dataset_inputs(table.meta.get("dataset", {}).get("spec")),
+                        option="--export-data")
     if rule is not None:
         opts = dict(fraction=fraction, per_class=per_class, min_per_class=min_per_class, low=low, high=high,
                     beta=beta, bins=bins, above=above, below=below, allow_empty_class=allow_empty_class,
@@ -95,6 +103,39 @@ def prune(scores_dir, by, rule, reweight_method, fraction, per_class, min_per_cl
     if dataset is not None:
         fmt = export_data(dataset, sel, export_path)
         click.echo(f"Wrote {export_path} ({fmt}, {len(sel.keep)} training examples)")
+
+
+# option -> (the rules / reweightings it applies to, why); an option given explicitly elsewhere is refused
+_ALL_RULES, _FRACTION_RULES = tuple(RULES), ("drop-high", "drop-low", "keep-middle", "stratified", "random")
+_APPLIES = {
+    "fraction": (_FRACTION_RULES + ("clip",), "the fraction removed (with --reweight: only clip down-weights a "
+                                              "fraction; softmax and inverse-rank weight every example)"),
+    "low": (("keep-middle",), "keep-middle's bottom tail"),
+    "high": (("keep-middle",), "keep-middle's top tail"),
+    "beta": (("stratified",), "stratified's hardest fraction"),
+    "bins": (("stratified",), "stratified's score bins"),
+    "above": (("threshold",), "threshold's upper cut"),
+    "below": (("threshold",), "threshold's lower cut"),
+    "min_per_class": (_ALL_RULES, "a rule's floor on kept examples (a reweighting keeps every example)"),
+    "allow_empty_class": (_ALL_RULES, "a rule's empty-class check (a reweighting keeps every example)"),
+    "temperature": (REWEIGHTS, "the reweighting temperature (a rule does not weight)"),
+    "seed": (("random", "stratified"), "the random draw of the random and stratified rules (the other rules "
+                                       "are deterministic)"),
+}
+
+
+def _refuse_unused_options(rule, reweight_method) -> None:
+    """Refuse an option the chosen rule or reweighting would ignore (it would silently do nothing)."""
+    chosen = rule or reweight_method
+    if chosen is None or (rule is not None and reweight_method is not None):
+        return  # select() reports "exactly one of --rule or --reweight"
+    ctx = click.get_current_context()
+    what = f"--rule {rule}" if rule else f"--reweight {reweight_method}"
+    for name, (applies, why) in _APPLIES.items():
+        src = ctx.get_parameter_source(name)
+        if src not in (None, click.core.ParameterSource.DEFAULT) and chosen not in applies:
+            opt = "--" + name.replace("_", "-")
+            raise ValidationError(f"{opt} does not apply to {what}: it sets {why}; remove it.")
 
 
 def _summary(sel) -> None:

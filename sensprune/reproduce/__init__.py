@@ -24,7 +24,7 @@ import torch
 
 from sensprune import __version__
 from sensprune.errors import ValidationError
-from sensprune.io import atomic_write_text, write_json
+from sensprune.io import atomic_write_bytes, atomic_write_text, base_meta, prepare_out, staged_dir, write_json
 from sensprune.reproduce.common import SCALES, VERDICT_WORDS, Outcome, Scale
 
 __all__ = ["EXPERIMENTS", "SCALES", "VERDICT_WORDS", "parse_only", "run_reproduce"]
@@ -69,7 +69,8 @@ def run_reproduce(out: str | Path, *, scale: str | Scale = "full", only: list[in
     Parameters
     ----------
     out : path
-        Output folder; must not exist unless ``force`` (then files are overwritten, nothing deleted).
+        Output folder; must not exist unless ``force``, and then only an earlier sensprune output is
+        replaced (once every experiment is done; a README.md in it is kept).
     scale : "tiny", "quick", "full" or a Scale
     only : list of int, optional
         Experiment numbers (default: all six).
@@ -82,27 +83,40 @@ def run_reproduce(out: str | Path, *, scale: str | Scale = "full", only: list[in
     bad = [n for n in only if n not in EXPERIMENTS]
     if bad or not only:
         raise ValidationError(f"Unknown experiment number(s) {bad or only}; choose from 1 to {len(EXPERIMENTS)}.")
-    if out.exists() and not force:
-        raise ValidationError(f"{out} already exists; pass --force to overwrite it.")
-    if out.exists() and not out.is_dir():
-        raise ValidationError(f"{out} exists and is not a folder.")
-    out.mkdir(parents=True, exist_ok=True)
+    prepare_out(out, force=force)  # --force replaces only an earlier reproduce (or other sensprune) folder
     t_all = time.perf_counter()
-    meta = {"kind": "reproduce", "paper": "Arpit et al., A Closer Look at Memorization in Deep Networks, ICML 2017 "
-            "(arXiv 1706.05394)", "command": command, "version": __version__,
+    with staged_dir(out) as stage:  # the old folder stays until every experiment is done
+        meta = _run_all(stage, sc, only, seed, progress, command, t_all)
+        _carry_over(out, stage, CARRIED)
+    return meta
+
+
+CARRIED = ("README.md",)  # notes a user keeps beside the results (benchmarks/paper/README.md) survive --force
+
+
+def _carry_over(out: Path, stage: Path, names) -> None:
+    for name in names:
+        if (out / name).is_file() and not (stage / name).exists():
+            atomic_write_bytes(stage / name, (out / name).read_bytes())
+
+
+def _run_all(stage: Path, sc: Scale, only, seed, progress, command, t_all) -> dict:
+    meta = {**base_meta("reproduce"),
+            "paper": "Arpit et al., A Closer Look at Memorization in Deep Networks, ICML 2017 (arXiv 1706.05394)",
+            "command": command, "version": __version__,
             "date": datetime.datetime.now().isoformat(timespec="seconds"), "machine": _machine(),
             "config": {"scale": asdict(sc), "seed": seed, "only": only}, "experiments": {}, "wall_time_s": None}
     lines: list[str] = []
     for number in only:
         t0 = time.perf_counter()
-        outcome = _module(number).run(out, sc, seed, progress)
+        outcome = _module(number).run(stage, sc, seed, progress)
         line = verdict_line(number, outcome)
         lines.append(line)
         meta["experiments"][str(number)] = {
             "title": _module(number).TITLE, "verdict": outcome.word, "line": line, "numbers": outcome.numbers,
             "files": outcome.files, "config": outcome.config, "wall_time_s": round(time.perf_counter() - t0, 2)}
         meta["wall_time_s"] = round(time.perf_counter() - t_all, 2)
-        _write(out, meta, lines, sc)
+        _write(stage, meta, lines, sc)
     return meta
 
 
