@@ -72,14 +72,17 @@ class MeasureOptions(_Options):
 
     Attributes
     ----------
-    horizon : int or "all"
-        loss_sensitivity: SGD updates back-propagated through (1 = truncated proxy, "all" = exact).
+    horizon : int, "all" or None
+        loss_sensitivity: None (default) = the full-horizon measure (see ``probe_times``); an integer H =
+        the truncated proxy ``loss_sensitivity_hH`` (only the last H updates); "all" = exact mode
+        (the same as ``probe_times = "all"``).
     probe_size : int
         Probe set size for L_t (loss_sensitivity, per_class).
     probe : "fixed" or "next-batch"
         loss_sensitivity --horizon 1: probe loss on the fixed probe set or on the next minibatch.
     probe_times : int, "all" or None
-        loss_sensitivity: at how many steps the probe term is evaluated (None = the measure's default).
+        loss_sensitivity (full horizon): K, the number of sampled probe steps t at which ∂L_t/∂x is taken
+        exactly through every earlier update (None = the default K, "all" = every step = exact mode).
     include_direct : bool
         loss_sensitivity: add the direct term for probe examples.
     per_class, per_class_every : bool, int
@@ -92,7 +95,7 @@ class MeasureOptions(_Options):
 
     SOURCE = "measure option"
 
-    horizon: int | str = 1
+    horizon: int | str | None = None
     probe_size: int = DEFAULT_PROBE_SIZE
     probe: str = "fixed"
     probe_times: int | str | None = None
@@ -105,20 +108,28 @@ class MeasureOptions(_Options):
 
     def __post_init__(self):
         h = self.horizon
-        if isinstance(h, str) and h.strip().lower() == "all":
+        if h is None:
+            pass
+        elif isinstance(h, str) and h.strip().lower() == "all":
             h = "all"
         elif isinstance(h, str) and h.strip().isdigit():
             h = int(h.strip())
-        if not (h == "all" or (_is_int(h) and h >= 1)):
+        if not (h is None or h == "all" or (_is_int(h) and h >= 1)):
             raise ValidationError(f"--horizon must be a positive integer or 'all'. Got {self.horizon!r} instead.")
         object.__setattr__(self, "horizon", h)
         pt = self.probe_times
         if isinstance(pt, str) and pt.strip().lower() == "all":
             pt = "all"
+        elif isinstance(pt, str) and pt.strip().isdigit():
+            pt = int(pt.strip())
         if not (pt is None or pt == "all" or (_is_int(pt) and pt >= 1)):
-            raise ValidationError(f"probe_times must be a positive integer or 'all'. Got {self.probe_times!r} "
+            raise ValidationError(f"--probe-times must be a positive integer or 'all'. Got {self.probe_times!r} "
                                   "instead.")
         object.__setattr__(self, "probe_times", pt)
+        if pt is not None and h is not None and not (h == "all" and pt == "all"):
+            raise ValidationError(f"--probe-times {pt} selects the full-horizon loss_sensitivity and --horizon {h} "
+                                  + ("exact mode" if h == "all" else "the truncated proxy") + "; give only one "
+                                  "(--probe-times all is exact mode).")
         mode = str(self.probe).strip().lower()
         if mode not in PROBE_MODES:
             raise ValidationError(f"--probe must be one of {', '.join(PROBE_MODES)}. Got {self.probe!r} instead.")

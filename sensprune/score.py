@@ -22,6 +22,7 @@ import numpy as np
 from sensprune import distributed as D
 from sensprune import measures as M
 from sensprune.data import Dataset
+from sensprune.data.base import source_rows
 from sensprune.errors import ValidationError
 from sensprune.io import atomic_write_text, read_npz, write_npz
 from sensprune.measures.gini import gini, lorenz
@@ -48,9 +49,13 @@ class ScoreConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def __post_init__(self):
-        object.__setattr__(self, "measures", tuple(M.check_measures(list(self.measures))))
         object.__setattr__(self, "data_options", DataOptions.from_value(self.data_options))
         object.__setattr__(self, "measure_options", MeasureOptions.from_value(self.measure_options))
+        h = self.measure_options.horizon
+        # --horizon H turns the paper's loss_sensitivity into the truncated proxy, which is named as one
+        names = [f"loss_sensitivity_h{h}" if m == "loss_sensitivity" and isinstance(h, int) else m
+                 for m in self.measures]
+        object.__setattr__(self, "measures", tuple(M.check_measures(names)))
         if not isinstance(self.seeds, int) or self.seeds < 1:
             raise ValidationError(f"The 'seeds' parameter must be an integer >= 1. Got {self.seeds!r} instead.")
         e = self.resolved_el2n_epoch
@@ -213,7 +218,8 @@ def score(dataset: Dataset, config: ScoreConfig, *, workdir: Path | None = None,
     votes = np.zeros((dataset.n_train, dataset.num_classes), np.int64)
     for r in runs:
         votes[np.arange(dataset.n_train), r["predicted"]] += 1
-    return ScoreTable(idx, dataset.y_train.astype(np.int64), mean, per_seed, meta, extras, votes.argmax(1))
+    return ScoreTable(idx, dataset.y_train.astype(np.int64), mean, per_seed, meta, extras, votes.argmax(1),
+                      source_rows(dataset))
 
 
 def _finite_or_none(v: float):

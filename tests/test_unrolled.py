@@ -73,14 +73,14 @@ def test_truncated_with_full_horizon_equals_exact(tiny_arrays, direct):
     exact = U.ExactSensitivityHook(120, probe, include_direct=direct)
     trunc = TR.LossSensitivityHook(120, probe, horizon=16, include_direct=direct)  # 2 epochs x 8 steps
     _run(tiny_arrays, [exact, trunc])
-    np.testing.assert_allclose(trunc.values()["loss_sensitivity"], exact.value, rtol=2e-4, atol=1e-9)
+    np.testing.assert_allclose(trunc.values()["loss_sensitivity_h16"], exact.value, rtol=2e-4, atol=1e-9)
 
 
 def test_horizon_one_equals_exact_on_one_step(tiny_arrays):
     probe = np.arange(120)
     exact, h1 = U.ExactSensitivityHook(120, probe), TR.LossSensitivityHook(120, probe, horizon=1)
     _run(tiny_arrays, [exact, h1], epochs=1, batch_size=120)
-    np.testing.assert_allclose(h1.values()["loss_sensitivity"], exact.value, rtol=2e-4)
+    np.testing.assert_allclose(h1.values()["loss_sensitivity_h1"], exact.value, rtol=2e-4)
 
 
 def test_horizon_one_with_direct_term_equals_exact_on_one_step(tiny_arrays):
@@ -88,7 +88,7 @@ def test_horizon_one_with_direct_term_equals_exact_on_one_step(tiny_arrays):
     exact = U.ExactSensitivityHook(120, probe, include_direct=True)
     h1 = TR.LossSensitivityHook(120, probe, horizon=1, include_direct=True)
     _run(tiny_arrays, [exact, h1], epochs=1, batch_size=120, momentum=0.0)
-    np.testing.assert_allclose(h1.values()["loss_sensitivity"], exact.value, rtol=2e-4)
+    np.testing.assert_allclose(h1.values()["loss_sensitivity_h1"], exact.value, rtol=2e-4)
 
 
 def test_window_state_roundtrip(tiny_arrays):
@@ -146,7 +146,7 @@ def test_exact_mode_too_large_is_refused_with_estimate(tiny_arrays, monkeypatch)
     ds = make_dataset(*tiny_arrays, spec="tiny")
     cfg = ScoreConfig(dataset="tiny", widths=(8,), measures=("loss_sensitivity",),
                       measure_options={"horizon": "all"}, train=TrainConfig(epochs=1, batch_size=16))
-    with pytest.raises(ValidationError, match=r"needs about .* GiB, this machine has .* GiB free; use --horizon 1"):
+    with pytest.raises(ValidationError, match=r"needs about .* GiB, this machine has .* GiB free; use the sampled"):
         score(ds, cfg, progress=False)
 
 
@@ -158,7 +158,10 @@ def test_score_artifact_has_extras_and_notes(tmp_path):
     r = CliRunner().invoke(cli, args)
     assert r.exit_code == 0, r.output
     meta = json.loads((out / "meta.json").read_text())
-    assert meta["measure_notes"]["loss_sensitivity"]["horizon"] == 1
+    note = meta["measure_notes"]["loss_sensitivity"]
+    # 150 examples / batch 128 = 2 steps per epoch, T = 4 < 16: the default K is capped at T (= exact)
+    assert note["mode"] == "full horizon, every step (= exact)" and note["probe_times"] == 4 and note["steps"] == 4
+    assert meta["measure_notes"]["per_class"]["mode"] == "full horizon, every step (= exact)"
     assert 0 < meta["extras"]["per_class"]["off_diagonal_fraction"] < 1
     assert len(meta["extras"]["csr"]["curve"]) == 2
     assert np.load(out / "per_class.npy").shape == (10, 10)
@@ -230,8 +233,8 @@ def test_next_batch_probe_equals_brute_force_through_one_sgd_step_float64(tiny_a
         outside[b] = False
         assert float(gx[b].abs().sum()) > 0 and float(gx[outside].abs().sum()) == 0  # only B_s moves L_{s+1}
         want += gx.abs().sum(1).numpy()
-    np.testing.assert_allclose(hook.values()["loss_sensitivity"], want / T, rtol=1e-5, atol=1e-12)
-    meta = hook.meta()["loss_sensitivity"]
+    np.testing.assert_allclose(hook.values()["loss_sensitivity_h1"], want / T, rtol=1e-5, atol=1e-12)
+    meta = hook.meta()["loss_sensitivity_h1"]
     assert meta["probe"] == "next-batch" and meta["steps_with_fixed_probe"] == 1
     assert any("unbiased" in a for a in meta["approximations"])
 
@@ -259,7 +262,7 @@ def test_next_batch_resume_keeps_the_pending_step(tiny_arrays, tmp_path):
     resumed = TR.LossSensitivityHook(120, np.arange(120), probe_mode="next-batch")
     go([resumed, _Boom(False)], tmp_path)
     assert int(resumed.steps) == int(full.steps) == 16
-    np.testing.assert_allclose(resumed.values()["loss_sensitivity"], full.values()["loss_sensitivity"], rtol=1e-6)
+    np.testing.assert_allclose(resumed.values()["loss_sensitivity_h1"], full.values()["loss_sensitivity_h1"], rtol=1e-6)
 
 
 def test_next_batch_is_refused_where_it_does_not_apply():
@@ -271,12 +274,14 @@ def test_next_batch_is_refused_where_it_does_not_apply():
         TR.parse_probe_mode("batch")
 
 
-def test_cli_probe_next_batch_is_in_meta_and_refused_with_horizon_all(tmp_path):
+def test_cli_probe_next_batch_is_in_meta_and_refused_with_the_full_horizon(tmp_path):
     base = ["score", "--dataset", "digits", "--subsample", "100", "--epochs", "2", "--widths", "8",
-            "--measures", "loss_sensitivity", "--quiet", "--probe", "next-batch"]
-    r = CliRunner().invoke(cli, [*base, "--out", str(tmp_path / "a")])
+            "--quiet", "--probe", "next-batch"]
+    r = CliRunner().invoke(cli, [*base, "--measures", "loss_sensitivity_h1", "--out", str(tmp_path / "a")])
     assert r.exit_code == 0, r.output
-    note = json.loads((tmp_path / "a" / "meta.json").read_text())["measure_notes"]["loss_sensitivity"]
+    note = json.loads((tmp_path / "a" / "meta.json").read_text())["measure_notes"]["loss_sensitivity_h1"]
     assert note["probe"] == "next-batch" and note["steps_with_fixed_probe"] == 1
-    r = CliRunner().invoke(cli, [*base, "--horizon", "all", "--out", str(tmp_path / "b")])
-    assert r.exit_code == 1 and "--probe next-batch works with --horizon 1 only" in r.output
+    for extra in (["--horizon", "all"], []):
+        r = CliRunner().invoke(cli, [*base, "--measures", "loss_sensitivity", *extra, "--out", str(tmp_path / "b")])
+        assert r.exit_code == 1 and "--probe next-batch belongs to the one-step proxy" in r.output
+        assert not (tmp_path / "b").exists()

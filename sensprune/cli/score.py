@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
 
 import click
@@ -9,6 +11,8 @@ import numpy as np
 
 from sensprune.cli.options import (OneLineErrors, dataset_options, int_list, load_data, model_options, str_list,
                                    train_options)
+from sensprune.errors import SensPruneError, ValidationError
+from sensprune.io import check_not_input, check_writable, dataset_inputs, prepare_out
 from sensprune.measures import DEFAULT_MEASURES, MEASURES
 
 
@@ -24,24 +28,32 @@ from sensprune.measures import DEFAULT_MEASURES, MEASURES
               help="Epoch (1-based) at which EL2N is taken [default: 10% of --epochs, at least 1].")
 @click.option("--at-checkpoints", default=None, callback=int_list, metavar="E1,E2",
               help="Measure input_grad in eval mode over all examples at these epochs (needed with BatchNorm).")
-@click.option("--horizon", default="1", show_default=True, metavar="H|all",
-              help="loss_sensitivity: updates back-propagated through; 'all' = exact unrolled SGD (small "
-                   "problems only; refused with a memory estimate when too large).")
+@click.option("--probe-times", default=None, metavar="K|all",
+              help="loss_sensitivity (the paper's measure, full horizon): number K of sampled steps t at which "
+                   "dL_t/dx is taken exactly through every earlier SGD update (one per stratum of training, seeded, "
+                   "stored in meta.json; an unbiased estimate of the mean over t); 'all' = every step = exact mode "
+                   "(cost grows with T^2). Also used by --per-class.  [default: 16]")
+@click.option("--horizon", default=None, metavar="H|all",
+              help="PROXY: truncate loss_sensitivity to the last H updates before each step; the column is then "
+                   "named loss_sensitivity_hH (H = 1: a one-step influence surrogate, Spearman 0.5-0.7 with the "
+                   "paper's measure). 'all' = exact mode (same as --probe-times all). Not with --probe-times.")
 @click.option("--probe-size", type=click.IntRange(1), default=2048, show_default=True,
               help="loss_sensitivity / --per-class: probe set size for L_t (all training data when N <= this, "
                    "else a stratified sample, seed 0).")
 @click.option("--probe", "probe_mode", type=click.Choice(["fixed", "next-batch"]), default="fixed",
               show_default=True,
-              help="loss_sensitivity --horizon 1: L_{s+1} = mean loss of the fixed probe set (see --probe-size), "
+              help="loss_sensitivity_h1 (--horizon 1): L_{s+1} = mean loss of the fixed probe set (see --probe-size), "
                    "or of the next training minibatch at theta_{s+1} (reuses the training gradient: no probe "
                    "pass; a stochastic estimate of the whole-training-set probe that, sampling without "
                    "replacement, misses each example's own loss; the last step uses the fixed probe).")
 @click.option("--include-direct", is_flag=True,
               help="loss_sensitivity: add the direct term dl(theta_t; x, y)/dx for probe examples.")
 @click.option("--per-class", is_flag=True,
-              help="Also compute the K x K per-class loss sensitivity g_ij (horizon 1): per_class.npy/.csv.")
+              help="Also compute the K x K per-class loss sensitivity g_ij (paper Fig. 4) with the same estimator as "
+                   "loss_sensitivity (full horizon, --probe-times; the one-step proxy with --horizon 1): "
+                   "per_class.npy/.csv.")
 @click.option("--per-class-every", type=click.IntRange(1), default=1, show_default=True,
-              help="Use every k-th step for --per-class.")
+              help="--per-class with --horizon 1 only: use every k-th step.")
 @click.option("--csr", is_flag=True,
               help="Also compute the critical sample ratio (LASS) of test examples after every epoch: csr.csv.")
 @click.option("--csr-samples", type=click.IntRange(1), default=500, show_default=True,
@@ -54,7 +66,8 @@ from sensprune.measures import DEFAULT_MEASURES, MEASURES
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def score(dataset, data_root, subsample, label_column, corrupt, stream, workers, model, widths, dropout, epochs,
           batch_size, optimizer, lr, momentum, weight_decay, schedule, seed, device, amp, compile_, seeds, measures,
-          el2n_epoch, at_checkpoints, horizon, probe_size, probe_mode, include_direct, per_class, per_class_every, csr,
+          el2n_epoch, at_checkpoints, probe_times, horizon, probe_size, probe_mode, include_direct, per_class,
+          per_class_every, csr,
           csr_samples, grand_epochs, out, force, resume, quiet):
     """Train warmup model(s) and score every training example (higher = harder).
 
@@ -67,33 +80,60 @@ def score(dataset, data_root, subsample, label_column, corrupt, stream, workers,
       sensprune score --dataset npz:my.npz --measures input_grad,el2n --el2n-epoch 2 --out runs/my
       sensprune score --dataset digits --corrupt randY:0.2 --out runs/noisy
       sensprune score --dataset digits --measures loss_sensitivity,grand --per-class --csr --out runs/paper
+      sensprune score --dataset digits --measures loss_sensitivity --probe-times all --epochs 5 --out runs/exact
+      sensprune score --dataset digits --measures loss_sensitivity_h1 --probe next-batch --out runs/proxy
       torchrun --nproc_per_node 4 -m sensprune score --dataset cifar10 --data-root data
           --model resnet18 --device cuda --amp bf16 --at-checkpoints 5,10 --out runs/cifar
     """
     from sensprune import distributed as D
     from sensprune.io import write_npy
-    from sensprune.measures.unrolled import parse_horizon
     from sensprune.score import ScoreConfig, run_score, summary_rows
-    from sensprune.train import TrainConfig
+    from sensprune.train import TrainConfig, _amp_dtype, resolve_device
 
+    partial = _check_out(out, force, resume, dataset, data_root)
     tcfg = TrainConfig(epochs=epochs, batch_size=batch_size, optimizer=optimizer, lr=lr, momentum=momentum,
                        weight_decay=weight_decay, schedule=schedule, seed=seed, device=device, amp=amp,
                        compile=compile_)
     D.init_from_env(device)
+    _amp_dtype(tcfg, resolve_device(device))  # refuse --amp fp16 on CPU before anything is written
     data, corrupted = load_data(dataset, data_root, subsample, label_column, corrupt, seed, stream)
     cfg = ScoreConfig(dataset=dataset, model=model, widths=widths or (256, 128), dropout=dropout,
                       measures=measures, seeds=seeds, el2n_epoch=el2n_epoch, at_checkpoints=at_checkpoints,
                       data_options={"data_root": data_root, "subsample": subsample, "label_column": label_column,
                                     "corrupt": corrupt, "stream": stream, "workers": workers if stream else 0},
-                      measure_options={"horizon": parse_horizon(horizon), "probe_size": probe_size, "probe": probe_mode,
-                                       "include_direct": include_direct, "per_class": per_class,
+                      measure_options={"horizon": horizon, "probe_times": probe_times, "probe_size": probe_size,
+                                       "probe": probe_mode, "include_direct": include_direct, "per_class": per_class,
                                        "per_class_every": per_class_every, "csr": csr, "csr_samples": csr_samples,
                                        "grand_epochs": list(grand_epochs) if grand_epochs else None},
                       train=tcfg)
     extra = {} if corrupted is None else {"corrupted.npy": lambda p: write_npy(p, np.asarray(corrupted, np.int64))}
-    table = run_score(data, cfg, out, force=force, resume=resume, progress=not quiet, extra_files=extra)
+    fresh = not os.path.lexists(partial)
+    try:
+        table = run_score(data, cfg, out, force=force, resume=resume, progress=not quiet, extra_files=extra)
+    except SensPruneError:  # a refused run writes nothing: drop the checkpoint folder this run created
+        if fresh and D.is_main():
+            shutil.rmtree(partial, ignore_errors=True)
+        raise
     if D.is_main():
         _echo_summary(table, summary_rows(table), out)
+
+
+def _check_out(out: Path, force: bool, resume: bool, dataset: str, data_root) -> Path:
+    """Refuse a bad --out before any data is loaded; returns the checkpoint folder ``<out>.partial``."""
+    partial = out.parent / (out.name + ".partial")
+    if resume and force:
+        raise ValidationError("--resume and --force contradict each other (--resume continues the interrupted "
+                              "run, --force discards it and starts over); pass one of them.")
+    inputs = dataset_inputs(dataset)
+    if resume:
+        check_writable(out)
+    else:
+        prepare_out(out, force=force, inputs=inputs)
+    check_not_input(out, [data_root], allow_inside=True)  # runs may live inside the data root, not above it
+    if os.path.lexists(partial) and (not partial.is_dir() or not (partial / "config.json").is_file()):
+        raise ValidationError(f"{partial} exists and is not an interrupted sensprune run (no config.json); "
+                              "choose another --out or remove it yourself.")
+    return partial
 
 
 def _echo_summary(table, rows, out: Path) -> None:

@@ -1,14 +1,18 @@
 """Per-class loss sensitivity g_ij (Arpit et al., ICML 2017, §3.2 and Fig. 4; MEASURES §3).
 
-g_ij = (1/T') Σ_t mean_{x : y(x) = j} ‖∂L_t^{(i)}/∂x‖₁ with L_t^{(i)} the probe loss restricted to probe
+g_ij = (1/T) Σ_t mean_{x : y(x) = j} ‖∂L_t^{(i)}/∂x‖₁ with L_t^{(i)} the probe loss restricted to probe
 examples of label i; row i = whose loss, column j = whose inputs. The mean over class j runs over
-*all* N_j training examples of class j (those outside the horizon of step t contribute 0).
+*all* N_j training examples of class j.
 
-Choices of ours: the dependence is truncated to one update (horizon 1, the engine of
-:class:`~sensprune.measures.unrolled.LossSensitivityHook`), whatever ``--horizon`` says; only every
-``every``-th step is used and T' is the number of steps used; the probe set is the one of
-``loss_sensitivity``; the labels are the training labels (corrupted ones, when noise was injected).
-One double-backward graph per step, K vector-Jacobian products on it.
+- :class:`PerClassFullHook` (the default): the paper's measure, full horizon — ∂L_t^{(i)}/∂x through every
+  earlier update, from the same K stratified probe steps as ``loss_sensitivity``
+  (:mod:`sensprune.measures.sampled`; one adjoint per (step, class) in the reverse sweep), weighted by
+  stratum size / T (unbiased; ``probe_times="all"`` = every step = exact).
+- :class:`PerClassHook` (``--horizon 1``): a PROXY — the dependence truncated to the one update before each
+  step; only every ``every``-th step is used and T' is the number of steps used.
+
+Choices of ours (both): the probe set is the one of ``loss_sensitivity``; the labels are the training labels
+(corrupted ones, when noise was injected).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import torch.nn.functional as F
 from torch.func import functional_call
 
 from sensprune.errors import ValidationError
+from sensprune.measures.sampled import DEFAULT_PROBE_TIMES, SampledSensitivityHook
 from sensprune.measures.unrolled import _ProbeMixin, params_of
 from sensprune.train import Hook, Run, StepInfo
 
@@ -78,7 +83,8 @@ class PerClassHook(_ProbeMixin, Hook):
         return {"per_class": self.matrix()}
 
     def meta(self) -> dict:
-        return {"per_class": {"horizon": 1, "every": self.every, "probe_size": int(len(self.probe)),
+        return {"per_class": {"mode": "PROXY: truncated to one update (horizon 1)",
+                              "horizon": 1, "every": self.every, "probe_size": int(len(self.probe)),
                               "rows": "class i of the probe loss L^(i)", "columns": "class j of the inputs x",
                               "normalisation": "mean over all training examples of class j, then over the "
                                                "steps used"}}
@@ -88,3 +94,58 @@ class PerClassHook(_ProbeMixin, Hook):
 
     def load_state_dict(self, state):
         self.total, self.steps = state["total"].copy(), state["steps"].copy()
+
+
+class PerClassFullHook(SampledSensitivityHook):
+    """The (K, K) matrix g_ij with the full-horizon estimator; ``extras()['per_class']``."""
+
+    def __init__(self, y: np.ndarray, num_classes: int, probe: np.ndarray, probe_times=DEFAULT_PROBE_TIMES,
+                 seed: int | None = None):
+        if num_classes < 2:
+            raise ValidationError(f"--per-class needs at least 2 classes; the dataset has {num_classes}.")
+        super().__init__(len(y), probe, probe_times, seed)
+        self.k = int(num_classes)
+        self.class_size = np.bincount(np.asarray(y), minlength=self.k).astype(np.float64)
+        self.total = np.full((self.k, self.k), np.nan)
+
+    def on_train_begin(self, run: Run) -> None:
+        super().on_train_begin(run)
+        self.probe_classes = [c for c in range(self.k) if bool((self.yp == c).any())]
+
+    def _groups(self, run: Run):
+        return [self.yp == c for c in self.probe_classes]
+
+    def _compute(self, run: Run, batches: list, kw: dict) -> None:
+        norms = self._sweep(run, batches, kw)  # (K, C, N)
+        w = torch.as_tensor(self.strata / len(batches), dtype=torch.float64, device=norms.device)
+        per_x = torch.einsum("k,kcn->cn", w, norms).cpu().numpy()
+        y = run.train.y.cpu().numpy()
+        self.total = np.zeros((self.k, self.k))
+        for row, i in enumerate(self.probe_classes):
+            self.total[i] = np.bincount(y, weights=per_x[row], minlength=self.k) / np.maximum(self.class_size, 1)
+
+    def matrix(self) -> np.ndarray:
+        return self.total
+
+    def values(self) -> dict[str, np.ndarray]:
+        return {}
+
+    def extras(self) -> dict[str, np.ndarray]:
+        return {"per_class": self.matrix()}
+
+    def meta(self) -> dict:
+        base = super().meta()["loss_sensitivity"]
+        keep = ("mode", "estimator", "probe_times", "steps", "times", "strata", "sampling_seed", "probe_size",
+                "replay_max_abs_param_diff", "approximations")
+        return {"per_class": {**{k: base[k] for k in keep},
+                              "rows": "class i of the probe loss L^(i)", "columns": "class j of the inputs x",
+                              "normalisation": "mean over all training examples of class j of the full-horizon "
+                                               "||dL_t^(i)/dx||_1, then (stratum size / T)-weighted sum over the "
+                                               "sampled steps"}}
+
+    def state_dict(self):
+        return {**super().state_dict(), "total": self.total}
+
+    def load_state_dict(self, state):
+        super().load_state_dict(state)
+        self.total = np.asarray(state["total"]).copy()

@@ -165,7 +165,12 @@ class LossSensitivityHook(_ProbeMixin, Hook):
         self.steps += 1
 
     def values(self) -> dict[str, np.ndarray]:
-        return {"loss_sensitivity": self.total / max(int(self.steps), 1)}
+        return {self.name: self.total / max(int(self.steps), 1)}
+
+    @property
+    def name(self) -> str:
+        """The column name: ``loss_sensitivity_hH`` — a proxy is never named like the paper's measure."""
+        return f"loss_sensitivity_h{self.horizon}"
 
     def meta(self) -> dict:
         approx = [f"only the last {self.horizon} update(s) before each step carry the dependence",
@@ -178,8 +183,10 @@ class LossSensitivityHook(_ProbeMixin, Hook):
                           "independent sampling, but epochs sample without replacement: B_{s+1} is drawn from the "
                           "examples the epoch has not visited yet and excludes B_s, so the self term of x_i in "
                           "L_{s+1} is absent; the last step of training has no next batch and uses the fixed probe")
-        return {"loss_sensitivity": {
-            "mode": "truncated", "horizon": self.horizon, "probe": self.probe_mode,
+        return {self.name: {
+            "mode": f"PROXY: truncated to the last {self.horizon} update(s)"
+                    + (" (one-step influence surrogate)" if self.horizon == 1 else ""),
+            "horizon": self.horizon, "probe": self.probe_mode,
             "probe_size": int(len(self.probe)), "include_direct": self.include_direct,
             **({"steps_with_fixed_probe": int(self.last_step_fixed)} if self.probe_mode == "next-batch" else {}),
             "normalisation": "sum over steps t of ||dL_t/dx||_1 divided by T, the number of SGD steps; "

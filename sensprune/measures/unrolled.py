@@ -100,14 +100,19 @@ def params_of(model: nn.Module) -> dict[str, torch.Tensor]:
     return {k: p.detach().clone() for k, p in model.named_parameters() if p.requires_grad}
 
 
-def sgd_step(model, params, bufs, xb, yb, lr, momentum=0.0, weight_decay=0.0, create_graph=True):
-    """One functional step of ``torch.optim.SGD`` on the mean batch loss.
+def sgd_step(model, params, bufs, xb, yb, lr, momentum=0.0, weight_decay=0.0, create_graph=True, wb=None):
+    """One functional step of ``torch.optim.SGD`` on the batch loss the training loop uses.
 
-    d = ∇L_B(θ) + wd·θ; buf = d on the first step (``bufs is None``) else μ·buf + d; θ ← θ − η·buf.
-    Returns ``(new_params, new_bufs)`` (``new_bufs`` is None without momentum).
+    L_B = mean_i ℓ_i, or Σ_i w_i·ℓ_i / |B| with per-example weights ``wb`` (B,) (as in
+    :func:`sensprune.train.train`); d = ∇L_B(θ) + wd·θ; buf = d on the first step (``bufs is None``)
+    else μ·buf + d; θ ← θ − η·buf. Returns ``(new_params, new_bufs)`` (``new_bufs`` is None without momentum).
     """
     names = list(params)
-    loss = F.cross_entropy(functional_call(model, params, (xb,)), yb)
+    logits = functional_call(model, params, (xb,))
+    if wb is None:
+        loss = F.cross_entropy(logits, yb)
+    else:
+        loss = (F.cross_entropy(logits, yb, reduction="none") * wb.to(logits.dtype)).sum() / max(len(yb), 1)
     grads = torch.autograd.grad(loss, [params[k] for k in names], create_graph=create_graph)
     new_p, new_b = {}, {}
     for k, g in zip(names, grads):
@@ -122,7 +127,8 @@ def sgd_step(model, params, bufs, xb, yb, lr, momentum=0.0, weight_decay=0.0, cr
 def unrolled_sensitivity(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batches, lrs, *,
                          params: dict | None = None, momentum: float = 0.0, weight_decay: float = 0.0,
                          probe: np.ndarray | None = None, include_direct: bool = False,
-                         return_last_grad: bool = False):
+                         return_last_grad: bool = False, weights: torch.Tensor | None = None,
+                         per_step: bool = False):
     """Exact loss sensitivity by back-propagating through the unrolled SGD run.
 
     Parameters
@@ -135,11 +141,15 @@ def unrolled_sensitivity(model: nn.Module, x: torch.Tensor, y: torch.Tensor, bat
         The minibatches and learning rates of steps t = 1..T, in training order.
     probe : ndarray of int, optional
         Indices of the probe set P (default all N). ``include_direct`` adds ∂ℓ(θ_t; x, y)/∂x, x ∈ P.
+    weights : Tensor (N,), optional
+        Per-example loss weights of the training run (see :func:`sgd_step`).
+    per_step : bool
+        Return the (T, N) matrix of g_x^t instead of its mean over t.
 
     Returns
     -------
     g : ndarray (N,) float64
-        ḡ_x = (1/T) Σ_t ‖∂L_t/∂x‖₁; higher = more sensitive.
+        ḡ_x = (1/T) Σ_t ‖∂L_t/∂x‖₁; higher = more sensitive. (T, N) with ``per_step``.
     last_grad : Tensor (N, ...)
         ∂L_T/∂X, only with ``return_last_grad``.
     """
@@ -148,30 +158,41 @@ def unrolled_sensitivity(model: nn.Module, x: torch.Tensor, y: torch.Tensor, bat
     X = x.detach().clone().requires_grad_(True)
     probe_t = torch.arange(len(y), device=x.device) if probe is None else torch.as_tensor(probe, device=x.device)
     yp = y[probe_t]
-    acc = torch.zeros(len(y), dtype=torch.float64, device=x.device)
+    rows = []
     bufs, g = None, None
     for b, lr in zip(batches, lrs):
         b = torch.as_tensor(b, device=x.device)
-        theta, bufs = sgd_step(model, theta, bufs, X[b], y[b], float(lr), momentum, weight_decay)
+        wb = None if weights is None else weights[b]
+        theta, bufs = sgd_step(model, theta, bufs, X[b], y[b], float(lr), momentum, weight_decay, wb=wb)
         xp = X[probe_t] if include_direct else x[probe_t]
         loss = F.cross_entropy(functional_call(model, theta, (xp,)), yp)
         (g,) = torch.autograd.grad(loss, X, retain_graph=True)
-        acc += g.detach().abs().flatten(1).sum(1).double()
-    out = (acc / max(len(lrs), 1)).cpu().numpy()
+        rows.append(g.detach().abs().flatten(1).sum(1).double())
+    steps = torch.stack(rows) if rows else torch.zeros((0, len(y)), dtype=torch.float64, device=x.device)
+    out = steps.cpu().numpy() if per_step else (steps.sum(0) / max(len(lrs), 1)).cpu().numpy()
     if return_last_grad:
         return out, (torch.zeros_like(x) if g is None else g.detach())
     return out
 
 
-def replay_sgd(model, x, y, batches, lrs, *, params=None, momentum=0.0, weight_decay=0.0):
-    """The parameters after replaying the SGD run functionally (no graph kept)."""
+def replay_sgd(model, x, y, batches, lrs, *, params=None, momentum=0.0, weight_decay=0.0, weights=None,
+               trajectory: list | None = None):
+    """The parameters after replaying the SGD run functionally (no graph kept).
+
+    With ``trajectory`` (a list), ``(θ_s, buf_s)`` for s = 0..T is appended to it (buf_0 = None).
+    """
     theta = {k: v.detach().clone() for k, v in (params or params_of(model)).items()}
     bufs = None
+    if trajectory is not None:
+        trajectory.append((theta, None))
     for b, lr in zip(batches, lrs):
         theta = {k: v.requires_grad_(True) for k, v in theta.items()}
-        theta, bufs = sgd_step(model, theta, bufs, x[b], y[b], float(lr), momentum, weight_decay, False)
+        wb = None if weights is None else weights[b]
+        theta, bufs = sgd_step(model, theta, bufs, x[b], y[b], float(lr), momentum, weight_decay, False, wb=wb)
         theta = {k: v.detach() for k, v in theta.items()}
         bufs = None if bufs is None else {k: v.detach() for k, v in bufs.items()}
+        if trajectory is not None:
+            trajectory.append((theta, bufs))
     return theta
 
 
@@ -213,8 +234,9 @@ def check_exact_fits(model, input_shape, n, batch_size, steps, probe_size, devic
     need = estimate_exact_bytes(model, input_shape, n, batch_size, steps, probe_size)
     free = available_bytes(device)
     if need > 0.7 * free:
-        raise ValidationError(f"loss_sensitivity --horizon all needs about {need / 2 ** 30:.1f} GiB, this "
-                              f"machine has {free / 2 ** 30:.1f} GiB free; use --horizon 1 (or fewer epochs).")
+        raise ValidationError(f"loss_sensitivity exact mode (--probe-times all) needs about {need / 2 ** 30:.1f} GiB, "
+                              f"this machine has {free / 2 ** 30:.1f} GiB free; use the sampled full-horizon "
+                              "estimator (--probe-times K, the default) or fewer epochs.")
     return need
 
 
@@ -252,9 +274,16 @@ class ExactSensitivityHook(_ProbeMixin, Hook):
         cfg, dev = run.config, run.device
         theta0 = {k: torch.as_tensor(v, device=dev) for k, v in self.theta0.items()}
         batches = [torch.as_tensor(b, device=dev) for b in self.idx]
-        kw = dict(params=theta0, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+        kw = dict(params=theta0, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
+                  weights=getattr(run, "weights", None))
+        self._compute(run, batches, kw)
+
+    def _replay_error(self, final: dict, run: Run) -> float:
+        return max(float((final[k] - p.detach()).abs().max()) for k, p in run.model.named_parameters())
+
+    def _compute(self, run: Run, batches: list, kw: dict) -> None:
         final = replay_sgd(run.model, run.train.x, run.train.y, batches, self.lrs, **kw)
-        self.replay_error = max(float((final[k] - p.detach()).abs().max()) for k, p in run.model.named_parameters())
+        self.replay_error = self._replay_error(final, run)
         self.value = unrolled_sensitivity(run.model, run.train.x, run.train.y, batches, self.lrs, **kw,
                                           probe=self.probe, include_direct=self.include_direct)
 
