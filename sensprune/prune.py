@@ -168,4 +168,5 @@ def select(table: ScoreTable, by, rule: str | None = None, *, reweight_method: s
         "scores_fingerprint": table.meta.get("scores_fingerprint") or table.fingerprint(),
         "dataset": table.meta.get("dataset", {}),
     }
-    return Selection(index[mask], index[~mask], weights, meta, labels, score)
+    source_row = None if table.source_row is None else np.asarray(table.source_row)[order]
+    return Selection(index[mask], index[~mask], weights, meta, labels, score, source_row)

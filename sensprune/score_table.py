@@ -2,15 +2,19 @@
 
 Folder layout (``sensprune score --out DIR``)::
 
-    scores.npz   index (N,) int64, label (N,) int64, one (N,) float64 array per measure
-                 (mean over seeds), and ``<measure>__seed<s>`` per seed
-    scores.csv   index,label,<one column per measure>
+    scores.npz   index (N,) int64, label (N,) int64, source_row (N,) (int64, or str for ImageFolder
+                 paths), one (N,) float64 array per measure (mean over seeds), and
+                 ``<measure>__seed<s>`` per seed
+    scores.csv   index,source_row,label,<one column per measure>
     per_class.npy, per_class.csv   (K, K) per-class loss sensitivity g_ij, with ``--per-class``
     csr.npy, csr.csv               critical sample ratio after each epoch, with ``--csr``
     meta.json    kind="scores", resolved config, seeds, dataset description and fingerprint,
                  measure directions, Gini per epoch, warmup history, wall time
 
 Every measure is oriented so that **higher = more sensitive / harder / more suspicious**.
+
+``index`` is the position in the training split as the dataset spec orders it; ``source_row`` is
+where that example sits in the user's data (see :attr:`sensprune.data.base.Dataset.train_rows`).
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ from sensprune.io import (base_meta, fingerprint_arrays, publish_dir, read_meta,
 SCORES_NPZ = "scores.npz"
 SCORES_CSV = "scores.csv"
 PREDICTED_NPY = "predicted.npy"
+SOURCE_ROW = "source_row"
+NOT_MEASURES = ("index", "label", SOURCE_ROW)
 
 
 @dataclass
@@ -51,6 +57,10 @@ class ScoreTable:
     extras : dict of str -> ndarray
         Non-per-example arrays, mean over seeds: ``per_class`` (K, K) (row i = whose loss, column
         j = whose inputs), ``csr`` (epochs,).
+    source_row : ndarray (N,) or None
+        Where each example sits in the user's data: the CSV data row (0-based, header not
+        counted), the index in the NPZ arrays or the original dataset (int64), or the ImageFolder
+        file path (str). None for tables from before this column existed.
     """
 
     index: np.ndarray
@@ -60,6 +70,7 @@ class ScoreTable:
     meta: dict[str, Any] = field(default_factory=dict)
     extras: dict[str, np.ndarray] = field(default_factory=dict)
     predicted: np.ndarray | None = None
+    source_row: np.ndarray | None = None
 
     @property
     def measures(self) -> list[str]:
@@ -71,6 +82,8 @@ class ScoreTable:
 
     def arrays(self) -> dict[str, np.ndarray]:
         out = {"index": self.index.astype(np.int64), "label": self.label.astype(np.int64)}
+        if self.source_row is not None:
+            out[SOURCE_ROW] = np.asarray(self.source_row)
         for name, arr in self.scores.items():
             out[name] = np.asarray(arr, dtype=np.float64)
         for name, arr in self.per_seed.items():
@@ -99,8 +112,9 @@ def save_scores(table: ScoreTable, out: Path, *, extra_files: dict[str, Any] | N
     arrs = table.arrays()
     write_npz(stage / SCORES_NPZ, arrs)
     names = table.measures
-    rows = zip(table.index.tolist(), table.label.tolist(), *(table.scores[m].tolist() for m in names))
-    write_csv(stage / SCORES_CSV, ["index", "label", *names], rows)
+    src = [""] * len(table.index) if table.source_row is None else np.asarray(table.source_row).tolist()
+    rows = zip(table.index.tolist(), src, table.label.tolist(), *(table.scores[m].tolist() for m in names))
+    write_csv(stage / SCORES_CSV, ["index", SOURCE_ROW, "label", *names], rows)
     for name, arr in table.extras.items():
         _write_extra(stage, name, np.asarray(arr, np.float64))
     if table.predicted is not None:
@@ -133,7 +147,7 @@ def load_scores(folder: str | Path) -> ScoreTable:
     n = len(arrs["index"])
     scores, seeds = {}, {}
     for key, arr in arrs.items():
-        if key in ("index", "label"):
+        if key in NOT_MEASURES:
             continue
         if arr.shape != (n,):
             raise ValidationError(f"{folder / SCORES_NPZ}: array {key!r} has shape {arr.shape}, expected ({n},).")
@@ -153,7 +167,11 @@ def load_scores(folder: str | Path) -> ScoreTable:
             raise ValidationError(f"{folder / PREDICTED_NPY} is truncated or corrupt ({exc}).") from None
         if predicted.shape != (n,):
             raise ValidationError(f"{folder / PREDICTED_NPY} has shape {predicted.shape}, expected ({n},).")
-    table = ScoreTable(arrs["index"], arrs["label"], scores, per_seed, meta, extras, predicted)
+    source_row = arrs.get(SOURCE_ROW)
+    if source_row is not None and source_row.shape != (n,):
+        raise ValidationError(f"{folder / SCORES_NPZ}: array {SOURCE_ROW!r} has shape {source_row.shape}, "
+                              f"expected ({n},).")
+    table = ScoreTable(arrs["index"], arrs["label"], scores, per_seed, meta, extras, predicted, source_row)
     want = meta.get("scores_fingerprint")
     if want is not None and want != table.fingerprint():
         raise ValidationError(f"{folder} does not match its meta.json fingerprint; the files are corrupt "

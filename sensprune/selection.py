@@ -4,13 +4,18 @@ Folder layout (``sensprune prune --out DIR``)::
 
     keep.npy, keep.txt   sorted int64 indices of the kept training examples (one per line in .txt)
     drop.npy, drop.txt   sorted int64 indices of the removed ones; keep and drop partition 0..N-1
-    selection.csv        index,label,score,kept,weight (one row per training example)
+    selection.csv        index,source_row,label,score,kept,weight (one row per training example)
     weights.npy          (N,) float64 per-example loss weights, mean 1 (only with --reweight)
     meta.json            kind="selection": rule, parameters, measure and direction, counts,
                          parent scores_fingerprint, dataset spec and fingerprint
 
-Indices are positions in the training set **as the dataset spec orders it**. ``keep.npy``
-loads without sensprune: ``Subset(train_set, np.load("DIR/keep.npy").tolist())``.
+Indices are positions in the training set **as the dataset spec orders it** (its split, then
+the subsample), not rows of the user's file: ``selection.csv``'s ``source_row`` maps each one back
+(the CSV data row counted from 0 without the header, as ``pandas.read_csv`` numbers it; the index
+in the NPZ's ``x_train``; the ImageFolder file path; for builtin datasets the index in the
+original dataset, e.g. the row of ``sklearn.datasets.load_digits().data``). ``keep.npy`` loads
+without sensprune on the split sensprune builds: ``Subset(train_set, np.load("DIR/keep.npy").tolist())``
+where ``train_set`` is ``load_dataset(spec)``'s training split.
 
 Only numpy is imported at the top; torch and the dataset loaders are imported inside the
 functions that need them.
@@ -25,8 +30,7 @@ from typing import Any
 import numpy as np
 
 from sensprune.errors import ArtifactMismatchError, ValidationError
-from sensprune.io import (atomic_write_text, prepare_out_dir, publish_dir, read_meta, staging_dir, write_csv,
-                          write_json, write_npy, write_npz)
+from sensprune.io import prepare_out_dir, publish_dir, read_meta, staging_dir, write_csv, write_json, write_npy
 
 KEEP, DROP, WEIGHTS, CSV = "keep.npy", "drop.npy", "weights.npy", "selection.csv"
 
@@ -48,6 +52,9 @@ class Selection:
         What ``meta.json`` holds (rule, parameters, counts, fingerprints).
     label, score : ndarray (N,) or None
         Label and (combined) score of each training example, in index order; None when loaded.
+    source_row : ndarray (N,) or None
+        Where each training example sits in the user's data (CSV data row, NPZ index, original
+        dataset index, or ImageFolder file path), in index order; None when unknown.
     """
 
     keep: np.ndarray
@@ -56,6 +63,7 @@ class Selection:
     meta: dict[str, Any] = field(default_factory=dict)
     label: np.ndarray | None = None
     score: np.ndarray | None = None
+    source_row: np.ndarray | None = None
 
     @property
     def n(self) -> int:
@@ -159,8 +167,10 @@ def save_selection(selection: Selection, out: str | Path, *, force: bool = False
         write_npy(stage / "weights.npy", np.asarray(selection.weights, np.float64))
     label = selection.label if selection.label is not None else np.full(selection.n, -1)
     score = selection.score if selection.score is not None else np.full(selection.n, np.nan)
-    rows = zip(range(selection.n), label.tolist(), score.tolist(), mask.astype(int).tolist(), w.tolist())
-    write_csv(stage / "selection.csv", ["index", "label", "score", "kept", "weight"], rows)
+    src = [""] * selection.n if selection.source_row is None else np.asarray(selection.source_row).tolist()
+    rows = zip(range(selection.n), src, label.tolist(), score.tolist(), mask.astype(int).tolist(),
+               w.tolist())
+    write_csv(stage / "selection.csv", ["index", "source_row", "label", "score", "kept", "weight"], rows)
     write_json(stage / "meta.json", selection.meta)
     publish_dir(stage, out)
     return out
@@ -206,36 +216,16 @@ def load_matching_dataset(dataset_meta: dict, *, data_root: str | Path | None = 
 
 
 def export_data(dataset, selection: Selection, path: str | Path) -> str:
-    """Write a cleaned copy of ``dataset`` holding only the kept training examples.
+    """Write a faithful copy of the data holding only the kept training examples (see :mod:`sensprune.export`).
 
-    ImageFolder-like datasets (``train_files`` set): the kept relative paths, one per line.
-    ``csv:`` datasets: a CSV with the feature columns, the label column and a ``split`` column
-    (kept train rows, then every test row), loadable again as ``csv:PATH``. Others: an ``.npz``
-    with ``x_train, y_train`` (kept rows only) and ``x_test, y_test``. Returns the format written.
+    ``csv:`` datasets: the source file's own rows, byte for byte, minus the dropped ones (``.csv``);
+    ``npz:`` datasets: the file's original arrays, indexed (``.npz``); ImageFolder datasets: the kept
+    relative paths, one per line (``.txt``); others: an ``.npz`` of the loaded arrays. A path whose
+    extension does not match is refused. Returns the format written.
     """
-    path = Path(path)
-    if dataset.n_train != selection.n:
-        raise ArtifactMismatchError(f"The selection covers {selection.n} examples, the dataset has "
-                                    f"{dataset.n_train}.")
-    keep = selection.keep
-    if dataset.train_files is not None:
-        atomic_write_text(path, "".join(f"{dataset.train_files[i]}\n" for i in keep.tolist()))
-        return "file-list"
-    if dataset.spec.startswith("csv:"):
-        info = dataset.info
-        names, classes = info.get("feature_columns"), info.get("classes")
-        feats = names or [f"x{j}" for j in range(int(np.prod(dataset.input_shape)))]
+    from sensprune.export import export_data as _export
 
-        def rows(x, y, split):
-            for xi, yi in zip(x.reshape(len(x), -1), y.tolist()):
-                yield [*(str(v) for v in xi), classes[yi] if classes else yi, split]
-        write_csv(path, [*feats, info.get("label_column", "label"), "split"],
-                  [*rows(dataset.x_train[keep], dataset.y_train[keep], "train"),
-                   *rows(dataset.x_test, dataset.y_test, "test")])
-        return "csv"
-    write_npz(path, {"x_train": dataset.x_train[keep], "y_train": dataset.y_train[keep],
-                     "x_test": dataset.x_test, "y_test": dataset.y_test})
-    return "npz"
+    return _export(dataset, selection.keep, selection.drop, path)
 
 
 def _read_npy(path: Path) -> np.ndarray:

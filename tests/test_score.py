@@ -44,7 +44,7 @@ def test_score_folder_roundtrip_and_same_seed_byte_identical(tiny, tmp_path):
     assert (tmp_path / "a/scores.npz").read_bytes() == (tmp_path / "b/scores.npz").read_bytes()
     table = load_scores(tmp_path / "a")
     header = (tmp_path / "a/scores.csv").read_text().splitlines()[0].split(",")
-    assert header == ["index", "label", *table.measures]
+    assert header == ["index", "source_row", "label", *table.measures]
     meta = json.loads((tmp_path / "a/meta.json").read_text())
     assert meta["kind"] == "scores" and "direction" in meta["measures"]["el2n"]
     assert not (tmp_path / "a.partial").exists()

@@ -23,8 +23,12 @@ The ``Dataset.spec`` of each is the spec string as given; the fingerprint adds t
 
 from __future__ import annotations
 
+import codecs
 import csv
+import hashlib
+import io
 import os
+from dataclasses import dataclass
 
 import numpy as np
 from sklearn.model_selection import train_test_split
@@ -79,15 +83,53 @@ def load_npz(path: str, *, spec: str) -> Dataset:
     return make_dataset(*(arrays[k] for k in NPZ_KEYS), spec=spec, info=info, source=source)
 
 
-def _read_csv(path: str, source: str) -> tuple[list[str], list[list[str]]]:
+@dataclass(frozen=True)
+class CsvText:
+    """A CSV file as text, with the line span of every record (so rows can be copied verbatim).
+
+    ``lines`` are the file's lines with their own line endings (a quoted field may span several);
+    ``spans[i]`` is ``(first, stop)`` of record ``i`` in ``lines``; record 0 is the header; blank
+    records are not in ``spans`` (their lines stay in ``lines``). ``bom`` is True when the file
+    starts with a UTF-8 byte-order mark (not part of ``lines``).
+    """
+
+    lines: list[str]
+    spans: list[tuple[int, int]]
+    records: list[list[str]]
+    bom: bool
+    sha256: str
+
+
+def read_csv_text(path: str, source: str) -> CsvText:
+    """Parse ``path`` keeping each record's exact text; a ValidationError names ``source``."""
     try:
-        with open(path, newline="", encoding="utf-8") as fh:
-            rows = list(csv.reader(fh))
+        with open(path, "rb") as fh:
+            data = fh.read()
     except FileNotFoundError:
         raise ValidationError(f"{source}: file not found.") from None
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+    except OSError as exc:
+        raise ValidationError(f"{source}: cannot be read ({exc}).") from None
+    bom = data.startswith(codecs.BOM_UTF8)
+    try:
+        text = data[len(codecs.BOM_UTF8) if bom else 0:].decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValidationError(f"{source}: cannot be read as UTF-8 CSV ({exc}).") from None
+    lines = list(io.StringIO(text, newline=""))
+    reader = csv.reader(lines)
+    spans, records, first = [], [], 0
+    try:
+        for rec in reader:
+            if rec and any(c.strip() for c in rec):
+                spans.append((first, reader.line_num))
+                records.append(rec)
+            first = reader.line_num
+    except csv.Error as exc:
         raise ValidationError(f"{source}: cannot be read as CSV ({exc}).") from None
-    rows = [r for r in rows if r and any(c.strip() for c in r)]
+    return CsvText(lines, spans, records, bom, hashlib.sha256(data).hexdigest()[:16])
+
+
+def _read_csv(path: str, source: str) -> tuple[list[str], list[list[str]]]:
+    rows = read_csv_text(path, source).records
     if not rows:
         raise ValidationError(f"{source} is empty.")
     header = [c.strip() for c in rows[0]]
@@ -148,7 +190,8 @@ def load_csv(path: str, *, spec: str, label_column: str | None = None) -> Datase
         tr, te = stratified_indices(y, train_size=0.8, random_state=0, source=source)
         info["split"] = "stratified 80/20, random_state=0"
     k = len(classes) if classes is not None else None
-    return make_dataset(x[tr], y[tr], x[te], y[te], spec=spec, num_classes=k, info=info, source=source)
+    return make_dataset(x[tr], y[tr], x[te], y[te], spec=spec, num_classes=k, info=info, train_rows=tr,
+                        source=source)
 
 
 def _import_callable(target: str, source: str):
@@ -167,7 +210,7 @@ def load_plugin(target: str, *, spec: str) -> Dataset:
     if isinstance(out, Dataset):
         return make_dataset(out.x_train, out.y_train, out.x_test, out.y_test, spec=spec,
                             num_classes=out.num_classes, info={**out.info, **info},
-                            train_files=out.train_files, source=source)
+                            train_files=out.train_files, train_rows=out.train_rows, source=source)
     if isinstance(out, dict):
         missing = [k for k in NPZ_KEYS if k not in out]
         if missing:

@@ -31,6 +31,12 @@ class Dataset:
         (max - min of the training inputs, used to rescale CSR radii).
     train_files : list of str or None
         For folder datasets, the file behind each training example (for ``--export-data``).
+    train_rows : ndarray (N,) int64 or None
+        Where each training example sits in its source: the data row of a CSV file (0-based, header
+        and blank lines not counted, as ``pandas.read_csv`` numbers them), the index in the NPZ
+        file's ``x_train``, the index in the original dataset for builtin and torchvision datasets
+        (e.g. the row of ``sklearn.datasets.load_digits().data``). None means ``0..N-1``.
+        See :meth:`source_rows`.
     """
 
     x_train: np.ndarray
@@ -41,6 +47,12 @@ class Dataset:
     spec: str
     info: dict[str, Any] = field(default_factory=dict)
     train_files: list[str] | None = None
+    train_rows: np.ndarray | None = None
+
+    def source_rows(self) -> np.ndarray:
+        """(N,) where each training example comes from: the file path (relative to the folder) for
+        ImageFolder datasets, else :attr:`train_rows` (int64; ``0..N-1`` when not set)."""
+        return source_rows(self)
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -110,9 +122,17 @@ def _check_label_sets(y_train: np.ndarray, y_test: np.ndarray, k: int, source: s
     return gaps.tolist()
 
 
+def source_rows(dataset) -> np.ndarray:
+    """(N,) source of each training example of a Dataset or StreamedDataset (see ``Dataset.train_rows``)."""
+    if getattr(dataset, "train_files", None) is not None:
+        return np.array(dataset.train_files, dtype=str)
+    rows = getattr(dataset, "train_rows", None)
+    return np.arange(dataset.n_train, dtype=np.int64) if rows is None else np.asarray(rows, np.int64)
+
+
 def make_dataset(x_train, y_train, x_test, y_test, *, spec: str, num_classes: int | None = None,
                  info: dict | None = None, train_files: list[str] | None = None,
-                 source: str = "data") -> Dataset:
+                 train_rows=None, source: str = "data") -> Dataset:
     """Validate arrays and build a :class:`Dataset`.
 
     Inputs become float32 (uint8 is scaled to [0, 1]); labels become int64.
@@ -171,4 +191,10 @@ def make_dataset(x_train, y_train, x_test, y_test, *, spec: str, num_classes: in
     if gaps:
         info["classes_without_training_examples"] = gaps
     info.setdefault("input_range", float(xs["x_train"].max() - xs["x_train"].min()))
-    return Dataset(xs["x_train"], ys["y_train"], xs["x_test"], ys["y_test"], k, spec, info, train_files)
+    if train_rows is not None:
+        train_rows = np.asarray(train_rows, dtype=np.int64)
+        if train_rows.shape != (len(ys["y_train"]),):
+            raise ValidationError(f"{source}: train_rows has shape {train_rows.shape}, expected "
+                                  f"({len(ys['y_train'])},).")
+    return Dataset(xs["x_train"], ys["y_train"], xs["x_test"], ys["y_test"], k, spec, info, train_files,
+                   train_rows)

@@ -55,7 +55,8 @@ def load_digits_dataset(*, spec: str = "digits") -> Dataset:
     y = bunch.target.astype(np.int64)
     tr, te = stratified_indices(y, train_size=0.7, random_state=0, source="digits")
     info = {"split": "stratified 70/30, random_state=0", "source": "sklearn.datasets.load_digits"}
-    return make_dataset(x[tr], y[tr], x[te], y[te], spec=spec, num_classes=10, info=info, source="digits")
+    return make_dataset(x[tr], y[tr], x[te], y[te], spec=spec, num_classes=10, info=info, train_rows=tr,
+                        source="digits")
 
 
 def read_idx(path: str) -> np.ndarray:

@@ -13,7 +13,8 @@ Subsampling
 -----------
 ``subsample=N`` keeps a stratified subset of N *training* examples, chosen with
 ``train_test_split(train_size=N, stratify=y_train, random_state=seed)`` and kept in their
-original order; the test split is unchanged. ``info`` records ``subsample``,
+original order; the test split is unchanged. ``Dataset.train_rows`` keeps pointing at each kept
+example's row in the source. ``info`` records ``subsample``,
 ``subsample_seed`` and ``n_train_original``, and the spec becomes ``NAME?subsample=N``
 (``NAME?subsample=N&seed=S`` for a seed other than 0), so the fingerprint differs.
 """
@@ -99,8 +100,11 @@ def subsample_dataset(dataset: Dataset, n: int, *, seed: int = 0) -> Dataset:
     spec = f"{dataset.spec}?subsample={n}" + (f"&seed={seed}" if seed != 0 else "")
     info = {**dataset.info, "subsample": n, "subsample_seed": int(seed), "n_train_original": n_train}
     files = None if dataset.train_files is None else [dataset.train_files[i] for i in idx]
+    rows = None if dataset.train_rows is None else dataset.train_rows[idx]
+    if rows is None and files is None:
+        rows = np.asarray(idx, np.int64)  # the subset's rows in the full training split
     return dataclasses.replace(dataset, x_train=dataset.x_train[idx], y_train=dataset.y_train[idx],
-                               spec=spec, info=info, train_files=files)
+                               spec=spec, info=info, train_files=files, train_rows=rows)
 
 
 def load_dataset(spec: str, *, data_root: str | None = None, subsample: int | None = None,

@@ -55,6 +55,10 @@ class StreamedDataset:
     info: dict[str, Any] = field(default_factory=dict)
     train_files: list[str] | None = None
 
+    def source_rows(self) -> np.ndarray:
+        """(N,) the file of each training example, relative to the folder."""
+        return np.array(self.train_files, dtype=str)
+
     @property
     def y_train(self) -> np.ndarray:
         return self.train.labels
