@@ -86,7 +86,7 @@ class ScoreSpec:
 @dataclass(frozen=True)
 class BenchOptions:
     per_class: bool = False
-    min_per_class: int = 0
+    min_per_class: int = 1  # >= 1: a drop rule never empties a class, so the default grid fails no cell
     beta: float = 0.0
     bins: int = 50
     cv_folds: int = 5
@@ -279,6 +279,9 @@ def load_config(path: str | Path) -> BenchConfig:
         raise ValidationError(f"Config file {path} not found.") from None
     except tomllib.TOMLDecodeError as exc:
         raise ValidationError(f"{path} is not valid TOML ({exc}).") from None
+    if "grid" not in raw:  # an empty file would otherwise run the whole default grid
+        raise ValidationError(f"{path} has no [grid] section{' (the file is empty)' if not raw else ''}; a bench "
+                              "needs at least [grid] measures = [...] (see benchmarks/open_question/demo.toml).")
     return config_from_dict(raw, source=path.name)
 
 
