@@ -23,3 +23,7 @@ class NotFittedError(SensPruneError):
 
 class TrainingDivergedError(SensPruneError):
     """The loss became NaN or infinite during training."""
+
+
+class SensPruneWarning(UserWarning):
+    """Something the user should know that does not stop the run (the CLI prints it as one 'Warning:' line)."""

@@ -19,15 +19,16 @@ where that example sits in the user's data (see :attr:`sensprune.data.base.Datas
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from sensprune.errors import ValidationError
-from sensprune.io import (base_meta, fingerprint_arrays, publish_dir, read_meta, read_npz, staging_dir,
-                          write_csv, write_json, write_npy, write_npz)
+from sensprune.errors import SensPruneWarning, ValidationError
+from sensprune.io import (base_meta, fingerprint_arrays, fingerprint_file, publish_dir, read_meta, read_npz,
+                          staging_dir, write_csv, write_json, write_npy, write_npz)
 
 SCORES_NPZ = "scores.npz"
 SCORES_CSV = "scores.csv"
@@ -121,7 +122,8 @@ def save_scores(table: ScoreTable, out: Path, *, extra_files: dict[str, Any] | N
         write_npy(stage / PREDICTED_NPY, np.asarray(table.predicted, np.int64))
     for fname, writer in (extra_files or {}).items():
         writer(stage / fname)
-    meta = {**base_meta("scores"), **table.meta, "scores_fingerprint": table.fingerprint()}
+    meta = {**base_meta("scores"), **table.meta, "scores_fingerprint": table.fingerprint(),
+            "scores_csv_sha256": fingerprint_file(stage / SCORES_CSV)}  # to notice a later hand edit
     write_json(stage / "meta.json", meta)
     publish_dir(stage, Path(out))
 
@@ -176,4 +178,18 @@ def load_scores(folder: str | Path) -> ScoreTable:
     if want is not None and want != table.fingerprint():
         raise ValidationError(f"{folder} does not match its meta.json fingerprint; the files are corrupt "
                               "or were edited.")
+    _warn_if_csv_edited(folder, meta)
     return table
+
+
+def _warn_if_csv_edited(folder: Path, meta: dict[str, Any]) -> None:
+    """scores.npz is the file sensprune reads; scores.csv is a copy for people. Say so when it was edited."""
+    want, csv_path = meta.get("scores_csv_sha256"), folder / SCORES_CSV
+    if want is None:  # written before the CSV's checksum was recorded
+        return
+    have = fingerprint_file(csv_path) if csv_path.is_file() else None
+    if have != want:
+        warnings.warn(f"{csv_path} {'is missing' if have is None else 'was edited after it was written'}; "
+                      f"sensprune reads {SCORES_NPZ} (the authoritative file), so "
+                      f"{'nothing is lost' if have is None else 'the edit is ignored'}.",
+                      SensPruneWarning, stacklevel=3)

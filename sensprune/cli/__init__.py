@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
 import sys
 
 import click
@@ -40,12 +41,33 @@ class LazyGroup(click.Group):
         return getattr(importlib.import_module(module), attr)
 
     def invoke(self, ctx):
+        _one_line_warnings()
         try:
             return super().invoke(ctx)
         except SensPruneError as exc:
             raise click.ClickException(str(exc)) from None
+        except BrokenPipeError:  # `sensprune info x | head`: the reader left; not an error of ours
+            raise
         except OSError as exc:  # a file system refusal the checks could not foresee (disk full, permissions)
             raise click.ClickException(_os_error(exc)) from None
+
+
+def _one_line_warnings() -> None:
+    """Show SensPruneWarning as one 'Warning: ...' line on stderr (other warnings keep Python's format)."""
+    import warnings
+
+    from sensprune.errors import SensPruneWarning
+
+    original = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, SensPruneWarning):
+            click.echo(f"Warning: {message}", err=True)
+        else:
+            original(message, category, filename, lineno, file, line)
+
+    if getattr(warnings.showwarning, "__name__", "") != "show":
+        warnings.showwarning = show
 
 
 def _os_error(exc: OSError) -> str:
@@ -85,6 +107,9 @@ def main(argv=None):
     except SensPruneError as exc:
         click.echo(f"Error: {exc}", err=True)
         sys.exit(1)
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        sys.exit(141)
     except OSError as exc:
         click.echo(f"Error: {_os_error(exc)}", err=True)
         sys.exit(1)
