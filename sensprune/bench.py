@@ -134,10 +134,10 @@ def preflight(cfg: BenchConfig) -> None:
             kind, level = parse_corruption(c)
             if kind != "none" and round(level * data.n_train) < 1:
                 raise ValidationError(f"Corruption {c!r} corrupts no example of {spec!r} ({data.n_train} examples).")
-        validate(data, _score_config(cfg, spec, 0))
+        validate(data, score_config(cfg, spec, 0))
 
 
-def _score_config(cfg: BenchConfig, spec: str, seed: int):
+def score_config(cfg: BenchConfig, spec: str, seed: int):
     from sensprune.score import ScoreConfig
 
     s = cfg.score
@@ -194,7 +194,7 @@ def _run_unit(cfg, unit, tick, progress):
     corrupted[corrupted_idx] = True
     scores: dict[str, np.ndarray] = {}
     errors: dict[str, BaseException] = {}
-    scfg = _score_config(cfg, unit.dataset, unit.seed)
+    scfg = score_config(cfg, unit.dataset, unit.seed)
     if cfg.score_measures:
         try:
             with warnings.catch_warnings():
@@ -361,9 +361,9 @@ def prepare_dir(cfg: BenchConfig, out: Path, *, resume: bool, force: bool) -> Pa
     elif out.exists() and not out.is_dir():
         raise ValidationError(f"{out} exists and is not a folder; choose another --out.")
     elif out.exists() and any(out.iterdir()):
-        if not (force and _is_artifact(out)):  # --force never replaces a folder sensprune did not write
+        if not (force and is_artifact(out)):  # --force never replaces a folder sensprune did not write
             raise ValidationError(f"{out} exists and is not a bench folder; choose another --out"
-                                  + (" or pass --force." if _is_artifact(out) else "."))
+                                  + (" or pass --force." if is_artifact(out) else "."))
         replace_old = True
     work = staging_dir(out) if replace_old else out
     work.mkdir(parents=True, exist_ok=True)
@@ -371,7 +371,7 @@ def prepare_dir(cfg: BenchConfig, out: Path, *, resume: bool, force: bool) -> Pa
     return work
 
 
-def _is_artifact(folder: Path) -> bool:
+def is_artifact(folder: Path) -> bool:
     try:
         meta = read_json(folder / "meta.json")
     except ValidationError:

@@ -28,7 +28,7 @@ def corruption_label(c: str) -> str:
 
 
 def _what(row: dict) -> str:
-    pct = f"{row['fraction'] * 100:g}%"
+    pct = f"{row['fraction'] * 100:.3g}%"
     rule = str(row["rule"])
     if row["measure"] == "oracle":
         return f"dropping exactly the corrupted examples ({pct}, oracle)"

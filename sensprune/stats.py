@@ -149,9 +149,10 @@ def summarize(rows: Sequence[dict[str, Any]], *, fdr: float = FDR) -> list[dict[
                "fraction": float(frac), "n": n, "n_failed": len(rs) - len(ok),
                "n_train": float(np.mean([r["n_train"] for r in ok])) if ok else NAN,
                "test_acc_mean": mean, "test_acc_std": sd, "test_acc_ci95": half,
-               "test_loss_mean": _mean(r["test_loss"] for r in ok), "train_acc_mean": _mean(r["train_acc"] for r in ok),
-               "gen_gap_mean": _mean(r["gen_gap"] for r in ok),
-               "corrupted_kept_mean": _mean(r["n_corrupted_kept"] for r in ok),
+               "test_loss_mean": _mean(r.get("test_loss") for r in ok),
+               "train_acc_mean": _mean(r.get("train_acc") for r in ok),
+               "gen_gap_mean": _mean(r.get("gen_gap") for r in ok),
+               "corrupted_kept_mean": _mean(r.get("n_corrupted_kept") for r in ok),
                "error": next((r["message"] for r in rs if r["status"] != "ok"), "")}
         matched = cell_key(ds, corr, "random", matched_rule(measure), float(frac))
         rand = matched if matched in cells else cell_key(ds, corr, "random", "random", float(frac))
@@ -173,8 +174,9 @@ def summarize(rows: Sequence[dict[str, Any]], *, fdr: float = FDR) -> list[dict[
     return out
 
 
-def _mean(values: Iterable[float]) -> float:
-    v = [x for x in values if np.isfinite(x)]
+def _mean(values: Iterable[Any]) -> float:
+    """Mean of the finite numbers among ``values`` (blanks and NaN left out); NaN if there are none."""
+    v = [x for x in values if isinstance(x, (int, float, np.number)) and np.isfinite(x)]
     return float(np.mean(v)) if v else NAN
 
 

@@ -23,11 +23,18 @@ def _shard(ctx, param, value):
 
 
 @click.command(cls=OneLineErrors)
-@click.option("--config", "config_path", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Grid TOML ([grid], [data], [train], [score], [bench]).")
+@click.option("--config", "config_path", default=None,
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Grid TOML ([grid], [data], [train], [score], [bench]); with --selection only its training "
+                   "settings and seeds are used.")
+@click.option("--selection", "selection", default=None, type=click.Path(path_type=Path), metavar="DIR [DIR ...]",
+              help="Bench your own `sensprune prune` folders instead of a grid: each against a random selection "
+                   "of the same size per class and against the full set.")
+@click.argument("more_selections", nargs=-1, type=click.Path(path_type=Path), metavar="")
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Output folder.")
 @click.option("--resume", is_flag=True, help="Skip the units already finished in --out (same config required).")
-@click.option("--force", is_flag=True, help="Delete an existing grid in --out and start over.")
+@click.option("--force", is_flag=True, help="Replace an existing bench in --out (the old one stays until the new "
+                                            "one is complete).")
 @click.option("--jobs", type=click.IntRange(1), default=1, show_default=True, help="Local worker processes.")
 @click.option("--shard", default=None, callback=_shard, metavar="i/n",
               help="Run only units i, i+n, i+2n, ... (0-based) of the plan; join with bench-merge.")
@@ -35,24 +42,43 @@ def _shard(ctx, param, value):
 @click.option("--epochs", type=click.IntRange(1), default=None, help="Override [train] epochs.")
 @click.option("--device", default=None, help="Override [train] device (cpu | cuda | auto).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def bench(config_path, out, resume, force, jobs, shard, seeds, epochs, device, quiet):
+def bench(config_path, selection, more_selections, out, resume, force, jobs, shard, seeds, epochs, device, quiet):
     """Retrain on pruned subsets over a grid and answer: does pruning help?
 
-    Grid: datasets × corruptions × measures × rules × fractions × seeds, plus the baselines
-    random (each fraction), full and oracle. Writes OUT/results.csv, summary.csv, detection.csv,
-    verdict.md and prints the verdict.
+    Grid (--config): datasets × corruptions × measures × rules × fractions × seeds, plus the
+    baselines random (each fraction), full and oracle; rules may include the reweighting arms
+    reweight:inverse-rank, reweight:softmax and reweight:clip (compared with full). Selections
+    (--selection DIR [DIR ...]): your prune folders, each against a random selection of the same
+    size per class and against full, with paired seeds. Writes OUT/results.csv, summary.csv,
+    detection.csv, verdict.md and prints the verdict.
 
     \b
     Examples:
       sensprune bench --config benchmarks/open_question/digits.toml --out runs/bench --jobs 2
       sensprune bench --config grid.toml --out runs/bench --resume
       sensprune bench --config grid.toml --out runs/shard0 --shard 0/4   # then bench-merge
+      sensprune prune --scores runs/digits --by el2n --rule drop-high --fraction 0.2 --out runs/p
+      sensprune bench --selection runs/p --seeds 3 --epochs 10 --out runs/bench_p
     """
-    from sensprune.bench import run_grid
-    from sensprune.config import load_config
+    from sensprune.config import BenchConfig, load_config
 
-    cfg = load_config(config_path).with_overrides(seeds=seeds, epochs=epochs, device=device)
-    res = run_grid(cfg, out, jobs=jobs, shard=shard, resume=resume, force=force, progress=not quiet)
+    if more_selections and selection is None:
+        raise click.UsageError(f"Got unexpected extra argument(s) ({' '.join(map(str, more_selections))}); "
+                               "several folders follow --selection.")
+    if selection is None and config_path is None:
+        raise click.UsageError("Pass --config GRID.toml (a grid) or --selection DIR [DIR ...] (your prune folders).")
+    if selection is not None and (resume or shard != (0, 1) or jobs != 1):
+        raise click.UsageError("--resume, --shard and --jobs apply to --config grids, not to --selection.")
+    cfg = load_config(config_path) if config_path else BenchConfig()
+    cfg = cfg.with_overrides(seeds=seeds, epochs=epochs, device=device)
+    if selection is not None:
+        from sensprune.bench_selection import run_selections
+
+        res = run_selections([selection, *more_selections], out, cfg, force=force, progress=not quiet)
+    else:
+        from sensprune.bench import run_grid
+
+        res = run_grid(cfg, out, jobs=jobs, shard=shard, resume=resume, force=force, progress=not quiet)
     _report(res)
 
 

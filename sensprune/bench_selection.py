@@ -1,0 +1,211 @@
+"""``sensprune bench --selection DIR [DIR ...]``: retrain on the user's own prune folders.
+
+score → prune → bench as one pipeline. For each seed of ``[grid] seeds`` (every run of a seed shares
+init and batch order, so differences are paired, as in the grid):
+
+- ``full``: every training example;
+- each selection ``DIR``: its kept examples (``keep.npy``), or every example with its loss weights
+  (``weights.npy``, a ``--reweight`` selection);
+- the random selection matched to it: for a keep selection, as many examples *per class* as it
+  keeps, drawn uniformly with the seed; for a weighted one, its weights shuffled within each class.
+
+The dataset is the one the selections were made from: its spec is reloaded (a recorded ``--corrupt``
+replayed) and must have the recorded fingerprint, every selection must come from that same data,
+and its indices must cover exactly its training set — otherwise the run is refused with the reason
+before anything is trained or written. Training settings come from ``--config`` ([train], [score]
+model, [bench] budget; [grid] is not used except ``seeds``) or the defaults. The output folder has
+the grid's files (results.csv, summary.csv, verdict.md, meta.json), with one summary row per
+selection (rule ``selection:<its rule>``) tested against its matched random selection.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from sensprune.bench import describe_training, is_artifact, retrain, score_config, write_outputs
+from sensprune.config import BenchConfig
+from sensprune.errors import ArtifactMismatchError, SensPruneError, ValidationError
+from sensprune.io import publish_dir, staging_dir
+from sensprune.stats import matched_rule
+
+
+@dataclass
+class UserSelection:
+    """One prune folder, checked: ``name`` (unique label), ``mask`` (N,) bool, ``weights`` (N,) or None."""
+
+    folder: Path
+    name: str
+    rule: str
+    fraction: float
+    mask: np.ndarray
+    weights: np.ndarray | None
+    meta: dict[str, Any]
+
+
+def load_selections(dirs: Sequence[str | Path], *, data_root: str | None = None):
+    """Load and check the prune folders ``dirs``; returns (dataset, corruption label, [UserSelection]).
+
+    Raises ValidationError for a folder that is not a prune folder and ArtifactMismatchError for a
+    selection made from other data (another dataset fingerprint than the first selection, data that
+    no longer loads with the recorded fingerprint, or indices that do not cover the training set).
+    """
+    from sensprune.prune import load_matching_dataset
+    from sensprune.selection import load_selection
+
+    if not dirs:
+        raise ValidationError("--selection needs at least one prune folder.")
+    loaded = []
+    for d in map(Path, dirs):
+        try:
+            loaded.append((d, load_selection(d)))
+        except ValidationError as exc:
+            raise ValidationError(f"--selection {d} is not a prune folder (made by `sensprune prune --out`): "
+                                  f"{exc}") from None
+    first_dir, first = loaded[0]
+    ds_meta = first.meta.get("dataset") or {}
+    for d, sel in loaded:
+        m = sel.meta.get("dataset") or {}
+        if not m.get("fingerprint"):
+            raise ValidationError(f"--selection {d}: its meta.json records no dataset fingerprint; "
+                                  "redo it with `sensprune prune`.")
+        if m.get("fingerprint") != ds_meta.get("fingerprint"):
+            raise ArtifactMismatchError(
+                f"--selection {d} was made from other data than {first_dir}: dataset {m.get('spec')!r} "
+                f"(fingerprint {m.get('fingerprint')}) vs {ds_meta.get('spec')!r} (fingerprint "
+                f"{ds_meta.get('fingerprint')}); bench selections of one dataset per run.")
+    try:
+        data = load_matching_dataset(ds_meta, data_root=data_root)
+    except ArtifactMismatchError as exc:
+        raise ArtifactMismatchError(f"--selection {first_dir} was made from other data: {exc}") from None
+    out = []
+    for d, sel in loaded:
+        if sel.n != data.n_train:
+            raise ArtifactMismatchError(f"--selection {d} was made from other data: it covers {sel.n} training "
+                                        f"examples but {ds_meta.get('spec')!r} has {data.n_train}.")
+        name = d.resolve().name or str(d)
+        name = name if name not in {s.name for s in out} else f"{name}#{len(out) + 1}"
+        method = sel.meta.get("reweight")
+        rule = f"reweight:{method}" if sel.weights is not None and method else (sel.meta.get("rule") or "given")
+        frac = len(sel.drop) / sel.n if sel.weights is None else float(
+            (sel.meta.get("parameters") or {}).get("fraction") or 0.0)
+        out.append(UserSelection(d, name.replace("|", "_"), rule, frac, sel.mask(), sel.weights, sel.meta))
+    corr = ds_meta.get("corruption")
+    label = f"{corr['kind']}:{corr['fraction']:g}" if isinstance(corr, dict) and corr.get("kind") else "none"
+    return data, label, out
+
+
+def matched_random(sel: UserSelection, labels: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """The random counterpart of ``sel`` for ``seed``: (mask (N,), weights (N,) or None).
+
+    Keep selection: per class ``c`` the same number of kept examples, drawn uniformly without
+    replacement. Weighted selection: all examples, its weights permuted within each class.
+    """
+    rng = np.random.default_rng(seed)
+    n = len(labels)
+    if sel.weights is not None:
+        w = sel.weights.copy()
+        for c in np.unique(labels):
+            idx = np.flatnonzero(labels == c)
+            w[idx] = sel.weights[rng.permutation(idx)]
+        return np.ones(n, bool), w
+    mask = np.zeros(n, bool)
+    for c in np.unique(labels):
+        idx = np.flatnonzero(labels == c)
+        mask[rng.choice(idx, size=int(sel.mask[idx].sum()), replace=False)] = True
+    return mask, None
+
+
+def plan(selections: Sequence[UserSelection]) -> list[tuple[str, str, float, int | None, bool]]:
+    """(measure, rule, fraction, selection index, matched random?) of every retrain of one seed, in row order."""
+    out = [("full", "none", 0.0, None, False)]
+    for k, s in enumerate(selections):
+        out.append((s.name, f"selection:{s.rule}", s.fraction, k, False))
+        out.append(("random", matched_rule(s.name), s.fraction, k, True))
+    return out
+
+
+def run_selections(dirs: Sequence[str | Path], out: str | Path, cfg: BenchConfig, *, force: bool = False,
+                   progress: bool = True) -> dict[str, Any]:
+    """Retrain on each prune folder of ``dirs``, its matched random selection and the full set, for every
+    seed of ``cfg.grid.seeds``; write the grid's output files into ``out`` (assembled aside, then moved)."""
+    from tqdm.auto import tqdm
+
+    from sensprune.score import model_builder, validate
+    from sensprune.train import ArraySource, resolve_device
+
+    out = Path(out)
+    _check_out(out, dirs, force)
+    data, corruption, sels = load_selections(dirs, data_root=cfg.data.data_root)
+    spec = (sels[0].meta.get("dataset") or {}).get("spec", data.spec)
+    scfg = score_config(cfg, spec, 0)
+    validate(data, scfg)
+    device = resolve_device(cfg.train.device)
+    build = model_builder(data, scfg)
+    train_src = ArraySource(data.x_train, data.y_train, device)
+    test_src = ArraySource(data.x_test, data.y_test, device)
+    steps = plan(sels)
+    rows = []
+    bar = tqdm(total=len(steps) * len(cfg.grid.seeds), desc="bench retrains", disable=not progress,
+               dynamic_ncols=True)
+    try:
+        for seed in cfg.grid.seeds:
+            for measure, rule, fraction, k, is_random in steps:
+                t0 = time.perf_counter()
+                base = {"dataset": spec, "corruption": corruption, "seed": seed, "measure": measure, "rule": rule,
+                        "fraction": fraction, "n_total": data.n_train}
+                try:
+                    if k is None:
+                        mask, weights = np.ones(data.n_train, bool), None
+                    elif is_random:
+                        mask, weights = matched_random(sels[k], data.y_train, seed)
+                    else:
+                        mask, weights = sels[k].mask, sels[k].weights
+                    res = retrain(cfg, seed, build, train_src, test_src, data, mask, weights)
+                    rows.append({**base, "status": "ok", **res, "wall_time_s": round(time.perf_counter() - t0, 3),
+                                 "message": ""})
+                except Exception as exc:
+                    msg = str(exc) if isinstance(exc, SensPruneError) else f"{type(exc).__name__}: {exc}"
+                    rows.append({**base, "status": "failed", "message": " ".join(msg.split())[:500]})
+                bar.update(1)
+    finally:
+        bar.close()
+    header = (f"Selections: {', '.join(f'{s.name} ({s.folder}, rule {s.rule})' for s in sels)} on dataset "
+              f"{spec!r} (fingerprint {data.fingerprint}, corruption {corruption}); each against a random selection "
+              f"of the same size per class (weighted selections: their weights shuffled within each class) and "
+              f"the full set; " + describe_training(cfg).split("; warmup")[0] + f"; seeds {list(cfg.grid.seeds)}.")
+    meta = {"mode": "selection", "config": cfg.to_dict(),
+            "dataset": {"spec": spec, "fingerprint": data.fingerprint, "corruption": corruption},
+            "selections": [{"name": s.name, "folder": str(s.folder), "rule": s.rule, "fraction": s.fraction,
+                            "kept": int(s.mask.sum()), "weighted": s.weights is not None,
+                            "scores_fingerprint": s.meta.get("scores_fingerprint")} for s in sels]}
+    stage = staging_dir(out)
+    try:
+        res = write_outputs(stage, rows, [], header=header, meta=meta)
+        publish_dir(stage, out)
+    except BaseException:
+        import shutil
+
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+    return {**res, "out": out, "missing_units": []}
+
+
+def _check_out(out: Path, dirs: Sequence[str | Path], force: bool) -> None:
+    """Refuse an --out that is one of the selections (or holds one), or exists without --force."""
+    o = out.resolve()
+    for d in map(Path, dirs):
+        r = d.resolve()
+        if o == r or o in r.parents:
+            raise ValidationError(f"--out {out} is or contains the selection {d}; choose another --out.")
+    if out.exists() and not out.is_dir():
+        raise ValidationError(f"{out} exists and is not a folder; choose another --out.")
+    if out.exists() and any(out.iterdir()):
+        if not is_artifact(out):
+            raise ValidationError(f"{out} exists and is not a sensprune folder; choose another --out.")
+        if not force:
+            raise ValidationError(f"{out} already exists; pass --force to replace it.")
