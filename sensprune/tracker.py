@@ -1,0 +1,313 @@
+"""``sensprune.Tracker``: the training-dynamics measures inside *your own* training loop.
+
+::
+
+    tracker = sp.Tracker(n=len(train_set), labels=y, measures=["aum", "forgetting", "input_grad", "el2n"])
+    for epoch in range(epochs):
+        for idx, x, y in loader:                       # idx: positions in the training set
+            x = x.requires_grad_()                     # input_grad needs it before the forward
+            logits = model(x)
+            tracker.step(idx, logits, y, x=x)          # before loss.backward()
+            loss = F.cross_entropy(logits, y); opt.zero_grad(); loss.backward(); opt.step()
+        tracker.epoch_end(model=model, eval_data=(x_train, y_train))   # el2n needs the model at its epoch
+    tracker.save("runs/mine")                          # a score folder: sensprune prune / report / info
+
+The arithmetic is that of sensprune's own loop — the very hooks :class:`~sensprune.measures.peers.DynamicsHook`,
+:class:`~sensprune.measures.input_grad.InputGradHook` and :class:`~sensprune.measures.peers.EL2NHook` —
+so the tracker fed the run that ``sp.score`` trains gives the same values.
+
+What each measure needs
+-----------------------
+``loss``, ``forgetting``, ``aum``, ``confidence``, ``variability``, ``correctness``
+    ``idx``, the logits of the batch *at presentation* (train mode, before the step's update) and the labels.
+    Each example must appear at most once per epoch (one pass over the data), as in Toneva et al. 2019.
+``input_grad``
+    ``x`` with ``requires_grad`` set **before the forward**, and ``step`` called before
+    ``loss.backward()`` (or after ``backward(retain_graph=True)``): the tracker takes
+    ‖∇ₓ Σᵢ ℓᵢ‖₁ per example with ``torch.autograd.grad`` (one extra backward to the input). With
+    BatchNorm in train mode the examples of a batch are coupled, so this is not exactly per-example.
+``el2n`` (Paul et al. 2021)
+    ``epoch_end(model=..., eval_data=...)`` at epoch ``el2n_epoch`` (1-based, default 1 — sensprune score
+    uses 10% of the epochs): the model is evaluated in eval mode on ``eval_data``, the whole training set
+    in index order: ``(x, y)`` arrays/tensors or a map-style Dataset returning ``(x, y)``.
+
+Data-parallel (DDP): pass *global* indices (e.g. from a dataset that returns its index, sharded by a
+``DistributedSampler``); every rank calls ``step`` for its own examples and ``epoch_end`` (``el2n``
+evaluates the whole training set on every rank); ``save`` must be called on every rank: the
+accumulators are summed across ranks (the hook contract's ``sum`` keys), and rank 0 writes the folder.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from sensprune.errors import ValidationError
+from sensprune.io import fingerprint_arrays
+from sensprune.measures.gini import gini, lorenz
+from sensprune.measures.input_grad import InputGradHook
+from sensprune.measures.peers import DYNAMICS, DynamicsHook, EL2NHook
+from sensprune.train import ArraySource, LoaderSource, Run, StepInfo, TrainConfig
+
+#: Measures a tracker computes (those that need only what a training loop sees).
+TRACKABLE = (*DYNAMICS, "input_grad", "el2n")
+DEFAULT_TRACKED = ("loss", "forgetting", "aum", "confidence", "variability", "correctness")
+
+
+def _tensor(a, name: str) -> torch.Tensor:
+    if isinstance(a, torch.Tensor):
+        return a
+    try:
+        return torch.as_tensor(np.asarray(a))
+    except Exception:
+        raise ValidationError(f"Tracker.step: {name} must be a tensor or an array; got {type(a).__name__}.") from None
+
+
+class Tracker:
+    """Per-example measures from your own training loop (see the module docstring).
+
+    Parameters
+    ----------
+    n : int
+        Size of the training set; ``idx`` passed to :meth:`step` are positions in ``0..n-1``.
+    labels : array-like (N,) of int, optional
+        The training labels in index order (also saved; without them the labels seen by ``step`` are used).
+    measures : sequence of str
+        From :data:`TRACKABLE`.
+    num_classes : int, optional
+        Default: ``max(labels) + 1`` when labels are given, else the logits' width.
+    el2n_epoch : int
+        1-based epoch at whose end EL2N is taken (default 1).
+    dataset : sensprune Dataset, optional
+        The data being trained on, when it is one sensprune can load (``sp.data.load_dataset(spec)``): its
+        spec and fingerprint are saved, so ``prune --export-data``, ``report`` pictures and
+        ``bench --selection`` can reload and check it. Without it the folder's dataset is ``python:tracker``.
+    """
+
+    def __init__(self, n: int, labels=None, measures: Sequence[str] = DEFAULT_TRACKED, *,
+                 num_classes: int | None = None, el2n_epoch: int = 1, dataset=None):
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+            raise ValidationError(f"Tracker: n must be a positive integer (the training set size); got {n!r}.")
+        self.n = int(n)
+        names = [measures] if isinstance(measures, str) else list(measures)
+        bad = [m for m in names if m not in TRACKABLE]
+        if bad or not names:
+            what = ", ".join(map(repr, bad)) or "(none)"
+            raise ValidationError(f"Tracker: unknown or untrackable measure(s) {what}. "
+                                  f"A tracker computes: {', '.join(TRACKABLE)}; the others need sensprune's own "
+                                  "loop (sp.score).")
+        self.measures = list(dict.fromkeys(names))
+        self.labels = None
+        if labels is not None:
+            lab = np.asarray(labels.detach().cpu() if isinstance(labels, torch.Tensor) else labels)
+            if lab.shape != (self.n,) or not np.issubdtype(lab.dtype, np.integer) or (lab.size and lab.min() < 0):
+                raise ValidationError(f"Tracker: labels must be {self.n} non-negative integers (one per training "
+                                      f"example); got {lab.dtype} of shape {lab.shape}.")
+            self.labels = lab.astype(np.int64)
+        self.num_classes = num_classes if num_classes is not None else (
+            int(self.labels.max()) + 1 if self.labels is not None else None)
+        if isinstance(el2n_epoch, bool) or not isinstance(el2n_epoch, int) or el2n_epoch < 1:
+            raise ValidationError(f"Tracker: el2n_epoch must be an integer >= 1; got {el2n_epoch!r}.")
+        self.el2n_epoch = el2n_epoch
+        self.dataset_meta: dict[str, Any] = {"spec": "python:tracker", "n_train": self.n, "fingerprint": None}
+        if dataset is not None:
+            if not hasattr(dataset, "describe") or getattr(dataset, "n_train", None) != self.n:
+                raise ValidationError(f"Tracker: dataset must be a sensprune Dataset of {self.n} training examples.")
+            self.dataset_meta = dataset.describe()
+            if hasattr(dataset, "x_train"):
+                self.dataset_meta["train_fingerprint"] = fingerprint_arrays(dataset.x_train, dataset.y_train)
+        self.hooks: list[Any] = []
+        if any(m in DYNAMICS for m in self.measures):
+            self.hooks.append(DynamicsHook(self.n))
+        self._input_grad = "input_grad" in self.measures
+        if self._input_grad:
+            self.hooks.append(InputGradHook(self.n))
+        self._el2n = EL2NHook(self.n, el2n_epoch) if "el2n" in self.measures else None
+        if self._el2n is not None:
+            self.hooks.append(self._el2n)
+        self.seen_labels = np.full(self.n, -1, np.int64)
+        self.epoch = 0
+        self.steps = 0
+        self.history: list[dict[str, Any]] = []
+        self.gini_rows: list[list[float]] = []
+        self._epoch_sums = np.zeros(3)  # loss sum, correct, seen (this rank, this epoch)
+        self._synced = None
+
+    # -- the loop's calls -----------------------------------------------------------------------------------
+
+    def step(self, idx, logits: torch.Tensor, y=None, *, x: torch.Tensor | None = None) -> None:
+        """Record one minibatch: ``idx`` (B,) positions, ``logits`` (B, K) at presentation, labels ``y`` (B,).
+
+        Call it after the forward and before ``loss.backward()`` when ``input_grad`` is tracked (``x``
+        must then be the input tensor, with ``requires_grad`` set before the forward).
+        """
+        idx_t = _tensor(idx, "idx").detach()
+        if idx_t.dim() != 1 or idx_t.dtype.is_floating_point or idx_t.dtype == torch.bool:
+            raise ValidationError(f"Tracker.step: idx must be a 1-D integer tensor of positions; got "
+                                  f"{idx_t.dtype} of shape {tuple(idx_t.shape)}.")
+        b = len(idx_t)
+        if b and (int(idx_t.min()) < 0 or int(idx_t.max()) >= self.n):
+            raise ValidationError(f"Tracker.step: indices must be in 0..{self.n - 1} (n={self.n}); got "
+                                  f"{int(idx_t.min())}..{int(idx_t.max())}.")
+        if not isinstance(logits, torch.Tensor):
+            raise ValidationError(f"Tracker.step: logits must be a torch tensor; got {type(logits).__name__}.")
+        k = self.num_classes
+        if logits.dim() != 2 or logits.shape[0] != b or (k is not None and logits.shape[1] != k):
+            want = f"({b}, {k if k is not None else 'K'})"
+            raise ValidationError(f"Tracker.step: logits have shape {tuple(logits.shape)}, expected {want} "
+                                  "(one row per index, one column per class).")
+        if self.num_classes is None:
+            self.num_classes = int(logits.shape[1])
+        if y is None:
+            if self.labels is None:
+                raise ValidationError("Tracker.step: pass the labels y (or labels= to Tracker).")
+            y_t = torch.as_tensor(self.labels[idx_t.cpu().numpy()], device=logits.device)
+        else:
+            y_t = _tensor(y, "y").to(logits.device).reshape(-1).long()
+            if y_t.shape != (b,):
+                raise ValidationError(f"Tracker.step: y has shape {tuple(y_t.shape)}, expected ({b},).")
+        if b and (int(y_t.min()) < 0 or int(y_t.max()) >= logits.shape[1]):
+            raise ValidationError(f"Tracker.step: labels must be in 0..{logits.shape[1] - 1}; got "
+                                  f"{int(y_t.min())}..{int(y_t.max())}.")
+        idx_t = idx_t.to(logits.device).long()
+        losses = F.cross_entropy(logits, y_t, reduction="none")
+        gx = None
+        if self._input_grad:
+            gx = self._input_gradient(losses, x, b)
+        self.seen_labels[idx_t.cpu().numpy()] = y_t.cpu().numpy()
+        info = StepInfo(self.epoch, self.steps, idx_t, None if x is None else x.detach(), y_t, logits.detach(),
+                        losses.detach(), gx, float("nan"))
+        for h in self.hooks:
+            h.on_step(info, None)
+        with torch.no_grad():
+            self._epoch_sums += [float(losses.sum()), float((logits.argmax(1) == y_t).sum()), b]
+        self.steps += 1
+
+    def _input_gradient(self, losses: torch.Tensor, x, b: int) -> torch.Tensor:
+        if not isinstance(x, torch.Tensor) or x.shape[:1] != (b,):
+            raise ValidationError("Tracker.step: input_grad needs x=, the batch's input tensor (B, ...).")
+        if not x.requires_grad or not losses.requires_grad:
+            raise ValidationError("Tracker.step: input_grad needs x with requires_grad set before the forward "
+                                  "(x.requires_grad_()) and logits still attached to the graph.")
+        try:
+            (g,) = torch.autograd.grad(losses.sum(), x, retain_graph=True)
+        except RuntimeError as exc:
+            raise ValidationError("Tracker.step: the input gradient could not be taken; call tracker.step "
+                                  f"before loss.backward() ({' '.join(str(exc).split())[:120]}).") from None
+        return g.detach().float()
+
+    def epoch_end(self, *, model: torch.nn.Module | None = None, eval_data=None, batch_size: int = 256,
+                  **metrics) -> None:
+        """Close the epoch: fold the step buffers, take EL2N at ``el2n_epoch``, record Gini and history.
+
+        ``model`` and ``eval_data`` (the training set in index order) are needed at the EL2N epoch;
+        extra ``metrics`` (e.g. ``test_acc=0.91``) go into the saved history.
+        """
+        from sensprune import distributed as D
+
+        run = None
+        if self._el2n is not None and self.epoch + 1 == self.el2n_epoch:
+            run = self._eval_run(model, eval_data, batch_size)
+        for h in self.hooks:
+            h.on_epoch_end(self.epoch, run)
+        if D.world_size() > 1:  # every rank then holds the values of the whole training set
+            self._synced = D.sync_hooks(self.hooks, self._synced)
+            sums = torch.from_numpy(self._epoch_sums.copy())
+            torch.distributed.all_reduce(sums)
+            self._epoch_sums = sums.numpy()
+        loss_sum, correct, seen = self._epoch_sums
+        rec = {"epoch": self.epoch + 1, "train_loss": loss_sum / max(seen, 1), "train_acc": correct / max(seen, 1),
+               **{k: float(v) for k, v in metrics.items()}}
+        self.history.append(rec)
+        vals = self._values()
+        self.gini_rows.append([gini(vals[m]) if np.isfinite(vals[m]).any() else math.nan for m in self.measures])
+        self._epoch_sums = np.zeros(3)
+        self.epoch += 1
+
+    def _eval_run(self, model, eval_data, batch_size: int) -> Run:
+        if not isinstance(model, torch.nn.Module) or eval_data is None:
+            raise ValidationError(f"Tracker.epoch_end: el2n is taken at the end of epoch {self.el2n_epoch}; pass "
+                                  "model= and eval_data= (the training set in index order).")
+        device = next(iter(model.parameters()), torch.zeros(())).device
+        if isinstance(eval_data, (tuple, list)) and len(eval_data) == 2:
+            x, y = (v.detach().cpu().numpy() if isinstance(v, torch.Tensor) else np.asarray(v) for v in eval_data)
+            src = ArraySource(x.astype(np.float32), y.astype(np.int64), device)
+            if "train_fingerprint" not in self.dataset_meta and len(y) == self.n:
+                from sensprune.api import train_fingerprint
+
+                self.dataset_meta["train_fingerprint"] = train_fingerprint((x, y))
+        else:
+            src = LoaderSource(eval_data, device, num_workers=0)
+        if len(src) != self.n:
+            raise ValidationError(f"Tracker.epoch_end: eval_data has {len(src)} examples, the tracker {self.n}; "
+                                  "pass the whole training set in index order.")
+        return Run(model, None, TrainConfig(eval_batch_size=batch_size), src, device)
+
+    # -- results ------------------------------------------------------------------------------------------------
+
+    def _values(self) -> dict[str, np.ndarray]:
+        out: dict[str, np.ndarray] = {}
+        for h in self.hooks:
+            out.update(h.values())
+        return {m: np.asarray(out[m], np.float64) for m in self.measures}
+
+    def values(self) -> dict[str, np.ndarray]:
+        """``{measure: (N,) float64}`` so far on this rank (NaN for examples not seen yet), higher = harder."""
+        return self._values()
+
+    def table(self):
+        """The :class:`~sensprune.score_table.ScoreTable` that :meth:`save` writes (after reducing across ranks)."""
+        from sensprune import distributed as D
+        from sensprune.measures import MEASURES
+        from sensprune.score_table import ScoreTable
+
+        if self.steps == 0:
+            raise ValidationError("Tracker: no step was recorded; call tracker.step(idx, logits, y) in your "
+                                  "training loop before saving.")
+        if D.world_size() > 1:
+            self._synced = D.sync_hooks(self.hooks, self._synced)
+            seen = torch.from_numpy(self.seen_labels.copy())
+            torch.distributed.all_reduce(seen, op=torch.distributed.ReduceOp.MAX)
+            self.seen_labels = seen.numpy()
+        vals = self._values()
+        label = self.labels if self.labels is not None else self.seen_labels
+        with np.errstate(all="ignore"):
+            meta = {
+                "config": {"tracker": True, "measures": self.measures, "el2n_epoch": self.el2n_epoch,
+                           "epochs": self.epoch, "steps": self.steps},
+                "seeds": [0],
+                "dataset": {**self.dataset_meta, "num_classes": self.num_classes},
+                "measures": {m: {"direction": MEASURES[m].direction, "description": MEASURES[m].description}
+                             for m in self.measures},
+                "gini_per_epoch": {m: [None if not np.isfinite(r[j]) else float(r[j]) for r in self.gini_rows]
+                                   for j, m in enumerate(self.measures)},
+                "gini": {m: (float(gini(v)) if np.isfinite(v).all() else None) for m, v in vals.items()},
+                "lorenz": {m: lorenz(v).round(6).tolist() for m, v in vals.items() if np.isfinite(v).all()},
+                "history": {"0": self.history},
+                "train_accuracy_note": "train_acc is measured at presentation time during each epoch (train mode).",
+                "tracker_note": "computed by sensprune.Tracker in the user's own training loop; examples never "
+                                "presented have NaN.",
+            }
+        idx = np.arange(self.n, dtype=np.int64)
+        return ScoreTable(idx, label.astype(np.int64), vals, {m: v[None] for m, v in vals.items()}, meta)
+
+    def save(self, out: str | Path, *, force: bool = False) -> Path:
+        """Write a score folder (``scores.npz``, ``scores.csv``, ``meta.json``) that ``sensprune prune``,
+        ``report``, ``info`` and ``bench --selection`` accept; under DDP call it on every rank (rank 0 writes).
+        """
+        from sensprune import distributed as D
+        from sensprune.io import prepare_out_dir
+        from sensprune.score_table import save_scores
+
+        table = self.table()
+        out = Path(out)
+        if D.is_main():
+            prepare_out_dir(out, force=force)
+            save_scores(table, out)
+        D.barrier()
+        return out

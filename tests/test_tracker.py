@@ -1,0 +1,127 @@
+"""sensprune.Tracker in a user's own loop: same values as sp.score, a folder the CLI accepts, one-line errors."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+import sensprune as sp
+from cli_helpers import assert_one_line_error, run_cli
+from sensprune.errors import ValidationError
+from sensprune.train import epoch_order
+
+MEASURES = ["loss", "forgetting", "aum", "confidence", "variability", "correctness", "input_grad", "el2n"]
+
+
+def _net():
+    return torch.nn.Sequential(torch.nn.Linear(6, 16), torch.nn.ReLU(), torch.nn.Linear(16, 4))
+
+
+def _user_loop(x, y, epochs=3, bs=32, seed=0):
+    """A plain PyTorch loop, fed the run sp.score trains: same init seed, same batch order, same SGD."""
+    torch.manual_seed(seed)
+    model = _net()
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)
+    X, Y = torch.from_numpy(x), torch.from_numpy(y)
+    tracker = sp.Tracker(n=len(y), labels=y, measures=MEASURES)
+    for epoch in range(epochs):
+        model.train()
+        order = epoch_order(len(y), seed, epoch, None)
+        for i in range(0, len(order), bs):
+            idx = order[i:i + bs]
+            xb = X[idx].requires_grad_()
+            logits = model(xb)
+            tracker.step(idx, logits, Y[idx], x=xb)
+            loss = F.cross_entropy(logits, Y[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        tracker.epoch_end(model=model, eval_data=(x, y))
+    return tracker
+
+
+def test_tracker_equals_sp_score(tiny_arrays):
+    x, y, _, _ = tiny_arrays
+    table = sp.score((x, y), measures=MEASURES, model=_net, epochs=3, seed=0, batch_size=32, schedule="constant")
+    tracker = _user_loop(x, y)
+    got = tracker.values()
+    for m in MEASURES:
+        assert np.isfinite(got[m]).all(), m
+        np.testing.assert_allclose(got[m], table.scores[m], rtol=1e-5, atol=1e-7, err_msg=m)
+    assert table.meta["config"]["el2n_epoch"] == tracker.el2n_epoch == 1
+
+
+def test_tracker_folder_accepted_by_prune_report_info(tiny_arrays, tmp_path):
+    x, y, _, _ = tiny_arrays
+    tracker = _user_loop(x, y, epochs=2)
+    out = tracker.save(tmp_path / "mine")
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["kind"] == "scores" and meta["dataset"]["train_fingerprint"]
+    table = sp.load_scores(out)
+    np.testing.assert_array_equal(table.label, y)
+    res = run_cli(["prune", "--scores", out, "--by", "aum", "--rule", "drop-high", "--fraction", "0.2",
+                   "--per-class", "--out", tmp_path / "pruned"])
+    assert res.exit_code == 0, res.output
+    assert len(np.load(tmp_path / "pruned" / "keep.npy")) == 96
+    res = run_cli(["report", out, "--out", tmp_path / "report.html", "--quiet"])
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "report.html").stat().st_size > 1000
+    res = run_cli(["info", out])
+    assert res.exit_code == 0 and "scores artifact" in res.output
+    # the selection made from the tracker folder checks the training data's fingerprint
+    sel = sp.prune(table, by="el2n", rule="drop-high", fraction=0.1)
+    assert len(sel.subset((x, y))) == len(sel.keep)
+    with pytest.raises(sp.SensPruneError, match="fingerprint"):
+        sel.subset((x[::-1].copy(), y))
+
+
+def test_tracker_bad_input_is_one_line(tiny_arrays, tmp_path):
+    x, y, _, _ = tiny_arrays
+    t = sp.Tracker(n=120, labels=y, measures=["aum", "input_grad"])
+    with pytest.raises(ValidationError, match=r"no step was recorded"):
+        t.save(tmp_path / "empty")
+    assert not (tmp_path / "empty").exists()
+    xb = torch.from_numpy(x[:4]).requires_grad_()
+    logits = _net()(xb)
+    with pytest.raises(ValidationError, match=r"indices must be in 0\.\.119 \(n=120\); got 118\.\.121"):
+        t.step(torch.tensor([118, 119, 120, 121]), logits, torch.tensor(y[:4]), x=xb)
+    with pytest.raises(ValidationError, match=r"logits have shape \(4, 3\), expected \(4, 4\)"):
+        t.step(torch.arange(4), logits[:, :3], torch.tensor(y[:4]), x=xb)
+    with pytest.raises(ValidationError, match=r"logits have shape \(4, 4\), expected \(3, 4\)"):
+        t.step(torch.arange(3), logits, torch.tensor(y[:3]), x=xb)
+    with pytest.raises(ValidationError, match="requires_grad"):
+        t.step(torch.arange(4), logits.detach(), torch.tensor(y[:4]), x=xb.detach())
+    with pytest.raises(ValidationError, match="untrackable measure.*'loss_sensitivity'"):
+        sp.Tracker(n=10, measures=["aum", "loss_sensitivity"])
+    with pytest.raises(ValidationError, match="labels must be 120"):
+        sp.Tracker(n=120, labels=y[:5])
+    for err in (ValidationError,):
+        assert len(str(err("x")).splitlines()) == 1
+
+
+def test_el2n_needs_model_at_its_epoch(tiny_arrays):
+    x, y, _, _ = tiny_arrays
+    t = sp.Tracker(n=120, labels=y, measures=["el2n"], el2n_epoch=1)
+    model = _net()
+    t.step(torch.arange(8), model(torch.from_numpy(x[:8])), torch.tensor(y[:8]))
+    with pytest.raises(ValidationError, match="pass model= and eval_data="):
+        t.epoch_end()
+    with pytest.raises(ValidationError, match="eval_data has 8 examples, the tracker 120"):
+        t.epoch_end(model=model, eval_data=(x[:8], y[:8]))
+
+
+def test_save_refuses_tracker_cli_error_is_one_line(tiny_arrays, tmp_path):
+    """A tracker folder with never-presented examples is refused by prune in one line (NaN scores)."""
+    x, y, _, _ = tiny_arrays
+    t = sp.Tracker(n=120, labels=y, measures=["aum"])
+    t.step(torch.arange(8), _net()(torch.from_numpy(x[:8])), torch.tensor(y[:8]))
+    t.epoch_end()
+    t.save(tmp_path / "part")
+    res = run_cli(["prune", "--scores", tmp_path / "part", "--by", "aum", "--rule", "drop-high", "--fraction",
+                   "0.2", "--out", tmp_path / "p"])
+    assert_one_line_error(res, "aum")
+    assert not (tmp_path / "p").exists()
