@@ -29,6 +29,9 @@ from tqdm.auto import tqdm
 from sensprune.checkpoint import load_checkpoint, save_checkpoint
 from sensprune.errors import TrainingDivergedError, ValidationError
 
+#: None: check the loss for NaN/inf at every step on CPU and once per epoch elsewhere; True/False force it
+DEFER_FINITE_CHECK: bool | None = None
+
 OPTIMIZERS = ("sgd", "adam")
 SCHEDULES = ("constant", "cosine", "step")
 AMP_MODES = ("none", "bf16", "fp16")
@@ -289,13 +292,21 @@ def eval_mode(model: nn.Module):
 
 @torch.no_grad()
 def predict_logits(model: nn.Module, source: ArraySource | LoaderSource, batch_size: int = 1024,
-                   *, with_labels: bool = False):
-    """Eval-mode logits (N, K) of every example of ``source`` in index order (and labels (N,) if asked)."""
-    order = torch.arange(len(source), device=_device_of(source))
+                   *, with_labels: bool = False, amp: torch.dtype | None = None):
+    """Eval-mode logits (N, K) of every example of ``source`` in index order (and labels (N,) if asked).
+
+    ``amp``: run the forward under autocast to that dtype (the logits are returned as float32).
+    """
+    device = _device_of(source)
+    order = torch.arange(len(source), device=device)
     logits, labels = [], []
     with eval_mode(model):
         for _, x, y in source.batches(order, batch_size):
-            logits.append(model(x))
+            if amp is None:
+                logits.append(model(x))
+            else:
+                with torch.autocast(device.type, dtype=amp):
+                    logits.append(model(x).float())
             labels.append(y)
     return (torch.cat(logits), torch.cat(labels)) if with_labels else torch.cat(logits)
 
@@ -379,6 +390,72 @@ def _seed(seed: int, device: torch.device) -> None:
         torch.mps.manual_seed(int(seed))
 
 
+def conv2d_input_grad(grad_out: torch.Tensor, conv: nn.Conv2d, in_hw: tuple[int, int]) -> torch.Tensor:
+    """∂/∂input of a ``groups=1`` Conv2d from the gradient at its output: (B, C_out, H', W') → (B, C_in, H, W).
+
+    The transposed convolution written as one matrix product (channels contracted against the
+    kernel) followed by ``F.fold`` (col2im). Same value as ``torch.nn.grad.conv2d_input``; on CPU
+    it is several times faster for the thin first layers (C_in of 1 or 3) it is used for.
+    """
+    b, c_out, h_out, w_out = grad_out.shape
+    w = conv.weight.detach()
+    cols = grad_out.permute(0, 2, 3, 1).reshape(-1, c_out).to(w.dtype) @ w.reshape(c_out, -1)
+    cols = cols.reshape(b, h_out * w_out, -1).transpose(1, 2)
+    return F.fold(cols, in_hw, conv.kernel_size, dilation=conv.dilation, padding=conv.padding, stride=conv.stride)
+
+
+class FirstLayerInputGrad:
+    """∇ₓ of the training loss, read from the training backward at the model's first layer.
+
+    Without this the loop makes the batch a leaf that requires grad and reads ``x.grad``. For the
+    built-in ``mlp`` and ``cnn`` — whose first layer (a Linear after Flatten, or a Conv2d after a
+    reshape) is applied to a view of x and x enters nowhere else — a forward hook on that layer puts
+    a tensor hook on its output; in the very same backward pass it receives the gradient G at the
+    layer's output and maps it back to the input: ``G @ W`` (Linear) or the transposed convolution
+    (Conv2d, :func:`conv2d_input_grad`). No second autograd product, no graph on x; only the rows of
+    the batch are computed. Other models (plugins, resnet18, compiled models) use the generic path.
+    """
+
+    def __init__(self, layer: nn.Module):
+        self.layer, self.active, self.grad, self.shape = layer, False, None, None
+        self.handle = layer.register_forward_hook(self._forward)
+
+    @staticmethod
+    def find(model: nn.Module) -> nn.Module | None:
+        """The first layer of a built-in model whose input is exactly a view of x, else None."""
+        from sensprune.models import MLP, SmallCNN  # the model zoo imports no training code
+
+        if type(model) is MLP and isinstance(model.net[0], nn.Flatten) and isinstance(model.net[1], nn.Linear):
+            return model.net[1]
+        if type(model) is SmallCNN:
+            first = model.features[0]
+            if isinstance(first, nn.Conv2d) and first.groups == 1 and first.padding_mode == "zeros" \
+                    and not isinstance(first.padding, str):
+                return first
+        return None
+
+    def _forward(self, module, inputs, out) -> None:
+        if self.active and out.requires_grad:
+            self.shape = inputs[0].shape
+            out.register_hook(self._backward)
+
+    def _backward(self, g: torch.Tensor) -> None:
+        if isinstance(self.layer, nn.Linear):
+            self.grad = g.float() @ self.layer.weight.detach().float()
+        else:
+            self.grad = conv2d_input_grad(g.float(), self.layer, tuple(self.shape[-2:]))
+
+    def take(self, like: torch.Tensor) -> torch.Tensor:
+        """The captured gradient, shaped like the batch ``like``; cleared for the next step."""
+        g, self.grad = self.grad, None
+        if g is None:  # the batch had no example (an empty shard)
+            return torch.zeros_like(like, dtype=torch.float32)
+        return g.reshape(like.shape)
+
+    def close(self) -> None:
+        self.handle.remove()
+
+
 def _train(build_model, train_data, cfg: TrainConfig, device: torch.device, *, test_data, mask, weights, hooks,
            checkpoint_dir, progress, desc, stop=None) -> TrainResult:
     from sensprune import distributed as D
@@ -404,6 +481,10 @@ def _train(build_model, train_data, cfg: TrainConfig, device: torch.device, *, t
     start = load_checkpoint(checkpoint_dir, run, hooks) if checkpoint_dir else 0
     synced = [{k: np.array(v, copy=True) for k, v in h.state_dict().items()} for h in hooks] if world > 1 else None
     need_grad = any(h.needs_input_grad for h in hooks)
+    layer = FirstLayerInputGrad.find(model) if need_grad and not cfg.compile else None
+    first = None if layer is None else FirstLayerInputGrad(layer)
+    # on an accelerator, `if not isfinite(loss)` would stall the queue every step: check at the epoch end
+    defer_check = device.type != "cpu" if DEFER_FINITE_CHECK is None else DEFER_FINITE_CHECK
     bar = tqdm(range(start, cfg.epochs), desc=desc, disable=not progress or rank != 0, leave=False,
                dynamic_ncols=True, initial=start, total=cfg.epochs)
     step = start * math.ceil(int(mask_t.sum()) / cfg.batch_size if mask_t is not None else n / cfg.batch_size)
@@ -418,22 +499,28 @@ def _train(build_model, train_data, cfg: TrainConfig, device: torch.device, *, t
         loss_sum = torch.zeros((), dtype=torch.float64, device=device)
         correct_sum = torch.zeros((), dtype=torch.int64, device=device)
         seen = 0
+        step0, epoch_losses = step, []
         for n_global, (idx, x, y) in zip(sizes, train_data.batches_of(_chunks(order, cfg.batch_size, rank, world))):
-            if need_grad:
+            if need_grad and first is None:
                 x = x.detach().requires_grad_(True)
+            if first is not None:
+                first.active = True  # only the training forward: hooks' own passes must not be captured
             if amp_dtype is None:
                 logits = fwd(x)
             else:
                 with torch.autocast(device.type, dtype=amp_dtype):
                     logits = fwd(x).float()
+            if first is not None:
+                first.active = False
             losses = F.cross_entropy(logits, y, reduction="none")
             bw = None if w_t is None else w_t[idx]
             # sum / |B_global| per update; DDP averages over ranks, hence the factor world
             factor = world / n_global
             loss = (losses if bw is None else losses * bw).sum() * factor
-            if not torch.isfinite(loss):
-                raise TrainingDivergedError(f"The training loss became {float(loss.detach())} at epoch {epoch + 1}, "
-                                            f"step {step + 1}; lower the learning rate (--lr).")
+            if defer_check:
+                epoch_losses.append(loss.detach())
+            elif not torch.isfinite(loss):
+                _diverged(float(loss.detach()), epoch, step)
             opt.zero_grad(set_to_none=True)
             (scaler.scale(loss) if scaler.is_enabled() else loss).backward()
             gx = None
@@ -441,7 +528,7 @@ def _train(build_model, train_data, cfg: TrainConfig, device: torch.device, *, t
                 scale = 1.0 / (factor * scaler.get_scale())
                 if bw is not None:
                     scale = scale / bw.reshape(-1, *([1] * (x.dim() - 1)))
-                gx = x.grad.detach().float() * scale
+                gx = (x.grad.detach() if first is None else first.take(x)).float() * scale
             if hooks:
                 info = StepInfo(epoch, step, idx, x.detach(), y, logits.detach(), losses.detach(), gx, lr)
                 for h in hooks:
@@ -458,9 +545,14 @@ def _train(build_model, train_data, cfg: TrainConfig, device: torch.device, *, t
                 correct_sum += (logits.argmax(1) == y).sum()
             seen += len(idx)
             step += 1
+        if epoch_losses:
+            bad = ~torch.isfinite(torch.stack(epoch_losses))
+            if bool(bad.any()):
+                j = int(bad.nonzero()[0, 0])
+                _diverged(float(epoch_losses[j]), epoch, step0 + j)
         stats = torch.tensor([float(loss_sum), float(correct_sum), seen], dtype=torch.float64)
         if world > 1:
-            torch.distributed.all_reduce(stats)
+            D.all_reduce(stats)  # CPU tensor: sent on a device the group's backend takes (NCCL: CUDA)
             synced = D.sync_hooks(hooks, synced)
         tot_loss, tot_correct, seen = stats.tolist()
         rec = {"epoch": epoch + 1, "lr": lr, "train_loss": tot_loss / max(seen, 1),
@@ -479,7 +571,14 @@ def _train(build_model, train_data, cfg: TrainConfig, device: torch.device, *, t
         if stop is not None and stop(rec, run):
             break
     bar.close()
+    if first is not None:
+        first.close()
     return TrainResult(model, run.history, time.perf_counter() - t0, start)
+
+
+def _diverged(value: float, epoch: int, step: int):
+    raise TrainingDivergedError(f"The training loss became {value} at epoch {epoch + 1}, step {step + 1}; "
+                                "lower the learning rate (--lr).")
 
 
 def _as_mask(mask, n: int) -> torch.Tensor | None:

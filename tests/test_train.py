@@ -159,3 +159,85 @@ def test_compile_matches_plain_path(tiny_arrays):
     b = train(_build, _src(x, y), TrainConfig(epochs=2, batch_size=16, compile=True), progress=False)
     for p, q in zip(a.model.parameters(), b.model.parameters()):
         assert torch.allclose(p, q, atol=1e-4)
+
+
+@pytest.mark.parametrize("stride,padding,dilation,c_in", [(1, 1, 1, 1), (2, 1, 1, 3), (1, 2, 2, 2), (2, 0, 1, 1)])
+def test_conv2d_input_grad_equals_torch(stride, padding, dilation, c_in):
+    from sensprune.train import conv2d_input_grad
+
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(c_in, 5, 3, stride=stride, padding=padding, dilation=dilation)
+    x = torch.randn(4, c_in, 11, 9, requires_grad=True)
+    g = torch.randn_like(conv(x))
+    (ref,) = torch.autograd.grad(conv(x), x, g)
+    got = conv2d_input_grad(g, conv, (11, 9))
+    assert got.shape == ref.shape
+    assert torch.allclose(got, ref, atol=1e-5)
+
+
+def test_first_layer_capture_is_used_for_builtin_models_only():
+    from sensprune.models import MLP, SmallCNN
+    from sensprune.train import FirstLayerInputGrad
+
+    assert FirstLayerInputGrad.find(MLP(3, (4, 4))) is not None
+    assert FirstLayerInputGrad.find(SmallCNN(3, (8, 8))) is not None
+    assert FirstLayerInputGrad.find(SmallCNN(3, (12,))) is None  # Conv1d: the generic path
+    assert FirstLayerInputGrad.find(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 3))) is None
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_cnn_input_grad_from_first_layer_equals_one_example_at_a_time(weighted):
+    """The conv first-layer capture gives each example's own ∇ₓℓ (SmallCNN has no BatchNorm)."""
+    from sensprune.models import SmallCNN
+
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(48, 6, 6)).astype(np.float32)
+    y = rng.integers(0, 3, 48)
+    hook = Capture()
+    w = np.linspace(0.5, 1.5, 48) if weighted else None
+    train(lambda: SmallCNN(3, (6, 6)), _src(x, y), TrainConfig(epochs=1, batch_size=16), weights=w, hooks=[hook],
+          progress=False)
+    assert len(hook.idx) == 3
+    assert hook.max_err < 1e-5
+
+
+def test_first_layer_capture_equals_generic_leaf_path(tiny_arrays):
+    """The same MLP through the capture (built-in class) and through x.grad (a plain Sequential)."""
+    x, y, xt, yt = tiny_arrays
+
+    class Grads(Hook):
+        needs_input_grad = True
+
+        def __init__(self):
+            self.g = []
+
+        def on_step(self, step, run):
+            self.g.append(step.input_grad.clone())
+
+    def seq():
+        m = _build()
+        return torch.nn.Sequential(*m.net)
+
+    a, b = Grads(), Grads()
+    ra = train(_build, _src(x, y), TrainConfig(epochs=2, batch_size=32), hooks=[a], progress=False)
+    rb = train(seq, _src(x, y), TrainConfig(epochs=2, batch_size=32), hooks=[b], progress=False)
+    for p, q in zip(ra.model.parameters(), rb.model.parameters()):
+        assert torch.equal(p, q)
+    for ga, gb in zip(a.g, b.g):
+        assert torch.allclose(ga, gb, atol=1e-7)
+    assert not ra.model.net[1]._forward_hooks  # the capture hook is removed after training
+
+
+def test_deferred_divergence_check_names_the_same_step(tiny_arrays, monkeypatch):
+    """On accelerators the finiteness check runs once per epoch; it reports the first bad step all the same."""
+    import sensprune.train as T
+
+    x, y, xt, yt = tiny_arrays
+    x = x * 1e18
+    msgs = []
+    for defer in (False, True):
+        monkeypatch.setattr(T, "DEFER_FINITE_CHECK", defer)
+        with pytest.raises(TrainingDivergedError) as err:
+            train(_build, _src(x, y), TrainConfig(epochs=3, lr=1e6), progress=False)
+        msgs.append(str(err.value))
+    assert msgs[0] == msgs[1]

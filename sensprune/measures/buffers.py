@@ -61,6 +61,6 @@ class StepBuffer:
         steps, self.steps = self.steps, []
         parts = [torch.cat(t) for t in zip(*steps)]
         idx = parts[0].cpu().numpy()
-        if np.unique(idx).size == idx.size:
+        if idx.size == 0 or np.bincount(idx).max() <= 1:  # O(N) and much cheaper than np.unique's sort
             return [(idx, *parts[1:])]
         return [(s[0].cpu().numpy(), *s[1:]) for s in steps]

@@ -1,8 +1,11 @@
 """Direct input-gradient sensitivity ``input_grad`` (MEASURES §2) — a cheap surrogate, not the paper's measure.
 
 s_n^t = ‖∇ₓ ℓ(θ_t; x_n, y_n)‖₁ at the steps t where x_n is in the minibatch, averaged over those
-steps. Read from the very backward pass that trains (the loop rescales ``x.grad`` by |B|/w_n), so
-it costs almost nothing. It has only the *direct* term; the paper's loss sensitivity (Arpit et al.
+steps. Read from the very backward pass that trains (the loop rescales it by |B|/w_n): for the
+built-in mlp and cnn, the gradient at the first layer's output is mapped back to the input inside
+that backward (:class:`sensprune.train.FirstLayerInputGrad`, one product with the first layer's
+weights); for other models the batch is a leaf and ``x.grad`` is read. The per-step norms are
+folded into the O(N) arrays once per epoch. It has only the *direct* term; the paper's loss sensitivity (Arpit et al.
 2017, §3.2) goes through the parameter updates and is ``loss_sensitivity``.
 
 Caveat: with BatchNorm in train mode the examples of a batch are coupled, so this is not exactly
