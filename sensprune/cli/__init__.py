@@ -40,6 +40,14 @@ class LazyGroup(click.Group):
         module, attr = target.split(":")
         return getattr(importlib.import_module(module), attr)
 
+    def resolve_command(self, ctx, args):
+        try:
+            return super().resolve_command(ctx, args)
+        except click.UsageError as exc:  # "No such command": one line, like the sub-commands' usage errors
+            exc.message = f"{exc.message} (see 'sensprune --help')"
+            exc.ctx = None
+            raise
+
     def invoke(self, ctx):
         _one_line_warnings()
         try:

@@ -124,12 +124,12 @@ def _check_out(out: Path, force: bool, resume: bool, dataset: str, data_root) ->
     if resume and force:
         raise ValidationError("--resume and --force contradict each other (--resume continues the interrupted "
                               "run, --force discards it and starts over); pass one of them.")
+    check_not_input(out, [data_root], allow_inside=True)  # runs may live inside the data root, not above it
     inputs = dataset_inputs(dataset)
     if resume:
         check_writable(out)
     else:
         prepare_out(out, force=force, inputs=inputs)
-    check_not_input(out, [data_root], allow_inside=True)  # runs may live inside the data root, not above it
     if os.path.lexists(partial) and (not partial.is_dir() or not (partial / "config.json").is_file()):
         raise ValidationError(f"{partial} exists and is not an interrupted sensprune run (no config.json); "
                               "choose another --out or remove it yourself.")
