@@ -8,8 +8,9 @@
     loader = DataLoader(sel.subset(my_dataset), batch_size=128, shuffle=True)   # fingerprint-checked
     result = sp.bench((x_train, y_train, x_test, y_test), selections={"mine": sel}, model=my_factory, seeds=5)
 
-Data is any of: a tuple ``(x_train, y_train)`` or ``(x_train, y_train, x_test, y_test)`` of numpy arrays or
-torch tensors; a map-style ``torch.utils.data.Dataset`` returning ``(x, y)`` (or a pair of them, train and
+Data is any of: a ``--dataset`` spec string (``"digits"``, ``"npz:PATH"``, ...); a tuple
+``(x_train, y_train)`` or ``(x_train, y_train, x_test, y_test)`` of numpy arrays or torch tensors; a
+map-style ``torch.utils.data.Dataset`` returning ``(x, y)`` (or a pair of them, train and
 test), read once into memory; or a :class:`sensprune.data.Dataset`. A model is a name (``"mlp"``,
 ``"cnn"``, ``"resnet18"``, ``"plugin:module:callable"``), an ``nn.Module`` (each run trains a deep copy,
 starting from the module's weights as given) or a factory: a callable returning a fresh module, called
@@ -26,7 +27,7 @@ import copy
 import inspect
 import itertools
 import types
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
@@ -81,8 +82,10 @@ def _read_torch_dataset(ds, name: str, source: str) -> tuple[np.ndarray, np.ndar
 
 
 def _is_torch_dataset(obj) -> bool:
-    return hasattr(obj, "__getitem__") and hasattr(obj, "__len__") and not isinstance(obj, (np.ndarray, tuple, list)) \
-        and not (hasattr(obj, "detach") and hasattr(obj, "shape"))
+    """A map-style dataset: indexable with a length, and not an array, tensor, sequence, mapping or string."""
+    if isinstance(obj, (np.ndarray, tuple, list, str, bytes, Mapping)) or hasattr(obj, "shape"):
+        return False
+    return hasattr(obj, "__getitem__") and hasattr(obj, "__len__")
 
 
 def _split(data, source: str):
@@ -96,7 +99,7 @@ def _split(data, source: str):
         arrs = [_numpy(a, n, source) for a, n in zip(data, ("x_train", "y_train", "x_test", "y_test"))]
         return (*arrs, None, None) if len(arrs) == 2 else tuple(arrs)
     raise ValidationError(f"{source}: data must be (x_train, y_train), (x_train, y_train, x_test, y_test), "
-                          f"a map-style torch Dataset returning (x, y), or a sensprune Dataset; got "
+                          f"a map-style torch Dataset returning (x, y), a sensprune Dataset or a --dataset spec; got "
                           f"{type(data).__name__}.")
 
 
@@ -108,6 +111,10 @@ def as_dataset(data, *, num_classes: int | None = None, source: str = "sp.score"
     """
     if isinstance(data, Dataset) or (hasattr(data, "train_source") and hasattr(data, "y_train")):
         return data
+    if isinstance(data, str):  # a --dataset spec, as on the command line
+        from sensprune.data import load_dataset
+
+        return load_dataset(data)
     x, y, xt, yt = _split(data, source)
     if x.ndim < 1 or y.ndim != 1 or len(x) != len(y):
         raise ValidationError(f"{source}: x_train has {len(x) if x.ndim else 0} rows but y_train has shape "
@@ -288,7 +295,7 @@ class Selection(_Selection):
             data = TensorDataset(torch.from_numpy(ds.x_train), torch.from_numpy(ds.y_train))
         else:
             have = train_fingerprint(data) if want else None
-        if want and have and want != have:
+        if want and have and want != have and len(data) == self.n:  # (another length: as_subset says so)
             raise ArtifactMismatchError(f"sel.subset: this data has training fingerprint {have}, but the selection "
                                         f"was made from data with fingerprint {want}; it indexes other data.")
         return as_subset(data, self)
@@ -334,7 +341,7 @@ def prune(table, *, by, rule: str | None = None, fraction: float | None = None, 
             raise ValidationError(f"sp.prune: reweighting does not take {', '.join(extra)}.")
     sel = select(table, by, rule, reweight_method=reweight, temperature=temperature, fraction=fraction,
                  per_class=per_class, **options)
-    return Selection(sel.keep, sel.drop, sel.weights, sel.meta, sel.label, sel.score)
+    return Selection(**{f.name: getattr(sel, f.name) for f in fields(sel)})
 
 
 # -- stage 3 --------------------------------------------------------------------------------------------

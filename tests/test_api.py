@@ -72,3 +72,116 @@ def test_plots_use_no_pyplot_and_no_backend_switch(tmp_path):
             "assert dict.__getitem__(matplotlib.rcParams, 'backend') == b, 'backend switched'")
     subprocess.run([sys.executable, "-c", code], check=True)
     assert out.stat().st_size > 1000
+
+
+def _readme_python_blocks():
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = text[text.index("### From Python"):text.index("## Stage 1")]
+    return re.findall(r"```python\n(.*?)```", section, flags=re.S)
+
+
+def test_readme_facade_example_runs(tmp_path, monkeypatch):
+    blocks = _readme_python_blocks()
+    assert len(blocks) == 2 and "sp.score(" in blocks[0] and "sp.bench(" in blocks[0]
+    monkeypatch.chdir(tmp_path)
+    env: dict = {}
+    exec(compile(blocks[0], "README.md:facade", "exec"), env)
+    assert len(env["sel"].keep) == 1400 - 280 and set(env["result"].summary) == {"full", "mine", "random[mine]"}
+
+
+def test_readme_tracker_example_runs(tmp_path, monkeypatch):
+    import json
+
+    block = _readme_python_blocks()[1]
+    assert "sp.Tracker(" in block and "resnet18" in block
+    monkeypatch.chdir(tmp_path)
+    env: dict = {}
+    exec(compile(block, "README.md:tracker", "exec"), env)
+    meta = json.loads((tmp_path / "runs" / "mine" / "meta.json").read_text())
+    assert meta["kind"] == "scores" and set(meta["measures"]) == {"aum", "forgetting", "input_grad", "el2n"}
+    assert np.isfinite(env["tracker"].values()["input_grad"]).all()
+
+
+def _net():
+    return torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.ReLU(), torch.nn.Linear(8, 4))
+
+
+def test_score_bad_input_is_one_line_error(tiny_arrays, tmp_path):
+    import pytest
+
+    import sensprune as sp
+    from sensprune.errors import ValidationError
+
+    x, y, _, _ = tiny_arrays
+    cases = [
+        (((x, y[:-1]),), {}, "x_train has 120 rows but y_train has shape (119,)"),
+        (((x, np.zeros(120, int)),), {}, "y_train has a single class"),
+        (((x, y),), {"measure_options": {"horizn": 4}}, "'horizn'. Valid keys: horizon"),
+        (((x, y),), {"lr_rate": 0.1}, "unknown keyword argument(s) 'lr_rate'"),
+        (((x, y),), {"model": 3}, "model must be a name"),
+        (((x, y),), {"measures": ["aumm"]}, "Unknown measure(s) 'aumm'"),
+        ((42,), {}, "data must be (x_train, y_train)"), (("no-such-data",), {}, "Unknown dataset 'no-such-data'"),
+    ]
+    for args, kw, match in cases:
+        with pytest.raises(ValidationError) as info:
+            sp.score(*args, model=kw.pop("model", _net), epochs=1, out=tmp_path / "o", **kw)
+        assert match in str(info.value) and len(str(info.value).splitlines()) == 1, str(info.value)
+    assert not (tmp_path / "o").exists()
+
+
+def test_facade_score_prune_subset_bench(tiny_arrays, tmp_path):
+    import pytest
+    from torch.utils.data import Dataset, TensorDataset
+
+    import sensprune as sp
+
+    x, y, xt, yt = tiny_arrays
+
+    class Mine(Dataset):  # a user's map-style Dataset returning (x, y)
+        def __len__(self):
+            return len(y)
+
+        def __getitem__(self, i):
+            return torch.from_numpy(x[i]), int(y[i])
+
+    module = _net()
+    a = sp.score(Mine(), measures=["aum", "el2n"], model=module, epochs=2, seed=0, batch_size=32,
+                 out=tmp_path / "scores")
+    b = sp.score((torch.from_numpy(x), torch.from_numpy(y)), measures=["aum", "el2n"], model=module, epochs=2,
+                 seed=0, batch_size=32)
+    np.testing.assert_array_equal(a.scores["aum"], b.scores["aum"])  # Dataset, tensors: the same data
+    assert a.meta["dataset"]["train_fingerprint"] == b.meta["dataset"]["train_fingerprint"]
+    assert sp.load_scores(tmp_path / "scores").scores["el2n"].shape == (120,)
+    sel = sp.prune(tmp_path / "scores", by="aum", rule="drop-high", fraction=0.25, per_class=True)
+    assert len(sel.keep) == 88  # round(0.25 * 30) = 8 removed per class
+    assert len(sel.subset(TensorDataset(torch.from_numpy(x), torch.from_numpy(y)))) == 88
+    assert len(sel.subset(Mine())) == 88  # no fingerprint on a generic Dataset: checked by length
+    other = TensorDataset(torch.from_numpy(x + 1), torch.from_numpy(y))  # same length, other data
+    with pytest.raises(sp.SensPruneError, match=r"^sel.subset: this data has training fingerprint \w+, but"):
+        sel.subset(other)
+    with pytest.raises(sp.SensPruneError, match="covers 120 training examples but the dataset has 60"):
+        sel.subset((x[:60], y[:60]))
+    with pytest.raises(sp.ValidationError, match="unknown option"):
+        sp.prune(a, by="aum", rule="drop-high", fraction=0.2, per_clas=True)
+    res = sp.bench((x, y, xt, yt), selections={"mine": sel}, model=_net, seeds=2, epochs=1, batch_size=32)
+    assert {r["arm"] for r in res.rows} == {"full", "mine", "random[mine]"} and len(res.rows) == 6
+    assert all(r["n_train"] == 88 for r in res.rows if r["arm"] != "full")
+    assert "vs_random" in res.summary["mine"] and "mine" in str(res)
+    with pytest.raises(sp.ValidationError, match="needs a test split"):
+        sp.bench((x, y), selections={"mine": sel})
+    with pytest.raises(sp.SensPruneError, match="made from other data"):
+        sp.bench((x + 1, y, xt, yt), selections={"mine": sel}, epochs=1)
+
+
+def test_import_sensprune_is_light_and_facade_names_keep_modules():
+    import subprocess
+    import sys
+
+    code = ("import sys, sensprune as sp; assert 'torch' not in sys.modules and 'numpy' not in sys.modules; "
+            "from sensprune import bench as B; assert callable(B) and hasattr(B, 'run_grid'); "
+            "import sensprune.score as S; assert S.ScoreConfig and callable(sp.score) and callable(sp.prune); "
+            "assert sp.Tracker.__name__ == 'Tracker'")
+    subprocess.run([sys.executable, "-c", code], check=True)
