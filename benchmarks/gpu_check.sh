@@ -58,3 +58,7 @@ PYEOF
     echo "  skipped: one GPU"
   fi
 } 2>&1 | tee "$OUT"
+
+# issue 13, item 10: collectives under NCCL get tensors on devices the backend takes; checkpoints restore the
+# CUDA RNG (dropout resume is exact). Appended to the same output file.
+{ echo; echo "## 4. CUDA paths (benchmarks/cuda_paths_check.py)"; $PY benchmarks/cuda_paths_check.py; } 2>&1 | tee -a "$OUT"

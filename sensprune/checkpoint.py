@@ -1,7 +1,9 @@
 """Checkpoints of the training loop: arrays in a deterministic ``.npz``, everything else in JSON.
 
 Written after every epoch (atomically) and read back by ``--resume``: model parameters and buffers,
-optimizer state, every hook's accumulators, the torch RNG state (dropout) and the history. Never pickle.
+optimizer state, every hook's accumulators, the torch RNG states (dropout: the CPU generator and, when
+CUDA is in use, every CUDA device's generator, so a resumed GPU run draws the same dropout masks) and
+the history. Never pickle.
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ def save_checkpoint(folder: Path, run: "Run", hooks: Sequence["Hook"], epochs_do
         for k, v in h.state_dict().items():
             arrays[f"hook{i}/{k}"] = np.asarray(v)
     arrays["rng/torch"] = torch.get_rng_state().numpy()
+    for i, state in enumerate(_cuda_rng_states()):
+        arrays[f"rng/cuda/{i}"] = state.numpy()
     write_npz(folder / CKPT_NPZ, arrays)
     meta = {"epochs_done": epochs_done, "history": run.history, "param_groups": opt_state["param_groups"],
             "opt_scalars": scalars, "config": asdict(run.config)}
@@ -67,5 +71,17 @@ def load_checkpoint(folder: Path, run: "Run", hooks: Sequence["Hook"]) -> int:
         prefix = f"hook{i}/"
         h.load_state_dict({k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)})
     torch.set_rng_state(torch.from_numpy(arrays["rng/torch"]))
+    cuda = {int(k.rsplit("/", 1)[1]): v for k, v in arrays.items() if k.startswith("rng/cuda/")}
+    if cuda and torch.cuda.is_available():
+        for i, state in sorted(cuda.items()):
+            if i < torch.cuda.device_count():
+                torch.cuda.set_rng_state(torch.from_numpy(state), i)
     run.history[:] = meta["history"]
     return int(meta["epochs_done"])
+
+
+def _cuda_rng_states() -> list[torch.Tensor]:
+    """The RNG state of every CUDA device, when CUDA has been used in this process (else none)."""
+    if not (torch.cuda.is_available() and torch.cuda.is_initialized()):
+        return []
+    return [t.cpu() for t in torch.cuda.get_rng_state_all()]

@@ -2,11 +2,16 @@
 
 ``torchrun --nproc_per_node N -m sensprune score ...`` starts N processes with the usual
 ``RANK``/``WORLD_SIZE``/``MASTER_ADDR`` environment; :func:`init_from_env` joins the process group
-(``nccl`` on CUDA, ``gloo`` on CPU). The training loop then gives rank r the examples
-``batch[r::N]`` of every global batch and wraps the model in ``DistributedDataParallel``, so each
-update equals the single-process update on the whole batch. Per-example accumulators live on every
-rank; after each epoch :func:`sync_hooks` adds up what each rank contributed since the last sync,
-so every rank — and rank 0, which alone writes artifacts — holds the single-process values.
+(``cpu:gloo,cuda:nccl`` on CUDA — NCCL for the model's CUDA gradients, gloo for the small CPU
+tensors of the epoch statistics and hook accumulators — and ``gloo`` on CPU). Every collective of
+sensprune goes through :func:`all_reduce`, which hands the backend a tensor on a device it accepts
+(a group the user started with plain ``nccl`` gets a CUDA copy of a CPU tensor).
+
+The training loop gives rank r the examples ``batch[r::N]`` of every global batch and wraps the
+model in ``DistributedDataParallel``, so each update equals the single-process update on the whole
+batch. Per-example accumulators live on every rank; after each epoch :func:`sync_hooks` adds up
+what each rank contributed since the last sync, so every rank — and rank 0, which alone writes
+artifacts — holds the single-process values.
 """
 
 from __future__ import annotations
@@ -37,16 +42,53 @@ def barrier() -> None:
         dist.barrier()
 
 
+#: the backend of each device type when training on CUDA: NCCL rejects CPU tensors, gloo takes them
+CUDA_BACKEND = "cpu:gloo,cuda:nccl"
+
+
 def init_from_env(device: str = "cpu") -> int:
     """Join the process group described by torchrun's environment; returns the world size (1 if none)."""
     n = int(os.environ.get("WORLD_SIZE", "1"))
     if n <= 1 or (dist.is_available() and dist.is_initialized()):
         return world_size()
-    backend = "nccl" if device.startswith("cuda") and torch.cuda.is_available() else "gloo"
-    dist.init_process_group(backend)
-    if backend == "nccl":
+    cuda = device.startswith("cuda") and torch.cuda.is_available()
+    if cuda:  # before the group starts, so NCCL binds this rank's GPU
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    dist.init_process_group(CUDA_BACKEND if cuda else "gloo")
     return world_size()
+
+
+def backend_devices(backend: str) -> set[str]:
+    """Device types a process-group backend takes: ``"nccl"`` -> {cuda}; ``"cpu:gloo,cuda:nccl"`` -> {cpu, cuda}."""
+    backend = str(backend).lower()
+    if ":" in backend:
+        return {part.split(":", 1)[0].strip() for part in backend.split(",")}
+    known = {"nccl": {"cuda"}, "gloo": {"cpu", "cuda"}, "mpi": {"cpu"}, "ucc": {"cpu", "cuda"}}
+    return known.get(backend, {"cpu", "cuda"})
+
+
+def collective_device(device: torch.device, backend: str) -> torch.device:
+    """The device a tensor on ``device`` must be on to pass through a collective of ``backend``."""
+    devices = backend_devices(backend)
+    if device.type in devices:
+        return device
+    if "cuda" in devices:
+        return torch.device("cuda", torch.cuda.current_device() if torch.cuda.is_available() else 0)
+    return torch.device("cpu")
+
+
+def all_reduce(tensor: torch.Tensor) -> torch.Tensor:
+    """Sum ``tensor`` over ranks in place (a no-op on one process), on a device the group's backend takes."""
+    if world_size() <= 1:
+        return tensor
+    dev = collective_device(tensor.device, dist.get_backend())
+    if dev == tensor.device:
+        dist.all_reduce(tensor)
+    else:
+        buf = tensor.to(dev)
+        dist.all_reduce(buf)
+        tensor.copy_(buf.to(tensor.device))
+    return tensor
 
 
 def check_world(n_train: int) -> None:
@@ -77,7 +119,7 @@ def sync_hooks(hooks, synced: list[dict[str, np.ndarray]] | None) -> list[dict[s
             arr = np.asarray(v)
             b = base.get(k, np.zeros_like(arr))
             delta = torch.from_numpy(arr.astype(np.float64) - b.astype(np.float64))
-            dist.all_reduce(delta)
+            all_reduce(delta)
             new[k] = (b.astype(np.float64) + delta.numpy()).astype(arr.dtype)
         h.load_state_dict(new)
         out.append({k: new[k].copy() for k in summed})

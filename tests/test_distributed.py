@@ -1,10 +1,13 @@
-"""Data-parallel training (torch.distributed, gloo, 2 CPU processes) equals a single-process run."""
+"""Data-parallel training (torch.distributed, gloo, 2 CPU processes) equals a single-process run; every tensor
+handed to a collective is on a device the process group's backend takes (NCCL takes CUDA tensors only)."""
 
 import numpy as np
+import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
+from sensprune import distributed as D
 from sensprune.data import make_dataset
 from sensprune.errors import ValidationError
 from sensprune.score import ScoreConfig, build_hooks, collect, model_builder
@@ -35,24 +38,33 @@ def _run(weights=None):
 def _worker(rank, world, init_file, out_file):
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
+    # every collective is recorded with its tensor's device and checked against the backend that a CUDA run
+    # starts (D.CUDA_BACKEND): a CPU tensor would be fine there, a CPU tensor under plain "nccl" would not
+    calls, real_all_reduce = [], dist.all_reduce
+
+    def recording_all_reduce(tensor, *args, **kwargs):
+        calls.append((tensor.device.type, dist.get_backend()))
+        return real_all_reduce(tensor, *args, **kwargs)
+
+    dist.all_reduce = recording_all_reduce
     try:
         values, params, hist = _run(np.linspace(0.5, 1.5, 69))
         msg = ""
         try:  # a world larger than the dataset is refused on every rank, before any collective call
-            one = make_dataset(np.zeros((1, 2), np.float32), [0], np.zeros((1, 2), np.float32), [0], spec="one",
-                               num_classes=2)
-            train(lambda: torch.nn.Linear(2, 2), ArraySource(one.x_train, one.y_train, torch.device("cpu")),
-                  TrainConfig(epochs=1), progress=False)
+            one = ArraySource(np.zeros((1, 2), np.float32), np.array([0]), torch.device("cpu"))
+            train(lambda: torch.nn.Linear(2, 2), one, TrainConfig(epochs=1), progress=False)
         except ValidationError as exc:
             msg = str(exc)
         if rank == 0:
             np.savez(out_file, params=params, train_acc=[h["train_acc"] for h in hist], msg=msg,
+                     devices=np.array([c[0] for c in calls]), backends=np.array([c[1] for c in calls]),
                      **{f"m_{k}": v for k, v in values.items()})
     finally:
+        dist.all_reduce = real_all_reduce
         dist.destroy_process_group()
 
 
-def test_two_process_gloo_equals_single_process(tmp_path):
+def test_two_process_gloo_equals_single_process(tmp_path, monkeypatch):
     """Weighted loss, uneven last batch, every online measure: the 2-rank run matches 1 rank."""
     out = tmp_path / "ddp.npz"
     mp.spawn(_worker, args=(2, str(tmp_path / "init"), str(out)), nprocs=2, join=True)
@@ -63,3 +75,41 @@ def test_two_process_gloo_equals_single_process(tmp_path):
     for k, v in values.items():
         np.testing.assert_allclose(got[f"m_{k}"], v, rtol=1e-4, atol=1e-5, err_msg=k)
     assert "larger than the training set" in str(got["msg"])
+    # 3 epochs: the epoch statistics and the hook accumulators went through collectives, on devices that the
+    # backend here (gloo) takes and that the backend a CUDA run starts takes too (the same tensors are handed
+    # over there: these are CPU tensors whatever the model's device; plain NCCL would reject them)
+    cuda_backend = _backend_of_a_cuda_run(monkeypatch)
+    assert len(got["devices"]) >= 6
+    for dev, backend in zip(got["devices"], got["backends"]):
+        assert dev in D.backend_devices(str(backend)), (dev, backend)
+        assert dev in D.backend_devices(cuda_backend), (dev, cuda_backend)
+
+
+@pytest.mark.parametrize("backend, device, want", [
+    ("nccl", "cpu", "cuda"), ("nccl", "cuda", "cuda"), (D.CUDA_BACKEND, "cpu", "cpu"),
+    (D.CUDA_BACKEND, "cuda", "cuda"), ("gloo", "cpu", "cpu"), ("mpi", "cuda", "cpu"),
+])
+def test_collective_device_follows_the_backend(backend, device, want):
+    assert D.collective_device(torch.device(device), backend).type == want
+
+
+def _backend_of_a_cuda_run(monkeypatch, device="cuda", bound=None) -> str:
+    """The backend ``init_from_env(device)`` starts under torchrun on a machine with CUDA (faked here)."""
+    started = []
+    with monkeypatch.context() as m:
+        m.setenv("WORLD_SIZE", "2")
+        m.setenv("LOCAL_RANK", "1")
+        m.setattr(torch.cuda, "is_available", lambda: True)
+        m.setattr(torch.cuda, "set_device", (bound if bound is not None else []).append)
+        m.setattr(dist, "is_initialized", lambda: False)
+        m.setattr(dist, "init_process_group", lambda backend, **kw: started.append(backend))
+        D.init_from_env(device)
+    assert len(started) == 1
+    return started[0]
+
+
+def test_cuda_run_starts_gloo_for_cpu_tensors_and_nccl_for_cuda(monkeypatch):
+    bound = []
+    assert _backend_of_a_cuda_run(monkeypatch, "cuda", bound) == "cpu:gloo,cuda:nccl" and bound == [1]
+    assert D.backend_devices("cpu:gloo,cuda:nccl") == {"cpu", "cuda"} and D.backend_devices("nccl") == {"cuda"}
+    assert _backend_of_a_cuda_run(monkeypatch, "cpu") == "gloo"
