@@ -18,9 +18,9 @@ The grid is planned as a deterministic list of *units* ``(dataset, corruption, s
 
 Budgets (``[bench] budget``): ``epochs`` (every retrain runs ``train.epochs``), ``steps`` (a pruned
 retrain runs about as many SGD steps as the full one) or ``fit`` (train until the eval-mode accuracy
-on the retrain's own, possibly noisy, training examples reaches ``fit_threshold``, or ``max_epochs``;
-the learning-rate schedule spans ``max_epochs``). ``results.csv`` records the budget, the epochs used
-and, under ``fit``, whether the threshold was reached.
+on the retrain's own, possibly noisy, training examples reaches ``fit_threshold``, or ``max_epochs``,
+with the learning-rate schedule ``fit_schedule``: constant by default, cosine/step span ``max_epochs``).
+``results.csv`` records the budget, the epochs used and, under ``fit``, whether the threshold was reached.
 
 A unit's rows go atomically to ``DIR/units/<key>.csv`` (and ``<key>.detection.csv``) when it is
 done, so ``resume`` skips finished units; ``jobs`` runs units in worker processes; ``shard=(i, n)``
@@ -271,7 +271,7 @@ def retrain(cfg: BenchConfig, seed: int, build, train_src, test_src, data, mask:
     if b.budget == "steps":
         tcfg = replace(tcfg, epochs=max(1, round(tcfg.epochs * len(mask) / int(mask.sum()))))
     elif b.budget == "fit":
-        tcfg = replace(tcfg, epochs=b.max_epochs)
+        tcfg = replace(tcfg, epochs=b.max_epochs, schedule=b.fit_schedule)
         stop = fit_stop(kept, b.fit_threshold, tcfg.eval_batch_size)
     res = train(build, train_src, tcfg, mask=mask, weights=weights, stop=stop, progress=False)
     te = evaluate(res.model, test_src, tcfg.eval_batch_size)
@@ -481,8 +481,35 @@ def aggregate(cfg: BenchConfig, out: Path, units) -> dict[str, Any]:
         describe_training(cfg) + f"; seeds {list(cfg.grid.seeds)}."
     if missing:
         header += f"\n\n**Incomplete:** {len(missing)} unit(s) not run yet: {', '.join(missing)}."
-    meta = {"config": cfg.to_dict(), "units": [u.key for u in units], "missing_units": missing}
+    meta = {"config": cfg.to_dict(), "units": [u.key for u in units], "missing_units": missing,
+            "measures": measure_meta(cfg)}
     return {**write_outputs(out, rows, det, header=header, meta=meta), "missing_units": missing}
+
+
+def measure_meta(cfg: BenchConfig) -> dict[str, dict[str, Any]]:
+    """Direction, description and estimator of each warmup measure of the grid (for meta.json).
+
+    ``loss_sensitivity`` is the paper's full-horizon measure (Arpit et al. 2017 §3.2), estimated
+    from ``probe_times`` sampled steps unless ``probe_times = "all"`` (exact); ``loss_sensitivity_hH``
+    is the truncated proxy.
+    """
+    from sensprune.measures import MEASURES, truncated_horizon
+    from sensprune.measures.sampled import DEFAULT_PROBE_TIMES
+
+    opts = dict(cfg.score.measure_options)
+    out = {}
+    for m in cfg.score_measures:
+        spec = MEASURES[m]
+        entry = {"direction": spec.direction, "description": spec.description}
+        if m == "loss_sensitivity":
+            k = opts.get("probe_times")
+            entry["estimator"] = ("full horizon, exact at every step" if k == "all" or opts.get("horizon") == "all"
+                                  else f"full horizon, sampled: {k or DEFAULT_PROBE_TIMES} probe steps (at most "
+                                       "the number of SGD steps; each exact through every earlier update)")
+        elif truncated_horizon(m):
+            entry["estimator"] = f"PROXY: truncated to the last {truncated_horizon(m)} update(s)"
+        out[m] = entry
+    return out
 
 
 def describe_training(cfg: BenchConfig) -> str:
@@ -490,7 +517,7 @@ def describe_training(cfg: BenchConfig) -> str:
     t, b = cfg.train, cfg.bench
     budget = {"epochs": f"{t.epochs} epochs", "steps": f"about the SGD steps of {t.epochs} full-set epochs",
               "fit": f"until {b.fit_threshold:g} training accuracy on its (noisy) training examples, at most "
-                     f"{b.max_epochs} epochs (lr schedule over {b.max_epochs})"}[b.budget]
+                     f"{b.max_epochs} epochs, {b.fit_schedule} lr"}[b.budget]
     return (f"model {cfg.score.model} {list(cfg.score.widths)}; retrain budget `{b.budget}`: {budget}, "
             f"{t.optimizer} lr {t.lr}, batch {t.batch_size}; warmup {cfg.score.epochs or t.epochs} epochs")
 

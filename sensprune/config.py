@@ -19,7 +19,8 @@ A grid file (``sensprune bench --config grid.toml``)::
                 budget = "epochs" (every retrain runs train.epochs), "steps" (a pruned run gets
                 round(epochs * N / n_kept) epochs, about as many SGD steps as the full run) or "fit"
                 (train until the training accuracy on the run's own, possibly noisy, examples reaches
-                fit_threshold = 0.99, at most max_epochs = 100; the lr schedule spans max_epochs),
+                fit_threshold = 0.99, at most max_epochs = 100, with the lr schedule fit_schedule =
+                "constant" (cosine/step span max_epochs); the warmup keeps [train] schedule),
                 temperature = 1.0 (of the reweighting arms, as ``sensprune prune --temperature``)
 
 Everything that can be checked without training is checked here (names of datasets' kinds,
@@ -37,7 +38,7 @@ from typing import Any
 
 from sensprune.errors import ValidationError
 from sensprune.options import MeasureOptions
-from sensprune.train import TrainConfig
+from sensprune.train import SCHEDULES, TrainConfig
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -94,6 +95,7 @@ class BenchOptions:
     budget: str = "epochs"
     fit_threshold: float = 0.99
     max_epochs: int = 100
+    fit_schedule: str = "constant"
     temperature: float = 1.0
 
 
@@ -152,7 +154,7 @@ def parse_corruption(text: str) -> tuple[str, float]:
 
 def validate(cfg: BenchConfig) -> None:
     """Raise ValidationError for any grid entry that cannot run; nothing is trained here."""
-    from sensprune.measures import MEASURES
+    from sensprune.measures import MEASURES, check_measures
     from sensprune.models import MODEL_NAMES
 
     g = cfg.grid
@@ -167,6 +169,10 @@ def validate(cfg: BenchConfig) -> None:
             raise ValidationError(f"[grid] datasets must be dataset specs (strings); got {d!r}.")
     for c in g.corruptions:
         parse_corruption(c)
+    try:  # registers any truncated proxy loss_sensitivity_hH by name, as `sensprune score --measures` does
+        check_measures([m for m in g.measures if isinstance(m, str) and m not in BENCH_MEASURES])
+    except ValidationError:
+        pass  # reported below with the grid's wording
     known = list(MEASURES) + list(BENCH_MEASURES)
     bad = [m for m in g.measures if m not in known]
     if bad:
@@ -207,6 +213,8 @@ def validate(cfg: BenchConfig) -> None:
         raise ValidationError(f"[bench] fit_threshold must be a training accuracy in (0, 1]; got {b.fit_threshold!r}.")
     if isinstance(b.max_epochs, bool) or not isinstance(b.max_epochs, int) or b.max_epochs < 1:
         raise ValidationError(f"[bench] max_epochs must be an integer >= 1; got {b.max_epochs!r}.")
+    if b.fit_schedule not in SCHEDULES:
+        raise ValidationError(f"[bench] fit_schedule must be one of {', '.join(SCHEDULES)}; got {b.fit_schedule!r}.")
     if not (_is_number(b.temperature) and b.temperature > 0):
         raise ValidationError(f"[bench] temperature must be a float > 0; got {b.temperature!r}.")
 

@@ -547,3 +547,18 @@ def test_force_never_replaces_a_user_folder(tmp_path):
     with pytest.raises(ValidationError, match=r"exists and is not a bench folder; choose another --out\.$"):
         B.run_grid(tiny(), out, progress=False, force=True)
     assert [p.name for p in out.iterdir()] == ["notes.txt"]
+
+
+def test_meta_names_the_loss_sensitivity_estimator():
+    cfg = tiny(measures=["loss_sensitivity", "loss_sensitivity_h1", "el2n", "random"])
+    meta = B.measure_meta(cfg)
+    assert list(meta) == ["loss_sensitivity", "loss_sensitivity_h1", "el2n"]
+    assert meta["loss_sensitivity"]["estimator"].startswith("full horizon, sampled: 16 probe steps")
+    assert meta["loss_sensitivity_h1"]["estimator"] == "PROXY: truncated to the last 1 update(s)"
+    exact = replace(cfg, score=replace(cfg.score, measure_options={"probe_times": "all"}))
+    assert B.measure_meta(exact)["loss_sensitivity"]["estimator"] == "full horizon, exact at every step"
+
+
+def test_grid_meta_lists_measures(grid_dir):
+    meta = B.read_json(grid_dir / "meta.json")
+    assert list(meta["measures"]) == ["el2n"] and "direction" in meta["measures"]["el2n"]

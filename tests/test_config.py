@@ -136,6 +136,7 @@ def test_fit_threshold_outside_unit_interval(tmp_path, value):
 @pytest.mark.parametrize("edit, match", [
     ("max_epochs = 0", r"\[bench\] max_epochs must be an integer >= 1; got 0"),
     ("temperature = 0.0", r"\[bench\] temperature must be a float > 0; got 0.0"),
+    ('fit_schedule = "linear"', r"\[bench\] fit_schedule must be one of constant, cosine, step; got 'linear'"),
 ])
 def test_bad_bench_values(tmp_path, edit, match):
     with pytest.raises(ValidationError, match=match):
