@@ -12,6 +12,9 @@ Kinds (``apply_corruption``)
     replaced by a uniformly random *different* class (symmetric noise).
 ``randY-asym``
     The same number of labels are mapped by the fixed class map ``c -> (c + 1) % K``.
+``randY-uniform``
+    The same number of labels are each redrawn uniformly from all K classes (so about 1/K of
+    them keep their class): the "random labels" of Zhang et al. (2017) and Arpit et al. (2017).
 ``randX``
     ``round(fraction * N)`` training inputs are replaced by i.i.d. Gaussian noise with the
     (clean) training set's per-feature mean and standard deviation.
@@ -29,7 +32,7 @@ import numpy as np
 from sensprune.data.base import Dataset
 from sensprune.errors import ValidationError
 
-NOISE_KINDS = ("none", "randY", "randY-asym", "randX", "unique")
+NOISE_KINDS = ("none", "randY", "randY-asym", "randY-uniform", "randX", "unique")
 
 
 def _check_fraction(fraction, owner: str) -> float:
@@ -91,6 +94,25 @@ def corrupt_labels(y, num_classes: int, fraction: float, *, mode: str = "symmetr
     return y_new, idx
 
 
+def uniform_random_labels(y, num_classes: int, fraction: float, *, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Redraw ``round(fraction * N)`` labels uniformly from all ``num_classes`` classes (``randY-uniform``).
+
+    Unlike :func:`corrupt_labels` (always a *different* class), a redrawn label equals the original
+    with probability 1/K: at fraction 1 the labels are independent of the inputs, the "random
+    labels" of Arpit et al. (2017, §2). Returns (y_new int64 (N,), redrawn indices int64, sorted).
+    """
+    fraction = _check_fraction(fraction, "uniform_random_labels")
+    y = np.asarray(y).astype(np.int64)
+    k = int(num_classes)
+    if k < 2 or y.ndim != 1 or (y.size and (y.min() < 0 or y.max() >= k)):
+        raise ValidationError(f"uniform_random_labels: y must have shape (N,) with labels in 0..{k - 1} (K >= 2).")
+    rng = np.random.default_rng(seed)
+    idx = _pick(len(y), fraction, rng)
+    y_new = y.copy()
+    y_new[idx] = rng.integers(0, k, size=len(idx))
+    return y_new, idx
+
+
 def corrupt_inputs(x, fraction: float, *, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Replace a fraction of inputs by Gaussian noise matching the per-feature mean and std.
 
@@ -134,7 +156,7 @@ def apply_corruption(dataset: Dataset, kind: str, fraction: float,
     Parameters
     ----------
     dataset : Dataset
-    kind : {"none", "randY", "randY-asym", "randX", "unique"}
+    kind : {"none", "randY", "randY-asym", "randY-uniform", "randX", "unique"}
     fraction : float in [0, 1]
         Ignored (but still checked) for "none" and "unique".
     seed : int
@@ -161,6 +183,10 @@ def apply_corruption(dataset: Dataset, kind: str, fraction: float,
         y, idx = corrupt_labels(y, k, fraction, mode=mode, seed=seed)
         record["mode"] = mode
         suffix = f"{kind}{fraction:g}s{seed}"
+    elif kind == "randY-uniform":
+        y, idx = uniform_random_labels(y, k, fraction, seed=seed)
+        record["mode"] = "uniform over all classes"
+        suffix = f"randYu{fraction:g}s{seed}"
     elif kind == "randX":
         x, idx = corrupt_inputs(x, fraction, seed=seed)
         suffix = f"randX{fraction:g}s{seed}"
