@@ -1,13 +1,24 @@
-"""Truncated loss sensitivity (H = 1, 2, 4, 8) against exact mode (--horizon all), Spearman correlation.
+"""Accuracy and cost of the loss-sensitivity estimators against exact mode (issue: full-horizon estimator).
 
-All horizons and the exact replay are hooks of ONE training run, so they see the same trajectory.
-Also H = 1 with --probe next-batch (the next minibatch's loss as L_{s+1}) against the same exact values.
-Usage:  python benchmarks/unrolled_accuracy/run.py > benchmarks/unrolled_accuracy/results.txt
+For each setting and seed, ONE training trajectory (the loop is deterministic per seed) is scored by every
+estimator in its own training run: exact mode (``--probe-times all``), the sampled full-horizon estimator at
+K ∈ {1, 4, 8, 16, 32} (``--probe-times K``; 16 is the default), and the truncated proxies H = 1, H = 8 and
+H = 1 with the next-batch probe. Reported per estimator, mean [min, max] over seeds:
+  - Spearman with exact mode over all training examples;
+  - AUROC of the score for the 20% symmetrically flipped labels (higher score = flipped);
+  - wall time of training with the estimator ÷ plain training without it (same process, same trajectory);
+  - peak RSS of that run (VmHWM, reset before each run through /proc/self/clear_refs).
+
+Usage:
+  python benchmarks/unrolled_accuracy/run.py [--settings digits,digits-plain,...] [--seeds 3] [--jobs 1]
+      [--threads 2] > benchmarks/unrolled_accuracy/results.txt
 """
 
 from __future__ import annotations
 
+import argparse
 import datetime
+import multiprocessing as mp
 import os
 import platform
 import sys
@@ -19,78 +30,154 @@ import torch
 sys.path.insert(0, os.path.dirname(__file__))
 from common import digits_dataset, paper_dataset, spearman  # noqa: E402
 
+from sensprune.data import load_dataset, make_dataset  # noqa: E402
+from sensprune.data.noise import corrupt_labels  # noqa: E402
+from sensprune.measures.sampled import SampledSensitivityHook  # noqa: E402
 from sensprune.measures.truncated import LossSensitivityHook  # noqa: E402
 from sensprune.measures.unrolled import ExactSensitivityHook, stratified_probe  # noqa: E402
 from sensprune.models import build_model  # noqa: E402
-from sensprune.train import ArraySource, Hook, TrainConfig, train  # noqa: E402
+from sensprune.train import ArraySource, TrainConfig, train  # noqa: E402
 
-HORIZONS = (1, 2, 4, 8)
+KS = (1, 4, 8, 16, 32)
+DIGITS = dict(epochs=15, batch_size=128, lr=0.05, momentum=0.9, weight_decay=5e-4, schedule="cosine")
+SETTINGS = {
+    "digits": ("digits, all 1257, MLP 256-128, SGD lr 0.05 momentum 0.9 wd 5e-4 cosine, 15 epochs x batch 128",
+               "digits", (256, 128), DIGITS),
+    "digits-plain": ("digits, MLP 256-128, plain SGD lr 0.5 (no momentum) wd 5e-4 cosine, 15 epochs x batch 128",
+                     "digits", (256, 128), {**DIGITS, "lr": 0.5, "momentum": 0.0}),
+    "digits-30": ("digits, as 'digits' but 30 epochs (T doubles: how each cost grows with T)",
+                  "digits", (256, 128), {**DIGITS, "epochs": 30}),
+    "paper": ("paper-like: 1000 Fashion-MNIST images average-pooled to 14x14 standing in for the paper's 1000 "
+              "MNIST digits at 14x14 (MNIST is not available offline), MLP 16-16, plain SGD lr 0.01 constant, "
+              "no weight decay, 20 epochs x batch 128 (the paper's batch size and epochs are not stated)",
+              "paper", (16, 16), dict(epochs=20, batch_size=128, lr=0.01, momentum=0.0, weight_decay=0.0,
+                                      schedule="constant")),
+    "mnist1d": ("MNIST-1D (generated, 4000 train), MLP 256-128, SGD lr 0.05 momentum 0.9 wd 5e-4 cosine, "
+                "10 epochs x batch 256", "mnist1d", (256, 128), {**DIGITS, "epochs": 10, "batch_size": 256}),
+}
 
 
-class Timed(Hook):
-    """Wraps a hook and adds up the time it spends."""
+def _data(kind: str):
+    return {"digits": digits_dataset, "paper": paper_dataset, "mnist1d": lambda: load_dataset("mnist1d")}[kind]()
 
-    def __init__(self, inner):
-        self.inner, self.seconds = inner, 0.0
 
-    def __getattr__(self, name):
-        return getattr(self.inner, name)
+def _peak_rss_reset():
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass
 
-    def _t(self, fn, *a):
+
+def _peak_rss_mib() -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _estimators(n, probe):
+    out = {"exact (--probe-times all)": lambda: ExactSensitivityHook(n, probe)}
+    for k in KS:
+        out[f"sampled K={k}" + (" (default)" if k == 16 else "")] = (lambda k=k: SampledSensitivityHook(n, probe, k))
+    out["proxy H=1"] = lambda: LossSensitivityHook(n, probe, horizon=1)
+    out["proxy H=8"] = lambda: LossSensitivityHook(n, probe, horizon=8)
+    out["proxy H=1 next-batch"] = lambda: LossSensitivityHook(n, probe, horizon=1, probe_mode="next-batch")
+    return out
+
+
+def run_one(args):
+    """One (setting, seed): plain training, then every estimator on the same trajectory."""
+    name, seed, threads = args
+    torch.set_num_threads(threads)
+    _, kind, widths, tc = SETTINGS[name]
+    d = _data(kind)
+    y_noisy, flipped = corrupt_labels(d.y_train, d.num_classes, 0.2, mode="symmetric", seed=seed)
+    ds = make_dataset(d.x_train, y_noisy, d.x_test, d.y_test, spec=f"{d.spec}-sym0.2-{seed}",
+                      num_classes=d.num_classes)
+    is_flipped = np.zeros(ds.n_train, bool)
+    is_flipped[flipped] = True
+    cfg = TrainConfig(seed=seed, **tc)
+    src = ArraySource(ds.x_train, ds.y_train, torch.device("cpu"))
+
+    def model():
+        return build_model("mlp", ds.num_classes, ds.input_shape, widths=widths)
+
+    _peak_rss_reset()
+    t0 = time.perf_counter()
+    res = train(model, src, cfg, progress=False)
+    plain = time.perf_counter() - t0
+    rows = {"_plain": {"time": plain, "rss": _peak_rss_mib(), "train_acc": res.final["train_acc"]}}
+    probe = stratified_probe(ds.y_train, 2048)
+    for label, make in _estimators(ds.n_train, probe).items():
+        hook = make()
+        _peak_rss_reset()
         t0 = time.perf_counter()
-        fn(*a)
-        self.seconds += time.perf_counter() - t0
+        train(model, src, cfg, hooks=[hook], progress=False)
+        wall = time.perf_counter() - t0
+        v = hook.value if isinstance(hook, ExactSensitivityHook) else next(iter(hook.values().values()))
+        rows[label] = {"time": wall, "rss": _peak_rss_mib(), "values": v}
+    exact = rows["exact (--probe-times all)"]["values"]
+    from sklearn.metrics import roc_auc_score
 
-    def on_train_begin(self, run):
-        self._t(self.inner.on_train_begin, run)
-
-    def on_step(self, step, run):
-        self._t(self.inner.on_step, step, run)
-
-    def after_step(self, step, run):
-        self._t(self.inner.after_step, step, run)
-
-    def on_epoch_end(self, epoch, run):
-        self._t(self.inner.on_epoch_end, epoch, run)
+    for label, r in rows.items():
+        if label != "_plain":
+            r["spearman"] = spearman(r["values"], exact)
+            r["auroc"] = float(roc_auc_score(is_flipped, r["values"]))
+            r["ratio"] = r["time"] / plain
+    return name, seed, rows
 
 
-def setting(name, data, cfg):
-    probe = stratified_probe(data.y_train, 2048)
-    n = data.n_train
-    exact = Timed(ExactSensitivityHook(n, probe))
-    trunc = {h: Timed(LossSensitivityHook(n, probe, horizon=h)) for h in HORIZONS}
-    trunc["1 next-batch"] = Timed(LossSensitivityHook(n, probe, horizon=1, probe_mode="next-batch"))
-    res = train(lambda: build_model("mlp", data.num_classes, data.input_shape, widths=(16, 16)),
-                ArraySource(data.x_train, data.y_train, torch.device("cpu")), cfg,
-                test_data=ArraySource(data.x_test, data.y_test, torch.device("cpu")),
-                hooks=[exact, *trunc.values()], progress=False)
-    steps = int(trunc[1].steps)
-    print(f"\n## {name}: N={n}, input {data.input_shape}, MLP 16-16, {cfg.epochs} epochs x batch "
-          f"{cfg.batch_size} = {steps} SGD steps, lr {cfg.lr} ({cfg.schedule}), momentum {cfg.momentum}, "
-          f"wd {cfg.weight_decay}; final train acc {res.final['train_acc']:.3f}, test acc {res.final['test_acc']:.3f}")
-    print(f"exact replay: max |theta_replay - theta_trained| = {exact.replay_error:.2e}; time {exact.seconds:.1f} s")
-    print(f"{'horizon':>14} {'spearman vs exact':>18} {'pearson':>8} {'hook time s':>12}")
-    for h, hook in trunc.items():
-        v = hook.values()["loss_sensitivity"]
-        print(f"{h:>14} {spearman(v, exact.value):>18.4f} {np.corrcoef(v, exact.value)[0, 1]:>8.4f} "
-              f"{hook.seconds:>12.1f}")
+def _fmt(vals, f="{:.3f}"):
+    vals = np.asarray(vals, float)
+    if len(vals) == 1:
+        return f.format(vals[0])
+    return f.format(vals.mean()) + " [" + f.format(vals.min()) + ", " + f.format(vals.max()) + "]"
 
 
 def main():
-    torch.set_num_threads(2)
-    print("# Truncated (H) vs exact loss sensitivity, Spearman over all training examples")
-    print("command: python benchmarks/unrolled_accuracy/run.py > benchmarks/unrolled_accuracy/results.txt")
-    print(f"machine: {platform.machine()} CPU, 2 cores (torch threads 2), no GPU, shared load; "
-          f"torch {torch.__version__}; "
-          f"date {datetime.date.today().isoformat()}")
-    print("probe: whole training set (N <= 2048), direct term off; all hooks on one training run")
-    print("'1 next-batch' = --probe next-batch: L_{s+1} = mean loss of the next minibatch at theta_{s+1} (the last")
-    print("step uses the fixed probe); compared against exact mode with the fixed whole-training-set probe")
-    setting("digits", digits_dataset(), TrainConfig(epochs=10, batch_size=128, lr=0.05))
-    setting("paper setting (Fashion-MNIST 1000, 14x14)", paper_dataset(),
-            TrainConfig(epochs=20, batch_size=128, lr=0.05))
-    setting("paper setting, plain SGD (no momentum, no weight decay)", paper_dataset(),
-            TrainConfig(epochs=20, batch_size=128, lr=0.1, momentum=0.0, weight_decay=0.0))
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--settings", default="digits,digits-plain,digits-30,paper,mnist1d")
+    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--seeds-for", default="digits-30:1", help="per-setting seed counts, e.g. digits-30:1")
+    ap.add_argument("--jobs", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=2)
+    a = ap.parse_args()
+    names = a.settings.split(",")
+    counts = {k: int(v) for k, v in (p.split(":") for p in a.seeds_for.split(",") if p)}
+    tasks = [(n, s, a.threads) for n in names for s in range(counts.get(n, a.seeds))]
+    t0 = time.perf_counter()
+    if a.jobs > 1:
+        with mp.get_context("spawn").Pool(a.jobs) as pool:
+            results = pool.map(run_one, tasks, chunksize=1)
+    else:
+        results = [run_one(t) for t in tasks]
+    print("# Loss-sensitivity estimators against exact mode: agreement, noise detection, cost")
+    print(f"command: python benchmarks/unrolled_accuracy/run.py --settings {a.settings} --seeds {a.seeds} "
+          f"--seeds-for '{a.seeds_for}' --jobs {a.jobs} --threads {a.threads}")
+    load = os.getloadavg()
+    print(f"machine: {platform.machine()} CPU, {os.cpu_count()} cores visible, torch threads {a.threads} per process, "
+          f"{a.jobs} process(es) at once, no GPU used; load average at the end {load[0]:.1f}; "
+          f"torch {torch.__version__}; date {datetime.date.today().isoformat()}; "
+          f"total {time.perf_counter() - t0:.0f} s")
+    print("every estimator sees the same SGD trajectory (same seed); labels: 20% symmetric flips (seed = run seed);")
+    print("probe = whole training set (N <= 2048), direct term off; 'time ratio' = wall time of training with the")
+    print("estimator / plain training, in the same process; RSS = peak resident memory of that training run")
+    for name in names:
+        runs = [r for n, _, r in results if n == name]
+        desc = SETTINGS[name][0]
+        print(f"\n## {name}: {desc}; {len(runs)} seed(s)")
+        print(f"plain training: {_fmt([r['_plain']['time'] for r in runs], '{:.2f}')} s, train accuracy on the noisy "
+              f"labels {_fmt([r['_plain']['train_acc'] for r in runs])}, peak RSS "
+              f"{_fmt([r['_plain']['rss'] for r in runs], '{:.0f}')} MiB")
+        print(f"{'estimator':<28}{'Spearman vs exact':>24}{'AUROC flipped':>24}{'time ratio':>24}{'peak RSS MiB':>22}")
+        for label in runs[0]:
+            if label == "_plain":
+                continue
+            col = [[r[label][k] for r in runs] for k in ("spearman", "auroc", "ratio", "rss")]
+            print(f"{label:<28}{_fmt(col[0]):>24}{_fmt(col[1]):>24}{_fmt(col[2], '{:.2f}'):>24}"
+                  f"{_fmt(col[3], '{:.0f}'):>22}")
 
 
 if __name__ == "__main__":

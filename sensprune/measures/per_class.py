@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch.func import functional_call
 
 from sensprune.errors import ValidationError
-from sensprune.measures.sampled import DEFAULT_PROBE_TIMES, SampledSensitivityHook
+from sensprune.measures.sampled import SampledSensitivityHook
 from sensprune.measures.unrolled import _ProbeMixin, params_of
 from sensprune.train import Hook, Run, StepInfo
 
@@ -99,7 +99,7 @@ class PerClassHook(_ProbeMixin, Hook):
 class PerClassFullHook(SampledSensitivityHook):
     """The (K, K) matrix g_ij with the full-horizon estimator; ``extras()['per_class']``."""
 
-    def __init__(self, y: np.ndarray, num_classes: int, probe: np.ndarray, probe_times=DEFAULT_PROBE_TIMES,
+    def __init__(self, y: np.ndarray, num_classes: int, probe: np.ndarray, probe_times=None,
                  seed: int | None = None):
         if num_classes < 2:
             raise ValidationError(f"--per-class needs at least 2 classes; the dataset has {num_classes}.")

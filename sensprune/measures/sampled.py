@@ -207,12 +207,15 @@ class SampledSensitivityHook(ExactSensitivityHook):
 
     Records θ_0, the batches and learning rates during training (as exact mode does), and after the last
     epoch replays the trajectory and runs :func:`reverse_sweep`. ``values()['loss_sensitivity']`` is (N,).
+    ``probe_times``: K, ``"all"`` (K = T, exact) or None (``DEFAULT_PROBE_TIMES``, at most T); ``seed``: the
+    sampling seed (None = the training run's seed).
     """
 
-    def __init__(self, n: int, probe: np.ndarray, probe_times=DEFAULT_PROBE_TIMES, seed: int | None = None,
+    def __init__(self, n: int, probe: np.ndarray, probe_times=None, seed: int | None = None,
                  include_direct: bool = False):
         super().__init__(n, probe, include_direct)
-        self.probe_times = parse_probe_times(probe_times)
+        # None: the default K, capped at the number of steps T; an explicit K > T is refused
+        self.probe_times = None if probe_times is None else parse_probe_times(probe_times)
         self.seed = None if seed is None else int(seed)  # None: the training run's seed
         self.times = np.zeros(0, np.int64)
         self.strata = np.zeros(0, np.int64)
@@ -232,7 +235,7 @@ class SampledSensitivityHook(ExactSensitivityHook):
         final = replay_sgd(run.model, run.train.x, run.train.y, batches, self.lrs, **kw, trajectory=traj)
         self.replay_error = self._replay_error(final, run)
         steps = len(batches)
-        k = check_probe_times(self.probe_times, steps)
+        k = min(DEFAULT_PROBE_TIMES, steps) if self.probe_times is None else check_probe_times(self.probe_times, steps)
         self.times, self.strata = sample_probe_times(steps, k, self.seed)
         groups = self._groups(run)
         c = 1 if groups is None else len(groups)
