@@ -125,3 +125,74 @@ def test_save_refuses_tracker_cli_error_is_one_line(tiny_arrays, tmp_path):
                    "0.2", "--out", tmp_path / "p"])
     assert_one_line_error(res, "aum")
     assert not (tmp_path / "p").exists()
+
+
+def test_tracker_folder_with_dataset_accepted_by_bench_selection(tmp_path):
+    from sensprune.data import load_dataset
+
+    ds = load_dataset("digits", subsample=200)
+    X, Y = torch.from_numpy(ds.x_train), torch.from_numpy(ds.y_train)
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    t = sp.Tracker(n=ds.n_train, labels=ds.y_train, measures=["aum", "el2n"], dataset=ds)
+    for idx in torch.randperm(ds.n_train).split(50):
+        logits = model(X[idx])
+        t.step(idx, logits, Y[idx])
+        opt.zero_grad()
+        F.cross_entropy(logits, Y[idx]).backward()
+        opt.step()
+    t.epoch_end(model=model, eval_data=(X, Y))
+    t.save(tmp_path / "tr")
+    assert run_cli(["prune", "--scores", tmp_path / "tr", "--by", "aum", "--rule", "drop-high", "--fraction", "0.2",
+                    "--out", tmp_path / "sel"]).exit_code == 0
+    res = run_cli(["bench", "--selection", tmp_path / "sel", "--out", tmp_path / "b", "--seeds", "1", "--epochs", "1",
+                   "--quiet"])
+    assert res.exit_code == 0, res.output
+    rows = (tmp_path / "b" / "results.csv").read_text().splitlines()
+    assert len(rows) == 4 and "selection:drop-high" in (tmp_path / "b" / "summary.csv").read_text()
+
+
+def _ddp_feed(x, y, rank=0, world=1):
+    """2 epochs over fixed global batches; rank r takes every world-th example of each batch (global idx).
+
+    The model changes between epochs (seeded), so examples are forgotten and learned again.
+    """
+    torch.manual_seed(0)
+    model = _net()
+    X, Y = torch.from_numpy(x), torch.from_numpy(y)
+    t = sp.Tracker(n=len(y), labels=y, measures=MEASURES)
+    for epoch in range(2):
+        gen = torch.Generator().manual_seed(epoch)
+        for batch in torch.randperm(len(y), generator=gen).split(16):
+            idx = batch[rank::world]
+            xb = X[idx].requires_grad_()
+            t.step(idx, model(xb), Y[idx], x=xb)
+        t.epoch_end(model=model, eval_data=(x, y))
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(torch.randn(p.shape, generator=gen))
+    return t
+
+
+def _ddp_worker(rank, world, init_file, out_dir, x, y):
+    import torch.distributed as dist
+
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
+    try:
+        _ddp_feed(x, y, rank, world).save(f"{out_dir}/ddp")
+    finally:
+        dist.destroy_process_group()
+
+
+def test_tracker_under_ddp_equals_one_process(tiny_arrays, tmp_path):
+    import torch.multiprocessing as mp
+
+    x, y, _, _ = tiny_arrays
+    mp.spawn(_ddp_worker, args=(2, str(tmp_path / "init"), str(tmp_path), x, y), nprocs=2, join=True)
+    got = sp.load_scores(tmp_path / "ddp")
+    want = _ddp_feed(x, y).values()
+    assert want["forgetting"].max() >= 1  # the run has forgetting events to reduce
+    for m in MEASURES:
+        np.testing.assert_allclose(got.scores[m], want[m], rtol=1e-6, atol=1e-9, err_msg=m)
