@@ -141,7 +141,8 @@ def check_cuda_rng_resume(tmp: Path) -> None:
     torch.manual_seed(999)
     torch.cuda.manual_seed_all(999)  # a new process: other CPU and CUDA generator states
     resumed = train(build, ArraySource(x, y, dev), cfg, checkpoint_dir=tmp / "ck", progress=False)
-    diff = max(float((a - b).abs().max()) for a, b in zip(straight.model.parameters(), resumed.model.parameters()))
+    pairs = zip(straight.model.parameters(), resumed.model.parameters())
+    diff = max(float((a.detach() - b.detach()).abs().max()) for a, b in pairs)
     report(bool(saved) and resumed.resumed_from_epoch == 1 and diff == 0.0,
            f"2) dropout on CUDA: checkpoint holds {saved}; straight vs killed+resumed max |Δθ| = {diff:.3g}")
 
