@@ -375,7 +375,9 @@ def bench(data, *, selections: Mapping[str, Any], model="mlp", seeds: int = 5, e
     For each seed ``0..seeds-1`` it trains from scratch, with that seed (shared initial weights and
     batch order: the arms differ only by the mask, so the differences are paired), the ``full`` training
     set, each selection, and a ``random`` selection keeping as many examples per selection (per class
-    when the selection was made per class), and evaluates on the test split (required).
+    when the selection was made per class; for a reweighting, its weights shuffled within each class),
+    and evaluates on the test split (required). ``sensprune bench --selection`` does the same from prune
+    folders with a reloadable ``--dataset`` spec; this function works on in-memory data and your model.
 
     ``selections`` maps a name to a :class:`Selection`, a ``sensprune prune`` folder, or a boolean
     keep-mask (N,). A selection's reweighting weights are used as loss weights.
@@ -429,9 +431,16 @@ def bench(data, *, selections: Mapping[str, Any], model="mlp", seeds: int = 5, e
             cfg = replace(tcfg, seed=s)
             plan = [("full", None, None)]
             for name, (mask, w, per_class) in arms.items():
-                rmask = keep_mask(np.zeros(n), "random", fraction=1 - mask.sum() / n, labels=ds.y_train,
-                                  per_class=per_class, seed=s) if mask.sum() < n else np.ones(n, bool)
-                plan += [(name, mask, w), (f"random[{name}]", rmask, None)]
+                rmask, rw = np.ones(n, bool), None
+                if mask.sum() < n:
+                    rmask = keep_mask(np.zeros(n), "random", fraction=1 - mask.sum() / n, labels=ds.y_train,
+                                      per_class=per_class, seed=s)
+                if w is not None:  # a reweighting: its weights shuffled within each class (as bench --selection)
+                    rng, rw = np.random.default_rng(s), np.array(w, np.float64)
+                    for c in np.unique(ds.y_train):
+                        members = np.flatnonzero(ds.y_train == c)
+                        rw[members] = rng.permutation(rw[members])
+                plan += [(name, mask, w), (f"random[{name}]", rmask, rw)]
             for arm, mask, w in plan:
                 res = train(build, train_src, cfg, mask=mask, weights=w, progress=progress, desc=f"{arm} s{s}")
                 ev = evaluate(res.model, test_src, cfg.eval_batch_size)

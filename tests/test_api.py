@@ -185,3 +185,14 @@ def test_import_sensprune_is_light_and_facade_names_keep_modules():
             "import sensprune.score as S; assert S.ScoreConfig and callable(sp.score) and callable(sp.prune); "
             "assert sp.Tracker.__name__ == 'Tracker'")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_bench_reweighting_selection_uses_weights_and_shuffled_baseline(tiny_arrays):
+    import sensprune as sp
+
+    x, y, xt, yt = tiny_arrays
+    table = sp.score((x, y), measures=["aum"], epochs=1, widths=(8,))
+    sel = sp.prune(table, by="aum", reweight="softmax", per_class=True)
+    assert sel.weights is not None and len(sel.keep) == 120
+    res = sp.bench((x, y, xt, yt), selections={"w": sel}, seeds=2, epochs=1, widths=(8,))
+    assert [r["n_train"] for r in res.rows] == [120] * 6 and "vs_random" in res.summary["w"]
