@@ -145,9 +145,14 @@ def _echo_summary(table, rows, out: Path) -> None:
         last = hist[-1]
         click.echo(f"seed {s}: train_acc={last['train_acc']:.4f}  test_acc={last.get('test_acc', float('nan')):.4f}"
                    f"  ({len(hist)} epochs)")
-    click.echo(f"{'measure':<13}{'mean':>11}{'std':>11}{'min':>11}{'median':>11}{'max':>11}{'gini':>8}")
+    w = max([13] + [len(r[0]) + 2 for r in rows])
+    click.echo(f"{'measure':<{w}}{'mean':>11}{'std':>11}{'min':>11}{'median':>11}{'max':>11}{'gini':>8}")
     for name, *vals in rows:
-        click.echo(f"{name:<13}" + "".join(f"{v:>11.4g}" for v in vals[:-1]) + f"{vals[-1]:>8.3f}")
+        click.echo(f"{name:<{w}}" + "".join(f"{v:>11.4g}" for v in vals[:-1]) + f"{vals[-1]:>8.3f}")
+    for name, note in meta.get("measure_notes", {}).items():  # say which estimator made each sensitivity
+        if isinstance(note, dict) and "mode" in note:
+            k = f", K={note['probe_times']} of T={note['steps']} steps" if "probe_times" in note else ""
+            click.echo(f"{name}: {note['mode']}{k}")
     for name, info in meta.get("extras", {}).items():
         if "off_diagonal_fraction" in info:
             click.echo(f"{name}: off-diagonal mass fraction {info['off_diagonal_fraction']:.4f}")
