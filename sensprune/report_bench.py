@@ -43,7 +43,9 @@ def bench_page(page: "_Page", folder: Path) -> None:
         for r in rows:
             if r.get("measure") == "full":
                 continue
-            label = r["measure"] if r["measure"] in ("random", "oracle") else f"{r['measure']} / {r['rule']}"
+            # a random selection matched to a user selection (rule "matched:NAME") gets its own curve
+            plain = r["measure"] in ("random", "oracle") and not str(r.get("rule", "")).startswith("matched:")
+            label = r["measure"] if plain else f"{r['measure']} / {r['rule']}"
             for d, mean, ci in ((acc, "test_acc_mean", "test_acc_ci95"), (diff, "d_random_mean", "d_random_ci95")):
                 if d is diff and r["measure"] in ("random", "oracle"):
                     continue
