@@ -26,7 +26,7 @@ _LAZY = {
     "Tracker": "sensprune.tracker",
     "MeasureOptions": "sensprune.options", "DataOptions": "sensprune.options",
     "ScoreTable": "sensprune.score_table", "load_scores": "sensprune.score_table",
-    "load_selection": "sensprune.selection",
+    "load_selection": "sensprune.selection", "load_dataset": "sensprune.data",
     "SensPruneError": "sensprune.errors", "ValidationError": "sensprune.errors",
 }
 
