@@ -295,6 +295,10 @@ def load_config(path: str | Path) -> BenchConfig:
 
 def config_from_json(d: dict[str, Any]) -> BenchConfig:
     """Inverse of :meth:`BenchConfig.to_dict` (used by resume and bench-merge)."""
-    d = {k: dict(v) for k, v in d.items()}
-    d["train"].pop("seed", None)
+    try:
+        d = {k: dict(v) for k, v in d.items()}
+        d["train"].pop("seed", None)
+    except (AttributeError, KeyError, TypeError, ValueError):  # a hand-made or truncated config.json
+        raise ValidationError("config.json is not a bench config (expected the sections of a grid TOML: "
+                              f"{', '.join(_SECTIONS)}).") from None
     return config_from_dict(d, source="config.json")
