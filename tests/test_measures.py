@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from sensprune.measures import MEASURES, check_measures
 from sensprune.measures.gini import gini, lorenz
@@ -80,3 +81,150 @@ def test_every_measure_states_a_direction():
 def test_unknown_measure_named():
     with pytest.raises(ValidationError, match="'bogus'"):
         check_measures(["el2n", "bogus"])
+
+
+# --- horizon-1 proxy: the one double backward, sample weights, --probe-every -------------------------------
+
+def _tiny_run(hooks, tiny_arrays, ckpt=None, epochs=2, weights=None):
+    from sensprune.models import MLP
+    from sensprune.train import ArraySource, TrainConfig, train
+
+    x, y = tiny_arrays[0], tiny_arrays[1]
+    cfg = TrainConfig(epochs=epochs, batch_size=16, lr=0.1, momentum=0.9, weight_decay=1e-3)
+    return train(lambda: MLP(4, (6,), widths=(8,)), ArraySource(x, y, torch.device("cpu")), cfg, hooks=hooks,
+                 weights=weights, checkpoint_dir=ckpt, progress=False)
+
+
+def test_h1_several_vectors_equal_one_at_a_time_and_weights_enter_the_batch_loss():
+    from torch.func import functional_call
+
+    from sensprune.measures.truncated import h1_input_grad, h1_input_grads
+    from sensprune.models import MLP
+
+    torch.manual_seed(0)
+    model = MLP(3, (5,), widths=(7,)).double()
+    x, y = torch.randn(6, 5, dtype=torch.float64), torch.tensor([0, 1, 2, 0, 1, 2])
+    w = torch.linspace(0.5, 2.0, 6, dtype=torch.float64)
+    before = [p.detach().clone() for p in model.parameters()]
+    theta = [p + 0.01 for p in before]
+    vs = [[torch.randn_like(t) for t in theta] for _ in range(2)]
+    both = h1_input_grads(model, theta, x, y, vs, 0.3, w)
+    for v, g in zip(vs, both):
+        assert torch.equal(g, h1_input_grad(model, theta, x, y, v, 0.3, w))
+    # by hand: -lr * d/dx [grad_theta (sum_i w_i l_i / B) . v] with functional_call
+    names = [k for k, _ in model.named_parameters()]
+    leaf = x.clone().requires_grad_(True)
+    th = {k: t.clone().requires_grad_(True) for k, t in zip(names, theta)}
+    losses = F.cross_entropy(functional_call(model, th, (leaf,)), y, reduction="none")
+    g = torch.autograd.grad((losses * w).sum() / 6, list(th.values()), create_graph=True)
+    (want,) = torch.autograd.grad(-0.3 * sum((a * b).sum() for a, b in zip(g, vs[0])), leaf)
+    torch.testing.assert_close(both[0], want, rtol=1e-10, atol=1e-12)
+    assert all(torch.equal(p, b) for p, b in zip(model.parameters(), before))  # parameters restored
+
+
+def test_probe_every_one_is_the_exact_proxy_and_k_reuses_v_with_a_measured_error(tiny_arrays):
+    from sensprune.measures.truncated import LossSensitivityHook
+
+    probe = np.arange(0, 120, 2)
+    exact, every1, every4 = (LossSensitivityHook(120, probe), LossSensitivityHook(120, probe, probe_every=1),
+                             LossSensitivityHook(120, probe, probe_every=4))
+    _tiny_run([exact, every1, every4], tiny_arrays)
+    a, b, c = (h.values()["loss_sensitivity_h1"] for h in (exact, every1, every4))
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c) and np.isfinite(c).all()
+    assert np.corrcoef(a, c)[0, 1] > 0.5  # the same quantity, with v up to 3 steps stale (early training)
+    meta = every4.meta()["loss_sensitivity_h1"]
+    assert meta["probe_every"] == 4 and any("reused" in s for s in meta["approximations"])
+    err = meta["probe_every_error"]
+    assert err["refreshes_compared"] == 3  # 16 steps: refreshes at steps 1, 5, 9, 13; the first has no stale v
+    assert 0 < err["v_rel_error_l2"]["mean"] <= err["v_rel_error_l2"]["max"]
+    assert 0 < err["contribution_rel_error_l1"]["mean"] <= err["contribution_rel_error_l1"]["max"]
+    assert "probe_every_error" not in exact.meta()["loss_sensitivity_h1"]
+
+
+def test_probe_every_survives_a_checkpoint_resume(tiny_arrays, tmp_path):
+    from sensprune.measures.truncated import LossSensitivityHook
+    from sensprune.train import Hook
+
+    class Boom(Hook):
+        def on_step(self, step, run):
+            if step.epoch == 1:
+                raise KeyboardInterrupt
+
+    full = LossSensitivityHook(120, np.arange(120), probe_every=3)
+    _tiny_run([full], tiny_arrays)
+    with pytest.raises(KeyboardInterrupt):
+        _tiny_run([LossSensitivityHook(120, np.arange(120), probe_every=3), Boom()], tiny_arrays, tmp_path)
+    resumed = LossSensitivityHook(120, np.arange(120), probe_every=3)
+    _tiny_run([resumed], tiny_arrays, tmp_path)
+    np.testing.assert_allclose(resumed.values()["loss_sensitivity_h1"], full.values()["loss_sensitivity_h1"],
+                               rtol=1e-6)
+    assert resumed.meta() == full.meta()
+
+
+@pytest.mark.parametrize("kw", [{"probe_every": 0}, {"probe_every": 2, "horizon": 2},
+                                {"probe_every": 2, "include_direct": True},
+                                {"probe_every": 2, "probe_mode": "next-batch"}])
+def test_probe_every_is_refused_where_it_does_not_apply(kw):
+    from sensprune.measures.truncated import LossSensitivityHook
+
+    with pytest.raises(ValidationError, match="--probe-every"):
+        LossSensitivityHook(10, np.arange(10), **kw)
+
+
+def test_weighted_run_h1_uses_the_weighted_batch_loss(tiny_arrays):
+    """With sample weights the update of step s is on sum(w_i l_i)/|B|: one step, checked by hand."""
+    from sensprune.measures.truncated import LossSensitivityHook, h1_input_grad
+    from sensprune.models import MLP
+    from sensprune.train import ArraySource, Hook, TrainConfig, train
+
+    class Rec(Hook):
+        def on_step(self, step, run):
+            self.theta = [p.detach().clone() for p in run.model.parameters()]
+
+        def after_step(self, step, run):
+            self.v = torch.autograd.grad(F.cross_entropy(run.model(run.train.x), run.train.y),
+                                         list(run.model.parameters()))
+
+    x, y = tiny_arrays[0], tiny_arrays[1]
+    w = np.where(np.arange(120) < 60, 2.0, 0.5)
+    hook, rec = LossSensitivityHook(120, np.arange(120)), Rec()
+    res = train(lambda: MLP(4, (6,), widths=(8,)), ArraySource(x, y, torch.device("cpu")),
+                TrainConfig(epochs=1, batch_size=120, lr=0.1), hooks=[hook, rec], weights=w, progress=False)
+    xt, yt = torch.as_tensor(x), torch.as_tensor(y)
+    want = h1_input_grad(res.model, rec.theta, xt, yt, rec.v, 0.1, torch.as_tensor(w, dtype=torch.float32))
+    unweighted = h1_input_grad(res.model, rec.theta, xt, yt, rec.v, 0.1)
+    got = hook.values()["loss_sensitivity_h1"]
+    np.testing.assert_allclose(got, want.abs().sum(1).double().numpy(), rtol=1e-5)
+    assert not np.allclose(got, unweighted.abs().sum(1).double().numpy(), rtol=1e-2)
+
+
+def test_probe_every_reuses_exactly_the_v_of_its_last_refresh(tiny_arrays):
+    """Reference by hand: v = grad L_P at theta_1 (after the first update) for every step when k > T."""
+    from sensprune.measures.truncated import LossSensitivityHook, h1_input_grad
+    from sensprune.train import Hook
+
+    class Rec(Hook):
+        def __init__(self):
+            self.steps, self.v0 = [], None
+
+        def on_step(self, step, run):
+            self.steps.append(([p.detach().clone() for p in run.model.parameters()], step.idx.clone(), step.lr))
+
+        def after_step(self, step, run):
+            if self.v0 is None:
+                xp, yp = run.train.x[::2], run.train.y[::2]
+                params = list(run.model.parameters())
+                self.v0 = torch.autograd.grad(F.cross_entropy(run.model(xp), yp), params)
+                self.model, self.x, self.y = run.model, run.train.x, run.train.y
+
+    hook, rec = LossSensitivityHook(120, np.arange(0, 120, 2), probe_every=10 ** 6), Rec()
+    res = _tiny_run([hook, rec], tiny_arrays)
+    want = np.zeros(120)
+    final = [p.detach().clone() for p in res.model.parameters()]
+    for theta, b, lr in rec.steps:
+        g = h1_input_grad(res.model, theta, rec.x[b], rec.y[b], rec.v0, lr)
+        want[b.numpy()] += g.abs().flatten(1).sum(1).double().numpy()
+    assert all(torch.equal(p, q) for p, q in zip(res.model.parameters(), final))
+    np.testing.assert_allclose(hook.values()["loss_sensitivity_h1"], want / len(rec.steps), rtol=1e-5)  # float32
+    assert hook.meta()["loss_sensitivity_h1"]["probe_every_error"]["refreshes_compared"] == 0

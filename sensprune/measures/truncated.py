@@ -19,6 +19,7 @@ from torch import nn
 from torch.func import functional_call
 
 from sensprune.errors import ValidationError
+from sensprune.measures.buffers import StepBuffer
 from sensprune.measures.unrolled import _ProbeMixin, params_of, sgd_step
 from sensprune.train import Hook, Run, StepInfo
 
@@ -38,44 +39,74 @@ def _trainable(model: nn.Module) -> list[torch.Tensor]:
     return [p for p in model.parameters() if p.requires_grad]
 
 
-def h1_input_grad(model: nn.Module, theta_s: list[torch.Tensor], xb: torch.Tensor, yb: torch.Tensor,
-                  v, lr: float) -> torch.Tensor:
-    """−η·∇_{x_i}[∇_θ L_B(θ_s)·v] for every row x_i of ``xb`` (leaf or not): (B, ...), same as ``xb``.
+def batch_loss(logits: torch.Tensor, y: torch.Tensor, w: torch.Tensor | None = None) -> torch.Tensor:
+    """The loss the training loop steps on: mean_i ℓ_i, or Σ_i w_i·ℓ_i / |B| with per-example weights ``w``."""
+    if w is None:
+        return F.cross_entropy(logits, y)
+    return (F.cross_entropy(logits, y, reduction="none") * w.to(logits.dtype)).sum() / max(len(y), 1)
 
-    ``theta_s`` lists values for ``model``'s trainable parameters (in ``parameters()`` order); the
-    model is evaluated at them by pointing each parameter's data at them for the duration of the
-    call (cheaper than ``functional_call`` on small models) and restored afterwards. ∇_θ L_B is taken
-    with ``create_graph`` and the second backward is the vector-Jacobian product with ``v``; gradients
-    are returned, nothing is accumulated into ``.grad``.
+
+def h1_input_grads(model: nn.Module, theta_s: list[torch.Tensor], xb: torch.Tensor, yb: torch.Tensor,
+                   vs: list, lr: float, wb: torch.Tensor | None = None) -> list[torch.Tensor]:
+    """−η·∇_{x_i}[∇_θ L_B(θ_s)·v] for every row x_i of ``xb`` and every v in ``vs``: a list of (B, ...) tensors.
+
+    The one implementation of the horizon-1 double backward (Arpit et al., ICML 2017, §3.2, truncated to
+    one update; used by :class:`LossSensitivityHook` and the per-class matrix). ``theta_s`` lists values
+    for ``model``'s trainable parameters (in ``parameters()`` order); the model is evaluated at them by
+    pointing each parameter's data at them for the duration of the call (cheaper than
+    ``functional_call`` on small models) and restored afterwards. ∇_θ L_B (``batch_loss``, with the
+    sample weights ``wb`` of the batch if the run has them) is taken once with ``create_graph``; each v
+    is one vector-Jacobian product on that graph. Nothing is accumulated into ``.grad``.
     """
     leaf = xb.detach().requires_grad_(True)
     params = _trainable(model)
     saved = [p.data for p in params]
-    gx = None
+    out = []
     try:
-        # both backward passes run while the parameters point at θ_s: the graph saves the parameter
+        # the backward passes run while the parameters point at θ_s: the graph saves the parameter
         # tensors themselves, so restoring them first would silently evaluate the second pass at θ_{s+1}
         for p, t in zip(params, theta_s):
             p.data = t
-        lb = F.cross_entropy(model(leaf), yb)
+        lb = batch_loss(model(leaf), yb, wb)
         gth = torch.autograd.grad(lb, params, create_graph=True, allow_unused=True)
-        pairs = [(g, vi) for g, vi in zip(gth, v) if g is not None and g.requires_grad and vi is not None]
-        if pairs:
-            (gx,) = torch.autograd.grad([g for g, _ in pairs], leaf,
-                                        grad_outputs=[vi.to(g.dtype) for g, vi in pairs], allow_unused=True)
+        for k, v in enumerate(vs):
+            pairs = [(g, vi) for g, vi in zip(gth, v) if g is not None and g.requires_grad and vi is not None]
+            gx = None
+            if pairs:
+                (gx,) = torch.autograd.grad([g for g, _ in pairs], leaf,
+                                            grad_outputs=[vi.to(g.dtype) for g, vi in pairs], allow_unused=True,
+                                            retain_graph=k < len(vs) - 1)
+            out.append(torch.zeros_like(leaf) if gx is None else gx.mul_(-lr))
     finally:
         for p, t in zip(params, saved):
             p.data = t
-    return torch.zeros_like(leaf) if gx is None else gx.mul_(-lr)
+    return out
+
+
+def h1_input_grad(model: nn.Module, theta_s: list[torch.Tensor], xb: torch.Tensor, yb: torch.Tensor,
+                  v, lr: float, wb: torch.Tensor | None = None) -> torch.Tensor:
+    """:func:`h1_input_grads` for one v: −η·∇_{x_i}[∇_θ L_B(θ_s)·v], (B, ...) like ``xb``."""
+    return h1_input_grads(model, theta_s, xb, yb, [v], lr, wb)[0]
+
+
+def _l1_rows(g: torch.Tensor) -> torch.Tensor:
+    return g.abs().flatten(1).sum(1)
 
 
 class LossSensitivityHook(_ProbeMixin, Hook):
     """Truncated loss sensitivity (horizon H ≥ 1); ``values()['loss_sensitivity']`` is (N,)."""
 
     def __init__(self, n: int, probe: np.ndarray, horizon: int = 1, include_direct: bool = False,
-                 probe_mode: str = "fixed"):
+                 probe_mode: str = "fixed", probe_every: int = 1):
         self.probe, self.horizon, self.include_direct = np.asarray(probe), int(horizon), include_direct
         self.probe_mode = parse_probe_mode(probe_mode)
+        if not isinstance(probe_every, (int, np.integer)) or isinstance(probe_every, bool) or probe_every < 1:
+            raise ValidationError(f"--probe-every must be an integer >= 1. Got {probe_every!r} instead.")
+        self.probe_every = int(probe_every)
+        if self.probe_every > 1 and (self.horizon != 1 or self.probe_mode != "fixed" or include_direct):
+            raise ValidationError("--probe-every applies to the fixed probe at horizon 1 without --include-direct "
+                                  f"(got --horizon {horizon}, --probe {self.probe_mode}"
+                                  f"{', --include-direct' if include_direct else ''}).")
         if self.probe_mode == "next-batch" and self.horizon != 1:
             raise ValidationError(f"--probe next-batch works with --horizon 1 only (got --horizon {horizon}); "
                                   "use --probe fixed for longer horizons.")
@@ -86,6 +117,12 @@ class LossSensitivityHook(_ProbeMixin, Hook):
         self.steps = np.zeros((), np.int64)
         self.last_step_fixed = np.zeros((), np.int64)  # next-batch: steps that fell back to the fixed probe
         self.window: deque = deque(maxlen=self.horizon)
+        self.buffer = StepBuffer()  # per-step (ids, norms) on the device, folded into ``total`` once per epoch
+        # --probe-every k: the probe gradient v of the last refresh, its age in steps, and the measured error
+        # of reusing it (sums and maxima over the refreshes that replaced a stale v; see meta())
+        self.v: list | None = None
+        self.v_age = np.zeros((), np.int64)
+        self.stale_err = np.zeros(5, np.float64)  # count, sum and max of rel. error of v, sum and max of contrib.
 
     def on_train_begin(self, run: Run) -> None:
         self._setup(run)
@@ -93,31 +130,97 @@ class LossSensitivityHook(_ProbeMixin, Hook):
             raise ValidationError("--probe next-batch reads the training gradients, which --amp fp16 scales; "
                                   "use --probe fixed or --amp bf16.")
 
-    def _add(self, idx: torch.Tensor, gx: torch.Tensor) -> None:
-        self.total[idx.cpu().numpy()] += gx.abs().flatten(1).sum(1).double().cpu().numpy()
+    def _add(self, idx: torch.Tensor, norms: torch.Tensor) -> None:
+        self.buffer.append(idx, norms.double())
         self.steps += 1
+
+    def _fold(self) -> None:
+        for idx, norms in self.buffer.drain():  # groups free of repeated indices
+            self.total[idx] += norms.cpu().numpy()
+
+    @staticmethod
+    def _weights(run: Run, b: torch.Tensor):
+        w = getattr(run, "weights", None)
+        return None if w is None else w[b]
+
+    def _h1(self, run: Run, vs: list) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """The pending (θ_s, B_s): B_s and −η·∇_x[∇_θ L_B(θ_s)·v] for each v in ``vs``."""
+        theta_s, _, b, lr = self.window[-1]
+        return b, h1_input_grads(run.model, list(theta_s.values()), run.train.x[b], run.train.y[b], vs, lr,
+                                 self._weights(run, b))
 
     def _next_batch_step(self, step: StepInfo, run: Run) -> None:
         # .grad now holds v = ∇_θ L_{B_{s+1}}(θ_{s+1}) (the batch loss the loop trains on; no weight decay)
         if self.window:
-            theta_s, _, b, lr = self.window[-1]
-            v = [p.grad for p in _trainable(run.model)]
-            self._add(b, h1_input_grad(run.model, list(theta_s.values()), run.train.x[b], run.train.y[b], v, lr))
+            b, (gx,) = self._h1(run, [[p.grad for p in _trainable(run.model)]])
+            self._add(b, _l1_rows(gx))
         self.window.append((params_of(run.model), None, step.idx.clone(), float(step.lr)))
 
-    def _fixed_probe_h1(self, run: Run) -> None:
-        """H = 1 with the fixed probe for the pending (θ_s, B_s); the model is at θ_{s+1}."""
-        theta_s, _, b, lr = self.window[-1]
+    def _probe_grad(self, run: Run, direct: bool = False):
+        """v = ∇_θ L_P(θ_{s+1}) (and ∇_{x_p} L_P for the probe inputs when ``direct``); the model is at θ_{s+1}."""
         params = _trainable(run.model)
-        lp = F.cross_entropy(run.model(self.xp), self.yp)
-        v = torch.autograd.grad(lp, params, allow_unused=True)
-        self._add(b, h1_input_grad(run.model, list(theta_s.values()), run.train.x[b], run.train.y[b], v, lr))
+        xp = self.xp.detach().requires_grad_(True) if direct else self.xp
+        lp = F.cross_entropy(run.model(xp), self.yp)
+        grads = torch.autograd.grad(lp, params + ([xp] if direct else []), allow_unused=True)
+        return (list(grads[:-1]), grads[-1]) if direct else (list(grads), None)
+
+    def _fixed_probe_h1(self, run: Run) -> None:
+        """H = 1 with the fixed probe for the pending (θ_s, B_s); the model is at θ_{s+1}.
+
+        With ``probe_every`` k > 1 (an approximation, named in meta()), v is recomputed at every k-th step
+        only and reused in between; at each refresh the stale v is compared with the fresh one, on v itself
+        and on this step's contributions, which is the error of the oldest (k steps stale) reuse.
+        """
+        if self.include_direct:
+            v, gp = self._probe_grad(run, direct=True)
+            b, (gx,) = self._h1(run, [v])
+            ids = torch.unique(torch.cat([b, self.pidx]))
+            g = torch.zeros((len(ids), *gx.shape[1:]), dtype=gx.dtype, device=gx.device)
+            g.index_add_(0, torch.searchsorted(ids, b), gx)
+            g.index_add_(0, torch.searchsorted(ids, self.pidx), gp.to(gx.dtype))
+            self._add(ids, _l1_rows(g))
+            return
+        if self.v is not None and int(self.v_age) < self.probe_every:
+            b, (gx,) = self._h1(run, [self.v])
+            self.v_age += 1
+        else:
+            fresh, _ = self._probe_grad(run)
+            if self.v is None:
+                b, (gx,) = self._h1(run, [fresh])
+            else:
+                b, (old, gx) = self._h1(run, [self.v, fresh])
+                self._record_staleness(fresh, _l1_rows(old), _l1_rows(gx))
+            self.v = fresh if self.probe_every > 1 else None
+            self.v_age = np.ones((), np.int64)
+        self._add(b, _l1_rows(gx))
+
+    def _record_staleness(self, fresh: list, old_norms: torch.Tensor, new_norms: torch.Tensor) -> None:
+        num = sum(float((a - b).pow(2).sum()) for a, b in zip(fresh, self.v) if a is not None)
+        den = sum(float(a.pow(2).sum()) for a in fresh if a is not None)
+        ev = (num / den) ** 0.5 if den > 0 else 0.0
+        ec = float((old_norms - new_norms).abs().sum() / new_norms.sum().clamp_min(1e-30))
+        e = self.stale_err
+        e[0] += 1
+        e[1] += ev
+        e[2] = max(e[2], ev)
+        e[3] += ec
+        e[4] = max(e[4], ec)
+
+    def staleness(self) -> dict:
+        """The measured error of ``probe_every`` (empty when k = 1): relative errors at the refreshes."""
+        if self.probe_every == 1:
+            return {}
+        n, sv, mv, sc, mc = self.stale_err.tolist()
+        return {"refreshes_compared": int(n),
+                "v_rel_error_l2": {"mean": sv / n if n else None, "max": mv if n else None},
+                "contribution_rel_error_l1": {"mean": sc / n if n else None, "max": mc if n else None}}
 
     def on_epoch_end(self, epoch: int, run: Run) -> None:
         if self.probe_mode == "next-batch" and epoch + 1 == run.config.epochs and self.window:
             self._fixed_probe_h1(run)  # the last step has no next batch
             self.last_step_fixed += 1
             self.window.clear()
+        self._fold()
 
     def on_step(self, step: StepInfo, run: Run) -> None:
         if self.probe_mode == "next-batch":
@@ -134,7 +237,7 @@ class LossSensitivityHook(_ProbeMixin, Hook):
     def after_step(self, step: StepInfo, run: Run) -> None:
         if self.probe_mode == "next-batch":
             return
-        if self.horizon == 1 and not self.include_direct:
+        if self.horizon == 1:
             self._fixed_probe_h1(run)
             return
         cfg, x = run.config, run.train.x
@@ -142,29 +245,17 @@ class LossSensitivityHook(_ProbeMixin, Hook):
         ids = torch.unique(idx)
         leaf = x[ids].clone().requires_grad_(True)
         xp = leaf[torch.searchsorted(ids, self.pidx)] if self.include_direct else self.xp
-        if self.horizon == 1:
-            theta_s, _, b, lr = self.window[-1]
-            theta_s = {k: v.detach().requires_grad_(True) for k, v in theta_s.items()}
-            params = [p for p in run.model.parameters() if p.requires_grad]
-            lp = F.cross_entropy(run.model(xp), self.yp)
-            v = torch.autograd.grad(lp, params, retain_graph=self.include_direct)
-            xb = leaf[torch.searchsorted(ids, b)]
-            lb = F.cross_entropy(functional_call(run.model, theta_s, (xb,)), run.train.y[b])
-            gth = torch.autograd.grad(lb, list(theta_s.values()), create_graph=True)
-            dot = -lr * sum((g * vi).sum() for g, vi in zip(gth, v))
-            (gx,) = torch.autograd.grad(dot + (lp if self.include_direct else 0.0), leaf)
-        else:
-            theta, bufs = self.window[0][0], self.window[0][1]
-            theta = {k: v.clone().requires_grad_(True) for k, v in theta.items()}
-            for _, _, b, lr in self.window:
-                theta, bufs = sgd_step(run.model, theta, bufs, leaf[torch.searchsorted(ids, b)],
-                                       run.train.y[b], lr, cfg.momentum, cfg.weight_decay)
-            lp = F.cross_entropy(functional_call(run.model, theta, (xp,)), self.yp)
-            (gx,) = torch.autograd.grad(lp, leaf)
-        self.total[ids.cpu().numpy()] += gx.abs().flatten(1).sum(1).double().cpu().numpy()
-        self.steps += 1
+        theta, bufs = self.window[0][0], self.window[0][1]
+        theta = {k: v.clone().requires_grad_(True) for k, v in theta.items()}
+        for _, _, b, lr in self.window:
+            theta, bufs = sgd_step(run.model, theta, bufs, leaf[torch.searchsorted(ids, b)],
+                                   run.train.y[b], lr, cfg.momentum, cfg.weight_decay, wb=self._weights(run, b))
+        lp = F.cross_entropy(functional_call(run.model, theta, (xp,)), self.yp)
+        (gx,) = torch.autograd.grad(lp, leaf)
+        self._add(ids, _l1_rows(gx))
 
     def values(self) -> dict[str, np.ndarray]:
+        self._fold()
         return {self.name: self.total / max(int(self.steps), 1)}
 
     @property
@@ -183,19 +274,29 @@ class LossSensitivityHook(_ProbeMixin, Hook):
                           "independent sampling, but epochs sample without replacement: B_{s+1} is drawn from the "
                           "examples the epoch has not visited yet and excludes B_s, so the self term of x_i in "
                           "L_{s+1} is absent; the last step of training has no next batch and uses the fixed probe")
+        if self.probe_every > 1:
+            approx.append(f"probe gradient reused: v = grad L_P is recomputed at every {self.probe_every}-th step "
+                          f"only and reused (up to {self.probe_every - 1} steps stale) in between; the measured "
+                          "error of the stalest reuse is in probe_every_error")
         return {self.name: {
             "mode": f"PROXY: truncated to the last {self.horizon} update(s)"
                     + (" (one-step influence surrogate)" if self.horizon == 1 else ""),
             "horizon": self.horizon, "probe": self.probe_mode,
             "probe_size": int(len(self.probe)), "include_direct": self.include_direct,
             **({"steps_with_fixed_probe": int(self.last_step_fixed)} if self.probe_mode == "next-batch" else {}),
+            "probe_every": self.probe_every,
+            **({"probe_every_error": self.staleness()} if self.probe_every > 1 else {}),
             "normalisation": "sum over steps t of ||dL_t/dx||_1 divided by T, the number of SGD steps; "
                              "0 at steps whose horizon does not contain x",
             "approximations": approx}}
 
     def state_dict(self):
+        self._fold()
         out = {"total": self.total, "steps": self.steps, "win_len": np.asarray(len(self.window)),
-               "last_step_fixed": self.last_step_fixed}
+               "last_step_fixed": self.last_step_fixed, "v_age": self.v_age, "stale_err": self.stale_err}
+        if self.v is not None:
+            out["v_len"] = np.asarray(len(self.v))
+            out.update({f"v.{j}": vi.detach().cpu().numpy() for j, vi in enumerate(self.v) if vi is not None})
         for j, (th, bufs, b, lr) in enumerate(self.window):
             out[f"w{j}.idx"], out[f"w{j}.lr"] = b.cpu().numpy(), np.asarray(lr)
             out.update({f"w{j}.t.{k}": v.detach().cpu().numpy() for k, v in th.items()})
@@ -206,8 +307,15 @@ class LossSensitivityHook(_ProbeMixin, Hook):
         def scalar(v):  # a checkpoint stores 0-d arrays as shape (1,)
             return np.asarray(v).reshape(()).copy()
 
+        self.buffer = StepBuffer()
         self.total, self.steps = state["total"].copy(), scalar(state["steps"])
         self.last_step_fixed = scalar(state.get("last_step_fixed", 0))
+        self.v_age = scalar(state.get("v_age", 0))
+        self.stale_err = np.asarray(state.get("stale_err", np.zeros(5)), np.float64).reshape(5).copy()
+        vdev = self.pidx.device if hasattr(self, "pidx") else "cpu"
+        n_v = int(scalar(state.get("v_len", 0)))
+        self.v = [torch.as_tensor(state[f"v.{j}"], device=vdev) if f"v.{j}" in state else None
+                  for j in range(n_v)] if n_v else None
         self.window.clear()
         dev = self.pidx.device if hasattr(self, "pidx") else "cpu"
         for j in range(int(scalar(state["win_len"]))):
@@ -217,5 +325,3 @@ class LossSensitivityHook(_ProbeMixin, Hook):
                     if k.startswith(f"w{j}.b.")} or None
             self.window.append((th, bufs, torch.as_tensor(state[f"w{j}.idx"], device=dev),
                                 float(scalar(state[f"w{j}.lr"]))))
-
-
