@@ -251,6 +251,13 @@ CASES = {
                           "expected i/n with 0 <= i < n, got '5/2'"),
     "bench-merge user folder": (lambda w, b: user_folder(w), ["bench-merge", "d", "--out", "o"], 1,
                                 "d is not a bench folder (no config.json)."),
+    "bench --out /proc": (nothing, ["bench", "--config", "{DEMO}", "--out", "/proc/sensprune-x"], 1,
+                          "/proc/sensprune-x"),
+    "bench --out below a file": (lambda w, b: user_file(w), ["bench", "--config", "{DEMO}", "--out", "f/sub"], 1,
+                                 "f/sub"),
+    "bench-merge corrupt config.json": (lambda w, b: (user_folder(w), (w / "d" / "config.json").write_text("{}")),
+                                        ["bench-merge", "d", "--out", "o"], 1,
+                                        "config.json is not a bench config"),
     "bench-merge missing folder": (nothing, ["bench-merge", "nope", "--out", "o"], 2, "'nope' does not exist."),
     # the group
     "unknown command": (nothing, ["nope"], 2, "No such command 'nope'."),
