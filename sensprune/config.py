@@ -278,8 +278,12 @@ def config_from_dict(raw: dict[str, Any], *, source: str = "config") -> BenchCon
     return BenchConfig(**parts)
 
 
-def load_config(path: str | Path) -> BenchConfig:
-    """Read a grid TOML file into a validated :class:`BenchConfig`."""
+def load_config(path: str | Path, *, require_grid: bool = True) -> BenchConfig:
+    """Read a grid TOML file into a validated :class:`BenchConfig`.
+
+    ``require_grid=False`` (``bench --selection``, which uses only the training settings) accepts a
+    file without ``[grid]``.
+    """
     path = Path(path)
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -287,7 +291,7 @@ def load_config(path: str | Path) -> BenchConfig:
         raise ValidationError(f"Config file {path} not found.") from None
     except tomllib.TOMLDecodeError as exc:
         raise ValidationError(f"{path} is not valid TOML ({exc}).") from None
-    if "grid" not in raw:  # an empty file would otherwise run the whole default grid
+    if require_grid and "grid" not in raw:  # an empty file would otherwise run the whole default grid
         raise ValidationError(f"{path} has no [grid] section{' (the file is empty)' if not raw else ''}; a bench "
                               "needs at least [grid] measures = [...] (see benchmarks/open_question/demo.toml).")
     return config_from_dict(raw, source=path.name)

@@ -144,3 +144,14 @@ def test_cli_usage_errors(tmp_path, monkeypatch, args, match):
     r = run_cli(["bench", *args])
     assert r.exit_code == 2 and match in r.output, r.output
     assert not (tmp_path / "o").exists()
+
+
+def test_config_without_grid_gives_the_training_settings(folders, tmp_path):
+    (tmp_path / "t.toml").write_text("[train]\nepochs = 1\nbatch_size = 64\n[score]\nwidths = [8]\n")
+    r = run_cli(["bench", "--selection", folders / "P", "--config", tmp_path / "t.toml", "--seeds", "2",
+                 "--out", tmp_path / "B", "--quiet"])
+    assert r.exit_code == 0, r.output
+    meta = json.loads((tmp_path / "B" / "meta.json").read_text())
+    assert meta["config"]["train"]["batch_size"] == 64 and meta["config"]["score"]["widths"] == [8]
+    assert {x["epochs"] for x in read(tmp_path / "B" / "results.csv")} == {"1"}
+    assert len(read(tmp_path / "B" / "results.csv")) == 2 * 3

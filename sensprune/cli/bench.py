@@ -69,7 +69,7 @@ def bench(config_path, selection, more_selections, out, resume, force, jobs, sha
         raise click.UsageError("Pass --config GRID.toml (a grid) or --selection DIR [DIR ...] (your prune folders).")
     if selection is not None and (resume or shard != (0, 1) or jobs != 1):
         raise click.UsageError("--resume, --shard and --jobs apply to --config grids, not to --selection.")
-    cfg = load_config(config_path) if config_path else BenchConfig()
+    cfg = load_config(config_path, require_grid=selection is None) if config_path else BenchConfig()
     cfg = cfg.with_overrides(seeds=seeds, epochs=epochs, device=device)
     if selection is not None:
         from sensprune.bench_selection import run_selections
