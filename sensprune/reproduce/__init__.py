@@ -1,12 +1,12 @@
 """``sensprune reproduce``: the experiments of Arpit et al., "A Closer Look at Memorization in Deep
-Networks" (ICML 2017, arXiv 1706.05394), at CPU scale.
+Networks" (ICML 2017, arXiv 1706.05394 v2), at CPU scale.
 
 Each experiment module has ``TITLE`` and ``run(out, scale, seed, progress) -> Outcome``; it trains
-through the one training loop (:func:`sensprune.train.train`, measures as hooks), writes one PNG and
-one CSV, and decides its verdict — ``reproduced``, ``not reproduced`` or ``inconclusive`` — from
-the numbers by the rule stated in its docstring. :func:`run_reproduce` runs the chosen experiments
-and keeps ``verdicts.md`` and ``meta.json`` up to date after each one (a killed run keeps what
-finished).
+through the one training loop (:func:`sensprune.train.train`, measures as hooks) over several seeds,
+writes one PNG and one CSV, and decides its verdict from a 95% interval of the effect
+(:mod:`sensprune.reproduce.verdict`): ``reproduced``, ``not reproduced at this scale (reason)`` or
+``inconclusive (CI overlaps 0)``, by the rule stated in its docstring and printed beside the verdict.
+:func:`run_reproduce` runs the chosen experiments in a staging folder and publishes it when all are done.
 """
 
 from __future__ import annotations
@@ -24,8 +24,10 @@ import torch
 
 from sensprune import __version__
 from sensprune.errors import ValidationError
-from sensprune.io import atomic_write_bytes, atomic_write_text, base_meta, prepare_out, staged_dir, write_json
-from sensprune.reproduce.common import SCALES, VERDICT_WORDS, Outcome, Scale
+from sensprune.io import (atomic_write_bytes, atomic_write_text, base_meta, is_artifact, prepare_out, read_json,
+                          staged_dir, write_json)
+from sensprune.reproduce.common import SCALES, STAND_IN, Outcome, Scale
+from sensprune.reproduce.verdict import VERDICT_WORDS
 
 __all__ = ["EXPERIMENTS", "SCALES", "VERDICT_WORDS", "parse_only", "run_reproduce"]
 
@@ -51,9 +53,34 @@ def _module(number: int):
     return importlib.import_module(f"sensprune.reproduce.{EXPERIMENTS[number]}")
 
 
-def verdict_line(number: int, outcome: Outcome) -> str:
-    """``"N. TITLE: WORD — numbers"``, one line."""
-    return f"{number}. {_module(number).TITLE}: **{outcome.word}** — {outcome.sentence}."
+def verdict_lines(number: int, outcome: Outcome) -> list[str]:
+    """``"N. TITLE: **WORD** (detail) — evidence. Rule: …. CSV: …"`` and one indented line per extra row."""
+    v = outcome.verdict
+    detail = f" ({v.detail})" if v.detail else ""
+    lines = [f"{number}. {_module(number).TITLE}: **{v.word}**{detail} — {outcome.evidence}. "
+             f"Rule: {outcome.rule} CSV: {outcome.rows}."]
+    for name, ev, text in outcome.extra:
+        d = f" ({ev.detail})" if ev.detail else ""
+        lines.append(f"    - {name}: **{ev.word}**{d} — {text}.")
+    return lines
+
+
+def check_seeds(seeds) -> int | None:
+    """``--seeds``: None (the scale's own) or an integer >= 1."""
+    if seeds is None:
+        return None
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
+        raise ValidationError(f"--seeds must be an integer >= 1. Got {seeds!r} instead.")
+    return seeds
+
+
+def _reproduce_or_empty(out: Path) -> None:
+    """--force replaces only an earlier ``reproduce`` folder (or an empty one), not another sensprune output."""
+    if out.is_dir() and is_artifact(out):
+        kind = read_json(out / "meta.json").get("kind")
+        if kind != "reproduce":
+            raise ValidationError(f"{out} holds a sensprune {kind!r} output, not a reproduce folder; "
+                                  "choose another --out.")
 
 
 def _machine() -> dict:
@@ -63,7 +90,8 @@ def _machine() -> dict:
 
 
 def run_reproduce(out: str | Path, *, scale: str | Scale = "full", only: list[int] | None = None, seed: int = 0,
-                  force: bool = False, progress: bool = True, command: str | None = None) -> dict:
+                  seeds: int | None = None, force: bool = False, progress: bool = True,
+                  command: str | None = None) -> dict:
     """Run the chosen experiments into ``out``; returns ``meta`` (also written to ``out/meta.json``).
 
     Parameters
@@ -76,14 +104,21 @@ def run_reproduce(out: str | Path, *, scale: str | Scale = "full", only: list[in
         Experiment numbers (default: all six).
     seed : int
         Base seed: run r of an experiment uses ``seed + r``; corruptions use ``seed``.
+    seeds : int, optional
+        Seeds per experiment 2-6 (default: the scale's, 3-5); experiment 1's seeds are its one-epoch runs.
     """
     out = Path(out)
+    if isinstance(scale, str) and scale not in SCALES:
+        raise ValidationError(f"Unknown scale {scale!r}; choose one of {', '.join(SCALES)}.")
     sc = SCALES[scale] if isinstance(scale, str) else scale
+    k = check_seeds(seeds)
+    sc = sc if k is None else sc.with_seeds(k)
     only = list(EXPERIMENTS) if only is None else only
     bad = [n for n in only if n not in EXPERIMENTS]
     if bad or not only:
         raise ValidationError(f"Unknown experiment number(s) {bad or only}; choose from 1 to {len(EXPERIMENTS)}.")
-    prepare_out(out, force=force)  # --force replaces only an earlier reproduce (or other sensprune) folder
+    prepare_out(out, force=force)  # an existing folder needs --force, and must be a sensprune output ...
+    _reproduce_or_empty(out)  # ... of kind reproduce
     t_all = time.perf_counter()
     with staged_dir(out) as stage:  # the old folder stays until every experiment is done
         meta = _run_all(stage, sc, only, seed, progress, command, t_all)
@@ -105,26 +140,39 @@ def _run_all(stage: Path, sc: Scale, only, seed, progress, command, t_all) -> di
             "paper": "Arpit et al., A Closer Look at Memorization in Deep Networks, ICML 2017 (arXiv 1706.05394)",
             "command": command, "version": __version__,
             "date": datetime.datetime.now().isoformat(timespec="seconds"), "machine": _machine(),
-            "config": {"scale": asdict(sc), "seed": seed, "only": only}, "experiments": {}, "wall_time_s": None}
+            "config": {"scale": asdict(sc), "seed": seed, "only": only}, "stand_in": STAND_IN,
+            "load_average_start": _load(), "experiments": {}, "wall_time_s": None}
     lines: list[str] = []
     for number in only:
         t0 = time.perf_counter()
         outcome = _module(number).run(stage, sc, seed, progress)
-        line = verdict_line(number, outcome)
-        lines.append(line)
+        exp_lines = verdict_lines(number, outcome)
+        lines.extend(exp_lines)
         meta["experiments"][str(number)] = {
-            "title": _module(number).TITLE, "verdict": outcome.word, "line": line, "numbers": outcome.numbers,
-            "files": outcome.files, "config": outcome.config, "wall_time_s": round(time.perf_counter() - t0, 2)}
+            "title": _module(number).TITLE, "verdict": outcome.word, "verdict_label": outcome.verdict.label,
+            "rule": outcome.rule, "lines": exp_lines, "numbers": outcome.numbers, "files": outcome.files,
+            "config": outcome.config, "wall_time_s": round(time.perf_counter() - t0, 2), "load_average_end": _load()}
         meta["wall_time_s"] = round(time.perf_counter() - t_all, 2)
         _write(stage, meta, lines, sc)
     return meta
 
 
+def _load() -> list[float] | None:
+    """1-, 5- and 15-minute load averages (the machine is shared; timings depend on them)."""
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except OSError:
+        return None
+
+
 def _write(out: Path, meta: dict, lines: list[str], sc: Scale) -> None:
     head = (f"# Reproduction of Arpit et al. 2017 (arXiv 1706.05394) — scale `{sc.name}`\n\n"
             f"sensprune {meta['version']}, {meta['date']}, {meta['machine']['cpu_count']} CPU cores "
-            f"({meta['machine']['torch_threads']} torch thread(s)), total wall time {meta['wall_time_s']:.0f} s.\n"
-            "Verdicts are computed from the numbers by the rule in each experiment's module docstring "
-            "(`sensprune/reproduce/`).\n\n")
+            f"({meta['machine']['torch_threads']} torch thread(s)), total wall time {meta['wall_time_s']:.0f} s, "
+            f"load average {meta['load_average_start']} at the start.\n"
+            f"{STAND_IN}; the other stand-ins are listed in `sensprune/reproduce/common.py`.\n"
+            "Each verdict compares a 95% interval of the effect (positive = the paper's direction) with 0: "
+            "above 0 → reproduced, below 0 → not reproduced at this scale, containing 0 → inconclusive. "
+            "Intervals are paired t-intervals over seeds unless the line says otherwise.\n\n")
     atomic_write_text(out / "verdicts.md", head + "\n".join(lines) + "\n")
     write_json(out / "meta.json", meta)

@@ -1,12 +1,25 @@
-"""What the six paper experiments share: scales, the paper's data, a fit tracker hook, verdicts, figures.
+"""What the six paper experiments share: scales, the data, the training set-ups, a fit tracker, figures.
 
-Data (Arpit et al. 2017, §3): Fashion-MNIST average-pooled 2×2 to 14×14 (the recipe of
-``benchmarks/unrolled_accuracy/common.py``), a stratified subset of the 60k training images
-(subsample seed 0) and the first ``n_test`` test images as the validation set.
+Paper: Arpit et al., "A Closer Look at Memorization in Deep Networks", ICML 2017 (arXiv 1706.05394 v2).
 
-Models: the paper's MLP 16-16 for the unrolled measures (experiments 2 and 3, plain SGD as the
-unrolling needs), and a wider MLP trained with Adam (the *memorization model*, ``Scale.mem_widths``)
-where random data must actually be fit within a CPU budget (experiments 1, 4, 5, 6).
+**What stands in for what.** The paper used MNIST (and CIFAR-10), plain SGD with lr 0.01, and MLPs of
+up to 4096 units on up to 50 000 examples. Here, on 2 CPU cores:
+
+- *Data*: Fashion-MNIST average-pooled 2×2 to 14×14 (the Debian package ``dataset-fashion-mnist``)
+  stands in for MNIST; a stratified subset of the training images (subsample seed 0) and the first
+  ``n_test`` test images as the validation set. The ``tiny`` scale (tests) uses scikit-learn's
+  8×8 ``digits``, which ships with the library.
+- *Loss sensitivity (exps 2, 3)*: the paper's measure — ``loss_sensitivity``, the full-horizon
+  estimator (K = 16 stratified probe steps, each ∂L_t/∂x exact through every earlier SGD update,
+  :mod:`sensprune.measures.sampled`) — on the paper's MLP 16-16 trained with **plain SGD** (no
+  momentum, no weight decay, constant lr); lr 0.1 stands in for the paper's 0.01 so that a few
+  hundred CPU epochs get somewhere.
+- *Memorization model (exps 1, 4, 5, 6)*: an MLP 512-512 trained with Adam (lr 1e-3, constant, no
+  weight decay) stands in for the paper's wider MLPs with SGD: random data must actually be fit
+  within a CPU budget.
+- *Random labels* are ``randY-uniform`` (every label redrawn uniformly from all K classes, as in the
+  paper), not ``randY`` (always a different class). *Random inputs* are ``randX`` (Gaussian with the
+  data's per-feature mean and std).
 """
 
 from __future__ import annotations
@@ -21,66 +34,85 @@ import torch
 import torch.nn.functional as F
 
 from sensprune.data import load_dataset, make_dataset
+from sensprune.data.noise import apply_corruption, corrupt_inputs
 from sensprune.data.registry import subsample_dataset
 from sensprune.models import build_model
 from sensprune.plots import _save as save_png  # noqa: F401  (PNG written atomically)
-from sensprune.plots import plt  # noqa: F401  (pyplot on the Agg backend)
+from sensprune.plots import _subplots as subplots  # noqa: F401  (a matplotlib Figure; no pyplot)
+from sensprune.reproduce.verdict import Verdict
 from sensprune.train import ArraySource, Hook, Run, TrainConfig, train
 
-REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE = "reproduced", "not reproduced", "inconclusive"
-VERDICT_WORDS = (REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE)
+FASHION = "fashion-mnist-14x14"
+RANDOM_LABELS = "randY-uniform"  # the paper's random labels
+STAND_IN = ("Fashion-MNIST 14x14 stands in for the paper's MNIST")
 
 
 @dataclass(frozen=True)
 class Scale:
-    """Sizes of one reproduction run (``tiny`` for tests, ``quick`` < 10 min, ``full`` ~ 15-35 min on 2 cores)."""
+    """Sizes of one reproduction run (``tiny`` for tests, ``quick`` < 10 min, ``full`` < 30 min on 2 cores)."""
 
     name: str
-    n: int                                   # training examples, experiments 2-5 (the paper: 1000)
+    dataset: str                             # FASHION, or "digits" (ships with scikit-learn; tests)
     n_test: int                              # validation examples (first n_test test images)
     mem_widths: tuple[int, ...]              # memorization MLP, experiments 1, 4, 5, 6
     easy_n: int                              # exp 1: training examples
-    easy_runs: int                           # exp 1: one-epoch runs (seeds) per dataset
-    gini_epochs: int                         # exp 2
-    per_class_epochs: int                    # exp 3
-    per_class_seeds: int                     # exp 3
+    easy_runs: int                           # exp 1: one-epoch runs (= seeds) per data set
+    sens_n: int                              # exps 2, 3: training examples
+    sens_epochs: int                         # exps 2, 3: plain-SGD epochs of the MLP 16-16
+    sens_seeds: int                          # exps 2, 3
     noise_levels: tuple[float, ...]          # exp 4
+    csr_n: int                               # exp 4: training examples
     csr_epochs: int                          # exp 4
     csr_samples: int                         # exp 4: validation examples searched by LASS per epoch
-    dropouts: tuple[float, ...]              # exp 5
-    dropout_epochs: int                      # exp 5
+    csr_seeds: int                           # exp 4
+    reg_n: int                               # exp 5: training examples
+    dropouts: tuple[float, ...]              # exp 5 (0 = no regularizer)
+    weight_decays: tuple[float, ...]         # exp 5 (L2 coefficient of Adam)
+    reg_epochs: int                          # exp 5
+    reg_seeds: int                           # exp 5
     sizes: tuple[int, ...]                   # exp 6
+    input_noise: tuple[float, ...]           # exp 6: proportions of Gaussian inputs (Fig. 6)
     max_epochs: int                          # exp 6: cap on epochs to reach the threshold
+    fit_seeds: int                           # exp 6
+
+    def with_seeds(self, k: int) -> "Scale":
+        """The same scale with ``k`` seeds in experiments 2-6 (experiment 1's seeds are its one-epoch runs)."""
+        return dataclasses.replace(self, sens_seeds=k, csr_seeds=k, reg_seeds=k, fit_seeds=k)
 
 
 SCALES = {
-    "tiny": Scale("tiny", n=120, n_test=200, mem_widths=(64, 64), easy_n=120, easy_runs=3, gini_epochs=2,
-                  per_class_epochs=1, per_class_seeds=1, noise_levels=(0.0, 0.4, 0.8), csr_epochs=3,
-                  csr_samples=50, dropouts=(0.0, 0.5), dropout_epochs=3, sizes=(60, 120), max_epochs=4),
-    "quick": Scale("quick", n=1000, n_test=2000, mem_widths=(512, 512), easy_n=2000, easy_runs=30,
-                   gini_epochs=150, per_class_epochs=60, per_class_seeds=1, noise_levels=(0.0, 0.4, 0.8),
-                   csr_epochs=60, csr_samples=1000, dropouts=(0.0, 0.2, 0.5, 0.8), dropout_epochs=80,
-                   sizes=(250, 500, 1000), max_epochs=150),
-    "full": Scale("full", n=1000, n_test=2000, mem_widths=(512, 512), easy_n=3000, easy_runs=100,
-                  gini_epochs=300, per_class_epochs=200, per_class_seeds=2,
-                  noise_levels=(0.0, 0.2, 0.4, 0.6, 0.8), csr_epochs=150, csr_samples=1000,
-                  dropouts=(0.0, 0.2, 0.4, 0.6, 0.8), dropout_epochs=150,
-                  sizes=(250, 500, 1000, 2000, 4000), max_epochs=300),
+    "tiny": Scale("tiny", "digits", n_test=200, mem_widths=(64, 64), easy_n=120, easy_runs=4,
+                  sens_n=100, sens_epochs=2, sens_seeds=2, noise_levels=(0.0, 0.5, 1.0), csr_n=120, csr_epochs=3,
+                  csr_samples=40, csr_seeds=2, reg_n=120, dropouts=(0.0, 0.5), weight_decays=(1e-3,),
+                  reg_epochs=3, reg_seeds=2, sizes=(60, 120), input_noise=(0.0, 0.5, 1.0), max_epochs=3,
+                  fit_seeds=2),
+    "quick": Scale("quick", FASHION, n_test=1000, mem_widths=(512, 512), easy_n=1000, easy_runs=20,
+                   sens_n=300, sens_epochs=30, sens_seeds=3, noise_levels=(0.0, 0.4, 0.8), csr_n=500,
+                   csr_epochs=30, csr_samples=300, csr_seeds=3, reg_n=500, dropouts=(0.0, 0.5),
+                   weight_decays=(1e-3,), reg_epochs=40, reg_seeds=3, sizes=(250, 500),
+                   input_noise=(0.0, 0.5, 1.0), max_epochs=120, fit_seeds=3),
+    "full": Scale("full", FASHION, n_test=2000, mem_widths=(512, 512), easy_n=2000, easy_runs=50,
+                  sens_n=500, sens_epochs=100, sens_seeds=3, noise_levels=(0.0, 0.2, 0.4, 0.6, 0.8), csr_n=1000,
+                  csr_epochs=60, csr_samples=500, csr_seeds=3, reg_n=1000, dropouts=(0.0, 0.5, 0.8),
+                  weight_decays=(1e-3,), reg_epochs=80, reg_seeds=5, sizes=(250, 500, 1000),
+                  input_noise=(0.0, 0.5, 1.0), max_epochs=200, fit_seeds=3),
 }
 
-#: the paper's setting for the unrolled measures: MLP 16-16, plain SGD with momentum, no weight decay
+#: the paper's MLP for the loss-sensitivity experiments (§3.2)
 PAPER_WIDTHS = (16, 16)
+SENS_LR, SENS_BATCH = 0.1, 32
 
 
-def paper_train(epochs: int, seed: int) -> TrainConfig:
-    """SGD config of experiments 2 and 3 (unrollable: SGD, no dropout; weight decay 0 to let noise be fit)."""
-    return TrainConfig(epochs=epochs, batch_size=128, lr=0.05, momentum=0.9, weight_decay=0.0,
-                       schedule="cosine", seed=seed)
+def sens_train(epochs: int, seed: int) -> TrainConfig:
+    """Plain SGD of experiments 2 and 3, as in the paper (no momentum, no weight decay, constant lr;
+    lr 0.1 stands in for the paper's 0.01)."""
+    return TrainConfig(epochs=epochs, batch_size=SENS_BATCH, optimizer="sgd", lr=SENS_LR, momentum=0.0,
+                       weight_decay=0.0, schedule="constant", seed=seed)
 
 
-def mem_train(epochs: int, seed: int, batch_size: int = 128) -> TrainConfig:
-    """Adam config of the memorization model (constant lr, no weight decay: nothing holds memorization back)."""
-    return TrainConfig(epochs=epochs, batch_size=batch_size, optimizer="adam", lr=1e-3, weight_decay=0.0,
+def mem_train(epochs: int, seed: int, batch_size: int = 128, weight_decay: float = 0.0) -> TrainConfig:
+    """Adam config of the memorization model (constant lr, no weight decay unless asked)."""
+    return TrainConfig(epochs=epochs, batch_size=batch_size, optimizer="adam", lr=1e-3, weight_decay=weight_decay,
                        schedule="constant", seed=seed)
 
 
@@ -91,12 +123,48 @@ def _pooled_fashion(n_test: int):
     def pool(x):
         return F.avg_pool2d(torch.as_tensor(x)[:, None], 2)[:, 0].numpy()
     return make_dataset(pool(d.x_train), d.y_train, pool(d.x_test[:n_test]), d.y_test[:n_test],
-                        spec="fashion-mnist-14x14", num_classes=10, info={"input_range": 1.0})
+                        spec=FASHION, num_classes=10, info={"input_range": 1.0})
 
 
-def paper_data(n: int, n_test: int):
-    """Fashion-MNIST at 14×14: a stratified subset of ``n`` training images, the first ``n_test`` test images."""
-    return subsample_dataset(_pooled_fashion(n_test), int(n), seed=0)
+@lru_cache(maxsize=2)
+def _digits(n_test: int):
+    d = load_dataset("digits")
+    return make_dataset(d.x_train, d.y_train, d.x_test[:n_test], d.y_test[:n_test], spec="digits", num_classes=10,
+                        info={"input_range": 1.0})
+
+
+def paper_data(n: int, scale: Scale):
+    """A stratified subset of ``n`` training images and the first ``n_test`` test images of the scale's data."""
+    base = _pooled_fashion(scale.n_test) if scale.dataset == FASHION else _digits(scale.n_test)
+    return subsample_dataset(base, min(int(n), base.n_train), seed=0)
+
+
+def random_labels(data, fraction: float, seed: int):
+    """The paper's random labels (uniform over all classes) on ``fraction`` of the training set."""
+    return apply_corruption(data, RANDOM_LABELS, fraction, seed)
+
+
+def norm_matched_random_inputs(real, seed: int):
+    """randX whose every input is rescaled to the Euclidean norm of the real input it replaces.
+
+    Real images differ a lot in norm (dark vs bright garments), Gaussian inputs hardly at all; with
+    the norms matched, a Gini difference between real and random inputs is no longer one of input norms.
+    """
+    x = np.asarray(real.x_train, np.float32)
+    noise, idx = corrupt_inputs(x, 1.0, seed=seed)
+    flat_r, flat_n = x.reshape(len(x), -1), noise.reshape(len(x), -1)
+    scale = np.linalg.norm(flat_r, axis=1) / np.maximum(np.linalg.norm(flat_n, axis=1), 1e-12)
+    info = {**real.info, "corruption": {"kind": "randX, norm-matched", "fraction": 1.0, "seed": int(seed),
+                                        "n_corrupted": int(len(idx)),
+                                        "note": "Gaussian inputs rescaled to each real input's L2 norm"}}
+    return dataclasses.replace(real, x_train=(noise * scale.reshape((-1,) + (1,) * (x.ndim - 1))).astype(np.float32),
+                               spec=f"{real.spec}+randXnorm1s{seed}", info=info)
+
+
+def input_norms(data, p: int = 1) -> np.ndarray:
+    """‖x_i‖_p of every training input."""
+    x = np.asarray(data.x_train, np.float64)
+    return np.linalg.norm(x.reshape(len(x), -1), ord=p, axis=1)
 
 
 class ThresholdReached(Exception):
@@ -146,18 +214,57 @@ def fit(data, widths, cfg: TrainConfig, *, dropout: float = 0.0, hooks: Sequence
 
 @dataclass
 class Outcome:
-    """What an experiment returns: the verdict word and sentence, its numbers and the files it wrote."""
+    """What an experiment returns.
 
-    word: str
-    sentence: str
+    ``verdict`` is the headline outcome of the paper's claim; ``evidence`` the numbers with their
+    interval and number of seeds; ``rule`` one sentence saying how the verdict follows from them;
+    ``rows`` which CSV rows hold the numbers; ``extra`` further rows (name, Verdict, text) such as
+    controls or claims the paper does not make.
+    """
+
+    verdict: Verdict
+    evidence: str
+    rule: str
+    rows: str
     numbers: dict
     files: list[str]
     config: dict = dataclasses.field(default_factory=dict)
+    extra: list = dataclasses.field(default_factory=list)
+
+    @property
+    def word(self) -> str:
+        return self.verdict.word
 
 
-def three_way(ok: bool, bad: bool) -> str:
-    """``reproduced`` if ok, ``not reproduced`` if bad (and not ok), else ``inconclusive``."""
-    return REPRODUCED if ok else NOT_REPRODUCED if bad else INCONCLUSIVE
+_SENS_CACHE: dict = {}
+
+
+def sensitivity_run(data, seed: int, epochs: int, per_class: bool, progress: bool = False) -> dict:
+    """One plain-SGD run of the MLP 16-16 on ``data`` with the paper's ``loss_sensitivity`` (full horizon).
+
+    Returns ``values`` (N,), ``per_class`` ((K, K) or None), ``train_acc`` (eval mode, after the last
+    epoch), ``notes`` (the hooks' ``meta()``: mode, probe steps, …). Runs are memoized for the process,
+    so experiments 2 and 3 share the runs on the same data and seed.
+    """
+    from sensprune.score import ScoreConfig, score
+
+    key = (data.spec, data.n_train, seed, epochs, per_class)
+    if key not in _SENS_CACHE:
+        cfg = ScoreConfig(dataset=data.spec, widths=PAPER_WIDTHS, measures=("loss_sensitivity",),
+                          measure_options={"per_class": True} if per_class else {}, train=sens_train(epochs, seed))
+        table = score(data, cfg, progress=progress)
+        acc = float(np.mean(table.predicted == np.asarray(data.y_train)))
+        _SENS_CACHE[key] = {"values": np.asarray(table.scores["loss_sensitivity"], np.float64),
+                            "per_class": np.asarray(table.extras["per_class"]) if per_class else None,
+                            "train_acc": acc, "notes": table.meta.get("measure_notes", {})}
+    return _SENS_CACHE[key]
+
+
+def estimator_note(notes: dict) -> str:
+    """One line naming the estimator from a hook's ``meta()`` (the score table's ``measure_notes``)."""
+    ls = notes.get("loss_sensitivity") or notes.get("per_class") or {}
+    return (f"{ls.get('mode', '?')}: K={ls.get('probe_times', '?')} of T={ls.get('steps', '?')} SGD steps, "
+            f"each dL_t/dx exact through every earlier update")
 
 
 def spearman(a, b) -> float:

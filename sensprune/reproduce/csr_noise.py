@@ -1,15 +1,21 @@
-"""Experiment 4 — critical sample ratio and validation accuracy under noise (Arpit et al. 2017, §4, Fig. 9/10).
+"""Experiment 4 — critical sample ratio and validation accuracy under noise (Arpit et al. 2017, §4, Figs. 7–9).
 
-The memorization MLP on 1000 images with randY and randX at each noise level (0 = real data),
-every epoch: validation accuracy, CSR of ``csr_samples`` validation examples (LASS,
-:class:`sensprune.measures.csr.CSRHook`, the paper's α, β, r) and eval-mode training accuracy on
-the corrupted and the clean examples (:class:`~sensprune.reproduce.common.FitTracker`).
-Claims: (a) with randY, validation accuracy peaks before the noise is fit; (b) CSR rises with noise.
-Numbers: (a) per randY level q > 0, the epoch of peak validation accuracy vs the first epoch at which
-half of the corrupted examples are fit (their random label predicted); (b) the Spearman correlation
-between noise level and CSR averaged over the last third of the epochs, for randY and randX.
-Verdict: *reproduced* if (a) holds at every randY level whose noise got fit and (b) ρ ≥ 0.7 for both
-kinds; *not reproduced* if (a) fails at every such level or ρ ≤ 0 for both kinds; else *inconclusive*.
+The memorization MLP on ``csr_n`` images with random labels (``randY-uniform``) and random inputs
+(randX) on a fraction q of the training set, at each noise level (q = 0 is real data), for each seed
+(training and corruption seed alike); every epoch: validation accuracy, CSR of ``csr_samples``
+validation examples (LASS, :class:`sensprune.measures.csr.CSRHook`, the paper's α, β, r) and eval-mode
+training accuracy on the corrupted examples (:class:`~sensprune.reproduce.common.FitTracker`).
+
+Claims (§4): (a) with random labels, validation accuracy peaks before the noise is fit — the network
+learns the patterns first; (b) the CSR (a proxy for the complexity of the learned function) rises
+with the amount of noise.
+Effects: (a) per seed, the mean over label-noise levels q > 0 of (first epoch at which half of the
+corrupted examples are fit − epoch of peak validation accuracy), a run whose noise is never fit
+counting as fit after the last epoch; 95% paired t-interval over seeds. (b) for each noise kind, the
+OLS slope of the CSR (mean over the last third of the epochs) against q over all (seed, level)
+points, with its 95% t-interval; each point's binomial SE is in the CSV.
+Verdict: reproduced if the intervals of (a) and of both slopes (b) lie above 0; not reproduced at
+this scale if any lies below 0; otherwise inconclusive. Each part is also listed with its own verdict.
 """
 
 from __future__ import annotations
@@ -18,90 +24,112 @@ from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
+from matplotlib import colormaps
 from tqdm.auto import tqdm
 
 from sensprune.data.noise import apply_corruption
 from sensprune.io import write_csv
 from sensprune.measures.csr import CSRHook, lass_parameters
-from sensprune.reproduce.common import (FitTracker, Outcome, Scale, fit, fmt, mem_train, paper_data, plt,
-                                        save_png, spearman, three_way)
+from sensprune.reproduce.common import (RANDOM_LABELS, FitTracker, Outcome, Scale, fit, fmt, mem_train, paper_data,
+                                        save_png, subplots)
+from sensprune.reproduce.verdict import all_of, binomial_se, decide, slope_ci, t_ci
 
-TITLE = "CSR and validation accuracy under randY/randX noise (§4, Fig. 9/10)"
+TITLE = "CSR and validation accuracy under noise (§4, Figs. 7–9)"
 FIT = 0.5    # the noise counts as fit once this fraction of corrupted examples is predicted as labelled
-RHO_OK = 0.7
+KINDS = {"random labels": RANDOM_LABELS, "randX": "randX"}
+RULE = ("reproduced if the 95% intervals of (a) fit epoch − peak epoch (paired t over seeds) and of (b) both CSR "
+        "slopes against noise (t over points) lie above 0, not reproduced if any lies below 0, else inconclusive.")
 
 
 def run(out: Path, scale: Scale, seed: int, progress: bool = True) -> Outcome:
-    real = paper_data(scale.n, scale.n_test)
+    real = paper_data(scale.csr_n, scale)
     tc = mem_train(scale.csr_epochs, seed)
     params = lass_parameters(real.info.get("input_range", 1.0))
-    runs = [(k, q) for k in ("randY", "randX") for q in scale.noise_levels if q > 0]
-    runs = [("real", 0.0)] + runs if 0.0 in scale.noise_levels else runs
+    seeds = [seed + r for r in range(scale.csr_seeds)]
+    levels = [q for q in scale.noise_levels if q > 0]
+    runs = [(s, "real", 0.0) for s in seeds] + [(s, k, q) for s in seeds for k in KINDS for q in levels]
     curves = {}
-    for kind, q in tqdm(runs, desc="4 CSR: training runs", disable=not progress, dynamic_ncols=True):
-        d, idx = (real, np.zeros(0, np.int64)) if kind == "real" else apply_corruption(real, kind, q, seed)
+    for s, kind, q in tqdm(runs, desc="4 CSR: training runs", disable=not progress, dynamic_ncols=True):
+        d, idx = (real, np.zeros(0, np.int64)) if kind == "real" else apply_corruption(real, KINDS[kind], q, s)
         tracker = FitTracker(idx)
-        csr = CSRHook(real.x_test, params, scale.csr_samples, seed=seed)
-        res = fit(d, scale.mem_widths, tc, hooks=[tracker, csr], progress=progress, desc=f"{kind} {q:g}")
+        csr = CSRHook(real.x_test, params, scale.csr_samples, seed=s)
+        res = fit(d, scale.mem_widths, mem_train(scale.csr_epochs, s), hooks=[tracker, csr], desc=f"{kind} {q:g}")
         rows = np.array(tracker.rows)
-        curves[(kind, q)] = {"val_acc": np.array([h["test_acc"] for h in res.history]), "csr": csr.curve,
-                             "train_acc": rows[:, 0], "train_acc_noisy": rows[:, 1], "train_acc_clean": rows[:, 2]}
+        curves[(s, kind, q)] = {"val_acc": np.array([h["test_acc"] for h in res.history]), "csr": csr.curve,
+                                "train_acc": rows[:, 0], "train_acc_noisy": rows[:, 1], "n_csr": len(csr.x)}
 
-    def levels(kind):  # [(q, curves)] for one noise kind; level 0 is the real-data run
-        return [(q, curves[("real", 0.0) if q == 0 else (kind, q)]) for q in scale.noise_levels]
+    def run_of(s, kind, q):
+        return curves[(s, "real", 0.0) if q == 0 else (s, kind, q)]
     last = max(1, scale.csr_epochs // 3)
-    rho, late_csr = {}, {}
-    for kind in ("randY", "randX"):
-        lv = levels(kind)
-        late_csr[kind] = {q: float(np.mean(c["csr"][-last:])) for q, c in lv}
-        rho[kind] = spearman(list(late_csr[kind]), list(late_csr[kind].values())) if len(lv) > 1 else float("nan")
-    peaks = {}
-    for q, c in levels("randY"):
-        if q == 0:
-            continue
-        fit_ep = np.flatnonzero(c["train_acc_noisy"] >= FIT)
-        peaks[q] = {"peak_val_epoch": int(np.argmax(c["val_acc"])) + 1, "peak_val_acc": float(c["val_acc"].max()),
-                    "final_val_acc": float(c["val_acc"][-1]),
-                    "noise_fit_epoch": int(fit_ep[0]) + 1 if fit_ep.size else None}
-    tested = [p for p in peaks.values() if p["noise_fit_epoch"] is not None]
-    a = [p["peak_val_epoch"] < p["noise_fit_epoch"] for p in tested]
-    a_ok, a_bad = bool(a) and all(a), bool(a) and not any(a)
-    r = [rho[k] for k in ("randY", "randX")]
-    b_ok = all(np.isfinite(v) and v >= RHO_OK for v in r)
-    b_bad = all(np.isfinite(v) and v <= 0 for v in r)
-    word = three_way(a_ok and b_ok, a_bad or b_bad)
-    pk = "; ".join(f"q={q:g}: val peak {fmt(p['peak_val_acc'])} at epoch {p['peak_val_epoch']}, noise fit "
-                   f"(≥{FIT:.0%}) at epoch {p['noise_fit_epoch'] or 'never'}, final val {fmt(p['final_val_acc'])}"
-                   for q, p in peaks.items())
-    top = {k: fmt(v[max(v)]) for k, v in late_csr.items()}
-    sentence = (f"(a) randY {pk or 'no noisy level run'} — holds at {sum(a)}/{len(a)} levels with the noise fit; "
-                f"(b) Spearman(noise, CSR over the last {last} epochs) randY {fmt(rho['randY'], 2)}, randX "
-                f"{fmt(rho['randX'], 2)} (CSR at the highest level randY {top['randY']}, randX {top['randX']} "
-                f"vs real {fmt(late_csr['randY'].get(0.0, float('nan')))})")
+    late = {(s, k, q): float(np.mean(run_of(s, k, q)["csr"][-last:])) for s in seeds for k in KINDS
+            for q in scale.noise_levels}
+    slopes = {k: slope_ci([q for s in seeds for q in scale.noise_levels],
+                          [late[(s, k, q)] for s in seeds for q in scale.noise_levels]) for k in KINDS}
+    gaps, peaks = [], {}
+    for s in seeds:
+        per = []
+        for q in levels:
+            c = curves[(s, "random labels", q)]
+            fit_ep = np.flatnonzero(c["train_acc_noisy"] >= FIT)
+            fit_at = int(fit_ep[0]) + 1 if fit_ep.size else scale.csr_epochs + 1
+            peak = int(np.argmax(c["val_acc"])) + 1
+            peaks[(s, q)] = (peak, fit_at, bool(fit_ep.size))
+            per.append(fit_at - peak)
+        gaps.append(float(np.mean(per)) if per else float("nan"))
+    a = t_ci(gaps)
+    va = decide(a, "validation accuracy peaks after the random labels are fit")
+    vb = {k: decide(iv, f"CSR falls with {k}") for k, iv in slopes.items()}
+    verdict = all_of(va, *vb.values())
+    n = len(seeds)
+    never = sum(not f for _, _, f in peaks.values())
+    n_csr = curves[runs[0]]["n_csr"]
+    real_csr = float(np.mean([late[(s, "randX", 0.0)] for s in seeds]))
+    top = max(scale.noise_levels)
+    evidence = (f"(a) fit epoch − peak validation epoch with random labels = {a.text(1)} epochs (95% CI, {n} seeds, "
+                f"mean over levels {', '.join(f'{q:g}' for q in levels)}; noise never fit in {never} of "
+                f"{len(peaks)} runs); (b) CSR slope per unit noise random labels {slopes['random labels'].text(3)}, "
+                f"randX {slopes['randX'].text(3)} (95% CI over {n} seeds × {len(scale.noise_levels)} levels; CSR "
+                f"real {fmt(real_csr)} vs {top:g} noise random labels "
+                f"{fmt(np.mean([late[(s, 'random labels', top)] for s in seeds]))}, randX "
+                f"{fmt(np.mean([late[(s, 'randX', top)] for s in seeds]))}, binomial SE about "
+                f"{fmt(binomial_se(real_csr, n_csr))} on {n_csr} validation images)")
+    extra = [("(a) validation accuracy peaks before the random labels are fit", va,
+              f"{a.text(1)} epochs (95% CI, {n} seeds); CSV rows kind=random labels, columns val_acc and "
+              "train_acc_noisy")]
+    for k, iv in slopes.items():
+        extra.append((f"(b) CSR rises with {k}", vb[k], f"slope {iv.text(3)} per unit noise (95% CI, {iv.n} points); "
+                                                        f"CSV rows kind={k} and kind=real, column csr"))
 
     csv = out / "exp4_csr.csv"
-    cols = ("val_acc", "csr", "train_acc", "train_acc_noisy", "train_acc_clean")
-    write_csv(csv, ["kind", "noise", "epoch", *cols],
-              [(k, q, e + 1, *(float(c[x][e]) for x in cols)) for (k, q), c in curves.items()
-               for e in range(len(c["val_acc"]))])
+    cols = ("val_acc", "csr", "train_acc", "train_acc_noisy")
+    write_csv(csv, ["kind", "noise", "seed", "epoch", *cols, "csr_binomial_se", "csr_samples"],
+              [(k, q, s, e + 1, *(float(c[x][e]) for x in cols), binomial_se(float(c["csr"][e]), c["n_csr"]),
+                c["n_csr"]) for (s, k, q), c in curves.items() for e in range(len(c["val_acc"]))])
     png = out / "exp4_csr.png"
-    fig, axs = plt.subplots(2, 2, figsize=(12, 8), sharex=True)
-    cmap = plt.get_cmap("viridis")
-    for col, kind in enumerate(("randY", "randX")):
-        for q, c in levels(kind):
-            color = cmap(q / max(max(scale.noise_levels), 1e-9) * 0.9)
-            ep = np.arange(1, len(c["val_acc"]) + 1)
-            axs[0, col].plot(ep, c["val_acc"], color=color, label=f"{q:.0%} {kind if q else '(real)'}")
-            axs[1, col].plot(ep, c["csr"], color=color, label=f"{q:.0%}")
-        axs[0, col].set(title=f"{kind}: validation accuracy", ylabel="accuracy")
+    fig, axs = subplots(2, 2, figsize=(12, 8), sharex=True)
+    cmap = colormaps["viridis"]
+    for col, kind in enumerate(KINDS):
+        for q in scale.noise_levels:
+            color = cmap(q / max(top, 1e-9) * 0.9)
+            va_m = np.mean([run_of(s, kind, q)["val_acc"] for s in seeds], axis=0)
+            cs_m = np.mean([run_of(s, kind, q)["csr"] for s in seeds], axis=0)
+            ep = np.arange(1, len(va_m) + 1)
+            axs[0, col].plot(ep, va_m, color=color, label=f"{q:.0%} {kind if q else '(real)'}")
+            axs[1, col].plot(ep, cs_m, color=color, label=f"{q:.0%}")
+        axs[0, col].set(title=f"{kind}: validation accuracy (mean of {n} seeds)", ylabel="accuracy")
         axs[1, col].set(title=f"{kind}: critical sample ratio (validation)", xlabel="epoch", ylabel="CSR")
         for ax in axs[:, col]:
             ax.grid(alpha=0.3)
             ax.legend(fontsize=7)
     save_png(fig, png)
-    return Outcome(word, sentence, {"randY_peaks": {str(q): p for q, p in peaks.items()}, "spearman": rho,
-                                    "late_csr": {k: {str(q): v for q, v in d.items()} for k, d in late_csr.items()}},
-                   [png.name, csv.name],
-                   {"widths": list(scale.mem_widths), "train": asdict(tc), "lass": params,
-                    "csr_samples": scale.csr_samples, "noise_levels": list(scale.noise_levels),
-                    "noise_fit_threshold": FIT, "corruption_seed": seed})
+    return Outcome(
+        verdict, evidence, RULE, "exp4_csr.csv, rows per (kind, noise, seed, epoch); late CSR = last "
+        f"{last} epochs of column csr",
+        {"fit_minus_peak": a.__dict__, "csr_slope": {k: iv.__dict__ for k, iv in slopes.items()},
+         "late_csr": {f"{k}@{q:g}@s{s}": v for (s, k, q), v in late.items()},
+         "peaks": {f"q{q:g}@s{s}": {"peak_val_epoch": p, "noise_fit_epoch": f, "fit": ok}
+                   for (s, q), (p, f, ok) in peaks.items()}},
+        [png.name, csv.name],
+        {"seeds": seeds, "widths": list(scale.mem_widths), "train": {**asdict(tc), "seed": "per run"}, "lass": params,
+         "csr_samples": scale.csr_samples, "noise_levels": list(scale.noise_levels), "n_train": real.n_train,
+         "noise_fit_threshold": FIT, "random_labels": RANDOM_LABELS}, extra)

@@ -1,14 +1,19 @@
-"""Experiment 1 — easy vs hard examples (Arpit et al. 2017, §2, Fig. 1).
+"""Experiment 1 — easy vs hard examples (Arpit et al. 2017, §3.1, Fig. 1).
 
 Many one-epoch runs (seeds differ in initialisation and batch order) of the memorization MLP on
-real data, on randX (every input replaced by Gaussian noise) and on randY (every label replaced by
-another class). For each training example: the fraction of runs that misclassify it after the
-epoch (eval mode, against its own — possibly random — label).
-Claim: on real data many examples are consistently easy (rate near 0); noise examples are uniformly
-hard (rates bunched near the chance error 1 − 1/K).
-Verdict: *reproduced* if ≥ 20% of real examples are "easy" (misclassified in ≤ 10% of runs), at most
-5% of each noise set is, and each noise set's median rate is ≥ 0.5; *not reproduced* if the real
-easy share does not exceed the noise ones; otherwise *inconclusive*.
+real data, on random inputs (randX, every input Gaussian) and on random labels (``randY-uniform``,
+every label redrawn uniformly). For each training example: the number of runs k_i that misclassify it
+after the epoch (eval mode, against its own — possibly random — label).
+
+Claim (§3.1): on real data some examples are consistently easy and others hard — per-example
+difficulty is dispersed — while noise examples are uniformly hard. The distinctive number is the
+**dispersion index** D = Var_i(k_i) / (R·p̄·(1 − p̄)) over R runs: D ≈ 1 when every example has the
+same misclassification probability p̄ (binomial), D ≫ 1 when examples differ. (The easy share alone
+passes almost by construction: random data is at chance after one epoch.)
+Effects: D(real) − D(randX) and D(real) − D(random labels), each with a 95% percentile bootstrap over
+examples (the per-example counts resampled jointly). Verdict: reproduced if both intervals lie above 0,
+not reproduced at this scale if either lies below 0, otherwise inconclusive. Extra row, same rule:
+easy share (misclassified in ≤ 10% of runs) real − max(noise).
 """
 
 from __future__ import annotations
@@ -22,21 +27,33 @@ from tqdm.auto import tqdm
 
 from sensprune.data.noise import apply_corruption
 from sensprune.io import write_csv
-from sensprune.reproduce.common import (NOT_REPRODUCED, REPRODUCED, Outcome, Scale, fit, fmt, mem_train,
-                                        paper_data, plt, save_png, three_way)
+from sensprune.reproduce.common import (Outcome, Scale, fit, fmt, mem_train, paper_data, random_labels, save_png,
+                                        subplots)
+from sensprune.reproduce.verdict import all_of, bootstrap_ci, decide
 from sensprune.train import ArraySource, predict_logits
 
-TITLE = "easy vs hard examples (§2, Fig. 1)"
+TITLE = "easy vs hard examples (§3.1, Fig. 1)"
 EASY = 0.10  # an example is "easy" if misclassified in at most this fraction of runs
 BATCH = 32
+RULE = ("reproduced if the 95% bootstrap intervals (over examples) of D(real) − D(randX) and of D(real) − "
+        "D(random labels) both lie above 0, not reproduced if either lies below 0, else inconclusive.")
+SETS = ("real", "randX", "random labels")
+
+
+def dispersion(wrong: np.ndarray, runs: int) -> float:
+    """Var(k_i) / (R p̄ (1 − p̄)) of per-example misclassification counts k_i over R runs (1 = binomial)."""
+    p = wrong.mean() / runs
+    den = runs * p * (1 - p)
+    return float(wrong.var(ddof=1) / den) if den > 0 else float("nan")
 
 
 def run(out: Path, scale: Scale, seed: int, progress: bool = True) -> Outcome:
-    real = paper_data(scale.easy_n, scale.n_test)
+    real = paper_data(scale.easy_n, scale)
     sets = {"real": real, "randX": apply_corruption(real, "randX", 1.0, seed)[0],
-            "randY": apply_corruption(real, "randY", 1.0, seed)[0]}
+            "random labels": random_labels(real, 1.0, seed)[0]}
     seeds = [seed + r for r in range(scale.easy_runs)]
-    rates = {}
+    R = len(seeds)
+    counts = {}
     bar = tqdm(total=len(sets) * len(seeds), desc="1 easy/hard: one-epoch runs", disable=not progress,
                dynamic_ncols=True)
     for name, d in sets.items():
@@ -46,38 +63,48 @@ def run(out: Path, scale: Scale, seed: int, progress: bool = True) -> Outcome:
             res = fit(d, scale.mem_widths, mem_train(1, s, BATCH), validate=False)
             wrong += (predict_logits(res.model, src).argmax(1) != src.y).numpy()
             bar.update()
-        rates[name] = wrong / len(seeds)
+        counts[name] = wrong
     bar.close()
 
+    rates = {k: v / R for k, v in counts.items()}
+    disp = {k: dispersion(v, R) for k, v in counts.items()}
     easy = {k: float(np.mean(v <= EASY)) for k, v in rates.items()}
     median = {k: float(np.median(v)) for k, v in rates.items()}
-    noise_easy = max(easy["randX"], easy["randY"])
-    ok = easy["real"] >= 0.2 and noise_easy <= 0.05 and min(median["randX"], median["randY"]) >= 0.5
-    word = three_way(ok, easy["real"] <= noise_easy)
-    sentence = (f"{100 * easy['real']:.1f}% of real examples are misclassified in ≤{EASY:.0%} of "
-                f"{len(seeds)} one-epoch runs vs {100 * easy['randX']:.1f}% (randX) and "
-                f"{100 * easy['randY']:.1f}% (randY); median misclassification rate real {fmt(median['real'], 2)}, "
-                f"randX {fmt(median['randX'], 2)}, randY {fmt(median['randY'], 2)} (N={real.n_train})")
-    if word not in (REPRODUCED, NOT_REPRODUCED):
-        sentence += "; the real easy share or the noise hardness misses the thresholds"
+    ivs = {k: bootstrap_ci(lambda a, b: dispersion(a, R) - dispersion(b, R), counts["real"], counts[k], seed=seed)
+           for k in ("randX", "random labels")}
+    verdict = all_of(*(decide(iv, f"{k} is more dispersed than real data") for k, iv in ivs.items()))
+    easy_iv = bootstrap_ci(lambda a, b, c: np.mean(a <= EASY) - max(np.mean(b <= EASY), np.mean(c <= EASY)),
+                           rates["real"], rates["randX"], rates["random labels"], seed=seed)
+    evidence = (f"dispersion index D real {fmt(disp['real'], 1)}, randX {fmt(disp['randX'], 2)}, random labels "
+                f"{fmt(disp['random labels'], 2)} (1 = equally hard); D(real) − D(randX) = {ivs['randX'].text(1)}, "
+                f"D(real) − D(random labels) = {ivs['random labels'].text(1)} (95% bootstrap over "
+                f"{real.n_train} examples; {R} seeds = one-epoch runs); median misclassification rate real "
+                f"{fmt(median['real'], 2)}, randX {fmt(median['randX'], 2)}, random labels "
+                f"{fmt(median['random labels'], 2)}")
+    extra = [("easy share (misclassified in ≤10% of runs) real − max(noise)",
+              decide(easy_iv, "noise has more easy examples"),
+              f"{easy_iv.text()} (95% bootstrap over examples, {R} seeds; real {100 * easy['real']:.1f}%, randX "
+              f"{100 * easy['randX']:.1f}%, random labels {100 * easy['random labels']:.1f}%); same CSV rows")]
 
     csv = out / "exp1_easy_hard.csv"
-    write_csv(csv, ["data", "example", "misclassification_rate"],
-              [(k, i, float(r)) for k, v in rates.items() for i, r in enumerate(v)])
+    write_csv(csv, ["data", "example", "misclassified_runs", "runs", "misclassification_rate"],
+              [(k, i, int(c), R, float(c) / R) for k, v in counts.items() for i, c in enumerate(v)])
     png = out / "exp1_easy_hard.png"
-    fig, axs = plt.subplots(1, 3, figsize=(13, 3.8), sharey=True)
+    fig, axs = subplots(1, 3, figsize=(13, 3.8), sharey=True)
     bins = np.linspace(0, 1, 21)
     for ax, (k, v) in zip(axs, rates.items()):
-        ax.hist(v, bins=bins, color={"real": "tab:blue", "randX": "tab:red", "randY": "tab:orange"}[k])
-        ax.set_title(f"{k}: {100 * easy[k]:.1f}% easy (rate ≤ {EASY:.0%})")
-        ax.set_xlabel(f"misclassification rate over {len(seeds)} one-epoch runs")
+        ax.hist(v, bins=bins, color={"real": "tab:blue", "randX": "tab:red", "random labels": "tab:orange"}[k])
+        ax.set_title(f"{k}: D = {fmt(disp[k], 1)}, {100 * easy[k]:.1f}% easy")
+        ax.set_xlabel(f"misclassification rate over {R} one-epoch runs")
     axs[0].set_ylabel("training examples")
     fig.suptitle(f"Per-example misclassification after one epoch (N={real.n_train}, "
                  f"MLP {'-'.join(map(str, scale.mem_widths))})")
     save_png(fig, png)
-    return Outcome(word, sentence, {"easy_share": easy, "median_rate": median, "runs": len(seeds),
-                                    "n_train": real.n_train},
+    return Outcome(verdict, evidence, RULE,
+                   "exp1_easy_hard.csv, all rows (misclassified_runs per example; data=real, randX, random labels)",
+                   {"dispersion_index": disp, "easy_share": easy, "median_rate": median, "runs": R,
+                    "n_train": real.n_train, "effects": {f"D(real) - D({k})": iv.__dict__ for k, iv in ivs.items()}},
                    [png.name, csv.name],
-                   {"seeds": seeds, "easy_threshold": EASY, "noise": "randX/randY at fraction 1.0",
+                   {"seeds": seeds, "easy_threshold": EASY, "noise": "randX and randY-uniform at fraction 1.0",
                     "train": {**asdict(mem_train(1, seed, BATCH)), "seed": "per run"},
-                    "widths": list(scale.mem_widths)})
+                    "widths": list(scale.mem_widths)}, extra)

@@ -1,18 +1,24 @@
-"""Experiment 2 — Gini of loss sensitivity over training (Arpit et al. 2017, §3.2, Fig. 3).
+"""Experiment 2 — Gini of loss sensitivity, real vs random inputs (Arpit et al. 2017, §3.2, Fig. 3).
 
-The paper's setting: 1000 Fashion-MNIST images at 14×14, MLP 16-16, SGD; loss_sensitivity with
-horizon 1 (:mod:`sensprune.measures.unrolled`) through :func:`sensprune.score.score`; the Gini
-coefficient of the running ḡ after each epoch. Two panels as in the paper: 10 classes (real vs
-randX at 100%) and the unique-class control (every example its own class; real inputs vs randX).
-Claim: G(real) > G(random) in both panels.
-Verdict (final epoch): *reproduced* if G(real) > G(randX) in both panels and each random set was
-memorized (training accuracy ≥ 0.5); *not reproduced* if G(real) ≤ G(randX) in both panels;
-otherwise *inconclusive*.
+The paper's measure: ``loss_sensitivity`` with the full-horizon estimator (K = 16 stratified probe
+steps, each ∂L_t/∂x exact through every earlier SGD update; :mod:`sensprune.measures.sampled`) on the
+paper's MLP 16-16 trained with plain SGD (see :mod:`sensprune.reproduce.common` for the stand-ins),
+after the last epoch, for each seed (training and corruption seed alike):
+
+- real data; randX (every input Gaussian, the paper's random inputs); **randX with norms matched**
+  (each Gaussian input rescaled to the L2 norm of the real input it replaces — real images differ
+  in norm far more than Gaussian inputs, so this is the control that compares sensitivity rather
+  than input norms); and the unique-class control (every example its own class) on real and randX.
+
+Claim (§3.2): loss sensitivity is more unequal over examples for real data, G(real) > G(random).
+Effect: per seed, G(real) − G(randX, norm-matched); 95% paired t-interval over seeds.
+Verdict: reproduced if the interval lies above 0, not reproduced at this scale if below 0,
+inconclusive if it contains 0. Extra rows, same rule: G(real) − G(randX) (the paper's comparison,
+norms not matched) and the unique-class control G(real) − G(randX).
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -20,64 +26,99 @@ from tqdm.auto import tqdm
 
 from sensprune.data.noise import apply_corruption
 from sensprune.io import write_csv
-from sensprune.reproduce.common import (PAPER_WIDTHS, REPRODUCED, Outcome, Scale, fmt, paper_data, paper_train,
-                                        plt, save_png, three_way)
-from sensprune.score import ScoreConfig, score
+from sensprune.reproduce.common import (PAPER_WIDTHS, Outcome, Scale, estimator_note, fmt, input_norms,
+                                        norm_matched_random_inputs, paper_data, save_png, sens_train,
+                                        sensitivity_run, subplots)
+from sensprune.reproduce.verdict import decide, gini, t_ci
 
 TITLE = "Gini of loss sensitivity, real vs random inputs (§3.2, Fig. 3)"
-MEMORIZED = 0.5
+SETS = ("real", "randX", "randX norm-matched", "real, unique class", "randX, unique class")
+RULE = ("reproduced if the 95% paired t-interval over seeds of G(real) − G(randX norm-matched) lies above 0, "
+        "not reproduced if below 0, inconclusive if it contains 0.")
+
+
+def datasets(real, seed: int) -> dict:
+    """The five data sets of one seed (corruptions drawn with that seed)."""
+    rand = apply_corruption(real, "randX", 1.0, seed)[0]
+    return {"real": real, "randX": rand, "randX norm-matched": norm_matched_random_inputs(real, seed),
+            "real, unique class": apply_corruption(real, "unique", 0.0, seed)[0],
+            "randX, unique class": apply_corruption(rand, "unique", 0.0, seed)[0]}
 
 
 def run(out: Path, scale: Scale, seed: int, progress: bool = True) -> Outcome:
-    real = paper_data(scale.n, scale.n_test)
-    rand = apply_corruption(real, "randX", 1.0, seed)[0]
-    sets = {"real": real, "randX": rand, "real, unique class": apply_corruption(real, "unique", 0.0, seed)[0],
-            "randX, unique class": apply_corruption(rand, "unique", 0.0, seed)[0]}
-    tc = paper_train(scale.gini_epochs, seed)
-    curves, acc = {}, {}
-    for name, d in tqdm(sets.items(), desc="2 Gini: training runs", disable=not progress, dynamic_ncols=True):
-        cfg = ScoreConfig(dataset=d.spec, widths=PAPER_WIDTHS, measures=("loss_sensitivity",),
-                          measure_options={"horizon": 1}, train=tc)
-        table = score(d, cfg, progress=progress)
-        curves[name] = np.array([np.nan if g is None else g for g in table.meta["gini_per_epoch"]["loss_sensitivity"]])
-        acc[name] = np.array([h["train_acc"] for h in table.meta["history"][str(seed)]])
+    real = paper_data(scale.sens_n, scale)
+    seeds = [seed + r for r in range(scale.sens_seeds)]
+    g = {k: [] for k in SETS}
+    acc = {k: [] for k in SETS}
+    norm_gini = {k: [] for k in SETS}
+    notes = {}
+    bar = tqdm(total=len(SETS) * len(seeds), desc="2 Gini: training runs", disable=not progress, dynamic_ncols=True)
+    for s in seeds:
+        for name, d in datasets(real, s).items():
+            r = sensitivity_run(d, s, scale.sens_epochs, per_class=d.num_classes == real.num_classes)
+            g[name].append(gini(r["values"]))
+            acc[name].append(r["train_acc"])
+            norm_gini[name].append(gini(input_norms(d, 1)))
+            notes = notes or r["notes"]
+            bar.update()
+    bar.close()
 
-    final = {k: float(v[-1]) for k, v in curves.items()}
-    holds = {"10 classes": final["real"] > final["randX"],
-             "unique": final["real, unique class"] > final["randX, unique class"]}
-    memorized = acc["randX"][-1] >= MEMORIZED and acc["randX, unique class"][-1] >= MEMORIZED
-    word = three_way(all(holds.values()) and memorized, not any(holds.values()))
-    share = float(np.mean(curves["real"] > curves["randX"]))
-    sentence = (f"after {tc.epochs} epochs G(real)={fmt(final['real'])} vs G(randX)={fmt(final['randX'])} "
-                f"(real above at {share:.0%} of epochs), unique-class control G(real)="
-                f"{fmt(final['real, unique class'])} vs G(randX)={fmt(final['randX, unique class'])}; "
-                f"training accuracy real {fmt(acc['real'][-1], 2)}, randX {fmt(acc['randX'][-1], 2)}, "
-                f"unique real {fmt(acc['real, unique class'][-1], 2)}, unique randX "
-                f"{fmt(acc['randX, unique class'][-1], 2)}")
-    if word != REPRODUCED and all(holds.values()) and not memorized:
-        sentence += f" (random data not memorized to ≥{MEMORIZED:.0%})"
+    def diff(a, b):
+        return t_ci(np.subtract(g[a], g[b]))
+    head = diff("real", "randX norm-matched")
+    plain = diff("real", "randX")
+    uniq = diff("real, unique class", "randX, unique class")
+    n = len(seeds)
+    verdict = decide(head, "random inputs with the real input norms are more unequal in sensitivity")
+
+    def mean(k):
+        return fmt(float(np.mean(g[k])))
+    evidence = (f"G(real) − G(randX norm-matched) = {head.text()} (95% CI, {n} seeds; G(real) {mean('real')}, "
+                f"G(randX norm-matched) {mean('randX norm-matched')}) after {scale.sens_epochs} epochs of plain SGD, "
+                f"N={real.n_train}; training accuracy real {fmt(np.mean(acc['real']), 2)}, randX norm-matched "
+                f"{fmt(np.mean(acc['randX norm-matched']), 2)}; estimator: {estimator_note(notes)}")
+    extra = [
+        ("G(real) − G(randX), norms not matched (the paper's comparison)",
+         decide(plain, "random inputs are more unequal in sensitivity"),
+         f"{plain.text()} (95% CI, {n} seeds; G(randX) {mean('randX')}); the Gini of the input norms ‖x‖₁ "
+         f"alone is {fmt(np.mean(norm_gini['real']))} real vs {fmt(np.mean(norm_gini['randX']))} randX vs "
+         f"{fmt(np.mean(norm_gini['randX norm-matched']))} norm-matched; CSV rows data=real, data=randX"),
+        ("unique-class control G(real) − G(randX), every example its own class",
+         decide(uniq, "random inputs are more unequal in sensitivity"),
+         f"{uniq.text()} (95% CI, {n} seeds; {mean('real, unique class')} vs {mean('randX, unique class')}; "
+         f"training accuracy {fmt(np.mean(acc['real, unique class']), 2)} vs "
+         f"{fmt(np.mean(acc['randX, unique class']), 2)}); CSV rows data=real, unique class and "
+         f"data=randX, unique class"),
+    ]
 
     csv = out / "exp2_gini.csv"
-    write_csv(csv, ["data", "epoch", "gini_loss_sensitivity", "train_acc"],
-              [(k, e + 1, float(curves[k][e]), float(acc[k][e])) for k in sets for e in range(len(curves[k]))])
+    est = estimator_note(notes)
+    write_csv(csv, ["data", "seed", "gini_loss_sensitivity", "train_acc_final", "gini_input_l1_norm", "epochs",
+                    "estimator"],
+              [(k, s, g[k][i], acc[k][i], norm_gini[k][i], scale.sens_epochs, est) for k in SETS
+               for i, s in enumerate(seeds)])
     png = out / "exp2_gini.png"
-    fig, axs = plt.subplots(1, 3, figsize=(15, 4))
-    epochs = np.arange(1, tc.epochs + 1)
-    for ax, keys, title in ((axs[0], ("real", "randX"), "10 classes"),
-                            (axs[1], ("real, unique class", "randX, unique class"), "every example its own class")):
-        for k in keys:
-            ax.plot(epochs, curves[k], label=k)
-        ax.set(title=f"Gini of loss sensitivity — {title}", xlabel="epoch", ylabel="Gini coefficient")
-        ax.legend(fontsize=8)
+    fig, axs = subplots(1, 2, figsize=(13, 4.2))
+    for ax, vals, ylab in ((axs[0], g, "Gini of loss sensitivity (full horizon)"),
+                           (axs[1], norm_gini, "Gini of input norm ‖x‖₁")):
+        for i, k in enumerate(SETS):
+            ax.scatter([i] * len(vals[k]), vals[k], color="tab:blue" if k.startswith("real") else "tab:red", s=18)
+            ax.errorbar(i + 0.15, np.mean(vals[k]), yerr=np.std(vals[k], ddof=1) if len(vals[k]) > 1 else 0,
+                        fmt="_", color="k", capsize=4)
+        ax.set_xticks(range(len(SETS)), [k.replace(", ", "\n") for k in SETS], fontsize=8)
+        ax.set(ylabel=ylab)
         ax.grid(alpha=0.3)
-    for k in sets:
-        axs[2].plot(epochs, acc[k], label=k)
-    axs[2].set(title="training accuracy (at presentation)", xlabel="epoch", ylabel="accuracy")
-    axs[2].legend(fontsize=8)
-    axs[2].grid(alpha=0.3)
+    axs[0].set_title(f"{len(seeds)} seeds, MLP 16-16, plain SGD, {scale.sens_epochs} epochs (dots = seeds)")
+    axs[1].set_title("input-norm inequality alone")
     save_png(fig, png)
-    return Outcome(word, sentence, {"final_gini": final, "final_train_acc": {k: float(v[-1]) for k, v in acc.items()},
-                                    "real_above_share_of_epochs": share},
-                   [png.name, csv.name],
-                   {"widths": list(PAPER_WIDTHS), "train": asdict(tc), "measure": "loss_sensitivity, horizon 1, "
-                    "probe = the whole (corrupted) training set", "noise": "randX at fraction 1.0"})
+    return Outcome(
+        verdict, evidence, RULE, "exp2_gini.csv rows data=real and data=randX norm-matched (one row per seed)",
+        {"gini": g, "train_acc": acc, "gini_input_l1_norm": norm_gini,
+         "effects": {"real - randX norm-matched": head.__dict__, "real - randX": plain.__dict__,
+                     "unique: real - randX": uniq.__dict__}},
+        [png.name, csv.name],
+        {"seeds": seeds, "widths": list(PAPER_WIDTHS), "train": {**sens_train(scale.sens_epochs, seed).__dict__,
+                                                                  "seed": "per run"},
+         "n_train": real.n_train, "measure": "loss_sensitivity, full-horizon estimator (sensprune.measures.sampled)",
+         "estimator": notes, "noise": "randX at 1.0 (corruption seed = training seed); norm-matched randX"},
+        extra)
