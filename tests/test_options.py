@@ -14,13 +14,18 @@ from sensprune.errors import ValidationError
 from sensprune.options import DataOptions, MeasureOptions, measure_options
 
 
+GRID = '[grid]\nmeasures = ["el2n"]\n'
+
+
 def test_defaults_and_round_trip():
     o = MeasureOptions()
-    assert o.horizon == 1 and o.probe == "fixed" and o.probe_times is None and o.grand_epochs is None
+    assert o.horizon is None and o.probe == "fixed" and o.probe_times is None and o.grand_epochs is None
     d = o.to_dict()
     assert MeasureOptions.from_value(d) == o
     assert json.loads(json.dumps(d)) == d
     assert MeasureOptions(horizon="all", probe_times="all").to_dict()["probe_times"] == "all"
+    with pytest.raises(ValidationError, match="give only one"):
+        MeasureOptions(horizon=1, probe_times=8)
     assert MeasureOptions(probe_times=8).probe_times == 8
     assert MeasureOptions(horizon="3").horizon == 3
     assert MeasureOptions(grand_epochs=[2, 3]).grand_epochs == (2, 3)
@@ -30,7 +35,7 @@ def test_defaults_and_round_trip():
 
 @pytest.mark.parametrize("kw, match", [
     ({"horizon": 0}, "--horizon"), ({"horizon": "some"}, "--horizon"), ({"probe": "random"}, "--probe"),
-    ({"probe_times": 0}, "probe_times"), ({"probe_size": 0}, "probe_size"), ({"csr": "yes"}, "csr"),
+    ({"probe_times": 0}, "--probe-times"), ({"probe_size": 0}, "probe_size"), ({"csr": "yes"}, "csr"),
     ({"grand_epochs": [0]}, "grand_epochs"),
 ])
 def test_bad_values(kw, match):
@@ -64,10 +69,10 @@ def test_score_config_stores_typed_options():
 
 def test_unknown_key_toml(tmp_path):
     p = tmp_path / "grid.toml"
-    p.write_text("[score]\nmeasure_options = {horizn = 4}\n")
+    p.write_text(GRID + "[score]\nmeasure_options = {horizn = 4}\n")
     with pytest.raises(ValidationError, match=r"Unknown \[score\] measure_options key\(s\): 'horizn'. Valid keys:"):
         load_config(p)
-    p.write_text("[data]\nsubsampel = 4\n")
+    p.write_text(GRID + "[data]\nsubsampel = 4\n")
     with pytest.raises(ValidationError, match=r"'subsampel'. Known: subsample"):
         load_config(p)
     with pytest.raises(ValidationError, match="horizon"):
@@ -77,7 +82,7 @@ def test_unknown_key_toml(tmp_path):
 
 def test_unknown_key_cli(tmp_path):
     p = tmp_path / "grid.toml"
-    p.write_text("[score]\nmeasure_options = {horizn = 4}\n")
+    p.write_text(GRID + "[score]\nmeasure_options = {horizn = 4}\n")
     assert_one_line_error(run_cli(["bench", "--config", p, "--out", tmp_path / "o"]), "horizn")
     assert not (tmp_path / "o").exists()
     res = run_cli(["score", "--horizn", "4", "--out", tmp_path / "s"])
