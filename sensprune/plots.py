@@ -9,6 +9,7 @@ atomically (temporary file, then rename) and returns the path. Scores are orient
 from __future__ import annotations
 
 import io
+import zlib
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -21,6 +22,35 @@ from sensprune.io import atomic_write_bytes
 
 DPI = 100
 
+#: one colour per measure, the same in every figure (line, marker and bar); ``random``/``oracle``/``full`` are
+#: the bench's baselines. Names not listed (a rank-averaged combination, a plugin) get a stable colour from
+#: :data:`_SPARE`, chosen by a hash of the name.
+MEASURE_COLORS = {
+    "loss_sensitivity": "#d62728", "input_grad": "#1f77b4", "loss": "#ff7f0e", "el2n": "#17becf",
+    "grand": "#9467bd", "forgetting": "#2ca02c", "aum": "#8c564b", "confidence": "#e377c2",
+    "variability": "#bcbd22", "correctness": "#7f7f7f", "random": "#4d4d4d", "oracle": "#000000",
+}
+_SPARE = ("#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173", "#3182bd", "#e6550d", "#31a354")
+_RULE_STYLES = ("-", "--", ":", "-.")
+#: where legends go: outside the axes, on the right, so they never cover data
+_OUTSIDE = {"loc": "upper left", "bbox_to_anchor": (1.02, 1.0), "borderaxespad": 0.0}
+
+
+def measure_color(name: str) -> str:
+    """The colour of measure ``name`` in every figure (``loss_sensitivity_hH`` proxies: a lighter red)."""
+    name = str(name)
+    if name in MEASURE_COLORS:
+        return MEASURE_COLORS[name]
+    if name.startswith("loss_sensitivity_h"):
+        return "#ff9896"
+    return _SPARE[zlib.crc32(name.encode("utf-8")) % len(_SPARE)]
+
+
+def _split_label(label: str) -> tuple[str, str | None]:
+    """``"el2n / drop-high"`` -> (``"el2n"``, ``"drop-high"``); ``"random"`` -> (``"random"``, None)."""
+    measure, sep, rule = str(label).partition(" / ")
+    return measure, (rule if sep else None)
+
 
 def _save(fig, out: str | Path) -> Path:
     buf = io.BytesIO()
@@ -29,9 +59,9 @@ def _save(fig, out: str | Path) -> Path:
     return Path(out)
 
 
-def _subplots(nrows: int = 1, ncols: int = 1, *, figsize, **kw):
+def _subplots(nrows: int = 1, ncols: int = 1, *, figsize, layout: str | None = None, **kw):
     """matplotlib's object-oriented API: a ``Figure`` (no pyplot, no global backend switch) and its axes."""
-    fig = Figure(figsize=figsize)
+    fig = Figure(figsize=figsize, layout=layout)
     return fig, fig.subplots(nrows, ncols, **kw)
 
 
@@ -70,7 +100,7 @@ def sensitivity_map(score: np.ndarray, out: str | Path, *, p_label: np.ndarray |
             ax.scatter(x[~c], score[~c], s=6, alpha=0.5, c="tab:blue", label=f"correct label ({(~c).sum()})")
             ax.scatter(x[c], score[c], s=10, alpha=0.8, c="tab:red", marker="x",
                        label=f"corrupted label ({c.sum()})")
-            ax.legend(loc="best", fontsize=8)
+            ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, borderaxespad=0.0)
         else:
             ax.scatter(x, score, s=6, alpha=0.5, c="tab:blue")
         ax.set_xlabel(xlabel)
@@ -92,26 +122,41 @@ def lorenz_curves(curves: Mapping[str, Sequence[float]], out: str | Path, *,
     for name, y in curves.items():
         y = np.asarray(y, np.float64)
         g = (gini or {}).get(name)
-        ax.plot(np.linspace(0, 1, len(y)), y, label=name + (f" (Gini {g:.3f})" if g is not None else ""))
+        ax.plot(np.linspace(0, 1, len(y)), y, color=measure_color(name),
+                label=name + (f" (Gini {g:.3f})" if g is not None else ""))
     ax.set_xlabel("fraction of examples (lowest score first)")
     ax.set_ylabel("cumulative share of total score")
     ax.set_title("Lorenz curves (more bowed = score concentrated on fewer examples)")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, **_OUTSIDE)
     ax.grid(alpha=0.3)
     return _save(fig, out)
 
 
-def gini_over_epochs(gini: Mapping[str, Sequence[float | None]], out: str | Path) -> Path:
-    """Gini coefficient of each measure after each epoch (``None`` = undefined yet, skipped)."""
+def gini_over_epochs(gini: Mapping[str, Sequence[float | None]], out: str | Path, *,
+                     computed_at: Mapping[str, Sequence[int]] | None = None) -> Path:
+    """Gini coefficient of each measure after each epoch (``None`` = undefined yet, skipped).
+
+    A measure in ``computed_at`` (e.g. EL2N and GraNd, computed once at their epoch) is drawn as
+    markers at those epochs only: its running value does not change in between, so a line would
+    show a trend that is not there.
+    """
     fig, ax = _subplots(figsize=(6, 4.5))
+    computed_at = computed_at or {}
     for name, g in gini.items():
         g = np.array([np.nan if v is None else v for v in g], np.float64)
-        ax.plot(np.arange(1, len(g) + 1), g, marker="o", ms=3, label=name)
+        epochs = np.arange(1, len(g) + 1)
+        at = sorted({int(e) for e in computed_at.get(name, ()) if 1 <= int(e) <= len(g)})
+        if at:
+            e = np.array(at)
+            ax.plot(e, g[e - 1], ls="none", marker="D", ms=6, color=measure_color(name),
+                    label=f"{name} (computed at epoch {', '.join(map(str, at))})")
+        else:
+            ax.plot(epochs, g, marker="o", ms=3, color=measure_color(name), label=name)
     ax.set_xlabel("epoch")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel("Gini coefficient")
     ax.set_title("Gini of each measure over the warmup")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, **_OUTSIDE)
     ax.grid(alpha=0.3)
     return _save(fig, out)
 
@@ -152,7 +197,8 @@ def accuracy_and_csr(test_acc: Mapping[str, Sequence[float]], out: str | Path, *
         h = ax2.plot(np.arange(1, len(csr) + 1), csr, "k-s", ms=3, label="CSR (test)")
         ax2.set_ylabel("critical sample ratio")
         handles, labels = handles + h, labels + ["CSR (test)"]
-    ax.legend(handles, labels, fontsize=8, loc="best")
+    right = 1.12 if csr is not None and len(csr) else 1.02  # beyond the CSR axis' tick labels
+    ax.legend(handles, labels, fontsize=8, loc="upper left", bbox_to_anchor=(right, 1.0), borderaxespad=0.0)
     ax.set_title("Accuracy" + (" and critical sample ratio" if csr is not None and len(csr) else "")
                  + " over the warmup")
     return _save(fig, out)
@@ -198,11 +244,14 @@ def bench_curves(curves: Mapping[str, tuple[Sequence[float], Sequence[float], Se
     ``curves`` maps a label (e.g. "el2n / drop-high") to (fractions, means, CI half-widths), each (F,).
     """
     fig, ax = _subplots(figsize=(7, 4.5))
+    rules = list(dict.fromkeys(r for r in (_split_label(lab)[1] for lab in curves) if r is not None))
     for label, (f, m, h) in curves.items():
         f, m, h = (np.asarray(a, np.float64) for a in (f, m, h))
         order = np.argsort(f)
         f, m, h = f[order], m[order], np.nan_to_num(h[order])
-        line, = ax.plot(f, m, marker="o", ms=3, label=label)
+        measure, rule = _split_label(label)  # colour = measure, line style = rule
+        ls = _RULE_STYLES[rules.index(rule) % len(_RULE_STYLES)] if rule is not None else "-"
+        line, = ax.plot(f, m, marker="o", ms=3, ls=ls, color=measure_color(measure), label=label)
         ax.fill_between(f, m - h, m + h, color=line.get_color(), alpha=0.15)
     if zero_line:
         ax.axhline(0, color="k", lw=1)
@@ -211,7 +260,7 @@ def bench_curves(curves: Mapping[str, tuple[Sequence[float], Sequence[float], Se
     ax.set_xlabel("fraction of training examples removed")
     ax.set_ylabel(ylabel)
     ax.set_title(title)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, **_OUTSIDE)
     ax.grid(alpha=0.3)
     return _save(fig, out)
 
@@ -221,13 +270,13 @@ def auroc_bars(labels: Sequence[str], auroc: Sequence[float], ci: Sequence[float
     """AUROC (mean over seeds, 95% CI error bars) per measure; 0.5 = chance."""
     a, c = np.asarray(auroc, np.float64), np.nan_to_num(np.asarray(ci, np.float64))
     fig, ax = _subplots(figsize=(max(5, 0.6 * len(a) + 2), 4))
-    ax.bar(np.arange(len(a)), a, yerr=c, capsize=3, color="tab:blue")
+    ax.bar(np.arange(len(a)), a, yerr=c, capsize=3, color=[measure_color(lab) for lab in labels])
     ax.axhline(0.5, color="k", ls="--", lw=1, label="chance")
     ax.set_xticks(np.arange(len(a)), labels, rotation=45, ha="right", fontsize=8)
     ax.set_ylim(0, 1)
     ax.set_ylabel("AUROC")
     ax.set_title(title)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, **_OUTSIDE)
     return _save(fig, out)
 
 
@@ -240,15 +289,18 @@ def kept_dropped_hist(score: np.ndarray, label: np.ndarray, kept: np.ndarray, ou
     rows = -(-len(classes) // cols)
     finite = score[np.isfinite(score)]
     edges = np.histogram_bin_edges(finite if finite.size else [0, 1], bins=bins)
-    fig, axs = _subplots(rows, cols, figsize=(3 * cols, 2.3 * rows), squeeze=False, sharex=True)
+    fig, axs = _subplots(rows, cols, figsize=(3 * cols, 2.3 * rows + 0.6), squeeze=False, sharex=True,
+                         layout="constrained")
     for ax, c in zip(axs.ravel(), classes):
         m = label == c
-        ax.hist(score[m & kept], bins=edges, color="tab:blue", alpha=0.7, label=f"kept {int((m & kept).sum())}")
-        ax.hist(score[m & ~kept], bins=edges, color="tab:red", alpha=0.7, label=f"dropped {int((m & ~kept).sum())}")
-        ax.set_title(f"class {c}", fontsize=9)
-        ax.legend(fontsize=7)
+        ax.hist(score[m & kept], bins=edges, color="tab:blue", alpha=0.7, label="kept")
+        ax.hist(score[m & ~kept], bins=edges, color="tab:red", alpha=0.7, label="dropped")
+        # the counts go in the title: a legend inside each small panel would cover its bars
+        ax.set_title(f"class {c}: kept {int((m & kept).sum())}, dropped {int((m & ~kept).sum())}", fontsize=8)
     for ax in axs.ravel()[len(classes):]:
         ax.axis("off")
+    handles, names = axs.ravel()[0].get_legend_handles_labels()
+    fig.legend(handles, names, loc="outside upper right", ncol=2, fontsize=8)
     fig.suptitle(f"{measure}: kept vs dropped per class")
     fig.supxlabel(measure)
     return _save(fig, out)
@@ -261,10 +313,11 @@ def roc_curves(tpr: dict[str, np.ndarray], auroc: dict[str, float], out: str | P
     ax.plot([0, 1], [0, 1], "k--", lw=0.8, label="chance")
     for name, t in tpr.items():
         fpr = np.linspace(0.0, 1.0, len(t))
-        ax.step(fpr, t, where="post", label=f"{name} ({auroc.get(name, float('nan')):.3f})")
-    ax.set_xlabel("false-positive rate")
+        ax.step(fpr, t, where="post", color=measure_color(name),
+                label=f"{name} (AUROC {auroc.get(name, float('nan')):.3f})")
+    ax.set_xlabel("false-positive rate (correct examples flagged)")
     ax.set_ylabel("true-positive rate (corrupted found)")
     ax.set_title(title)
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(fontsize=7, **_OUTSIDE)
     ax.grid(alpha=0.3)
     return _save(fig, out)

@@ -122,6 +122,15 @@ def _read_folder_meta(folder: Path) -> dict[str, Any]:
     return meta
 
 
+#: what each artifact kind is called in the page title
+_KIND_NAMES = {"scores": "scores", "selection": "pruning", "bench": "bench"}
+
+
+def page_title(kind: str, folder: Path) -> str:
+    """``"sensprune report: scores in runs/digits"`` — the kind in words and the folder as given."""
+    return f"sensprune report: {_KIND_NAMES.get(kind, kind)} in {folder}"
+
+
 def default_measure(measures: list[str]) -> str:
     """loss_sensitivity if present, else input_grad, else the first measure."""
     return next((m for m in PREFERRED if m in measures), measures[0])
@@ -171,7 +180,7 @@ def build_report(folder: str | Path, *, out: str | Path | None = None, measure: 
         raise ValidationError("--measure applies to score folders only.")
     stage = staging_dir(fig_dir)
     try:
-        page = _Page(f"sensprune report: {meta['kind']} folder {folder.name}", stage, prefix)
+        page = _Page(page_title(meta["kind"], folder), stage, prefix)
         if meta["kind"] == "scores":
             _scores_page(page, folder, table, measure, top)
         elif meta["kind"] == "selection":
@@ -255,8 +264,11 @@ def _scores_page(page: _Page, folder: Path, table, measure: str, top: int) -> No
         page.figure("lorenz", "Lorenz curve of each measure (mean over seeds)",
                     lambda p: plots.lorenz_curves(meta["lorenz"], p, gini=meta.get("gini")))
     if meta.get("gini_per_epoch"):
-        page.figure("gini_epochs", "Gini of each measure after each epoch (mean over seeds)",
-                    lambda p: plots.gini_over_epochs(meta["gini_per_epoch"], p))
+        once = computed_at(meta.get("config", {}), list(meta["gini_per_epoch"]))
+        note = "; " + ", ".join(f"{m} is computed at epoch {', '.join(map(str, e))} only (diamonds)"
+                                for m, e in once.items()) if once else ""
+        page.figure("gini_epochs", "Gini of each measure after each epoch (mean over seeds)" + note,
+                    lambda p: plots.gini_over_epochs(meta["gini_per_epoch"], p, computed_at=once))
     if "per_class" in table.extras:
         g = table.extras["per_class"]
         off = meta.get("extras", {}).get("per_class", {}).get("off_diagonal_fraction")
@@ -275,6 +287,20 @@ def _scores_page(page: _Page, folder: Path, table, measure: str, top: int) -> No
                     "(dotted)" + ("; CSR of test examples (black, right axis)" if csr is not None else ""),
                     lambda p: plots.accuracy_and_csr(test, p, train_acc=train, csr=csr))
     _gallery(page, table, measure, s, corrupted, top)
+
+
+def computed_at(config: dict, measures: list[str]) -> dict[str, list[int]]:
+    """Measures of ``measures`` computed at a few epochs only, not accumulated over the warmup: EL2N at
+    ``el2n_epoch``, GraNd at ``grand_epochs`` (default the EL2N epoch), input_grad at ``at_checkpoints``."""
+    import math
+
+    epochs = int((config.get("train") or {}).get("epochs") or 0)
+    el2n = config.get("el2n_epoch") or max(1, math.ceil(0.1 * epochs))
+    grand = (config.get("measure_options") or {}).get("grand_epochs") or [el2n]
+    at = {"el2n": [el2n], "grand": list(grand)}
+    if config.get("at_checkpoints"):
+        at["input_grad"] = list(config["at_checkpoints"])
+    return {m: [int(e) for e in at[m]] for m in measures if m in at}
 
 
 def _gallery(page: _Page, table, measure: str, s: np.ndarray, corrupted, top: int) -> None:
@@ -301,7 +327,12 @@ def _gallery(page: _Page, table, measure: str, s: np.ndarray, corrupted, top: in
                     + (" (corr.)" if corrupted is not None and corrupted[i] else "") + f"\n{float(s[i]):.3g}"
                     for i in idx]
             xs = x[table.index[idx]]
-            page.figure(f"gallery_{which}", f"{which} sensitive: index, given label, {measure}",
+            caption = (f"{which} sensitive by {measure}. Each title: #index in the training split, y = the given "
+                       "label" + (", ŷ = the label the warmup model predicts after its last epoch (majority over "
+                                  "seeds); y ≠ ŷ marks an example the model does not fit" if pred is not None else "")
+                       + (", (corr.) = a corrupted label" if corrupted is not None else "")
+                       + f"; second line: the {measure} score")
+            page.figure(f"gallery_{which}", caption,
                         lambda p, xs=xs, caps=caps, w=which: plots.gallery(xs, caps, p, title=f"{w} sensitive"))
         elif x is not None:
             feats = x[table.index[idx]].reshape(len(idx), -1)[:, :8]
@@ -345,8 +376,12 @@ def _selection_page(page: _Page, folder: Path, meta: dict, html_dir: Path) -> No
     sel = load_selection(folder)
     c = meta.get("counts", {})
     how = f"rule {meta.get('rule')}" if meta.get("rule") else f"reweight {meta.get('reweight')}"
-    page.p(f"{how} by {'+'.join(meta.get('measure') or [])} ({meta.get('direction', '')}), parameters "
-           f"{meta.get('parameters', {})}: removed {len(sel.drop)} of {sel.n}, kept {len(sel.keep)}.")
+    page.p(f"{how} by {'+'.join(meta.get('measure') or [])} ({meta.get('direction', '')}): removed "
+           f"{len(sel.drop)} of {sel.n}, kept {len(sel.keep)}.")
+    params = {"rule": meta.get("rule"), "reweight": meta.get("reweight"),
+              "measure": ", ".join(meta.get("measure") or []), "combine": meta.get("combine"),
+              **(meta.get("parameters") or {})}
+    page.raw(_table(["parameter", "value"], [[k, _param(v)] for k, v in params.items() if v is not None]))
     parent = find_parent_scores(folder, meta.get("scores_fingerprint"))
     if parent is not None:
         rel = os.path.relpath(parent, html_dir)
@@ -368,6 +403,15 @@ def _selection_page(page: _Page, folder: Path, meta: dict, html_dir: Path) -> No
                     lambda p: plots.kept_dropped_hist(score, label, kept, p, measure=name))
     else:
         page.p("selection.csv holds no scores; no histograms.", "note")
+
+
+def _param(v: Any) -> Any:
+    """A parameter value as a table cell: numbers stay numbers, lists are joined, booleans are words."""
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, (list, tuple)):
+        return ", ".join(map(str, v))
+    return v
 
 
 def _selection_columns(path: Path, n: int) -> tuple[np.ndarray | None, np.ndarray | None]:

@@ -6,6 +6,7 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -74,6 +75,103 @@ def test_plot_writes_a_png(name, tmp_path):
     assert [p.name for p in out.parent.iterdir()] == [out.name]  # no temporary file left
 
 
+# -- polish: one colour per measure, legends off the data, once-computed measures as points --------------
+
+def _figures(monkeypatch, calls):
+    """Draw each ``calls[name](path)`` and return {name: Figure} (the figure is captured at save time)."""
+    figs = {}
+    real = plots._save
+
+    def capture(fig, out):
+        figs[current[0]] = fig
+        return real(fig, out)
+
+    monkeypatch.setattr(plots, "_save", capture)
+    current = [None]
+    for name, draw in calls.items():
+        current[0] = name
+        with tempfile.TemporaryDirectory() as d:
+            draw(Path(d) / f"{name}.png")
+    return figs
+
+
+MEASURES3 = ("loss_sensitivity", "el2n", "input_grad")
+
+
+def _measure_calls():
+    f = [0.1, 0.3]
+    return {
+        "lorenz": lambda p: plots.lorenz_curves({m: np.linspace(0, 1, 11) ** (i + 1) for i, m in enumerate(MEASURES3)},
+                                                p),
+        "gini": lambda p: plots.gini_over_epochs({"loss_sensitivity": [0.1, 0.2, 0.3], "el2n": [None, 0.4, 0.4],
+                                                  "input_grad": [0.2, 0.25, 0.3]}, p, computed_at={"el2n": [2]}),
+        "roc": lambda p: plots.roc_curves({m: np.linspace(0, 1, 21) ** (i + 1) for i, m in enumerate(MEASURES3)},
+                                          {m: 0.7 for m in MEASURES3}, p),
+        "auroc": lambda p: plots.auroc_bars(list(MEASURES3), [0.8, 0.7, 0.6], [0.01] * 3, p),
+        "bench": lambda p: plots.bench_curves({**{f"{m} / drop-high": (f, [0.9, 0.8], [0.01, 0.01]) for m in MEASURES3},
+                                               "el2n / drop-low": (f, [0.85, 0.8], [0.01, 0.01]),
+                                               "random": (f, [0.88, 0.8], [0.01, 0.01])}, p,
+                                              ylabel="acc", title="t"),
+    }
+
+
+def test_each_measure_has_one_colour_in_every_plot(monkeypatch):
+    from matplotlib.colors import to_hex
+
+    figs = _figures(monkeypatch, _measure_calls())
+    seen = {}
+    for name, fig in figs.items():
+        ax = fig.axes[0]
+        for line in ax.get_lines():
+            m = plots._split_label(line.get_label().split(" (")[0])[0]
+            if m in MEASURES3:
+                seen.setdefault(m, set()).add((name, to_hex(line.get_color())))
+        if name == "auroc":
+            for patch, m in zip(ax.patches, MEASURES3):
+                seen.setdefault(m, set()).add((name, to_hex(patch.get_facecolor())))
+    for m in MEASURES3:
+        assert {fig for fig, _ in seen[m]} == set(figs), m  # drawn in every figure ...
+        assert {c for _, c in seen[m]} == {to_hex(plots.measure_color(m))}, m  # ... in one colour
+    assert len({plots.measure_color(m) for m in MEASURES3 + ("random",)}) == 4
+    assert plots.measure_color("my_plugin") == plots.measure_color("my_plugin")  # unknown names: stable
+
+
+def test_legends_do_not_cover_the_data(monkeypatch):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    calls = {**_measure_calls(), **{k: PLOTS[k] for k in ("sensitivity_map", "accuracy_csr", "kept_dropped")}}
+    for name, fig in _figures(monkeypatch, calls).items():
+        renderer = FigureCanvasAgg(fig).get_renderer()
+        legends = [ax.get_legend() for ax in fig.axes if ax.get_legend() is not None] + list(fig.legends)
+        assert legends, name
+        for leg in legends:
+            box = leg.get_window_extent(renderer)
+            for ax in fig.axes:
+                if ax.axison:
+                    assert not box.overlaps(ax.get_window_extent(renderer)), (name, ax.get_title())
+
+
+def test_once_computed_measures_are_points_not_flat_lines(monkeypatch):
+    from sensprune.report import computed_at
+
+    fig = _figures(monkeypatch, {"gini": _measure_calls()["gini"]})["gini"]
+    lines = {ln.get_label().split(" (")[0]: ln for ln in fig.axes[0].get_lines()}
+    assert lines["el2n"].get_linestyle() == "None" and list(lines["el2n"].get_xdata()) == [2]
+    assert "computed at epoch 2" in lines["el2n"].get_label()
+    assert lines["input_grad"].get_linestyle() == "-" and len(lines["input_grad"].get_xdata()) == 3
+    cfg = {"el2n_epoch": None, "train": {"epochs": 30}, "measure_options": {"grand_epochs": [5, 10]},
+           "at_checkpoints": None}
+    assert computed_at(cfg, ["el2n", "grand", "loss", "input_grad"]) == {"el2n": [3], "grand": [5, 10]}
+    assert computed_at({**cfg, "at_checkpoints": [1, 4]}, ["input_grad"]) == {"input_grad": [1, 4]}
+
+
+def test_page_title_names_the_folder():
+    from sensprune.report import page_title
+
+    assert page_title("scores", Path("runs/scores")) == "sensprune report: scores in runs/scores"
+    assert page_title("selection", Path("p")) == "sensprune report: pruning in p"
+
+
 # -- CLI on real folders ---------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
@@ -89,6 +187,8 @@ def score_dir(tmp_path_factory):
 def test_help():
     r = _run(["report", "--help"])
     assert r.exit_code == 0 and "Example" in r.output and "--force" in r.output and "--measure" in r.output
+    # the help describes what the bench page draws: ROC curves (bars only without ROC points), and ŷ
+    assert "ROC curve" in r.output and "AUROC in the legend" in r.output and "ŷ" in r.output
 
 
 def test_report_on_score_folder(score_dir, tmp_path):
@@ -105,6 +205,8 @@ def test_report_on_score_folder(score_dir, tmp_path):
     assert "loss_sensitivity" in text and "mean p(given label | x)" in text and "imagesOk" in text
     assert "cannot be drawn" not in text  # digits reloads (with its corruption replayed) and is drawn
     assert "<th>predicted</th>" in text and "predicted label is not shown" not in text
+    assert f"<title>sensprune report: scores in {folder}</title>" in text and "scores folder" not in text
+    assert "ŷ = the label the warmup model predicts" in text  # the gallery caption explains its titles
     # an existing report is replaced only with --force
     _one_line_error(_run(["report", str(folder)]), "--force")
     r = _run(["report", str(folder), "--measure", "loss", "--top", "4", "--force", "--quiet"])
@@ -138,6 +240,10 @@ def test_report_on_prune_folder(score_dir, tmp_path):
     _check_images(page)
     text = page.read_text()
     assert "kept_dropped.png" in text and "href='../../s'" in text and "removed %" in text
+    # the parameters as a table, not a Python dict
+    assert "<th>parameter</th><th>value</th>" in text and "{'" not in text
+    assert "<tr><td>fraction</td><td class='num'>0.2</td></tr>" in text
+    assert "<tr><td>rule</td><td>drop-high</td></tr>" in text
     _one_line_error(_run(["report", str(tmp_path / "p"), "--measure", "loss", "--force"]), "score folders only")
 
 

@@ -32,10 +32,13 @@ def report(folder, out, measure, top, force, quiet):
     \b
     Score folders: sensitivity map (measure vs confidence / variability, corrupted
       examples marked), Lorenz curves, Gini over epochs, per-class heatmap (with
-      --per-class), accuracy and CSR over epochs, most/least sensitive examples.
+      --per-class), accuracy and CSR over epochs, most/least sensitive examples
+      (y = given label, ŷ = the warmup model's predicted label).
     Prune folders: counts per class, kept vs dropped score histograms, parent link.
     Bench folders: accuracy vs fraction removed (95% CI), paired difference vs
-      random, AUROC of corrupted-example detection.
+      random, and with injected noise the ROC curve of each score for finding
+      the corrupted examples (AUROC in the legend; AUROC bars for grids that
+      stored no ROC points).
 
     \b
     Examples:
