@@ -93,3 +93,15 @@ def test_good_sample_weights_train():
     res = train(lambda: MLP(2, (3,), widths=(4,)), src, TrainConfig(epochs=1, batch_size=4),
                 weights=np.linspace(0.1, 2, 10), progress=False)
     assert len(res.history) == 1 and np.isfinite(res.history[0]["train_loss"])
+
+
+def test_gap_warning_is_one_line_on_the_cli(tmp_path):
+    path = tmp_path / "gap.csv"
+    rng = np.random.default_rng(0)
+    path.write_text("a,b,label\n" + "".join(f"{rng.random()},{rng.random()},{(0, 1, 3)[i % 3]}\n" for i in range(60)))
+    r = run_cli(["score", "--dataset", f"csv:{path}", "--epochs", "1", "--widths", "4", "--measures", "loss",
+                 "--quiet", "--out", tmp_path / "s"])
+    assert r.exit_code == 0, r.output
+    warn = [ln for ln in r.output.splitlines() if "no training example" in ln]
+    assert warn == [f"Warning: csv:{path}: class ids 2 of 0..3 have no training example; the model still has "
+                    "4 outputs."], r.output

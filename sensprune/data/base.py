@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from sensprune.errors import ValidationError
+from sensprune.errors import SensPruneWarning, ValidationError
 from sensprune.io import fingerprint_arrays
 
 
@@ -95,7 +95,7 @@ class Dataset:
         }
 
 
-class DataWarning(UserWarning):
+class DataWarning(SensPruneWarning):
     """Data that can be used but looks unintended (e.g. a class id with no training example)."""
 
 
