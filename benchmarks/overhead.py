@@ -6,11 +6,14 @@ Ratio 2: sensprune's loop with no measure ÷ a minimal hand-written PyTorch loop
          tensors (same model, optimizer, batch order).                 Target ≤ 1.15.
 
 Settings: digits with the MLP (15 epochs), and a 10k stratified Fashion-MNIST subset with the CNN
-(10 epochs). Each variant runs ``--repeats`` times, interleaved; the median wall time is used.
+(10 epochs). Each variant runs ``--repeats`` times, interleaved; the median wall time is used. The
+process CPU time of each run is measured too: on a shared machine it is the less noisy of the two
+(another process's load inflates wall time but not the work done), and its ratios are printed beside.
 EL2N costs one eval-mode forward pass over the training set at its epoch, a fixed cost that weighs
-more the shorter the warmup.
+more the shorter the warmup. Throughput = training examples × epochs ÷ median wall time of the run
+with all online measures (examples per second of scoring).
 
-    python benchmarks/overhead.py [--repeats 5] [--quick]
+    python benchmarks/overhead.py [--repeats 5] [--threads 1] [--quick]
 """
 
 from __future__ import annotations
@@ -50,7 +53,7 @@ def plain_loop(build, x, y, cfg: TrainConfig) -> None:
 
 
 def bench(name: str, spec: str, model: str, epochs: int, subsample: int | None, repeats: int,
-          device: str = "cpu") -> None:
+          device: str = "cpu", warmup: bool = True) -> None:
     data = load_dataset(spec, subsample=subsample)
     tcfg = TrainConfig(epochs=epochs, batch_size=128, device=device)
     cfg_all = ScoreConfig(dataset=spec, model=model, measures=DEFAULT_MEASURES, train=tcfg)
@@ -80,27 +83,44 @@ def bench(name: str, spec: str, model: str, epochs: int, subsample: int | None, 
                 "input_grad": only(("input_grad",)), "dynamics": only(("loss", "forgetting", "aum")),
                 "el2n": only(("el2n",))}
     times = {k: [] for k in variants}
-    for fn in variants.values():
-        fn()  # warm-up
+    cpu = {k: [] for k in variants}
+    load0 = _load()
+    if warmup:
+        for fn in variants.values():
+            fn()
     for _ in range(repeats):
         for k, fn in variants.items():
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             fn()
             if device.startswith("cuda"):
                 torch.cuda.synchronize()
             times[k].append(time.perf_counter() - t)
+            cpu[k].append(time.process_time() - c)
     med = {k: statistics.median(v) for k, v in times.items()}
+    mcpu = {k: statistics.median(v) for k, v in cpu.items()}
     print(f"\n## {name}: {spec} n_train={data.n_train} model={model} epochs={epochs} batch=128, "
-          f"median of {repeats}")
+          f"median of {repeats}{'' if warmup else ' (no warm-up round)'}; load average {load0} at start, "
+          f"{_load()} at end")
     for k, v in med.items():
-        print(f"  {k:<10} {v:8.3f} s   (runs: {', '.join(f'{t:.3f}' for t in times[k])})")
-    r1 = med["ours_all"] / med["ours_none"]
-    r2 = med["ours_none"] / med["plain"]
-    print(f"  all online measures ÷ no measures      = {r1:.3f}   (target ≤ 1.10: {_met(r1 <= 1.10)})")
-    print(f"  sensprune loop ÷ minimal PyTorch loop  = {r2:.3f}   (target ≤ 1.15: {_met(r2 <= 1.15)})")
-    print("  breakdown, each group alone ÷ no measures: " + ", ".join(
-        f"{k} {med[k] / med['ours_none']:.3f}" for k in ("input_grad", "dynamics", "el2n")))
+        runs = ", ".join(f"{t:.3f}" for t in times[k])
+        print(f"  {k:<10} {v:8.3f} s wall, {mcpu[k]:8.3f} s CPU   (wall runs: {runs})")
+    r1, c1 = med["ours_all"] / med["ours_none"], mcpu["ours_all"] / mcpu["ours_none"]
+    r2, c2 = med["ours_none"] / med["plain"], mcpu["ours_none"] / mcpu["plain"]
+    print(f"  all online measures ÷ no measures      = {r1:.3f} wall, {c1:.3f} CPU   "
+          f"(target ≤ 1.10: {_met(r1 <= 1.10)} wall, {_met(c1 <= 1.10)} CPU)")
+    print(f"  sensprune loop ÷ minimal PyTorch loop  = {r2:.3f} wall, {c2:.3f} CPU   "
+          f"(target ≤ 1.15: {_met(r2 <= 1.15)} wall, {_met(c2 <= 1.15)} CPU)")
+    print("  breakdown, each group alone ÷ no measures (wall / CPU): " + ", ".join(
+        f"{k} {med[k] / med['ours_none']:.3f} / {mcpu[k] / mcpu['ours_none']:.3f}"
+        for k in ("input_grad", "dynamics", "el2n")))
     print("  (dynamics = loss, forgetting, aum, confidence, variability, correctness: one hook)")
+    n_ex = data.n_train * epochs
+    print(f"  throughput: {n_ex / med['ours_all']:,.0f} examples/s scored with all online measures "
+          f"({n_ex / med['ours_none']:,.0f} examples/s training alone)")
+
+
+def _load() -> str:
+    return " ".join(f"{v:.1f}" for v in os.getloadavg())
 
 
 def _met(ok: bool) -> str:
@@ -112,13 +132,19 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--quick", action="store_true", help="fewer epochs, for a smoke run")
     ap.add_argument("--device", default="cpu", help="cpu or cuda")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch threads (default 1: on a shared machine, 2 threads under contention are far noisier)")
+    ap.add_argument("--fmnist-repeats", type=int, default=None, help="repeats of the slow Fashion-MNIST setting "
+                    "(default --repeats); it runs without a warm-up round (a run is tens of seconds)")
     a = ap.parse_args()
+    torch.set_num_threads(a.threads)
     print("# sensprune scoring overhead")
     gpu = torch.cuda.get_device_name() if a.device.startswith("cuda") else "no GPU used"
     print(f"date {date.today()}  machine: {os.cpu_count()} CPU cores ({platform.processor() or platform.machine()}),"
           f" {gpu}, device {a.device}, torch {torch.__version__}, threads {torch.get_num_threads()}")
     bench("digits / MLP", "digits", "mlp", 3 if a.quick else 15, None, a.repeats, a.device)
-    bench("Fashion-MNIST 10k / CNN", "fashion-mnist", "cnn", 1 if a.quick else 10, 10000, a.repeats, a.device)
+    bench("Fashion-MNIST 10k / CNN", "fashion-mnist", "cnn", 1 if a.quick else 10, 10000,
+          a.fmnist_repeats or a.repeats, a.device, warmup=False)
 
 
 if __name__ == "__main__":
