@@ -354,7 +354,7 @@ def prepare_dir(cfg: BenchConfig, out: Path, *, resume: bool, force: bool) -> Pa
             # resolve the stored config, so keys added with defaults since it was written compare equal
             have = config_from_json(read_json(path)).to_dict()
             if have != cfg.to_dict():
-                from sensprune.score import _diff_keys
+                from sensprune.io import diff_keys as _diff_keys  # torch-free (sensprune.score imports torch)
 
                 raise ValidationError(f"Cannot resume {out}: it was run with another config (differs in: "
                                       f"{', '.join(_diff_keys(have, cfg.to_dict()))}); pass --force to start over.")
@@ -494,7 +494,7 @@ def measure_meta(cfg: BenchConfig) -> dict[str, dict[str, Any]]:
     is the truncated proxy.
     """
     from sensprune.measures import MEASURES, truncated_horizon
-    from sensprune.measures.sampled import DEFAULT_PROBE_TIMES
+    from sensprune.options import DEFAULT_PROBE_TIMES  # not measures.sampled: merging needs no torch
 
     opts = dict(cfg.score.measure_options)
     out = {}

@@ -38,7 +38,7 @@ from typing import Any
 
 from sensprune.errors import ValidationError
 from sensprune.options import MeasureOptions
-from sensprune.train import SCHEDULES, TrainConfig
+from sensprune.train_config import SCHEDULES, TrainConfig
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -155,7 +155,7 @@ def parse_corruption(text: str) -> tuple[str, float]:
 def validate(cfg: BenchConfig) -> None:
     """Raise ValidationError for any grid entry that cannot run; nothing is trained here."""
     from sensprune.measures import MEASURES, check_measures
-    from sensprune.models import MODEL_NAMES
+    from sensprune.train_config import MODEL_NAMES  # not sensprune.models: checking a config needs no torch
 
     g = cfg.grid
     for name in ("datasets", "corruptions", "measures", "rules", "fractions", "seeds"):

@@ -159,6 +159,16 @@ def fingerprint_file(path: str | os.PathLike) -> str:
     return h.hexdigest()[:16]
 
 
+def diff_keys(a: Any, b: Any, prefix: str = "") -> list[str]:
+    """Dotted keys where two nested dicts differ (to say why a config does not match)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        out = []
+        for k in sorted(set(a) | set(b)):
+            out += diff_keys(a.get(k), b.get(k), f"{prefix}{k}.")
+        return out
+    return [] if a == b else [prefix.rstrip(".")]
+
+
 def base_meta(kind: str) -> dict[str, Any]:
     """The fields every artifact's ``meta.json`` starts with."""
     return {"kind": kind, "format_version": FORMAT_VERSION, "sensprune_version": __version__}

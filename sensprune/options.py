@@ -19,6 +19,8 @@ from sensprune.errors import ValidationError
 
 #: Default probe-set size of loss_sensitivity and --per-class (also ``measures.unrolled.DEFAULT_PROBE_SIZE``).
 DEFAULT_PROBE_SIZE = 2048
+#: Default number K of sampled probe steps of loss_sensitivity (``measures.sampled``; here without torch).
+DEFAULT_PROBE_TIMES = 16
 PROBE_MODES = ("fixed", "next-batch")
 
 

@@ -6,6 +6,7 @@ No timing is asserted here; the wall times are measured in README ("Start-up tim
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -62,17 +63,24 @@ def test_info_prune_report_on_existing_folders_do_not_load_torch(tmp_path):
     save_scores(table, tmp_path / "s")
     for args in (["info", "s"],
                  ["prune", "--scores", "s", "--by", "el2n", "--rule", "drop-high", "--fraction", "0.1", "--out", "p"],
-                 ["info", "p"]):
+                 ["info", "p"], ["report", "p", "--quiet"]):
         heavy, r = _heavy(args, cwd=tmp_path)
         assert "torch" not in heavy.split(","), (args, r.stderr)
         assert "Error" not in r.stderr, r.stderr
     assert (tmp_path / "p" / "keep.npy").exists()
 
 
-def test_option_choices_match_the_training_loop():
-    from sensprune.cli import options
-    from sensprune import train
+def test_training_config_is_the_same_class_with_and_without_torch():
+    from sensprune import train, train_config
 
-    assert options.OPTIMIZERS == train.OPTIMIZERS
-    assert options.SCHEDULES == train.SCHEDULES
-    assert options.AMP_MODES == train.AMP_MODES
+    assert train.TrainConfig is train_config.TrainConfig and train.AMP_MODES is train_config.AMP_MODES
+
+
+GRID = Path(__file__).resolve().parents[1] / "benchmarks" / "open_question" / "digits"
+
+
+@pytest.mark.skipif(not (GRID / "config.json").exists(), reason="the committed digits grid is absent")
+def test_bench_merge_of_an_existing_grid_does_not_load_torch(tmp_path):
+    heavy, r = _heavy(["bench-merge", GRID, "--out", "merged"], cwd=tmp_path)
+    assert "torch" not in heavy.split(","), r.stderr
+    assert (tmp_path / "merged" / "summary.csv").exists(), r.stderr

@@ -4,11 +4,7 @@ from __future__ import annotations
 
 import click
 
-# The choices of sensprune.train, repeated here so that `--help` and usage errors do not import torch
-# (tests/test_cli_startup.py checks that they stay equal to sensprune.train's).
-OPTIMIZERS = ("sgd", "adam")
-SCHEDULES = ("constant", "cosine", "step")
-AMP_MODES = ("none", "bf16", "fp16")
+from sensprune.train_config import AMP_MODES, OPTIMIZERS, SCHEDULES  # torch-free, so --help stays fast
 
 
 class OneLineErrors(click.Command):

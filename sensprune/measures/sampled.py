@@ -38,10 +38,10 @@ from torch.func import functional_call
 
 from sensprune.errors import ValidationError
 from sensprune.measures.unrolled import ExactSensitivityHook, available_bytes, replay_sgd, sgd_step
+from sensprune.options import DEFAULT_PROBE_TIMES  # noqa: F401  (16, defined in options.py without torch)
 from sensprune.train import Run
 
-#: default number of probe steps K (chosen from benchmarks/unrolled_accuracy/results.txt; see README)
-DEFAULT_PROBE_TIMES = 16
+#: default number of probe steps K: DEFAULT_PROBE_TIMES (chosen from benchmarks/unrolled_accuracy/results.txt)
 SAMPLING_SALT = 0x5E45
 
 
