@@ -41,6 +41,16 @@ RULE = ("reproduced if the 95% intervals of (a) fit epoch − peak epoch (paired
         "slopes against noise (t over points) lie above 0, not reproduced if any lies below 0, else inconclusive.")
 
 
+def judge(gaps, points: dict):
+    """The rule: ``gaps`` = per-seed (fit epoch − peak epoch); ``points[kind]`` = [(noise, late CSR), ...].
+    Returns (Verdict, Interval of (a), {kind: slope Interval}, Verdict of (a), {kind: Verdict of (b)})."""
+    a = t_ci(gaps)
+    slopes = {k: slope_ci(*zip(*pts)) for k, pts in points.items()}
+    va = decide(a, "validation accuracy peaks after the random labels are fit")
+    vb = {k: decide(iv, f"CSR falls with {k}") for k, iv in slopes.items()}
+    return all_of(va, *vb.values()), a, slopes, va, vb
+
+
 def run(out: Path, scale: Scale, seed: int, progress: bool = True) -> Outcome:
     real = paper_data(scale.csr_n, scale)
     tc = mem_train(scale.csr_epochs, seed)
@@ -63,8 +73,6 @@ def run(out: Path, scale: Scale, seed: int, progress: bool = True) -> Outcome:
     last = max(1, scale.csr_epochs // 3)
     late = {(s, k, q): float(np.mean(run_of(s, k, q)["csr"][-last:])) for s in seeds for k in KINDS
             for q in scale.noise_levels}
-    slopes = {k: slope_ci([q for s in seeds for q in scale.noise_levels],
-                          [late[(s, k, q)] for s in seeds for q in scale.noise_levels]) for k in KINDS}
     gaps, peaks = [], {}
     for s in seeds:
         per = []
@@ -76,10 +84,8 @@ def run(out: Path, scale: Scale, seed: int, progress: bool = True) -> Outcome:
             peaks[(s, q)] = (peak, fit_at, bool(fit_ep.size))
             per.append(fit_at - peak)
         gaps.append(float(np.mean(per)) if per else float("nan"))
-    a = t_ci(gaps)
-    va = decide(a, "validation accuracy peaks after the random labels are fit")
-    vb = {k: decide(iv, f"CSR falls with {k}") for k, iv in slopes.items()}
-    verdict = all_of(va, *vb.values())
+    verdict, a, slopes, va, vb = judge(gaps, {k: [(q, late[(s, k, q)]) for s in seeds for q in scale.noise_levels]
+                                              for k in KINDS})
     n = len(seeds)
     never = sum(not f for _, _, f in peaks.values())
     n_csr = curves[runs[0]]["n_csr"]
@@ -97,7 +103,8 @@ def run(out: Path, scale: Scale, seed: int, progress: bool = True) -> Outcome:
               f"{a.text(1)} epochs (95% CI, {n} seeds); CSV rows kind=random labels, columns val_acc and "
               "train_acc_noisy")]
     for k, iv in slopes.items():
-        extra.append((f"(b) CSR rises with {k}", vb[k], f"slope {iv.text(3)} per unit noise (95% CI, {iv.n} points); "
+        extra.append((f"(b) CSR rises with {k}", vb[k], f"slope {iv.text(3)} per unit noise (95% CI, {n} seeds × "
+                                                        f"{len(scale.noise_levels)} levels); "
                                                         f"CSV rows kind={k} and kind=real, column csr"))
 
     csv = out / "exp4_csr.csv"

@@ -35,6 +35,14 @@ RULE = ("at the largest dropout rate, reproduced if the 95% paired t-intervals o
         "below 0, else inconclusive.")
 
 
+def judge(name: str, mem_none, mem_r, val_none, val_r):
+    """The rule for one setting on per-seed numbers (paired by seed): (Verdict, drop Interval, keep Interval)."""
+    drop = t_ci(np.subtract(mem_none, mem_r))
+    keep = t_ci(np.subtract(val_r, val_none) + KEEP_VAL)
+    return all_of(decide(drop, f"{name} does not lower random-label accuracy"),
+                  decide(keep, f"{name} costs more than {KEEP_VAL} validation accuracy")), drop, keep
+
+
 def settings(scale: Scale) -> list[tuple[str, float, float]]:
     """(name, dropout, weight decay); the first is no regularizer."""
     out = [("none", 0.0, 0.0)]
@@ -64,11 +72,9 @@ def run(out: Path, scale: Scale, seed: int, progress: bool = True) -> Outcome:
 
     effects, parts = {}, {}
     for name, _, _ in sets[1:]:
-        drop = t_ci([mem[("none", s)] - mem[(name, s)] for s in seeds])
-        keep = t_ci([val[(name, s)] - val[("none", s)] + KEEP_VAL for s in seeds])
+        parts[name], drop, keep = judge(name, *([d[(k, s)] for s in seeds] for d, k in
+                                                ((mem, "none"), (mem, name), (val, "none"), (val, name))))
         effects[name] = (drop, keep)
-        parts[name] = all_of(decide(drop, f"{name} does not lower random-label accuracy"),
-                             decide(keep, f"{name} costs more than {KEEP_VAL} validation accuracy"))
     n = len(seeds)
     drops = [x for x in sets[1:] if x[1] > 0]
 
@@ -104,7 +110,8 @@ def run(out: Path, scale: Scale, seed: int, progress: bool = True) -> Outcome:
     ax.axhline(1 / real.num_classes, color="gray", ls=":", label="chance")
     ax.set_xticks(xs, [name for name, _, _ in sets], fontsize=8)
     ax.set(ylabel="accuracy", ylim=(0, 1.02),
-           title=f"Regularizers vs memorization ({scale.reg_epochs} epochs, MLP {'-'.join(map(str, scale.mem_widths))})")
+           title=f"Regularizers vs memorization ({scale.reg_epochs} epochs, "
+                 f"MLP {'-'.join(map(str, scale.mem_widths))})")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     save_png(fig, png)

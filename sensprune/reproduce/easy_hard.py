@@ -47,6 +47,14 @@ def dispersion(wrong: np.ndarray, runs: int) -> float:
     return float(wrong.var(ddof=1) / den) if den > 0 else float("nan")
 
 
+def judge(counts: dict, runs: int, seed: int = 0):
+    """The rule on per-example misclassification counts ``counts[data]`` over ``runs`` runs:
+    (Verdict, {noise set: Interval of D(real) − D(noise)})."""
+    ivs = {k: bootstrap_ci(lambda a, b: dispersion(a, runs) - dispersion(b, runs), counts["real"], counts[k],
+                           seed=seed) for k in SETS[1:]}
+    return all_of(*(decide(iv, f"{k} is more dispersed than real data") for k, iv in ivs.items())), ivs
+
+
 def run(out: Path, scale: Scale, seed: int, progress: bool = True) -> Outcome:
     real = paper_data(scale.easy_n, scale)
     sets = {"real": real, "randX": apply_corruption(real, "randX", 1.0, seed)[0],
@@ -70,9 +78,7 @@ def run(out: Path, scale: Scale, seed: int, progress: bool = True) -> Outcome:
     disp = {k: dispersion(v, R) for k, v in counts.items()}
     easy = {k: float(np.mean(v <= EASY)) for k, v in rates.items()}
     median = {k: float(np.median(v)) for k, v in rates.items()}
-    ivs = {k: bootstrap_ci(lambda a, b: dispersion(a, R) - dispersion(b, R), counts["real"], counts[k], seed=seed)
-           for k in ("randX", "random labels")}
-    verdict = all_of(*(decide(iv, f"{k} is more dispersed than real data") for k, iv in ivs.items()))
+    verdict, ivs = judge(counts, R, seed)
     easy_iv = bootstrap_ci(lambda a, b, c: np.mean(a <= EASY) - max(np.mean(b <= EASY), np.mean(c <= EASY)),
                            rates["real"], rates["randX"], rates["random labels"], seed=seed)
     evidence = (f"dispersion index D real {fmt(disp['real'], 1)}, randX {fmt(disp['randX'], 2)}, random labels "

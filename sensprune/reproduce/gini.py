@@ -37,6 +37,15 @@ RULE = ("reproduced if the 95% paired t-interval over seeds of G(real) − G(ran
         "not reproduced if below 0, inconclusive if it contains 0.")
 
 
+REASON = "random inputs with the real input norms are more unequal in sensitivity"
+
+
+def judge(g_real, g_control):
+    """The rule on per-seed Ginis (paired by seed): (Verdict, Interval of G(real) − G(control))."""
+    iv = t_ci(np.subtract(g_real, g_control))
+    return decide(iv, REASON), iv
+
+
 def datasets(real, seed: int) -> dict:
     """The five data sets of one seed (corruptions drawn with that seed)."""
     rand = apply_corruption(real, "randX", 1.0, seed)[0]
@@ -65,11 +74,10 @@ def run(out: Path, scale: Scale, seed: int, progress: bool = True) -> Outcome:
 
     def diff(a, b):
         return t_ci(np.subtract(g[a], g[b]))
-    head = diff("real", "randX norm-matched")
+    verdict, head = judge(g["real"], g["randX norm-matched"])
     plain = diff("real", "randX")
     uniq = diff("real, unique class", "randX, unique class")
     n = len(seeds)
-    verdict = decide(head, "random inputs with the real input norms are more unequal in sensitivity")
 
     def mean(k):
         return fmt(float(np.mean(g[k])))
@@ -117,8 +125,8 @@ def run(out: Path, scale: Scale, seed: int, progress: bool = True) -> Outcome:
          "effects": {"real - randX norm-matched": head.__dict__, "real - randX": plain.__dict__,
                      "unique: real - randX": uniq.__dict__}},
         [png.name, csv.name],
-        {"seeds": seeds, "widths": list(PAPER_WIDTHS), "train": {**sens_train(scale.sens_epochs, seed).__dict__,
-                                                                  "seed": "per run"},
+        {"seeds": seeds, "widths": list(PAPER_WIDTHS),
+         "train": {**sens_train(scale.sens_epochs, seed).__dict__, "seed": "per run"},
          "n_train": real.n_train, "measure": "loss_sensitivity, full-horizon estimator (sensprune.measures.sampled)",
          "estimator": notes, "noise": "randX at 1.0 (corruption seed = training seed); norm-matched randX"},
         extra)

@@ -120,4 +120,3 @@ def all_of(*verdicts: Verdict) -> Verdict:
     if all(v.word == REPRODUCED for v in verdicts):
         return Verdict(REPRODUCED, "")
     return Verdict(INCONCLUSIVE, "; ".join(dict.fromkeys(v.detail for v in verdicts if v.word == INCONCLUSIVE)))
-
