@@ -20,10 +20,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.func import functional_call
 
 from sensprune.errors import ValidationError
 from sensprune.measures.sampled import SampledSensitivityHook
+from sensprune.measures.truncated import h1_input_grads
 from sensprune.measures.unrolled import _ProbeMixin, params_of
 from sensprune.train import Hook, Run, StepInfo
 
@@ -61,16 +61,11 @@ class PerClassHook(_ProbeMixin, Hook):
             return
         params = [p for p in run.model.parameters() if p.requires_grad]
         losses = F.cross_entropy(run.model(self.xp), self.yp, reduction="none")
-        xb = step.x.detach().clone().requires_grad_(True)
-        theta = {k: v.requires_grad_(True) for k, v in self.theta.items()}
-        lb = F.cross_entropy(functional_call(run.model, theta, (xb,)), step.y)
-        gth = torch.autograd.grad(lb, list(theta.values()), create_graph=True)
+        vs = [torch.autograd.grad(losses[self.yp == i].mean(), params, retain_graph=True) for i in self.probe_classes]
+        wb = None if getattr(run, "weights", None) is None else run.weights[step.idx]
+        gxs = h1_input_grads(run.model, list(self.theta.values()), step.x, step.y, vs, step.lr, wb)
         yb = step.y.cpu().numpy()
-        for i in self.probe_classes:
-            sel = self.yp == i
-            v = torch.autograd.grad(losses[sel].mean(), params, retain_graph=True)
-            dot = -step.lr * sum((g * vi).sum() for g, vi in zip(gth, v))
-            (gx,) = torch.autograd.grad(dot, xb, retain_graph=True)
+        for i, gx in zip(self.probe_classes, gxs):
             norms = gx.abs().flatten(1).sum(1).double().cpu().numpy()
             self.total[i] += np.bincount(yb, weights=norms, minlength=self.k) / np.maximum(self.class_size, 1)
         self.steps += 1
