@@ -17,8 +17,10 @@ from sensprune.data import builtin, load_dataset
 from sensprune.errors import ValidationError
 
 REPO = Path(__file__).resolve().parents[1]
-# every test that needs Fashion-MNIST or Chromium (the rest of these files runs too and must pass)
-DEPENDENT = ["tests/test_reproduce.py", "tests/test_data.py::test_fashion_mnist_loads",
+# every test that needs Fashion-MNIST or Chromium; the reproduce tests run on digits (shipped with
+# scikit-learn) except the slow --quick one, selected here with -m so that its skip is seen too
+DEPENDENT = ["tests/test_reproduce.py::test_quick_run_finishes_with_six_verdicts",
+             "tests/test_data.py::test_fashion_mnist_loads",
              "tests/test_report.py::test_screenshot_script_all_images_load"]
 
 
@@ -33,7 +35,8 @@ def test_dependent_tests_skip_without_fashion_mnist_and_chromium(tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
     env = {**os.environ, builtin.FASHION_MNIST_ENV: str(empty), "CHROMIUM": str(empty / "chromium")}
-    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", *DEPENDENT],
+    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", "-m", "slow or not slow",
+                        *DEPENDENT],
                        cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     out = r.stdout + r.stderr
     assert r.returncode == 0, out  # nothing failed
@@ -41,7 +44,5 @@ def test_dependent_tests_skip_without_fashion_mnist_and_chromium(tmp_path):
     fashion = [ln for ln in skipped if f"Fashion-MNIST, absent from {empty}" in ln
                or f"Fashion-MNIST files absent from {empty}" in ln]
     chromium = [ln for ln in skipped if f"needs Chromium, absent from {empty / 'chromium'}" in ln]
-    # the reproduce tests that run experiments (4 here; the slow one is deselected) and the loader test
-    assert len(fashion) >= 5, out
-    assert len(chromium) == 1, out
+    assert len(fashion) == 2 and len(chromium) == 1, out  # reproduce --quick and the loader test; the screenshot
     assert len(skipped) == len(fashion) + len(chromium), out  # nothing else skipped
