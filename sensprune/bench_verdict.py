@@ -57,8 +57,12 @@ def sentence(row: dict, vs: str = "random") -> str:
     if not np.isfinite(m):
         return f"{_what(row)}: no paired result vs {vs} (n={n}). [`{row['key']}`]"
     effect = f"{'raises' if m > 0 else 'lowers'} test accuracy by {_pts(abs(m))} ± {_pts(h)} points vs {vs}"
-    tail = "" if row[f"d_{vs}_sig"] else " — no significant difference"
-    bh = _bh(row) if row.get("vs") == vs else ""
+    tested = row.get("vs") == vs and np.isfinite(row.get("q_bh", float("nan")))
+    sig = row["sig_bh"] if tested else row[f"d_{vs}_sig"]  # the BH rule where the cell was tested
+    tail = "" if sig else " — no significant difference"
+    if tested and row[f"d_{vs}_sig"] and not sig:
+        tail += " after the BH adjustment (the unadjusted interval excludes 0)"
+    bh = _bh(row) if tested else ""
     return (f"{_what(row)[0].upper()}{_what(row)[1:]} {effect}{tail} (95% CI of the paired difference, n={n} seeds"
             f"{bh}; {_pts(row['test_acc_mean'])}% test accuracy). [`{row['key']}`]")
 

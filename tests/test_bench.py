@@ -562,3 +562,16 @@ def test_meta_names_the_loss_sensitivity_estimator():
 def test_grid_meta_lists_measures(grid_dir):
     meta = B.read_json(grid_dir / "meta.json")
     assert list(meta["measures"]) == ["el2n"] and "direction" in meta["measures"]["el2n"]
+
+
+def test_verdict_sentence_follows_the_bh_rule():
+    from sensprune.bench_verdict import sentence
+
+    row = {"key": "d|none|m|drop-high|0.2", "measure": "m", "rule": "drop-high", "fraction": 0.2, "vs": "random",
+           "d_random_mean": 0.02, "d_random_ci95": 0.015, "d_random_n": 5, "d_random_sig": 1, "q_bh": 0.09,
+           "sig_bh": 0, "test_acc_mean": 0.9}
+    text = sentence(row)
+    assert "raises test accuracy by 2.0 ± 1.5 points vs random — no significant difference after the BH " \
+           "adjustment (the unadjusted interval excludes 0)" in text and "BH q = 0.09;" in text
+    assert "no significant difference" not in sentence({**row, "q_bh": 0.01, "sig_bh": 1})
+    assert "BH q = 0.01, survives" in sentence({**row, "q_bh": 0.01, "sig_bh": 1})
