@@ -84,3 +84,14 @@ def test_bench_merge_of_an_existing_grid_does_not_load_torch(tmp_path):
     heavy, r = _heavy(["bench-merge", GRID, "--out", "merged"], cwd=tmp_path)
     assert "torch" not in heavy.split(","), r.stderr
     assert (tmp_path / "merged" / "summary.csv").exists(), r.stderr
+
+
+def test_group_help_lists_every_command_with_its_summary():
+    from sensprune.cli import SUMMARY
+    from cli_helpers import run_cli
+
+    r = run_cli(["--help"])
+    assert r.exit_code == 0
+    assert set(SUMMARY) == set(COMMANDS)
+    for name, line in SUMMARY.items():
+        assert f"{name}  " in r.output and line.split()[0] in r.output

@@ -29,9 +29,27 @@ COMMANDS = {
 }
 
 
+# one line per command for `sensprune --help`, so that listing them imports none of their modules
+SUMMARY = {
+    "score": "Train warmup model(s) and score every training example (higher = harder).",
+    "prune": "Remove (or down-weight) the most or least sensitive training examples.",
+    "info": "Describe the artifact in FOLDER (score, selection or bench output).",
+    "bench": "Retrain on pruned subsets over a grid and answer: does pruning help?",
+    "bench-merge": "Join the shard folders of one grid and recompute its statistics.",
+    "report": "Draw the figures of a score, prune or bench folder into one HTML page.",
+    "reproduce": "Reproduce Arpit et al. 2017 (six experiments) at CPU scale.",
+}
+
+
 class LazyGroup(click.Group):
     def list_commands(self, ctx):
         return sorted(name for name, target in COMMANDS.items() if _importable(target))
+
+    def format_commands(self, ctx, formatter):
+        rows = [(name, SUMMARY.get(name, "")) for name in self.list_commands(ctx)]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
 
     def get_command(self, ctx, name):
         target = COMMANDS.get(name)
