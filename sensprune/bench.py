@@ -381,8 +381,8 @@ def is_artifact(folder: Path) -> bool:
 
 def finish_dir(work: Path, out: Path) -> None:
     """Publish a grid built in a staging folder over ``out`` (no-op when it was built in place)."""
-    if work.resolve() != out.resolve():
-        publish_dir(work, out)
+    if work.resolve() != out.resolve():  # a grid from before bench wrote meta.json is replaceable too
+        publish_dir(work, out, replaceable=lambda d: (d / CONFIG_JSON).is_file() and (d / "units").is_dir())
 
 
 def run_grid(cfg: BenchConfig, out: str | Path, *, jobs: int = 1, shard: tuple[int, int] = (0, 1),
