@@ -185,18 +185,23 @@ def base_meta(kind: str) -> dict[str, Any]:
 #   # on success the stage replaces ``out`` (the old folder stays until the new one is complete);
 #   # on an error the stage is removed and ``out`` is untouched.
 #
-# ``--force`` replaces only an empty folder or a sensprune artifact (a folder whose meta.json has
-# ``kind``); it never replaces a regular file, a user's folder, or an input.
+# ``--force`` replaces only an empty folder or a sensprune artifact (a folder whose meta.json has a
+# ``kind`` of ARTIFACT_KINDS); it never replaces a regular file, a user's folder, or an input.
+
+
+#: the ``kind`` of every folder sensprune writes (score, prune, bench, report and reproduce outputs)
+ARTIFACT_KINDS = ("scores", "selection", "bench", "report", "reproduce")
 
 
 def is_artifact(folder: str | os.PathLike) -> bool:
-    """True when ``folder`` is a folder written by sensprune (its ``meta.json`` is a dict with ``kind``)."""
+    """True when ``folder`` was written by sensprune: its ``meta.json`` is a dict whose ``kind`` is one of
+    :data:`ARTIFACT_KINDS` (another tool's meta.json does not count)."""
     path = Path(folder) / META
     try:
         meta = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
-    return isinstance(meta, dict) and isinstance(meta.get("kind"), str)
+    return isinstance(meta, dict) and meta.get("kind") in ARTIFACT_KINDS
 
 
 def _inside(a: Path, b: Path) -> bool:
@@ -279,7 +284,7 @@ def _check_replaceable(out: Path, replaceable: Any = None) -> None:
     except OSError as exc:
         raise ValidationError(f"Cannot read {out} ({exc.strerror}).") from None
     if not empty and not is_artifact(out) and not (replaceable is not None and replaceable(out)):
-        raise ValidationError(f"{out} is not empty and not a sensprune output (no {META} with a kind); "
+        raise ValidationError(f"{out} is not empty and not a sensprune output (no {META} of a sensprune kind); "
                               "--force only replaces sensprune outputs. Choose another --out or remove it "
                               "yourself.")
 

@@ -20,6 +20,7 @@ REPO = Path(__file__).resolve().parents[1]
 DEMO_TOML = REPO / "benchmarks" / "open_question" / "demo.toml"
 PRECIOUS = b"my notes, not a sensprune file\n"
 NEWER = '{"kind": "scores", "format_version": 99}'
+OTHER_TOOL = '{"kind": "experiment"}'  # another tool's meta.json: not a sensprune output
 
 
 # -- shared inputs: a tiny npz data set, its score folder and a prune folder (made once) -------------------
@@ -86,8 +87,8 @@ DROP = [*PRUNE, "--rule", "drop-high", "--fraction", "0.1", "--per-class"]
 CASES = {
     # score: --out and --force
     "score --force on a user's folder": (lambda w, b: user_folder(w), [*SCORE, "--out", "d", "--force"], 1,
-                                         "d is not empty and not a sensprune output (no meta.json with a kind); "
-                                         "--force only replaces sensprune outputs"),
+                                         "d is not empty and not a sensprune output (no meta.json of a "
+                                         "sensprune kind); --force only replaces sensprune outputs"),
     "score --force on a file": (lambda w, b: user_file(w), [*SCORE, "--out", "f", "--force"], 1,
                                 "f exists and is a file, not a folder; --out must name a folder "
                                 "(--force never replaces a file)"),
@@ -108,6 +109,8 @@ CASES = {
     "score --out above the data root": (lambda w, b: (w / "root").mkdir(),
                                         [*SCORE, "--data-root", "root", "--out", ".", "--force"], 1,
                                         "--out . contains the input root"),
+    "score --force on another tool's meta.json": (lambda w, b: (user_folder(w), (w / "d" / "meta.json").write_text(
+        OTHER_TOOL)), [*SCORE, "--out", "d", "--force"], 1, "d is not empty and not a sensprune output"),
     "score foreign OUT.partial": (lambda w, b: user_folder(w, "o.partial"), [*SCORE, "--out", "o"], 1,
                                   "o.partial exists and is not an interrupted sensprune run (no config.json)"),
     "score --resume --force": (nothing, [*SCORE, "--out", "o", "--resume", "--force"], 1,
