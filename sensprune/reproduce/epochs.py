@@ -95,8 +95,9 @@ def run(out: Path, scale: Scale, seed: int, progress: bool = True) -> Outcome:
         nz = [res[(k, big, s)]["noisy_part"] for s in seeds]
         cl = [res[(k, big, s)]["clean_part"] for s in seeds]
         part = (f"; with {k} at N={big} the noisy part reaches 99% at epoch "
-                f"{', '.join(str(v) if v else 'never' for v in nz)} and the clean part at "
-                f"{', '.join(str(v) if v else 'never' for v in cl)} (per seed)")
+                f"{', '.join(str(v) if v else '-' for v in nz)} and the clean part at "
+                f"{', '.join(str(v) if v else '-' for v in cl)} (per seed; '-' = not before the run stopped at "
+                f"99% overall)")
     evidence = (f"slope of epochs-to-99% against the Gaussian-input proportion at N={big}: {head.text(1)} epochs per "
                 f"unit proportion (95% CI, {nseed} seeds × {len(qs)} proportions); mean epochs {table} "
                 f"({censored} censored runs at the cap {scale.max_epochs}){part}")

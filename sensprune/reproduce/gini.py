@@ -6,7 +6,7 @@ paper's MLP 16-16 trained with plain SGD (see :mod:`sensprune.reproduce.common` 
 after the last epoch, for each seed (training and corruption seed alike):
 
 - real data; randX (every input Gaussian, the paper's random inputs); **randX with norms matched**
-  (each Gaussian input rescaled to the L2 norm of the real input it replaces — real images differ
+  (each Gaussian input rescaled to the L1 norm of the real input it replaces — real images differ
   in norm far more than Gaussian inputs, so this is the control that compares sensitivity rather
   than input norms); and the unique-class control (every example its own class) on real and randX.
 
