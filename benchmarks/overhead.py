@@ -136,15 +136,19 @@ def main() -> None:
                     help="torch threads (default 1: on a shared machine, 2 threads under contention are far noisier)")
     ap.add_argument("--fmnist-repeats", type=int, default=None, help="repeats of the slow Fashion-MNIST setting "
                     "(default --repeats); it runs without a warm-up round (a run is tens of seconds)")
+    ap.add_argument("--settings", default="digits,fashion-mnist", help="which settings to run (comma-separated)")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     print("# sensprune scoring overhead")
     gpu = torch.cuda.get_device_name() if a.device.startswith("cuda") else "no GPU used"
     print(f"date {date.today()}  machine: {os.cpu_count()} CPU cores ({platform.processor() or platform.machine()}),"
           f" {gpu}, device {a.device}, torch {torch.__version__}, threads {torch.get_num_threads()}")
-    bench("digits / MLP", "digits", "mlp", 3 if a.quick else 15, None, a.repeats, a.device)
-    bench("Fashion-MNIST 10k / CNN", "fashion-mnist", "cnn", 1 if a.quick else 10, 10000,
-          a.fmnist_repeats or a.repeats, a.device, warmup=False)
+    settings = a.settings.split(",")
+    if "digits" in settings:
+        bench("digits / MLP", "digits", "mlp", 3 if a.quick else 15, None, a.repeats, a.device)
+    if "fashion-mnist" in settings:
+        bench("Fashion-MNIST 10k / CNN", "fashion-mnist", "cnn", 1 if a.quick else 10, 10000,
+              a.fmnist_repeats or a.repeats, a.device, warmup=False)
 
 
 if __name__ == "__main__":
