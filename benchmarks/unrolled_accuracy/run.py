@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import json
 import multiprocessing as mp
 import os
 import platform
@@ -55,6 +56,19 @@ SETTINGS = {
     "mnist1d": ("MNIST-1D (generated, 4000 train), MLP 256-128, SGD lr 0.05 momentum 0.9 wd 5e-4 cosine, "
                 "10 epochs x batch 256", "mnist1d", (256, 128), {**DIGITS, "epochs": 10, "batch_size": 256}),
 }
+
+
+if os.environ.get("BENCH_TINY"):  # dry run of the script: 1 epoch everywhere
+    SETTINGS = {k: (d, kind, w, {**tc, "epochs": 2}) for k, (d, kind, w, tc) in SETTINGS.items()}
+    KS = (1, 4)
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or "unknown model"
 
 
 def _data(kind: str):
@@ -105,19 +119,19 @@ def run_one(args):
         return build_model("mlp", ds.num_classes, ds.input_shape, widths=widths)
 
     _peak_rss_reset()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     res = train(model, src, cfg, progress=False)
-    plain = time.perf_counter() - t0
-    rows = {"_plain": {"time": plain, "rss": _peak_rss_mib(), "train_acc": res.final["train_acc"]}}
+    plain, plain_cpu = time.perf_counter() - t0, time.process_time() - c0
+    rows = {"_plain": {"time": plain, "cpu": plain_cpu, "rss": _peak_rss_mib(), "train_acc": res.final["train_acc"]}}
     probe = stratified_probe(ds.y_train, 2048)
     for label, make in _estimators(ds.n_train, probe).items():
         hook = make()
         _peak_rss_reset()
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         train(model, src, cfg, hooks=[hook], progress=False)
-        wall = time.perf_counter() - t0
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
         v = hook.value if isinstance(hook, ExactSensitivityHook) else next(iter(hook.values().values()))
-        rows[label] = {"time": wall, "rss": _peak_rss_mib(), "values": v}
+        rows[label] = {"time": wall, "cpu": cpu, "rss": _peak_rss_mib(), "values": v}
     exact = rows["exact (--probe-times all)"]["values"]
     from sklearn.metrics import roc_auc_score
 
@@ -126,6 +140,9 @@ def run_one(args):
             r["spearman"] = spearman(r["values"], exact)
             r["auroc"] = float(roc_auc_score(is_flipped, r["values"]))
             r["ratio"] = r["time"] / plain
+            r["cpu_ratio"] = r["cpu"] / plain_cpu
+            r["extra_s"] = r["time"] - plain
+            del r["values"]
     return name, seed, rows
 
 
@@ -143,41 +160,75 @@ def main():
     ap.add_argument("--seeds-for", default="digits-30:1", help="per-setting seed counts, e.g. digits-30:1")
     ap.add_argument("--jobs", type=int, default=1)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--save", default=None, help="JSON file rewritten after each finished (setting, seed)")
+    ap.add_argument("--table-from", default=None, help="print the table of a --save file (partial runs too)")
     a = ap.parse_args()
+    if a.table_from:
+        with open(a.table_from) as f:
+            saved = json.load(f)
+        print_table(saved["header"], [tuple(r) for r in saved["results"]], saved["names"])
+        return
     names = a.settings.split(",")
     counts = {k: int(v) for k, v in (p.split(":") for p in a.seeds_for.split(",") if p)}
     tasks = [(n, s, a.threads) for n in names for s in range(counts.get(n, a.seeds))]
     t0 = time.perf_counter()
+    results = []
+
+    def header():
+        load = os.getloadavg()
+        return [
+            "# Loss-sensitivity estimators against exact mode: agreement, noise detection, cost",
+            f"command: python benchmarks/unrolled_accuracy/run.py --settings {a.settings} --seeds {a.seeds} "
+            f"--seeds-for '{a.seeds_for}' --jobs {a.jobs} --threads {a.threads}",
+            f"machine: {platform.machine()} CPU ({cpu_model()}), {os.cpu_count()} cores "
+            f"visible, torch threads {a.threads} per process, {a.jobs} process(es) at once, no GPU used; load average "
+            f"{load[0]:.1f}; torch {torch.__version__}; date {datetime.date.today().isoformat()}; "
+            f"{time.perf_counter() - t0:.0f} s so far",
+            "every estimator sees the same SGD trajectory (same seed); labels: 20% symmetric flips (seed = run seed);",
+            "probe = whole training set (N <= 2048), direct term off; 'time ratio' = wall time of training with the",
+            "estimator / plain training, in the same process ('extra s' = the difference; CPU-time ratio = the same",
+            "with process CPU time, which a loaded machine disturbs less); RSS = peak resident memory of that run"]
+
+    def save():
+        if a.save:
+            tmp = a.save + ".tmp"
+            with open(tmp, "w") as f:
+                json.dump({"header": header(), "names": names, "results": results}, f)
+            os.replace(tmp, a.save)
+
     if a.jobs > 1:
         with mp.get_context("spawn").Pool(a.jobs) as pool:
-            results = pool.map(run_one, tasks, chunksize=1)
+            for r in pool.imap_unordered(run_one, tasks, chunksize=1):
+                results.append(r)
+                save()
     else:
-        results = [run_one(t) for t in tasks]
-    print("# Loss-sensitivity estimators against exact mode: agreement, noise detection, cost")
-    print(f"command: python benchmarks/unrolled_accuracy/run.py --settings {a.settings} --seeds {a.seeds} "
-          f"--seeds-for '{a.seeds_for}' --jobs {a.jobs} --threads {a.threads}")
-    load = os.getloadavg()
-    print(f"machine: {platform.machine()} CPU, {os.cpu_count()} cores visible, torch threads {a.threads} per process, "
-          f"{a.jobs} process(es) at once, no GPU used; load average at the end {load[0]:.1f}; "
-          f"torch {torch.__version__}; date {datetime.date.today().isoformat()}; "
-          f"total {time.perf_counter() - t0:.0f} s")
-    print("every estimator sees the same SGD trajectory (same seed); labels: 20% symmetric flips (seed = run seed);")
-    print("probe = whole training set (N <= 2048), direct term off; 'time ratio' = wall time of training with the")
-    print("estimator / plain training, in the same process; RSS = peak resident memory of that training run")
+        for t in tasks:
+            results.append(run_one(t))
+            save()
+    print_table(header(), results, names)
+
+
+def print_table(head, results, names):
+    print("\n".join(head))
     for name in names:
         runs = [r for n, _, r in results if n == name]
+        if not runs:
+            print(f"\n## {name}: not finished")
+            continue
         desc = SETTINGS[name][0]
         print(f"\n## {name}: {desc}; {len(runs)} seed(s)")
         print(f"plain training: {_fmt([r['_plain']['time'] for r in runs], '{:.2f}')} s, train accuracy on the noisy "
               f"labels {_fmt([r['_plain']['train_acc'] for r in runs])}, peak RSS "
               f"{_fmt([r['_plain']['rss'] for r in runs], '{:.0f}')} MiB")
-        print(f"{'estimator':<28}{'Spearman vs exact':>24}{'AUROC flipped':>24}{'time ratio':>24}{'peak RSS MiB':>22}")
+        print(f"{'estimator':<28}{'Spearman vs exact':>24}{'AUROC flipped':>24}{'time ratio':>22}"
+              f"{'extra s':>24}{'CPU-time ratio':>22}{'peak RSS MiB':>20}")
         for label in runs[0]:
             if label == "_plain":
                 continue
-            col = [[r[label][k] for r in runs] for k in ("spearman", "auroc", "ratio", "rss")]
-            print(f"{label:<28}{_fmt(col[0]):>24}{_fmt(col[1]):>24}{_fmt(col[2], '{:.2f}'):>24}"
-                  f"{_fmt(col[3], '{:.0f}'):>22}")
+            keys = ("spearman", "auroc", "ratio", "extra_s", "cpu_ratio", "rss")
+            col = [[r[label].get(k, np.nan) for r in runs] for k in keys]
+            print(f"{label:<28}{_fmt(col[0]):>24}{_fmt(col[1]):>24}{_fmt(col[2], '{:.2f}'):>22}"
+                  f"{_fmt(col[3], '{:.1f}'):>24}{_fmt(col[4], '{:.2f}'):>22}{_fmt(col[5], '{:.0f}'):>20}")
 
 
 if __name__ == "__main__":
