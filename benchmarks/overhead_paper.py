@@ -1,9 +1,13 @@
 """Cost of the paper's measures on the paper's setting (Arpit et al. 2017, §3: 1000 images at 14×14, MLP 16-16).
 
 Prints, from the same process and data:
-  1. loss_sensitivity H = 1 (LossSensitivityHook) ÷ plain training, whole warmup (target ≤ 3.0), with the fixed
-     probe (all N, and 256) and with --probe next-batch, on the paper setting and on digits with the default
-     MLP 256-128; median of 7 interleaved repeats (the 2 cores are shared);
+  1. the horizon-1 proxy loss_sensitivity_h1 (LossSensitivityHook) ÷ plain training, whole warmup (target ≤ 3.0),
+     with the fixed probe (all N; every step, the probe gradient reused for k = 4 and 16 steps, and only every
+     4th step scored), the fixed probe of 256, and --probe next-batch, on the paper setting and on digits with
+     the default MLP 256-128; median of --repeats (7) interleaved repeats (the 2 cores are shared), wall and
+     process CPU time. Beside each: its Spearman correlation with exact mode (--horizon all, the paper's
+     measure) on the same trajectory, and with the every-step fixed-probe proxy (what an approximation costs
+     the proxy itself);
   2. GraNd with torch.func (vmap over grad, chunks of 256) vs a per-example Python loop (target ≥ 10×);
   3. exact mode (--horizon all): time and peak resident memory of the replay, in a forked child.
 Usage:  python benchmarks/overhead_paper.py > benchmarks/overhead_paper.txt
@@ -23,7 +27,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "unrolled_accuracy"))
-from common import digits_dataset, paper_dataset  # noqa: E402
+from common import digits_dataset, paper_dataset, spearman  # noqa: E402
 
 from sensprune.measures.grand import grand_scores  # noqa: E402
 from sensprune.measures.truncated import LossSensitivityHook  # noqa: E402
@@ -47,23 +51,48 @@ def _overhead(name, data, widths, repeats=7):
     probe_256 = stratified_probe(data.y_train, 256)
     variants = {
         "plain": lambda: [],
-        f"fixed probe {len(probe_all)} (default)": lambda: [LossSensitivityHook(n, probe_all, horizon=1)],
-        "fixed probe 256 (--probe-size 256)": lambda: [LossSensitivityHook(n, probe_256, horizon=1)],
-        "next-batch (--probe next-batch)": lambda: [LossSensitivityHook(n, probe_all, horizon=1,
-                                                                        probe_mode="next-batch")],
+        f"fixed probe {len(probe_all)}, every step (default)": lambda: [LossSensitivityHook(n, probe_all)],
+        f"fixed probe {len(probe_all)}, v every 4 steps": lambda: [LossSensitivityHook(n, probe_all, probe_every=4)],
+        f"fixed probe {len(probe_all)}, v every 16 steps":
+            lambda: [LossSensitivityHook(n, probe_all, probe_every=16)],
+        f"fixed probe {len(probe_all)}, every 4th step scored":
+            lambda: [LossSensitivityHook(n, probe_all, step_every=4)],
+        "fixed probe 256 (--probe-size 256)": lambda: [LossSensitivityHook(n, probe_256)],
+        "next-batch (--probe next-batch)": lambda: [LossSensitivityHook(n, probe_all, probe_mode="next-batch")],
     }
+    exact = ExactSensitivityHook(n, probe_all)
+    _train(data, [exact], widths)  # the same seed and trajectory as every run below (hooks do not alter training)
     for make in variants.values():  # warm-up
         _train(data, make(), widths)
-    times = {k: [] for k in variants}
+    times, cpu, last = {k: [] for k in variants}, {k: [] for k in variants}, {}
+    load0 = os.getloadavg()[0]
     for _ in range(repeats):
         for k, make in variants.items():
-            times[k].append(_train(data, make(), widths)[0])
+            hooks = make()
+            c = time.process_time()
+            times[k].append(_train(data, hooks, widths)[0])
+            cpu[k].append(time.process_time() - c)
+            last[k] = hooks
     med = {k: float(np.median(v)) for k, v in times.items()}
-    print(f"   {name}, {CFG.epochs} epochs x batch {CFG.batch_size}: plain {med['plain']:.3f} s "
-          f"(range {min(times['plain']):.3f}-{max(times['plain']):.3f})")
+    mcpu = {k: float(np.median(v)) for k, v in cpu.items()}
+    print(f"   {name}, {CFG.epochs} epochs x batch {CFG.batch_size}: plain {med['plain']:.3f} s wall "
+          f"(range {min(times['plain']):.3f}-{max(times['plain']):.3f}), {mcpu['plain']:.3f} s CPU; "
+          f"load average {load0:.1f} at start, {os.getloadavg()[0]:.1f} at end")
+    ref = list(variants)[1]
+    vals = {k: last[k][0].values()["loss_sensitivity_h1"] for k in list(variants)[1:]}
+    print(f"     {'H=1 variant':<40} {'wall s':>7} {'ratio':>6} {'CPU ratio':>9}  target<=3 (wall)  "
+          f"Spearman vs exact  vs every-step proxy")
     for k in list(variants)[1:]:
-        r = med[k] / med["plain"]
-        print(f"     H=1 {k:<36} {med[k]:.3f} s  ratio {r:.2f}  (target <= 3.0: {'met' if r <= 3.0 else 'NOT met'})")
+        r, rc = med[k] / med["plain"], mcpu[k] / mcpu["plain"]
+        print(f"     {k:<40} {med[k]:7.3f} {r:6.2f} {rc:9.2f}  {'met' if r <= 3.0 else 'NOT met':<16}  "
+              f"{spearman(vals[k], exact.value):17.3f}  {spearman(vals[k], vals[ref]):18.3f}")
+        meta = last[k][0].meta()["loss_sensitivity_h1"]
+        if "probe_every_error" in meta:
+            e = meta["probe_every_error"]
+            print(f"       measured at {e['refreshes_compared']} refreshes: |v_stale - v|/|v| mean "
+                  f"{e['v_rel_error_l2']['mean']:.3f} max {e['v_rel_error_l2']['max']:.3f}; step contribution "
+                  f"L1 rel. error mean {e['contribution_rel_error_l1']['mean']:.3f} "
+                  f"max {e['contribution_rel_error_l1']['max']:.3f}")
     return med["plain"]
 
 
@@ -99,6 +128,11 @@ def _exact_child(q):
 
 
 def main():
+    import argparse
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--repeats", type=int, default=7)
+    repeats = ap.parse_args().repeats
     torch.set_num_threads(1)
     data = paper_dataset()
     n = data.n_train
@@ -110,9 +144,10 @@ def main():
     print(f"setting: Fashion-MNIST 1000 images avg-pooled to 14x14, MLP 16-16, {CFG.epochs} epochs, batch "
           f"{CFG.batch_size}, SGD lr {CFG.lr} momentum {CFG.momentum} wd {CFG.weight_decay}, probe = all 1000")
 
-    print("\n1. loss_sensitivity H=1 / plain training, whole warmup; median of 7 repeats, variants interleaved")
-    plain = _overhead("paper setting (MLP 16-16)", data, (16, 16))
-    _overhead("digits (N=1257, 8x8), default MLP 256-128", digits_dataset(), (256, 128))
+    print(f"\n1. loss_sensitivity_h1 / plain training, whole warmup; median of {repeats} repeats, variants "
+          "interleaved")
+    plain = _overhead("paper setting (MLP 16-16)", data, (16, 16), repeats)
+    _overhead("digits (N=1257, 8x8), default MLP 256-128", digits_dataset(), (256, 128), repeats)
     print("   why the fixed probe is expensive: each step adds a probe forward+backward over up to 2048 examples at"
           "\n   theta_{s+1}, a forward at theta_s with a create_graph gradient and the double backward. --probe"
           "\n   next-batch reuses the training gradient of step s+1 as v (no probe pass); what is left is the forward"

@@ -228,3 +228,26 @@ def test_probe_every_reuses_exactly_the_v_of_its_last_refresh(tiny_arrays):
     assert all(torch.equal(p, q) for p, q in zip(res.model.parameters(), final))
     np.testing.assert_allclose(hook.values()["loss_sensitivity_h1"], want / len(rec.steps), rtol=1e-5)  # float32
     assert hook.meta()["loss_sensitivity_h1"]["probe_every_error"]["refreshes_compared"] == 0
+
+
+def test_step_every_scores_exactly_every_sth_step(tiny_arrays):
+    from sensprune.measures.truncated import LossSensitivityHook
+
+    class Spy(LossSensitivityHook):
+        def _add(self, idx, norms):
+            self.seen = getattr(self, "seen", []) + [(idx.clone(), norms.clone())]
+            super()._add(idx, norms)
+
+    probe = np.arange(0, 120, 2)
+    every, sub = Spy(120, probe), LossSensitivityHook(120, probe, step_every=3)
+    _tiny_run([every, sub], tiny_arrays)  # 16 steps: 0, 3, ..., 15 scored
+    assert int(every.steps) == 16 and int(sub.steps) == 6
+    want = np.zeros(120)
+    for s in range(0, 16, 3):
+        idx, norms = every.seen[s]
+        want[idx.numpy()] += norms.numpy()
+    np.testing.assert_allclose(sub.values()["loss_sensitivity_h1"], want / 6, rtol=1e-12)
+    meta = sub.meta()["loss_sensitivity_h1"]
+    assert meta["step_every"] == 3 and any("subsampled" in a for a in meta["approximations"])
+    with pytest.raises(ValidationError, match="--step-every"):
+        LossSensitivityHook(10, np.arange(10), step_every=2, horizon=2)

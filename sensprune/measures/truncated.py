@@ -97,16 +97,21 @@ class LossSensitivityHook(_ProbeMixin, Hook):
     """Truncated loss sensitivity (horizon H ≥ 1); ``values()['loss_sensitivity']`` is (N,)."""
 
     def __init__(self, n: int, probe: np.ndarray, horizon: int = 1, include_direct: bool = False,
-                 probe_mode: str = "fixed", probe_every: int = 1):
+                 probe_mode: str = "fixed", probe_every: int = 1, step_every: int = 1):
         self.probe, self.horizon, self.include_direct = np.asarray(probe), int(horizon), include_direct
         self.probe_mode = parse_probe_mode(probe_mode)
         if not isinstance(probe_every, (int, np.integer)) or isinstance(probe_every, bool) or probe_every < 1:
             raise ValidationError(f"--probe-every must be an integer >= 1. Got {probe_every!r} instead.")
-        self.probe_every = int(probe_every)
+        if not isinstance(step_every, (int, np.integer)) or isinstance(step_every, bool) or step_every < 1:
+            raise ValidationError(f"--step-every must be an integer >= 1. Got {step_every!r} instead.")
+        self.probe_every, self.step_every = int(probe_every), int(step_every)
         if self.probe_every > 1 and (self.horizon != 1 or self.probe_mode != "fixed" or include_direct):
             raise ValidationError("--probe-every applies to the fixed probe at horizon 1 without --include-direct "
                                   f"(got --horizon {horizon}, --probe {self.probe_mode}"
                                   f"{', --include-direct' if include_direct else ''}).")
+        if self.step_every > 1 and (self.horizon != 1 or self.probe_mode != "fixed"):
+            raise ValidationError("--step-every applies to the fixed probe at horizon 1 "
+                                  f"(got --horizon {horizon}, --probe {self.probe_mode}).")
         if self.probe_mode == "next-batch" and self.horizon != 1:
             raise ValidationError(f"--probe next-batch works with --horizon 1 only (got --horizon {horizon}); "
                                   "use --probe fixed for longer horizons.")
@@ -226,6 +231,9 @@ class LossSensitivityHook(_ProbeMixin, Hook):
         if self.probe_mode == "next-batch":
             self._next_batch_step(step, run)
             return
+        if step.step % self.step_every:  # --step-every s: only every s-th step is scored
+            self.window.clear()
+            return
         opt = run.optimizer
         bufs = None
         if self.horizon > 1 and run.config.momentum:
@@ -235,7 +243,7 @@ class LossSensitivityHook(_ProbeMixin, Hook):
         self.window.append((params_of(run.model), bufs, step.idx.clone(), float(step.lr)))
 
     def after_step(self, step: StepInfo, run: Run) -> None:
-        if self.probe_mode == "next-batch":
+        if self.probe_mode == "next-batch" or not self.window:
             return
         if self.horizon == 1:
             self._fixed_probe_h1(run)
@@ -274,6 +282,11 @@ class LossSensitivityHook(_ProbeMixin, Hook):
                           "independent sampling, but epochs sample without replacement: B_{s+1} is drawn from the "
                           "examples the epoch has not visited yet and excludes B_s, so the self term of x_i in "
                           "L_{s+1} is absent; the last step of training has no next batch and uses the fixed probe")
+        if self.step_every > 1:
+            approx.append(f"steps subsampled: only every {self.step_every}-th SGD step is scored and the value is the "
+                          "mean over those steps, an unbiased estimate of the mean over all steps when the steps' "
+                          f"batches are exchangeable; each example is scored at about 1/{self.step_every} of its "
+                          "presentations (more variance)")
         if self.probe_every > 1:
             approx.append(f"probe gradient reused: v = grad L_P is recomputed at every {self.probe_every}-th step "
                           f"only and reused (up to {self.probe_every - 1} steps stale) in between; the measured "
@@ -284,7 +297,7 @@ class LossSensitivityHook(_ProbeMixin, Hook):
             "horizon": self.horizon, "probe": self.probe_mode,
             "probe_size": int(len(self.probe)), "include_direct": self.include_direct,
             **({"steps_with_fixed_probe": int(self.last_step_fixed)} if self.probe_mode == "next-batch" else {}),
-            "probe_every": self.probe_every,
+            "probe_every": self.probe_every, "step_every": self.step_every,
             **({"probe_every_error": self.staleness()} if self.probe_every > 1 else {}),
             "normalisation": "sum over steps t of ||dL_t/dx||_1 divided by T, the number of SGD steps; "
                              "0 at steps whose horizon does not contain x",
