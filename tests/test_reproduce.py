@@ -232,7 +232,7 @@ def test_out_holding_a_user_folder(tmp_path):
 def test_out_holding_another_sensprune_output_is_refused_even_with_force(tmp_path):
     out = tmp_path / "o"
     out.mkdir()
-    (out / "meta.json").write_text(json.dumps({"kind": "score", "format_version": 1}))
+    (out / "meta.json").write_text(json.dumps({"kind": "scores", "format_version": 1}))
     _one_line_error(_run(["reproduce", "--tiny", "--out", str(out)]), "--force")
     _one_line_error(_run(["reproduce", "--tiny", "--force", "--out", str(out)]), "not a reproduce folder")
     assert [p.name for p in out.iterdir()] == ["meta.json"] and len(list(tmp_path.iterdir())) == 1
