@@ -317,9 +317,12 @@ def _gallery(page: _Page, table, measure: str, s: np.ndarray, corrupted, top: in
     for which, idx in picks.items():
         page.h2(f"{which.capitalize()} sensitive examples by {measure}")
         pred = table.predicted
-        rows = [[int(table.index[i]), int(table.label[i])] + ([int(pred[i])] if pred is not None else [])
+        src = table.source_row
+        rows = [[int(table.index[i])] + ([src[i].item()] if src is not None else []) + [int(table.label[i])]
+                + ([int(pred[i])] if pred is not None else [])
                 + [float(s[i])] + ([bool(corrupted[i])] if corrupted is not None else []) for i in idx]
-        head = (["index", "given label"] + (["predicted"] if pred is not None else []) + [measure]
+        head = (["index"] + (["source row"] if src is not None else []) + ["given label"]
+                + (["predicted"] if pred is not None else []) + [measure]
                 + (["corrupted"] if corrupted is not None else []))
         if drawable:
             caps = [f"#{int(table.index[i])} y={int(table.label[i])}"

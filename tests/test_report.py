@@ -207,6 +207,7 @@ def test_report_on_score_folder(score_dir, tmp_path):
     assert "<th>predicted</th>" in text and "predicted label is not shown" not in text
     assert f"<title>sensprune report: scores in {folder}</title>" in text and "scores folder" not in text
     assert "ŷ = the label the warmup model predicts" in text  # the gallery caption explains its titles
+    assert "<th>index</th><th>source row</th><th>given label</th>" in text  # rows of the user's data
     # an existing report is replaced only with --force
     _one_line_error(_run(["report", str(folder)]), "--force")
     r = _run(["report", str(folder), "--measure", "loss", "--top", "4", "--force", "--quiet"])
