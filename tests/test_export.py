@@ -170,3 +170,31 @@ def test_source_row_of_an_imagefolder_is_the_file(tmp_path):
                  "--measures", "loss", "--quiet", "--out", tmp_path / "s"])
     assert r.exit_code == 0, r.output
     assert [r["source_row"] for r in _csv_rows(tmp_path / "s" / "scores.csv")] == ds.source_rows().tolist()
+
+
+def test_csv_export_keeps_a_byte_order_mark_and_a_missing_final_newline(tmp_path):
+    from sensprune.selection import Selection, export_data
+
+    body = "label,x\n" + "".join(f"{i % 2},{i}.000\n" for i in range(9)) + "1,9.000"  # no newline at the end
+    src = tmp_path / "bom.csv"
+    src.write_bytes(b"\xef\xbb\xbf" + body.encode())
+    ds = load_dataset(f"csv:{src}")  # the mark is not part of the first column's name
+    rows = ds.source_rows()
+    drop = np.flatnonzero(rows == rows.min())  # drop the first training row of the file
+    keep = np.setdiff1d(np.arange(ds.n_train), drop)
+    export_data(ds, Selection(keep, drop), tmp_path / "out.csv")
+    lines = body.splitlines(keepends=True)
+    want = lines[0] + "".join(ln for i, ln in enumerate(lines[1:]) if i != rows.min())
+    assert (tmp_path / "out.csv").read_bytes() == b"\xef\xbb\xbf" + want.encode()
+
+
+def test_source_row_round_trips_through_the_score_folder(tmp_path):
+    from sensprune.score_table import ScoreTable, load_scores, save_scores
+
+    for rows in (np.array([4, 0, 7], np.int64), np.array(["train/a/1.png", "train/b/é.png", "x"])):
+        t = ScoreTable(np.arange(3), np.array([0, 1, 0]), {"loss": np.array([0.1, 0.2, 0.3])}, source_row=rows)
+        save_scores(t, tmp_path / str(rows.dtype))
+        back = load_scores(tmp_path / str(rows.dtype))
+        assert back.source_row.tolist() == rows.tolist() and back.measures == ["loss"]
+        col = [r["source_row"] for r in _csv_rows(tmp_path / str(rows.dtype) / "scores.csv")]
+        assert col == [str(v) for v in rows.tolist()]
