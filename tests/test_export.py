@@ -3,6 +3,7 @@
 
 import csv
 import io
+import re
 
 import numpy as np
 import pytest
@@ -198,3 +199,30 @@ def test_source_row_round_trips_through_the_score_folder(tmp_path):
         assert back.source_row.tolist() == rows.tolist() and back.measures == ["loss"]
         col = [r["source_row"] for r in _csv_rows(tmp_path / str(rows.dtype) / "scores.csv")]
         assert col == [str(v) for v in rows.tolist()]
+
+
+@pytest.mark.parametrize("spec, path, fmt", [
+    ("csv:d.csv", "o.csv", "csv"), ("csv:d.csv?subsample=50", "o.CSV", "csv"), ("npz:d.npz+randY0.2s0", "o.npz", "npz"),
+    ("digits", "o.npz", "npz"), ("plugin:m:f", "o.npz", "npz"), ("imagefolder:imgs", "kept.txt", "file-list"),
+])
+def test_check_export_path_accepts_the_matching_extension(spec, path, fmt):
+    from sensprune.export import check_export_path
+
+    assert check_export_path(spec, path) == fmt
+
+
+@pytest.mark.parametrize("spec, path, match", [
+    ("csv:d.csv", "o.npz", r"dataset 'csv:d\.csv' is exported as the CSV file's own rows \(csv\), so the file must "
+                           r"end in \.csv, not '\.npz'"),
+    ("npz:d.npz", "o", r"dataset 'npz:d\.npz' is exported as arrays \(npz\), so the file must end in \.npz, not "
+                       r"'no extension'"),
+    ("digits?subsample=100", "o.csv", r"dataset 'digits' is exported as arrays \(npz\), so the file must end in \.npz"),
+    ("imagefolder:imgs", "kept.npz", r"dataset 'imagefolder:imgs' is exported as a list of image files \(file-list\), "
+                                     r"so the file must end in \.txt, not '\.npz'"),
+])
+def test_check_export_path_refuses_another_extension(spec, path, match):
+    from sensprune.errors import ValidationError
+    from sensprune.export import check_export_path
+
+    with pytest.raises(ValidationError, match=r"^--export-data " + re.escape(path) + ": " + match):
+        check_export_path(spec, path)
