@@ -28,6 +28,9 @@ __all__ = ["RULES", "REWEIGHTS", "keep_mask", "reweight", "allocate_budget", "ra
            "load_matching_dataset", "export_data"]
 
 REWEIGHTS = ("inverse-rank", "softmax", "clip")
+#: rule options that only some rules read (the others ignore them): meta.json records an option for those only
+_USED_BY = {"low": ("keep-middle",), "high": ("keep-middle",), "beta": ("stratified",), "bins": ("stratified",),
+            "above": ("threshold",), "below": ("threshold",), "seed": ("random", "stratified")}
 DIRECTION = "higher = harder"
 
 
@@ -149,7 +152,7 @@ def select(table: ScoreTable, by, rule: str | None = None, *, reweight_method: s
     weights = None
     if rule is not None:
         mask = keep_mask(score, rule, labels=labels, **rule_kwargs)
-        params = {k: v for k, v in rule_kwargs.items() if v is not None}
+        params = {k: v for k, v in rule_kwargs.items() if v is not None and rule in _USED_BY.get(k, RULES)}
     else:
         unknown = set(rule_kwargs) - {"fraction", "per_class", "seed"}
         if unknown:

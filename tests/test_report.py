@@ -245,6 +245,7 @@ def test_report_on_prune_folder(score_dir, tmp_path):
     assert "<th>parameter</th><th>value</th>" in text and "{'" not in text
     assert "<tr><td>fraction</td><td class='num'>0.2</td></tr>" in text
     assert "<tr><td>rule</td><td>drop-high</td></tr>" in text
+    assert "<td>beta</td>" not in text and "<td>bins</td>" not in text  # stratified's options: not this rule's
     _one_line_error(_run(["report", str(tmp_path / "p"), "--measure", "loss", "--force"]), "score folders only")
 
 
