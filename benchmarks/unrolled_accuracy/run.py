@@ -118,6 +118,7 @@ def run_one(args):
     def model():
         return build_model("mlp", ds.num_classes, ds.input_shape, widths=widths)
 
+    train(model, src, TrainConfig(seed=seed, **{**tc, "epochs": 1}), progress=False)  # warm-up, untimed
     _peak_rss_reset()
     t0, c0 = time.perf_counter(), time.process_time()
     res = train(model, src, cfg, progress=False)
