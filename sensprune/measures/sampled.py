@@ -35,6 +35,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.func import functional_call
+from tqdm.auto import tqdm
 
 from sensprune.errors import ValidationError
 from sensprune.measures.unrolled import ExactSensitivityHook, available_bytes, replay_sgd, sgd_step
@@ -248,9 +249,14 @@ class SampledSensitivityHook(ExactSensitivityHook):
         def probe_fn(theta):
             return probe_loss_grads(run.model, theta, xp, yp, groups, self.include_direct)
         probe_fn.rows = self.pidx
-        return reverse_sweep(run.model, traj, x, run.train.y, batches, self.lrs, self.times, probe_fn,
-                             momentum=kw["momentum"], weight_decay=kw["weight_decay"], weights=kw["weights"],
-                             max_adjoints=self.adjoints_per_sweep)
+        per = max(1, self.adjoints_per_sweep // c)
+        order = sorted(self.times.tolist(), reverse=True)
+        total = sum(order[g] for g in range(0, len(order), per))  # reverse steps over all sweeps
+        with tqdm(total=total, desc="loss_sensitivity reverse sweep", unit="step", leave=False,
+                  disable=None, dynamic_ncols=True) as bar:
+            return reverse_sweep(run.model, traj, x, run.train.y, batches, self.lrs, self.times, probe_fn,
+                                 momentum=kw["momentum"], weight_decay=kw["weight_decay"], weights=kw["weights"],
+                                 max_adjoints=self.adjoints_per_sweep, progress=bar)
 
     def _compute(self, run: Run, batches: list, kw: dict) -> None:
         norms = self._sweep(run, batches, kw)[:, 0]
