@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -19,13 +19,12 @@ import torch
 from sensprune.errors import ValidationError
 from sensprune.io import atomic_write_text, read_npz, write_npz
 
-if TYPE_CHECKING:
-    from sensprune.train import Hook, Run
-
 CKPT_NPZ, CKPT_JSON = "checkpoint.npz", "checkpoint.json"
 
 
-def save_checkpoint(folder: Path, run: "Run", hooks: Sequence["Hook"], epochs_done: int) -> None:
+def save_checkpoint(folder: Path, run: Any, hooks: Sequence[Any], epochs_done: int) -> None:
+    """Write ``run`` (a :class:`sensprune.train.Run`: model, optimizer, history) and every hook's
+    ``state_dict()`` after ``epochs_done`` epochs (typed loosely so this module does not import the loop)."""
     arrays: dict[str, np.ndarray] = {}
     for k, v in run.model.state_dict().items():
         arrays[f"model/{k}"] = v.detach().cpu().numpy()
@@ -49,7 +48,7 @@ def save_checkpoint(folder: Path, run: "Run", hooks: Sequence["Hook"], epochs_do
     atomic_write_text(folder / CKPT_JSON, json.dumps(meta))
 
 
-def load_checkpoint(folder: Path, run: "Run", hooks: Sequence["Hook"]) -> int:
+def load_checkpoint(folder: Path, run: Any, hooks: Sequence[Any]) -> int:
     if not (folder / CKPT_JSON).exists():
         return 0
     meta = json.loads((folder / CKPT_JSON).read_text())

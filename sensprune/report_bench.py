@@ -5,12 +5,11 @@ from __future__ import annotations
 import csv
 import html
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from sensprune.report import _Page
+from sensprune.page import Page
 
 
 def _read_csv(path: Path) -> list[dict[str, Any]]:
@@ -28,7 +27,7 @@ def _read_csv(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def bench_page(page: "_Page", folder: Path) -> None:
+def bench_page(page: Page, folder: Path) -> None:
     """Accuracy vs fraction removed (95% CI bands), paired difference vs random, AUROC bars."""
     from sensprune import plots
 
