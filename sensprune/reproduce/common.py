@@ -92,10 +92,10 @@ SCALES = {
                    weight_decays=(1e-3,), reg_epochs=40, reg_seeds=3, sizes=(250, 500),
                    input_noise=(0.0, 0.5, 1.0), max_epochs=120, fit_seeds=3),
     "full": Scale("full", FASHION, n_test=2000, mem_widths=(512, 512), easy_n=1500, easy_runs=40,
-                  sens_n=400, sens_epochs=40, sens_seeds=5, noise_levels=(0.0, 0.4, 0.8), csr_n=600,
-                  csr_epochs=50, csr_samples=400, csr_seeds=3, reg_n=500, dropouts=(0.0, 0.5, 0.8),
+                  sens_n=400, sens_epochs=60, sens_seeds=5, noise_levels=(0.0, 0.4, 0.8), csr_n=600,
+                  csr_epochs=50, csr_samples=400, csr_seeds=5, reg_n=500, dropouts=(0.0, 0.5, 0.8),
                   weight_decays=(1e-3,), reg_epochs=60, reg_seeds=5, sizes=(250, 500, 1000),
-                  input_noise=(0.0, 0.5, 1.0), max_epochs=200, fit_seeds=3),
+                  input_noise=(0.0, 0.5, 1.0), max_epochs=200, fit_seeds=5),
 }
 
 #: the paper's MLP for the loss-sensitivity experiments (§3.2)
