@@ -9,8 +9,9 @@ import torch
 import torch.nn.functional as F
 from click.testing import CliRunner
 from scipy.stats import spearmanr
-from torch import nn
 from torch.func import functional_call
+
+from nets import tiny_mlp
 
 from sensprune.cli import cli
 from sensprune.errors import ValidationError
@@ -20,10 +21,7 @@ from sensprune.measures.per_class import PerClassFullHook
 from sensprune.measures.truncated import LossSensitivityHook
 from sensprune.train import ArraySource, TrainConfig, train
 
-
-def _mlp(d=4, h=5, k=3, dtype=torch.float64, seed=0):
-    torch.manual_seed(seed)
-    return nn.Sequential(nn.Linear(d, h), nn.Tanh(), nn.Linear(h, k)).to(dtype)
+_mlp = tiny_mlp
 
 
 def test_exact_mode_whole_measure_matches_central_finite_differences_float64():

@@ -10,6 +10,8 @@ from click.testing import CliRunner
 from torch import nn
 from torch.func import functional_call
 
+from nets import tiny_mlp
+
 from sensprune.cli import cli
 from sensprune.data import make_dataset
 from sensprune.errors import ValidationError
@@ -19,10 +21,7 @@ from sensprune.measures.per_class import PerClassHook, off_diagonal_fraction
 from sensprune.score import ScoreConfig, score
 from sensprune.train import ArraySource, Hook, TrainConfig, epoch_order, train
 
-
-def _mlp(d=4, h=5, k=3, dtype=torch.float64, seed=0):
-    torch.manual_seed(seed)
-    return nn.Sequential(nn.Linear(d, h), nn.Tanh(), nn.Linear(h, k)).to(dtype)
+_mlp = tiny_mlp
 
 
 def test_exact_mode_matches_central_finite_differences_float64():

@@ -38,7 +38,8 @@ from torch.func import functional_call
 from tqdm.auto import tqdm
 
 from sensprune.errors import ValidationError
-from sensprune.measures.unrolled import ExactSensitivityHook, available_bytes, replay_sgd, sgd_step
+from sensprune.measures.unrolled import (ExactSensitivityHook, available_bytes, parse_count_or_all, replay_sgd,
+                                         sgd_step)
 from sensprune.options import DEFAULT_PROBE_TIMES  # noqa: F401  (16, defined in options.py without torch)
 from sensprune.train import Run
 
@@ -48,16 +49,7 @@ SAMPLING_SALT = 0x5E45
 
 def parse_probe_times(value) -> int | str:
     """``"all"`` or a positive integer K (also given as a string); anything else is a ValidationError."""
-    if isinstance(value, str) and value.strip().lower() == "all":
-        return "all"
-    try:
-        k = int(str(value).strip())
-        ok = str(k) == str(value).strip() and k >= 1
-    except ValueError:
-        ok = False
-    if not ok:
-        raise ValidationError(f"--probe-times must be a positive integer or 'all'. Got {value!r} instead.")
-    return k
+    return parse_count_or_all(value, "--probe-times")
 
 
 def check_probe_times(k, steps: int) -> int:

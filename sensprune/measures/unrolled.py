@@ -50,8 +50,8 @@ from sensprune.train import ArraySource, Hook, Run, StepInfo
 DEFAULT_PROBE_SIZE = 2048
 
 
-def parse_horizon(value) -> int | str:
-    """``"all"`` or a positive integer (also given as a string); anything else is a ValidationError."""
+def parse_count_or_all(value, flag: str) -> int | str:
+    """``"all"`` or a positive integer (also given as a string) for the option ``flag``; else a ValidationError."""
     if isinstance(value, str) and value.strip().lower() == "all":
         return "all"
     try:
@@ -60,8 +60,13 @@ def parse_horizon(value) -> int | str:
     except ValueError:
         ok = False
     if not ok:
-        raise ValidationError(f"--horizon must be a positive integer or 'all'. Got {value!r} instead.")
+        raise ValidationError(f"{flag} must be a positive integer or 'all'. Got {value!r} instead.")
     return h
+
+
+def parse_horizon(value) -> int | str:
+    """``"all"`` or a positive integer (also given as a string); anything else is a ValidationError."""
+    return parse_count_or_all(value, "--horizon")
 
 
 def stratified_probe(y: np.ndarray, size: int, seed: int = 0) -> np.ndarray:
