@@ -67,6 +67,9 @@ def bench(config_path, selection, more_selections, out, resume, force, jobs, sha
                                "several folders follow --selection.")
     if selection is None and config_path is None:
         raise click.UsageError("Pass --config GRID.toml (a grid) or --selection DIR [DIR ...] (your prune folders).")
+    if resume and force:
+        raise click.UsageError("--resume and --force contradict each other (--resume continues the grid in --out, "
+                               "--force starts it over); pass one of them.")
     if selection is not None and (resume or shard != (0, 1) or jobs != 1):
         raise click.UsageError("--resume, --shard and --jobs apply to --config grids, not to --selection.")
     cfg = load_config(config_path, require_grid=selection is None) if config_path else BenchConfig()

@@ -19,6 +19,15 @@ class OneLineErrors(click.Command):
             exc.ctx = None
             raise
 
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except click.UsageError as exc:  # raised by the command itself (e.g. contradictory options)
+            if exc.ctx is not None:
+                exc.message = f"{exc.message} (see '{ctx.command_path} --help')"
+                exc.ctx = None
+            raise
+
 
 def int_list(ctx, param, value):
     if value is None or value == "":

@@ -13,7 +13,7 @@ from sensprune.cli.options import (OneLineErrors, dataset_options, int_list, loa
                                    train_options)
 from sensprune.errors import SensPruneError, ValidationError
 from sensprune.io import check_not_input, check_writable, dataset_inputs, prepare_out
-from sensprune.measures import DEFAULT_MEASURES, MEASURES
+from sensprune.measures import DEFAULT_MEASURES, MEASURES, estimator_text
 
 
 @click.command(cls=OneLineErrors)
@@ -122,8 +122,8 @@ def _check_out(out: Path, force: bool, resume: bool, dataset: str, data_root) ->
     """Refuse a bad --out before any data is loaded; returns the checkpoint folder ``<out>.partial``."""
     partial = out.parent / (out.name + ".partial")
     if resume and force:
-        raise ValidationError("--resume and --force contradict each other (--resume continues the interrupted "
-                              "run, --force discards it and starts over); pass one of them.")
+        raise click.UsageError("--resume and --force contradict each other (--resume continues the interrupted "
+                               "run, --force discards it and starts over); pass one of them.")
     check_not_input(out, [data_root], allow_inside=True)  # runs may live inside the data root, not above it
     inputs = dataset_inputs(dataset)
     if resume:
@@ -150,9 +150,8 @@ def _echo_summary(table, rows, out: Path) -> None:
     for name, *vals in rows:
         click.echo(f"{name:<{w}}" + "".join(f"{v:>11.4g}" for v in vals[:-1]) + f"{vals[-1]:>8.3f}")
     for name, note in meta.get("measure_notes", {}).items():  # say which estimator made each sensitivity
-        if isinstance(note, dict) and "mode" in note:
-            k = f", K={note['probe_times']} of T={note['steps']} steps" if "probe_times" in note else ""
-            click.echo(f"{name}: {note['mode']}{k}")
+        if estimator_text(note):
+            click.echo(f"{name}: {estimator_text(note)}")
     for name, info in meta.get("extras", {}).items():
         if "off_diagonal_fraction" in info:
             click.echo(f"{name}: off-diagonal mass fraction {info['off_diagonal_fraction']:.4f}")
