@@ -68,6 +68,15 @@ def check_measures(names) -> list[str]:
     return list(dict.fromkeys(names))
 
 
+def estimator_text(note: Any) -> str:
+    """How a sensitivity column was computed, from its ``measure_notes`` entry ('' for other measures): the
+    paper's full-horizon measure (K of T steps, or exact) or a named PROXY."""
+    if not isinstance(note, dict) or "mode" not in note:
+        return ""
+    k = f", K={note['probe_times']} of T={note['steps']} steps" if "probe_times" in note and "steps" in note else ""
+    return f"{note['mode']}{k}"
+
+
 def _input_grad(ctx: HookContext):
     from sensprune.measures.input_grad import CheckpointInputGradHook, InputGradHook
 
