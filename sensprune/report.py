@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from sensprune.errors import ValidationError
+from sensprune.measures import estimator_text
 from sensprune.page import Page as _Page
 from sensprune.page import table_html as _table
 from sensprune.report_bench import bench_page
@@ -156,9 +157,10 @@ def _scores_page(page: _Page, folder: Path, table, measure: str, top: int) -> No
                     [[ds.get("spec", "?"), n, ds.get("num_classes", "?"), ds.get("input_shape", "?"),
                       len(meta.get("seeds", [])), ds.get("fingerprint", "?")]]))
     dirs = meta.get("measures", {})
-    page.raw(_table(["measure", "direction", "Gini"],
-                    [[m, dirs.get(m, {}).get("direction", ""), (meta.get("gini") or {}).get(m, "")]
-                     for m in table.measures]))
+    notes = meta.get("measure_notes", {})
+    page.raw(_table(["measure", "direction", "Gini", "estimator"],
+                    [[m, dirs.get(m, {}).get("direction", ""), (meta.get("gini") or {}).get(m, ""),
+                      estimator_text(notes.get(m))] for m in table.measures]))
     corrupted = None
     if (folder / "corrupted.npy").exists():
         idx = np.load(folder / "corrupted.npy", allow_pickle=False)
@@ -189,7 +191,9 @@ def _scores_page(page: _Page, folder: Path, table, measure: str, top: int) -> No
         g = table.extras["per_class"]
         off = meta.get("extras", {}).get("per_class", {}).get("off_diagonal_fraction")
         page.h2("Per-class loss sensitivity")
-        page.figure("per_class", "g_ij: sensitivity of class i's loss to class j's inputs (log colour scale)",
+        mode = estimator_text(meta.get("measure_notes", {}).get("per_class"))
+        page.figure("per_class", "g_ij: sensitivity of class i's loss to class j's inputs (log colour scale)"
+                    + (f"; estimator: {mode}" if mode else ""),
                     lambda p: plots.per_class_heatmap(g, p, off_diagonal=off))
     hist = meta.get("history", {})
     csr = table.extras.get("csr")
