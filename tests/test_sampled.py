@@ -226,3 +226,19 @@ def test_cli_proxy_is_named_as_one(tmp_path):
     meta = json.loads((out / "meta.json").read_text())
     assert meta["measure_notes"]["loss_sensitivity_h1"]["mode"].startswith("PROXY")
     assert "PROXY" in meta["measures"]["loss_sensitivity_h1"]["description"]
+    assert "loss_sensitivity_h1: PROXY: truncated to the last 1 update(s)" in r.output  # the summary says so
+    r = CliRunner().invoke(cli, ["report", str(out), "--quiet"])
+    assert r.exit_code == 0, r.output
+    html = (out / "report" / "report.html").read_text()
+    assert "<th>estimator</th>" in html and "PROXY: truncated to the last 1 update(s)" in html
+
+
+def test_cli_default_names_its_estimator_in_summary_and_report(tmp_path):
+    out = tmp_path / "s"
+    r = CliRunner().invoke(cli, [*_BASE, "--measures", "loss_sensitivity", "--probe-times", "3", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    assert "loss_sensitivity: full horizon, sampled probe steps, K=3 of T=4 steps" in r.output
+    meta = json.loads((out / "meta.json").read_text())["measure_notes"]["loss_sensitivity"]
+    assert meta["probe_times"] == 3 and len(meta["times"]) == 3 and meta["sampling_seed"] == 0
+    r = CliRunner().invoke(cli, ["report", str(out), "--quiet"])
+    assert "full horizon, sampled probe steps, K=3 of T=4 steps" in (out / "report" / "report.html").read_text()
