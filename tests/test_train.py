@@ -267,3 +267,21 @@ def test_gpu_check_script_dry_run_on_cpu(tmp_path):
         assert title in report
     assert "section failed" not in report and "stopped at its" not in report
     assert "no GPU (CPU dry run)" in report and "online ÷ plain" in report and "examples/s" in report
+
+
+def test_online_measures_under_amp_bf16_on_cpu():
+    """The cnn's first-layer capture and the EL2N pass run under --amp bf16 (gradients come back in bf16)."""
+    from sensprune.measures.input_grad import InputGradHook
+    from sensprune.measures.peers import EL2NHook
+    from sensprune.models import SmallCNN
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(64, 6, 6)).astype(np.float32)
+    y = rng.integers(0, 3, 64)
+    ig, el = InputGradHook(64), EL2NHook(64, 1)
+    train(lambda: SmallCNN(3, (6, 6)), _src(x, y), TrainConfig(epochs=2, batch_size=16, amp="bf16"),
+          hooks=[ig, el], progress=False)
+    v = ig.values()["input_grad"]
+    assert np.isfinite(v).all() and (v > 0).all()
+    e = el.values()["el2n"]
+    assert np.isfinite(e).all() and (e >= 0).all() and (e <= np.sqrt(2) + 1e-6).all()
