@@ -3,10 +3,12 @@
 For each grid TOML given: loads its dataset, corrupts it with the grid's noisiest symmetric level,
 then times (1) the warmup (``sensprune.score`` with the grid's measures, seed 0) plus the
 cross-validated-confidence baseline, (2) one full-set retrain under the TOML's budget on clean and
-on noisy data (under ``fit``: epochs until the threshold, and whether it was reached). Every retrain
-of a unit is costed as the full-set retrain of the same budget (pruned retrains see fewer examples
-per epoch, so this over-estimates ``epochs``; under ``fit`` a pruned noisy set may need more or fewer
-epochs than the full one); the grid's wall time is units × (warmup + retrains) / jobs.
+on noisy data (under ``fit``: epochs until the threshold, and whether it was reached). A retrain of
+a clean unit is costed as the clean full-set retrain, one of a noisy unit as the noisy one (pruned
+retrains see fewer examples per epoch, so this over-estimates ``epochs``; under ``fit`` a pruned
+noisy set may need more or fewer epochs than the full one, and reweighting arms are costed at
+``max_epochs``: in the small digits grid none of them reached 0.99); the grid's wall time is
+Σ units (warmup + retrains) / jobs.
 
 Run (prints one block per TOML; the committed output is time_units.txt):
 
@@ -66,10 +68,15 @@ def main() -> None:
             res = retrain(cfg, 0, build, ArraySource(data.x_train, data.y_train, dev), test, data,
                           np.ones(data.n_train, bool))
             rt[name] = (time.perf_counter() - t0, res)
-        per_retrain = float(np.mean([v[0] for v in rt.values()]))
         units = plan_units(cfg)
         retrains = sum(len(plan_retrains(cfg, u)) for u in units)
-        wall = (len(units) * warm + retrains * per_retrain) / args.jobs
+        cost = 0.0
+        for u in units:
+            t, res = rt["clean" if u.corruption == "none" else noisy_c]
+            for _, rule, _ in plan_retrains(cfg, u):
+                capped = cfg.bench.budget == "fit" and rule.startswith("reweight:")
+                cost += t / res["epochs"] * cfg.bench.max_epochs if capped else t
+        wall = (len(units) * warm + cost) / args.jobs
         total += wall
         print(f"{path}: {spec}, n_train {clean.n_train}, budget {cfg.bench.budget}; warmup+cv {warm:.1f} s; "
               + "; ".join(f"full retrain {k}: {v[0]:.1f} s, {v[1]['epochs']} epochs, train_acc {v[1]['train_acc']:.3f}"
