@@ -43,7 +43,8 @@ import numpy as np
 
 from sensprune.config import REWEIGHT_PREFIX, BenchConfig, config_from_json, parse_corruption
 from sensprune.errors import SensPruneError, ValidationError
-from sensprune.io import atomic_write_text, base_meta, publish_dir, read_json, staging_dir, write_csv, write_json
+from sensprune.io import (atomic_write_text, base_meta, publish_dir, read_json, read_npz, staging_dir, write_csv,
+                          write_json, write_npz)
 
 RESULT_COLUMNS = ("dataset", "corruption", "seed", "measure", "rule", "fraction", "status", "n_total", "n_train",
                   "n_corrupted", "n_corrupted_kept", "test_acc", "test_loss", "train_acc", "gen_gap", "epochs",
@@ -195,20 +196,27 @@ def _run_unit(cfg, unit, tick, progress):
     scores: dict[str, np.ndarray] = {}
     errors: dict[str, BaseException] = {}
     scfg = score_config(cfg, unit.dataset, unit.seed)
-    if cfg.score_measures:
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN Gini rows of early epochs
-                table = score(data, scfg, progress=progress)
-            scores.update({m: table.get(m) for m in cfg.score_measures})
-        except Exception as exc:
-            errors.update(dict.fromkeys(cfg.score_measures, exc))
-    if "cv_confidence" in cfg.grid.measures or kind != "none":
-        try:
-            scores["cv_confidence"] = cv_confidence(data.x_train, data.y_train, folds=cfg.bench.cv_folds,
-                                                    seed=unit.seed)
-        except Exception as exc:
-            errors["cv_confidence"] = exc
+    want_cv = "cv_confidence" in cfg.grid.measures or kind != "none"
+    cache = warmup_cache_path(cfg, unit, data, scfg, want_cv)
+    if cache is not None and cache.exists():
+        scores.update(read_npz(cache))
+    else:
+        if cfg.score_measures:
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN Gini rows of early epochs
+                    table = score(data, scfg, progress=progress)
+                scores.update({m: table.get(m) for m in cfg.score_measures})
+            except Exception as exc:
+                errors.update(dict.fromkeys(cfg.score_measures, exc))
+        if want_cv:
+            try:
+                scores["cv_confidence"] = cv_confidence(data.x_train, data.y_train, folds=cfg.bench.cv_folds,
+                                                        seed=unit.seed)
+            except Exception as exc:
+                errors["cv_confidence"] = exc
+        if cache is not None and not errors:
+            write_npz(cache, scores)
     det = []
     if kind != "none":
         rng = np.random.default_rng(unit.seed)
@@ -252,6 +260,24 @@ def _run_unit(cfg, unit, tick, progress):
             rows.append(_failed(unit, measure, rule, fraction, exc, n))
         tick()
     return rows, det
+
+
+def warmup_cache_path(cfg: BenchConfig, unit: Unit, data, scfg, with_cv: bool) -> Path | None:
+    """Where the unit's warmup scores are cached (``[bench] warmup_cache``), or None without a cache.
+
+    The file name carries a fingerprint of everything the scores depend on: the corrupted training
+    arrays, the resolved warmup config (measures, model, training, seed, measure options) and the
+    cv_confidence settings, so a grid with another budget but the same warmup reuses it.
+    """
+    if not cfg.bench.warmup_cache:
+        return None
+    import json
+
+    from sensprune.io import fingerprint_arrays
+
+    extra = json.dumps({"score": scfg.to_dict(), "cv": [with_cv, cfg.bench.cv_folds, unit.seed]}, sort_keys=True)
+    key = fingerprint_arrays(data.x_train, data.y_train, extra=extra)
+    return Path(cfg.bench.warmup_cache) / f"{unit.key}__{key}.npz"
 
 
 def retrain(cfg: BenchConfig, seed: int, build, train_src, test_src, data, mask: np.ndarray,

@@ -21,7 +21,9 @@ A grid file (``sensprune bench --config grid.toml``)::
                 (train until the training accuracy on the run's own, possibly noisy, examples reaches
                 fit_threshold = 0.99, at most max_epochs = 100, with the lr schedule fit_schedule =
                 "constant" (cosine/step span max_epochs); the warmup keeps [train] schedule),
-                temperature = 1.0 (of the reweighting arms, as ``sensprune prune --temperature``)
+                temperature = 1.0 (of the reweighting arms, as ``sensprune prune --temperature``),
+                warmup_cache = "DIR" (optional: warmup scores saved per unit and reused by any grid
+                whose unit has the same data and warmup config, e.g. an "epochs" and a "fit" grid)
 
 Everything that can be checked without training is checked here (names of datasets' kinds,
 measures, rules, fractions, corruptions) and reported as one :class:`ValidationError`.
@@ -97,6 +99,7 @@ class BenchOptions:
     max_epochs: int = 100
     fit_schedule: str = "constant"
     temperature: float = 1.0
+    warmup_cache: str | None = None
 
 
 @dataclass(frozen=True)
@@ -215,6 +218,8 @@ def validate(cfg: BenchConfig) -> None:
         raise ValidationError(f"[bench] max_epochs must be an integer >= 1; got {b.max_epochs!r}.")
     if b.fit_schedule not in SCHEDULES:
         raise ValidationError(f"[bench] fit_schedule must be one of {', '.join(SCHEDULES)}; got {b.fit_schedule!r}.")
+    if b.warmup_cache is not None and (not isinstance(b.warmup_cache, str) or not b.warmup_cache.strip()):
+        raise ValidationError(f"[bench] warmup_cache must be a folder path; got {b.warmup_cache!r}.")
     if not (_is_number(b.temperature) and b.temperature > 0):
         raise ValidationError(f"[bench] temperature must be a float > 0; got {b.temperature!r}.")
 

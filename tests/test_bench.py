@@ -575,3 +575,35 @@ def test_verdict_sentence_follows_the_bh_rule():
            "adjustment (the unadjusted interval excludes 0)" in text and "BH q = 0.09;" in text
     assert "no significant difference" not in sentence({**row, "q_bh": 0.01, "sig_bh": 1})
     assert "BH q = 0.01, survives" in sentence({**row, "q_bh": 0.01, "sig_bh": 1})
+
+
+def test_warmup_cache_is_shared_across_budgets(tmp_path, monkeypatch):
+    cache = tmp_path / "warm"
+    cfg = tiny(corruptions=["randY:0.2"], seeds=[0], measures=["el2n", "random"], rules=["drop-high"])
+    cfg = replace(cfg, bench=replace(cfg.bench, warmup_cache=str(cache)))
+    unit = B.plan_units(cfg)[0]
+    rows, det = B.run_unit(cfg, unit)
+    files = list(cache.iterdir())
+    assert len(files) == 1 and files[0].name.startswith(unit.key + "__")
+    assert set(np.load(files[0])) == {"el2n", "cv_confidence"}
+
+    def no_warmup(*a, **k):
+        raise AssertionError("the cached warmup was recomputed")
+
+    monkeypatch.setattr("sensprune.score.score", no_warmup)
+    monkeypatch.setattr("sensprune.stats.cv_confidence", no_warmup)
+    again, det2 = B.run_unit(cfg, unit)  # same budget: identical rows from the cached scores
+    assert strip_time(again) == strip_time(rows) and det2 == det
+    fit = replace(cfg, bench=replace(cfg.bench, budget="fit", max_epochs=3))
+    fit_rows, _ = B.run_unit(fit, unit)  # another budget, same warmup: reused, not recomputed
+    assert [r["status"] for r in fit_rows] == ["ok"] * len(fit_rows)
+    other = replace(cfg, score=replace(cfg.score, epochs=1))
+    monkeypatch.undo()
+    B.run_unit(other, unit)  # another warmup config: its own cache file
+    assert len(list(cache.iterdir())) == 2
+
+
+def test_warmup_cache_must_be_a_path():
+    with pytest.raises(ValidationError, match=r"\[bench\] warmup_cache must be a folder path; got ''"):
+        cfg = tiny()
+        replace(cfg, bench=replace(cfg.bench, warmup_cache=""))
