@@ -103,6 +103,9 @@ def _inputs(argv):
         return [a for a in rest if not a.startswith("-")][:1]
     if cmd == "bench-merge":
         return [a for a in rest[:rest.index("--out")] if not a.startswith("-")]
+    if cmd == "bench" and "--selection" in rest:  # --selection DIR [DIR ...]
+        after = rest[rest.index("--selection") + 1:]
+        return [a for a in after[:next((k for k, a in enumerate(after) if a.startswith("-")), len(after))]]
     return []
 
 
