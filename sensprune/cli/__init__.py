@@ -10,7 +10,9 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import os
+import signal
 import sys
+import threading
 
 import click
 
@@ -120,8 +122,20 @@ def cli():
     """
 
 
+class Terminated(SystemExit):
+    """Raised by the SIGTERM handler: unwinds the stack (exit code 143) so the stage helpers, which clean up
+    on BaseException, remove every staging folder and nothing half-written stays behind."""
+
+
+def _terminated(signum, frame):
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # one clean unwind, even if the signal comes again
+    raise Terminated(143)
+
+
 def main(argv=None):
     """Entry point: run the CLI, turning SensPruneError into a one-line message."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminated)
     try:
         rc = cli.main(args=argv, prog_name="sensprune", standalone_mode=False)
     except click.exceptions.Abort:
@@ -142,5 +156,8 @@ def main(argv=None):
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)
         sys.exit(130)
+    except Terminated:
+        click.echo("Terminated.", err=True)
+        sys.exit(143)
     if isinstance(rc, int) and rc:
         sys.exit(rc)
