@@ -27,10 +27,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from sensprune.bench import describe_training, is_artifact, retrain, score_config, write_outputs
+from sensprune.bench import describe_training, retrain, score_config, write_outputs
 from sensprune.config import BenchConfig
 from sensprune.errors import ArtifactMismatchError, SensPruneError, ValidationError
-from sensprune.io import publish_dir, staging_dir
+from sensprune.io import prepare_out, staged_dir
 from sensprune.stats import matched_rule
 
 
@@ -138,8 +138,7 @@ def run_selections(dirs: Sequence[str | Path], out: str | Path, cfg: BenchConfig
     from sensprune.score import model_builder, validate
     from sensprune.train import ArraySource, resolve_device
 
-    out = Path(out)
-    _check_out(out, dirs, force)
+    out = prepare_out(out, force=force, inputs=list(dirs))  # checks only; written at the end via staged_dir
     data, corruption, sels = load_selections(dirs, data_root=cfg.data.data_root)
     spec = (sels[0].meta.get("dataset") or {}).get("spec", data.spec)
     scfg = score_config(cfg, spec, 0)
@@ -183,29 +182,6 @@ def run_selections(dirs: Sequence[str | Path], out: str | Path, cfg: BenchConfig
             "selections": [{"name": s.name, "folder": str(s.folder), "rule": s.rule, "fraction": s.fraction,
                             "kept": int(s.mask.sum()), "weighted": s.weights is not None,
                             "scores_fingerprint": s.meta.get("scores_fingerprint")} for s in sels]}
-    stage = staging_dir(out)
-    try:
+    with staged_dir(out) as stage:
         res = write_outputs(stage, rows, [], header=header, meta=meta)
-        publish_dir(stage, out)
-    except BaseException:
-        import shutil
-
-        shutil.rmtree(stage, ignore_errors=True)
-        raise
     return {**res, "out": out, "missing_units": []}
-
-
-def _check_out(out: Path, dirs: Sequence[str | Path], force: bool) -> None:
-    """Refuse an --out that is one of the selections (or holds one), or exists without --force."""
-    o = out.resolve()
-    for d in map(Path, dirs):
-        r = d.resolve()
-        if o == r or o in r.parents:
-            raise ValidationError(f"--out {out} is or contains the selection {d}; choose another --out.")
-    if out.exists() and not out.is_dir():
-        raise ValidationError(f"{out} exists and is not a folder; choose another --out.")
-    if out.exists() and any(out.iterdir()):
-        if not is_artifact(out):
-            raise ValidationError(f"{out} exists and is not a sensprune folder; choose another --out.")
-        if not force:
-            raise ValidationError(f"{out} already exists; pass --force to replace it.")

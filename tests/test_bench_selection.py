@@ -129,7 +129,7 @@ def test_out_existing_needs_force_and_is_replaced_whole(folders, tmp_path):
         BS.run_selections([folders / "W"], out, cfg, progress=False)
     BS.run_selections([folders / "W"], out, cfg, progress=False, force=True)
     assert {x["measure"] for x in read(out / "results.csv")} == {"full", "W", "random"}
-    with pytest.raises(ValidationError, match="is or contains the selection"):
+    with pytest.raises(ValidationError, match="is the input .*; choose another --out"):
         BS.run_selections([folders / "P"], folders / "P", cfg, progress=False, force=True)
 
 
