@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # GPU check (issues 7 and 14): ONE script, about 5 minutes on one H100/H200 with 16 CPU cores (the section
 # limits below add up to 9 minutes at most).
-# Run from anywhere on a machine with a CUDA device and the repository's .venv (torch with CUDA):
+# Run from anywhere on a machine with a CUDA device. Python: $PY if set, else the repository's .venv if it
+# exists, else python3 (a machine with torch, torchvision, click, tqdm, numpy, scipy, scikit-learn installed;
+# the source tree is put on PYTHONPATH, no install needed):
 #   bash benchmarks/gpu_check.sh                  # prints the report
 #   OUT=/some/folder bash benchmarks/gpu_check.sh # also writes it to /some/folder/gpu_check.txt
 #   GPU_CHECK_TINY=1 bash benchmarks/gpu_check.sh # dry run on CPU, tiny sizes (what the tests run)
@@ -10,7 +12,10 @@
 # `run_section "title" LIMIT_S section_NAME` at the end of the file.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-PY=${PY:-.venv/bin/python}
+if [ -z "${PY:-}" ]; then
+  if [ -x .venv/bin/python ]; then PY=.venv/bin/python; else PY=python3; fi
+fi
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 TINY=${GPU_CHECK_TINY:-0}
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
@@ -38,6 +43,7 @@ export PY TINY TMP
 
 section_machine() {
   echo "date $(date -u +%Y-%m-%dT%H:%MZ); $(nproc) CPU cores; load average $(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "python: $PY ($($PY -c 'import sys; print(sys.version.split()[0])'))"
   nvidia-smi -L 2>/dev/null || echo "nvidia-smi: not available"
   $PY -c "import torch; print('torch', torch.__version__, '| CUDA', torch.version.cuda, '| GPUs:',
 torch.cuda.device_count(), '|', torch.cuda.get_device_name() if torch.cuda.is_available() else 'no CUDA device')"
@@ -87,7 +93,7 @@ def split(n):
 np.savez(sys.argv[1], x_train=xt, y_train=yt, x_test=xs, y_test=ys)
 PYEOF
   $PY -m sensprune score --dataset "npz:$TMP/cifar.npz" --model cnn --epochs 2 --device cuda --quiet --out "$TMP/one" >/dev/null
-  .venv/bin/torchrun --nproc_per_node 2 -m sensprune score --dataset "npz:$TMP/cifar.npz" --model cnn --epochs 2 \
+  $PY -m torch.distributed.run --nproc_per_node 2 -m sensprune score --dataset "npz:$TMP/cifar.npz" --model cnn --epochs 2 \
     --device cuda --quiet --out "$TMP/two" >/dev/null
   $PY - "$TMP/one" "$TMP/two" <<'PYEOF'
 import sys, numpy as np
