@@ -117,7 +117,7 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--batch", type=int, default=256)
     ap.add_argument("--repeats", type=int, default=2)
-    ap.add_argument("--models", default="resnet18,cnn")
+    ap.add_argument("--models", default="cnn,resnet18")
     ap.add_argument("--amps", default="none,bf16")
     ap.add_argument("--tiny", action="store_true", help="a CPU dry run: N=64, 3x8x8, batch 32, 2 epochs, 1 repeat")
     a = ap.parse_args()

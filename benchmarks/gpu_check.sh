@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# GPU check (issues 7 and 14): ONE script, about 5 minutes on one H100/H200 with 16 CPU cores (the section
-# limits below add up to 9 minutes at most).
+# GPU check (issues 7 and 14): ONE script, about 4-5 minutes on one H100/H200 with 16 CPU cores (the section
+# limits below add up to 8 minutes at most).
 # Run from anywhere on a machine with a CUDA device. Python: $PY if set, else the repository's .venv if it
 # exists, else python3 (a machine with torch, torchvision, click, tqdm, numpy, scipy, scikit-learn installed;
 # the source tree is put on PYTHONPATH, no install needed):
@@ -16,6 +16,7 @@ if [ -z "${PY:-}" ]; then
   if [ -x .venv/bin/python ]; then PY=.venv/bin/python; else PY=python3; fi
 fi
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+export PYTHONUNBUFFERED=1  # a section stopped at its limit still shows what it printed
 TINY=${GPU_CHECK_TINY:-0}
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
@@ -106,9 +107,9 @@ PYEOF
 }
 
 echo "# sensprune GPU check$([ "$TINY" = 1 ] && echo ' — TINY CPU dry run, numbers meaningless')"
-run_section "0. machine" 60 section_machine
+run_section "0. machine" 30 section_machine
 run_section "1. CIFAR-10-sized synthetic (50 000 x 3x32x32): online measures ÷ plain, amp none/bf16" 300 section_cifar
-run_section "2. committed overhead settings on the device (benchmarks/overhead.py)" 75 section_overhead
+run_section "2. committed overhead settings on the device (benchmarks/overhead.py)" 60 section_overhead
 run_section "3. throughput at 1M examples (benchmarks/scale/run.py)" 60 section_scale
-run_section "4. DDP equivalence (torchrun)" 60 section_ddp
+run_section "4. DDP equivalence (torchrun)" 30 section_ddp
 # --- further sections (appended by others) go below this line --------------------------------------------
