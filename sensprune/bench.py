@@ -43,8 +43,8 @@ import numpy as np
 
 from sensprune.config import REWEIGHT_PREFIX, BenchConfig, config_from_json, parse_corruption
 from sensprune.errors import SensPruneError, ValidationError
-from sensprune.io import (atomic_write_text, base_meta, publish_dir, read_json, read_npz, staging_dir, write_csv,
-                          write_json, write_npz)
+from sensprune.io import (atomic_write_text, base_meta, is_artifact, publish_dir, read_json, read_npz, staging_dir,
+                          write_csv, write_json, write_npz)
 
 RESULT_COLUMNS = ("dataset", "corruption", "seed", "measure", "rule", "fraction", "status", "n_total", "n_train",
                   "n_corrupted", "n_corrupted_kept", "test_acc", "test_loss", "train_acc", "gen_gap", "epochs",
@@ -372,6 +372,9 @@ def prepare_dir(cfg: BenchConfig, out: Path, *, resume: bool, force: bool) -> Pa
     replace_old = False
     if path.exists():
         if force:
+            if not _replaceable_grid(out):  # refused now, not after the whole grid has run
+                raise ValidationError(f"{out} holds a config.json but is not a sensprune output; --force replaces "
+                                      "only sensprune's own folders. Choose another --out.")
             replace_old = True
         elif not resume:
             raise ValidationError(f"{out} already holds a bench grid; pass --resume to continue it or --force "
@@ -397,18 +400,15 @@ def prepare_dir(cfg: BenchConfig, out: Path, *, resume: bool, force: bool) -> Pa
     return work
 
 
-def is_artifact(folder: Path) -> bool:
-    try:
-        meta = read_json(folder / "meta.json")
-    except ValidationError:
-        return False
-    return isinstance(meta, dict) and isinstance(meta.get("kind"), str)
+def _replaceable_grid(folder: Path) -> bool:
+    """A sensprune output (``meta.json`` says so), or a grid from before bench wrote ``meta.json``."""
+    return is_artifact(folder) or ((folder / CONFIG_JSON).is_file() and (folder / "units").is_dir())
 
 
 def finish_dir(work: Path, out: Path) -> None:
     """Publish a grid built in a staging folder over ``out`` (no-op when it was built in place)."""
-    if work.resolve() != out.resolve():  # a grid from before bench wrote meta.json is replaceable too
-        publish_dir(work, out, replaceable=lambda d: (d / CONFIG_JSON).is_file() and (d / "units").is_dir())
+    if work.resolve() != out.resolve():
+        publish_dir(work, out, replaceable=_replaceable_grid)
 
 
 def run_grid(cfg: BenchConfig, out: str | Path, *, jobs: int = 1, shard: tuple[int, int] = (0, 1),

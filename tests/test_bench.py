@@ -549,6 +549,18 @@ def test_force_never_replaces_a_user_folder(tmp_path):
     assert [p.name for p in out.iterdir()] == ["notes.txt"]
 
 
+def test_force_refuses_a_user_folder_with_a_config_json_before_training(tmp_path, monkeypatch):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "config.json").write_text('{"mine": 1}')
+    (out / "notes.txt").write_text("keep me")
+    monkeypatch.setattr(B, "run_unit", lambda *a, **k: pytest.fail("trained before refusing"), raising=False)
+    with pytest.raises(ValidationError, match=r"holds a config.json but is not a sensprune output"):
+        B.run_grid(tiny(), out, progress=False, force=True)
+    assert sorted(p.name for p in out.iterdir()) == ["config.json", "notes.txt"]
+    assert (out / "config.json").read_text() == '{"mine": 1}'
+
+
 def test_meta_names_the_loss_sensitivity_estimator():
     cfg = tiny(measures=["loss_sensitivity", "loss_sensitivity_h1", "el2n", "random"])
     meta = B.measure_meta(cfg)
