@@ -137,6 +137,11 @@ def verdict(summary: Sequence[dict], detection: Sequence[dict], *, question: str
 
 def _question(rs: list[dict], question: str) -> list[str]:
     q = [r for r in rs if r["measure"] == question and r["rule"] == "drop-high"]
+    proxy = [r for r in rs if str(r["measure"]).startswith(question + "_h") and r["rule"] == "drop-high"]
+    if not q and proxy:
+        names = ", ".join(sorted({r["measure"] for r in proxy}))
+        return [f"- **The question:** this grid has only the proxy {names}, not the paper's measure {question}; "
+                "its drop-high rows answer the question for the proxy:", *(f"  - {sentence(r)}" for r in proxy)]
     if not q:
         return [f"- **The question:** {question} was not among this grid's measures (or did not run); "
                 f"add it to [grid] measures to answer it."]

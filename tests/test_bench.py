@@ -589,6 +589,19 @@ def test_verdict_sentence_follows_the_bh_rule():
     assert "BH q = 0.01, survives" in sentence({**row, "q_bh": 0.01, "sig_bh": 1})
 
 
+def test_verdict_answers_with_the_proxy_only_when_named_as_one():
+    from sensprune.bench_verdict import _question
+
+    row = {"key": "d|none|loss_sensitivity_h1|drop-high|0.2", "measure": "loss_sensitivity_h1", "rule": "drop-high",
+           "fraction": 0.2, "vs": "random", "d_random_mean": -0.01, "d_random_ci95": 0.005, "d_random_n": 5,
+           "d_random_sig": 1, "q_bh": 0.01, "sig_bh": 1, "test_acc_mean": 0.9}
+    lines = _question([row], "loss_sensitivity")
+    assert lines[0].startswith("- **The question:** this grid has only the proxy loss_sensitivity_h1, not the "
+                               "paper's measure loss_sensitivity") and len(lines) == 2
+    full = {**row, "measure": "loss_sensitivity", "key": "d|none|loss_sensitivity|drop-high|0.2"}
+    assert _question([row, full], "loss_sensitivity")[0] == "- **The question (loss_sensitivity, drop-high):**"
+
+
 def test_warmup_cache_is_shared_across_budgets(tmp_path, monkeypatch):
     cache = tmp_path / "warm"
     cfg = tiny(corruptions=["randY:0.2"], seeds=[0], measures=["el2n", "random"], rules=["drop-high"])
