@@ -43,8 +43,8 @@ import numpy as np
 
 from sensprune.config import REWEIGHT_PREFIX, BenchConfig, config_from_json, parse_corruption
 from sensprune.errors import SensPruneError, ValidationError
-from sensprune.io import (atomic_write_text, base_meta, is_artifact, publish_dir, read_json, read_npz, staging_dir,
-                          write_csv, write_json, write_npz)
+from sensprune.io import (atomic_write_text, base_meta, check_not_input, is_artifact, publish_dir, read_json,
+                          read_npz, staging_dir, write_csv, write_json, write_npz)
 
 RESULT_COLUMNS = ("dataset", "corruption", "seed", "measure", "rule", "fraction", "status", "n_total", "n_train",
                   "n_corrupted", "n_corrupted_kept", "test_acc", "test_loss", "train_acc", "gen_gap", "epochs",
@@ -475,9 +475,8 @@ def merge(dirs: Sequence[str | Path], out: str | Path, *, force: bool = False) -
         if c != configs[0]:
             raise ValidationError(f"{d} was run with another config than {dirs[0]}; only shards of one grid merge.")
     cfg = config_from_json(configs[0])
-    work = out
-    if out.resolve() not in [d.resolve() for d in dirs]:
-        work = prepare_dir(cfg, out, resume=True, force=force)
+    check_not_input(out, dirs)  # the shards are inputs: the merged grid goes to a folder of its own
+    work = prepare_dir(cfg, out, resume=True, force=force)
     for d in dirs:
         for f in sorted((d / "units").glob("*.csv")) if (d / "units").is_dir() else []:
             dest = work / "units" / f.name

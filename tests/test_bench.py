@@ -206,6 +206,16 @@ def test_shards_merge_to_the_full_grid(grid_dir, tmp_path):
     assert read(tmp_path / "merged" / "summary.csv") == read(grid_dir / "summary.csv")
 
 
+@pytest.mark.parametrize("where", ["s0", "s0/sub", "."])
+def test_merge_refuses_an_out_that_is_inside_or_above_a_shard(grid_dir, tmp_path, where):
+    cfg = B.config_from_json(B.read_json(grid_dir / "config.json"))
+    B.run_grid(cfg, tmp_path / "s0", shard=(0, 2), progress=False)
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    with pytest.raises(ValidationError, match=r"--out .* (is the input|is inside the input|contains the input)"):
+        B.merge([tmp_path / "s0"], tmp_path / where)
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+
+
 def test_merge_refuses_other_configs(tmp_path):
     B.prepare_dir(tiny(), tmp_path / "a", resume=False, force=False)
     B.prepare_dir(tiny(seeds=[5]), tmp_path / "b", resume=False, force=False)
