@@ -43,7 +43,7 @@ import numpy as np
 
 from sensprune.config import REWEIGHT_PREFIX, BenchConfig, config_from_json, parse_corruption
 from sensprune.errors import SensPruneError, ValidationError
-from sensprune.io import (atomic_write_text, base_meta, check_not_input, is_artifact, publish_dir, read_json,
+from sensprune.io import (atomic_write_text, base_meta, check_not_input, diff_keys, is_artifact, publish_dir, read_json,
                           read_npz, staging_dir, write_csv, write_json, write_npz)
 
 RESULT_COLUMNS = ("dataset", "corruption", "seed", "measure", "rule", "fraction", "status", "n_total", "n_train",
@@ -383,10 +383,8 @@ def prepare_dir(cfg: BenchConfig, out: Path, *, resume: bool, force: bool) -> Pa
             # resolve the stored config, so keys added with defaults since it was written compare equal
             have = config_from_json(read_json(path)).to_dict()
             if have != cfg.to_dict():
-                from sensprune.io import diff_keys as _diff_keys  # torch-free (sensprune.score imports torch)
-
                 raise ValidationError(f"Cannot resume {out}: it was run with another config (differs in: "
-                                      f"{', '.join(_diff_keys(have, cfg.to_dict()))}); pass --force to start over.")
+                                      f"{', '.join(diff_keys(have, cfg.to_dict()))}); pass --force to start over.")
     elif out.exists() and not out.is_dir():
         raise ValidationError(f"{out} exists and is not a folder; choose another --out.")
     elif out.exists() and any(out.iterdir()):

@@ -24,7 +24,7 @@ from sensprune import measures as M
 from sensprune.data import Dataset
 from sensprune.data.base import source_rows
 from sensprune.errors import ValidationError
-from sensprune.io import atomic_write_text, read_npz, write_npz
+from sensprune.io import atomic_write_text, diff_keys, read_npz, write_npz
 from sensprune.measures.gini import gini, lorenz
 from sensprune.models import build_model, has_batchnorm
 from sensprune.options import DataOptions, MeasureOptions
@@ -262,7 +262,7 @@ def run_score(dataset: Dataset, config: ScoreConfig, out: Path, *, force: bool =
         except (OSError, json.JSONDecodeError):
             raise ValidationError(f"{partial} is not a resumable run; pass --force to start over.") from None
         if have != want:
-            diff = _diff_keys(have, want)
+            diff = diff_keys(have, want)
             raise ValidationError(f"Cannot resume {out}: the interrupted run used another config "
                                   f"(differs in: {', '.join(diff)}); pass --force to start over.")
     elif partial.exists() and not force:
@@ -284,15 +284,6 @@ def run_score(dataset: Dataset, config: ScoreConfig, out: Path, *, force: bool =
         shutil.rmtree(partial, ignore_errors=True)
     D.barrier()
     return table
-
-
-def _diff_keys(a: Any, b: Any, prefix: str = "") -> list[str]:
-    if isinstance(a, dict) and isinstance(b, dict):
-        out = []
-        for k in sorted(set(a) | set(b)):
-            out += _diff_keys(a.get(k), b.get(k), f"{prefix}{k}.")
-        return out
-    return [] if a == b else [prefix.rstrip(".")]
 
 
 def summary_rows(table: ScoreTable) -> list[tuple]:
