@@ -29,7 +29,7 @@ from sensprune.io import write_csv
 from sensprune.reproduce.common import (PAPER_WIDTHS, Outcome, Scale, estimator_note, fmt, input_norms,
                                         norm_matched_random_inputs, paper_data, save_png, sens_train,
                                         sensitivity_run, subplots)
-from sensprune.reproduce.verdict import decide, gini, t_ci
+from sensprune.reproduce.verdict import decide, gini, judge_paired, t_ci
 
 TITLE = "Gini of loss sensitivity, real vs random inputs (§3.2, Fig. 3)"
 SETS = ("real", "randX", "randX norm-matched", "real, unique class", "randX, unique class")
@@ -42,8 +42,7 @@ REASON = "random inputs with the real input norms are more unequal in sensitivit
 
 def judge(g_real, g_control):
     """The rule on per-seed Ginis (paired by seed): (Verdict, Interval of G(real) − G(control))."""
-    iv = t_ci(np.subtract(g_real, g_control))
-    return decide(iv, REASON), iv
+    return judge_paired(g_real, g_control, REASON)
 
 
 def datasets(real, seed: int) -> dict:

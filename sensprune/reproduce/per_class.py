@@ -28,7 +28,7 @@ from sensprune.measures.per_class import off_diagonal_fraction
 from sensprune.reproduce.common import (PAPER_WIDTHS, Outcome, Scale, estimator_note, fmt,
                                         norm_matched_random_inputs, paper_data, save_png, sens_train,
                                         sensitivity_run, subplots)
-from sensprune.reproduce.verdict import decide, t_ci
+from sensprune.reproduce.verdict import decide, judge_paired, t_ci
 
 TITLE = "per-class loss sensitivity, real vs random inputs (§3.2, Fig. 4)"
 SETS = ("real", "randX", "randX norm-matched")
@@ -41,8 +41,7 @@ REASON = "random inputs put more sensitivity off the diagonal"
 
 def judge(off_real, off_random):
     """The rule on per-seed off-diagonal fractions (paired by seed): (Verdict, Interval of real − random)."""
-    iv = t_ci(np.subtract(off_real, off_random))
-    return decide(iv, REASON), iv
+    return judge_paired(off_real, off_random, REASON)
 
 
 def run(out: Path, scale: Scale, seed: int, progress: bool = True) -> Outcome:

@@ -120,3 +120,9 @@ def all_of(*verdicts: Verdict) -> Verdict:
     if all(v.word == REPRODUCED for v in verdicts):
         return Verdict(REPRODUCED, "")
     return Verdict(INCONCLUSIVE, "; ".join(dict.fromkeys(v.detail for v in verdicts if v.word == INCONCLUSIVE)))
+
+
+def judge_paired(a: Sequence[float], b: Sequence[float], reason: str) -> tuple[Verdict, Interval]:
+    """The paired rule: the 95% t-interval over seeds of a − b (positive = the paper's direction) against 0."""
+    iv = t_ci(np.subtract(a, b))
+    return decide(iv, reason), iv
