@@ -32,6 +32,16 @@ def _refuse_unknown(cls, raw: Mapping[str, Any], source: str) -> None:
                               f"Valid keys: {', '.join(known)}.")
 
 
+def _count_or_all(value: Any, flag: str) -> int | str | None:
+    """None, ``"all"`` or a positive integer (a digit string is converted); anything else is a ValidationError."""
+    if isinstance(value, str) and value.strip().lower() == "all":
+        return "all"
+    v = int(value.strip()) if isinstance(value, str) and value.strip().isdigit() else value
+    if not (v is None or (_is_int(v) and v >= 1)):
+        raise ValidationError(f"{flag} must be a positive integer or 'all'. Got {value!r} instead.")
+    return v
+
+
 def _is_int(v) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
@@ -109,24 +119,9 @@ class MeasureOptions(_Options):
     grand_epochs: tuple[int, ...] | None = None
 
     def __post_init__(self):
-        h = self.horizon
-        if h is None:
-            pass
-        elif isinstance(h, str) and h.strip().lower() == "all":
-            h = "all"
-        elif isinstance(h, str) and h.strip().isdigit():
-            h = int(h.strip())
-        if not (h is None or h == "all" or (_is_int(h) and h >= 1)):
-            raise ValidationError(f"--horizon must be a positive integer or 'all'. Got {self.horizon!r} instead.")
+        h = _count_or_all(self.horizon, "--horizon")
         object.__setattr__(self, "horizon", h)
-        pt = self.probe_times
-        if isinstance(pt, str) and pt.strip().lower() == "all":
-            pt = "all"
-        elif isinstance(pt, str) and pt.strip().isdigit():
-            pt = int(pt.strip())
-        if not (pt is None or pt == "all" or (_is_int(pt) and pt >= 1)):
-            raise ValidationError(f"--probe-times must be a positive integer or 'all'. Got {self.probe_times!r} "
-                                  "instead.")
+        pt = _count_or_all(self.probe_times, "--probe-times")
         object.__setattr__(self, "probe_times", pt)
         if pt is not None and h is not None and not (h == "all" and pt == "all"):
             raise ValidationError(f"--probe-times {pt} selects the full-horizon loss_sensitivity and --horizon {h} "

@@ -79,7 +79,7 @@ def _peak_rss_reset():
     try:
         with open("/proc/self/clear_refs", "w") as f:
             f.write("5")
-    except OSError:
+    except OSError:  # not Linux, or not allowed: the peak then covers the whole process
         pass
 
 
