@@ -11,13 +11,18 @@ from __future__ import annotations
 
 import sys
 import tempfile
+from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 import sensprune as sp
-from sensprune.train import ArraySource, TrainConfig, epoch_order, train
+from sensprune.config import TrainConfig
+from sensprune.train.loop import train
+from sensprune.train.sources import ArraySource
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from train_helpers import user_loop  # noqa: E402  (the user loop of tests/test_tracker.py)
 
 FAILED = []
 
@@ -57,24 +62,7 @@ def main() -> None:
     measures = ["loss", "forgetting", "aum", "confidence", "correctness", "input_grad", "el2n"]
     table = sp.score((x, y), measures=measures, model=net, epochs=3, seed=0, batch_size=32, schedule="constant",
                      device=name)
-    torch.manual_seed(0)
-    model = net().to(dev)
-    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)
-    X, Y = torch.from_numpy(x).to(dev), torch.from_numpy(y).to(dev)
-    t = sp.Tracker(n=len(y), labels=y, measures=measures)
-    for epoch in range(3):
-        model.train()
-        order = epoch_order(len(y), 0, epoch, None).to(dev)
-        for i in range(0, len(order), 32):
-            idx = order[i:i + 32]
-            xb = X[idx].requires_grad_()
-            logits = model(xb)
-            t.step(idx, logits, Y[idx], x=xb)
-            loss = F.cross_entropy(logits, Y[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-        t.epoch_end(model=model, eval_data=(X, Y))
+    t = user_loop(net, x, y, measures, epochs=3, bs=32, seed=0, device=name)
     got = t.values()
     for m in measures:
         err = float(np.max(np.abs(got[m] - table.scores[m]) / (np.abs(table.scores[m]) + 1e-6)))

@@ -6,7 +6,7 @@
    one device), so a 1-rank group is used and sensprune is told the world has 2 ranks: the training loop then
    makes the same collective calls as under torchrun (epoch statistics and hook accumulators, CPU tensors).
    a) a plain ``nccl`` group (as a user's own script may start) rejects a CPU tensor — the original defect;
-   b) ``sensprune.distributed.all_reduce`` sends it as a CUDA copy, and ``train()`` with every online
+   b) ``sensprune.train.distributed.all_reduce`` sends it as a CUDA copy, and ``train()`` with every online
       measure runs 2 epochs through NCCL;
    c) the ``cpu:gloo,cuda:nccl`` group that ``init_from_env`` now starts takes CPU and CUDA tensors.
 2. Checkpoints restore the CUDA RNG: with dropout on the GPU, 2 epochs straight equal a run killed in
@@ -24,11 +24,16 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from sensprune import distributed as D
+from sensprune.config import TrainConfig
 from sensprune.data import make_dataset
-from sensprune.models import MLP
-from sensprune.score import ScoreConfig, build_hooks, model_builder
-from sensprune.train import ArraySource, Hook, TrainConfig, train
+from sensprune.score.stage import ScoreConfig, build_hooks, model_builder
+from sensprune.train import distributed as D
+from sensprune.train.loop import train
+from sensprune.train.models import MLP
+from sensprune.train.sources import ArraySource
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from train_helpers import KillInSecondEpoch, Killed  # noqa: E402  (shared with tests/test_checkpoint.py)
 
 FAILED = []
 
@@ -112,16 +117,6 @@ def check_collectives(tmp: Path) -> None:
             dist.destroy_process_group()
 
 
-class _Killed(Exception):
-    pass
-
-
-class _KillInSecondEpoch(Hook):
-    def on_epoch_end(self, epoch, run):
-        if epoch == 1:
-            raise _Killed
-
-
 def check_cuda_rng_resume(tmp: Path) -> None:
     x, y = _data()
     dev = torch.device("cuda")
@@ -132,9 +127,9 @@ def check_cuda_rng_resume(tmp: Path) -> None:
 
     straight = train(build, ArraySource(x, y, dev), cfg, progress=False)
     try:
-        train(build, ArraySource(x, y, dev), cfg, hooks=[_KillInSecondEpoch()], checkpoint_dir=tmp / "ck",
+        train(build, ArraySource(x, y, dev), cfg, hooks=[KillInSecondEpoch()], checkpoint_dir=tmp / "ck",
               progress=False)
-    except _Killed:
+    except Killed:
         pass
     with np.load(tmp / "ck" / "checkpoint.npz") as z:
         saved = [k for k in z.files if k.startswith("rng/cuda/")]

@@ -28,10 +28,12 @@ import time
 
 import torch
 
+from sensprune.config import TrainConfig
 from sensprune.data import make_dataset
 from sensprune.measures import DEFAULT_MEASURES
-from sensprune.score import ScoreConfig, build_hooks, model_builder
-from sensprune.train import ArraySource, TrainConfig, predict_logits, train
+from sensprune.score.stage import ScoreConfig, build_hooks, model_builder
+from sensprune.train.loop import train
+from sensprune.train.sources import ArraySource, predict_logits
 
 
 def synthetic(n: int, shape: tuple[int, ...], device: torch.device, classes: int = 10, seed: int = 0):
@@ -85,24 +87,22 @@ def bench_model(model: str, data, src, device, epochs: int, batch: int, amp: str
     med = {k: statistics.median(v) for k, v in wall.items()}
     mep = {k: statistics.median(v) for k, v in per_epoch.items()}
     # the EL2N pass alone: one eval-mode forward over N in the training precision
-    from sensprune.train import _amp_dtype
+    from sensprune.train.loop import autocast_dtype
 
     _sync(device)
     t = time.perf_counter()
-    predict_logits(model_out, src, 1024, amp=_amp_dtype(tcfg, device))
+    predict_logits(model_out, src, 1024, amp=autocast_dtype(tcfg, device))
     _sync(device)
     el2n_pass = time.perf_counter() - t
     n = len(src)
     print(f"\n### {model}, amp={amp}: N={n}, {epochs} epochs x batch {batch}, median of {repeats} "
           f"(interleaved, after a warm-up run)")
     print(f"  measures online: {', '.join(configs['online'].measures)}")
-    for k in configs:
-        print(f"  {k:<13} {med[k]:8.2f} s  (runs {', '.join(f'{v:.2f}' for v in wall[k])}); "
-              f"epochs 2..: {mep[k]:.2f} s/epoch")
-    for k in list(configs)[1:]:
-        r, re = med[k] / med["plain"], mep[k] / mep["plain"]
-        print(f"  {k} ÷ plain = {r:.3f} whole run (target ≤ 1.05: {'met' if r <= 1.05 else 'NOT met'}), "
-              f"{re:.3f} per epoch after the first")
+    runs = {k: ", ".join(f"{v:.2f}" for v in wall[k]) for k in configs}
+    print("\n".join(f"  {k:<13} {med[k]:8.2f} s  (runs {runs[k]}); epochs 2..: {mep[k]:.2f} s/epoch" for k in configs))
+    ratios = {k: (med[k] / med["plain"], mep[k] / mep["plain"]) for k in list(configs)[1:]}
+    print("\n".join(f"  {k} ÷ plain = {r:.3f} whole run (target ≤ 1.05: {'met' if r <= 1.05 else 'NOT met'}), "
+                    f"{r_ep:.3f} per epoch after the first" for k, (r, r_ep) in ratios.items()))
     ep_plain = mep["plain"]
     print(f"  EL2N pass (eval forward over N, amp={amp}): {el2n_pass:.2f} s = {el2n_pass / ep_plain:.2f} "
           f"training epochs; in a 20-epoch warmup it would weigh {el2n_pass / (20 * ep_plain):.3f}")

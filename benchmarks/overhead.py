@@ -29,10 +29,12 @@ from datetime import date
 import torch
 import torch.nn.functional as F
 
+from sensprune.config import TrainConfig
 from sensprune.data import load_dataset
 from sensprune.measures import DEFAULT_MEASURES
-from sensprune.score import ScoreConfig, build_hooks, model_builder
-from sensprune.train import ArraySource, TrainConfig, epoch_order, make_optimizer, train
+from sensprune.score.stage import ScoreConfig, build_hooks, model_builder
+from sensprune.train.loop import epoch_order, make_optimizer, train
+from sensprune.train.sources import ArraySource
 
 
 def plain_loop(build, x, y, cfg: TrainConfig) -> None:

@@ -29,11 +29,13 @@ import torch.nn.functional as F
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "unrolled_accuracy"))
 from common import digits_dataset, paper_dataset, spearman  # noqa: E402
 
+from sensprune.config import TrainConfig  # noqa: E402
 from sensprune.measures.grand import grand_scores  # noqa: E402
 from sensprune.measures.truncated import LossSensitivityHook  # noqa: E402
 from sensprune.measures.unrolled import ExactSensitivityHook, estimate_exact_bytes, stratified_probe  # noqa: E402
-from sensprune.models import build_model  # noqa: E402
-from sensprune.train import ArraySource, TrainConfig, train  # noqa: E402
+from sensprune.train.loop import train  # noqa: E402
+from sensprune.train.models import build_model  # noqa: E402
+from sensprune.train.sources import ArraySource  # noqa: E402
 
 CFG = TrainConfig(epochs=20, batch_size=128, lr=0.05)
 

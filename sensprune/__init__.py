@@ -5,7 +5,8 @@ Based on Arpit et al., "A Closer Look at Memorization in Deep Networks" (ICML 20
 
 import sys as _sys
 import types as _types
-from importlib.metadata import PackageNotFoundError, version as _version
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as _version
 
 try:  # one version source: pyproject.toml, read from the installed package's metadata
     __version__ = _version("sensprune")
@@ -16,17 +17,17 @@ FORMAT_VERSION = 1
 # The facade (``sp.score``, ``sp.prune``, ``sp.bench``, ``sp.Tracker``), imported on first use so that
 # ``import sensprune`` (and the CLI's start-up) stays light: it imports neither torch nor numpy.
 #
-# ``score``, ``prune`` and ``bench`` are also the stage modules (``sensprune/score.py``, ...). Python sets
+# ``score``, ``prune`` and ``bench`` are also the stage modules (``sensprune/score/stage.py``, ...). Python sets
 # a submodule as an attribute of its package on import, so the facade names are the modules themselves,
-# made callable: ``sp.score(...)`` calls :func:`sensprune.api.score`, and ``sensprune.score.ScoreConfig``,
+# made callable: ``sp.score(...)`` calls :func:`sensprune.api.score`, and ``sensprune.score.stage.ScoreConfig``,
 # ``from sensprune import bench as B`` keep working.
 _FACADE = ("score", "prune", "bench")
 _LAZY = {
     "Selection": "sensprune.api", "BenchResult": "sensprune.api", "as_dataset": "sensprune.api",
     "Tracker": "sensprune.tracker",
-    "MeasureOptions": "sensprune.options", "DataOptions": "sensprune.options",
-    "ScoreTable": "sensprune.score_table", "load_scores": "sensprune.score_table",
-    "load_selection": "sensprune.selection", "load_dataset": "sensprune.data",
+    "MeasureOptions": "sensprune.config", "DataOptions": "sensprune.config",
+    "ScoreTable": "sensprune.score.table", "load_scores": "sensprune.score.table",
+    "load_selection": "sensprune.prune.selection", "load_dataset": "sensprune.data",
     "SensPruneError": "sensprune.errors", "ValidationError": "sensprune.errors",
 }
 

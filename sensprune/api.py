@@ -16,8 +16,8 @@ test), read once into memory; or a :class:`sensprune.data.Dataset`. A model is a
 starting from the module's weights as given) or a factory: a callable returning a fresh module, called
 with no arguments or with ``(num_classes, input_shape)``, under the run's seed.
 
-Everything goes through the same code as the CLI (:func:`sensprune.score.score`,
-:func:`sensprune.prune.select`, :func:`sensprune.train.train`); bad input is a one-line
+Everything goes through the same code as the CLI (:func:`sensprune.score.stage.score`,
+:func:`sensprune.prune.stage.select`, :func:`sensprune.train.loop.train`); bad input is a one-line
 :class:`~sensprune.errors.ValidationError`.
 """
 
@@ -36,7 +36,7 @@ import numpy as np
 from sensprune.data.base import Dataset, make_dataset
 from sensprune.errors import ArtifactMismatchError, ValidationError
 from sensprune.io import fingerprint_arrays, prepare_out_dir
-from sensprune.selection import Selection as _Selection
+from sensprune.prune.selection import Selection as _Selection
 
 __all__ = ["score", "prune", "bench", "as_dataset", "Selection", "BenchResult", "train_fingerprint"]
 
@@ -213,7 +213,7 @@ class _UserModel:
 
 
 def _train_config(epochs: int, seed: int, train_kw: Mapping[str, Any], source: str):
-    from sensprune.train import TrainConfig
+    from sensprune.config import TrainConfig
 
     bad = [k for k in train_kw if k not in TRAIN_KEYS]
     if bad:
@@ -228,7 +228,7 @@ def score(data, *, measures: Sequence[str] | None = None, model="mlp", epochs: i
           seeds: int = 1, widths: Sequence[int] = (256, 128), dropout: float = 0.0, el2n_epoch: int | None = None,
           at_checkpoints: Sequence[int] | None = None, measure_options=None, num_classes: int | None = None,
           out: str | Path | None = None, force: bool = False, progress: bool = False, **train_kw):
-    """Score every training example (``sensprune score``); returns a :class:`~sensprune.score_table.ScoreTable`.
+    """Score every training example (``sensprune score``); returns a :class:`~sensprune.score.table.ScoreTable`.
 
     Parameters
     ----------
@@ -238,7 +238,7 @@ def score(data, *, measures: Sequence[str] | None = None, model="mlp", epochs: i
     model : str, nn.Module or factory
     epochs, seed, seeds : int
         Warmup epochs, base seed, number of warmup runs (seeds ``seed .. seed+seeds-1``).
-    measure_options : dict or :class:`sensprune.options.MeasureOptions`
+    measure_options : dict or :class:`sensprune.config.MeasureOptions`
         ``horizon``, ``probe_size``, ... — an unknown key is refused with the valid keys listed.
     out : path, optional
         Also write the score folder (``scores.npz``, ``scores.csv``, ``meta.json``) there.
@@ -246,9 +246,9 @@ def score(data, *, measures: Sequence[str] | None = None, model="mlp", epochs: i
         :data:`TRAIN_KEYS` (``batch_size``, ``lr``, ``optimizer``, ``device``, ...).
     """
     from sensprune import measures as M
-    from sensprune.score import ScoreConfig
-    from sensprune.score import score as _score
-    from sensprune.score_table import save_scores
+    from sensprune.score.stage import ScoreConfig
+    from sensprune.score.stage import score as _score
+    from sensprune.score.table import save_scores
 
     source = "sp.score"
     dataset = as_dataset(data, num_classes=num_classes, source=source)
@@ -274,7 +274,7 @@ def score(data, *, measures: Sequence[str] | None = None, model="mlp", epochs: i
 
 @dataclass
 class Selection(_Selection):
-    """A :class:`sensprune.selection.Selection` with the facade's methods ``subset``, ``sampler``, ``save``."""
+    """A :class:`sensprune.prune.selection.Selection` with the facade's methods ``subset``, ``sampler``, ``save``."""
 
     def subset(self, data):
         """``torch.utils.data.Subset`` of the kept examples of ``data`` (a torch Dataset, arrays or a Dataset).
@@ -283,7 +283,7 @@ class Selection(_Selection):
         tensors, ``TensorDataset`` or a sensprune Dataset against a table made by :func:`score` or the
         tracker with inputs): other data of the same length is refused.
         """
-        from sensprune.selection import as_subset
+        from sensprune.prune.selection import as_subset
 
         want = (self.meta.get("dataset") or {}).get("train_fingerprint")
         if isinstance(data, (tuple, list)) and not _is_torch_dataset(data[0]):
@@ -301,14 +301,14 @@ class Selection(_Selection):
         return as_subset(data, self)
 
     def sampler(self, **kw):
-        """``WeightedRandomSampler`` (see :func:`sensprune.selection.as_sampler`)."""
-        from sensprune.selection import as_sampler
+        """``WeightedRandomSampler`` (see :func:`sensprune.prune.selection.as_sampler`)."""
+        from sensprune.prune.selection import as_sampler
 
         return as_sampler(self, **kw)
 
     def save(self, out: str | Path, *, force: bool = False) -> Path:
         """Write the ``sensprune prune`` folder (keep.npy, drop.npy, selection.csv, meta.json)."""
-        from sensprune.selection import save_selection
+        from sensprune.prune.selection import save_selection
 
         return save_selection(self, out, force=force)
 
@@ -321,8 +321,8 @@ def prune(table, *, by, rule: str | None = None, fraction: float | None = None, 
     ``fraction`` is the fraction REMOVED. ``options``: ``min_per_class``, ``low``, ``high``, ``beta``,
     ``bins``, ``above``, ``below``, ``allow_empty_class``, ``seed``, ``temperature`` (reweighting).
     """
-    from sensprune.prune import select
-    from sensprune.score_table import ScoreTable, load_scores
+    from sensprune.prune.stage import select
+    from sensprune.score.table import ScoreTable, load_scores
 
     if isinstance(table, (str, Path)):
         table = load_scores(table)
@@ -382,11 +382,12 @@ def bench(data, *, selections: Mapping[str, Any], model="mlp", seeds: int = 5, e
     ``selections`` maps a name to a :class:`Selection`, a ``sensprune prune`` folder, or a boolean
     keep-mask (N,). A selection's reweighting weights are used as loss weights.
     """
-    from sensprune.models import build_model
-    from sensprune.rules import keep_mask
-    from sensprune.selection import load_selection
-    from sensprune.stats import mean_ci, paired_t
-    from sensprune.train import ArraySource, evaluate, resolve_device, train
+    from sensprune.bench.stats import mean_ci, paired_t
+    from sensprune.prune.rules import keep_mask
+    from sensprune.prune.selection import load_selection
+    from sensprune.train.loop import resolve_device, train
+    from sensprune.train.models import build_model
+    from sensprune.train.sources import ArraySource, evaluate
 
     source = "sp.bench"
     ds = as_dataset(data, num_classes=num_classes, source=source)

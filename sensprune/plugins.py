@@ -38,3 +38,23 @@ def resolve_plugin(target: str, what: str) -> Callable[..., Any]:
     if not callable(obj):
         raise ValidationError(f"{what} '{target}' is not callable (got {type(obj).__name__}).")
     return obj
+
+
+def lazy_exports(package: str, names: dict[str, str]):
+    """``(__getattr__, __dir__)`` for a stage package that re-exports ``names`` = ``{name: submodule}`` lazily.
+
+    A stage package imports nothing on its own (PEP 562): ``import sensprune.prune.selection`` stays
+    torch-free, and ``from sensprune.prune import select`` imports :mod:`sensprune.prune.stage` on first use.
+    """
+    import importlib
+
+    def __getattr__(name: str):
+        sub = names.get(name)
+        if sub is None:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        return getattr(importlib.import_module(f"{package}.{sub}"), name)
+
+    def __dir__():
+        return sorted({*names, *sys.modules[package].__dict__})
+
+    return __getattr__, __dir__

@@ -47,12 +47,18 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from sensprune.api import train_fingerprint
+from sensprune.config import TrainConfig
 from sensprune.errors import ValidationError
-from sensprune.io import fingerprint_arrays
+from sensprune.io import fingerprint_arrays, prepare_out_dir
+from sensprune.measures import MEASURES
 from sensprune.measures.gini import gini, lorenz
 from sensprune.measures.input_grad import InputGradHook
 from sensprune.measures.peers import DYNAMICS, DynamicsHook, EL2NHook
-from sensprune.train import ArraySource, LoaderSource, Run, StepInfo, TrainConfig
+from sensprune.score.table import ScoreTable, save_scores
+from sensprune.train import distributed as D
+from sensprune.train.hooks import Run, StepInfo
+from sensprune.train.sources import ArraySource, LoaderSource
 
 #: Measures a tracker computes (those that need only what a training loop sees).
 TRACKABLE = (*DYNAMICS, "input_grad", "el2n")
@@ -208,7 +214,6 @@ class Tracker:
         ``model`` and ``eval_data`` (the training set in index order) are needed at the EL2N epoch;
         extra ``metrics`` (e.g. ``test_acc=0.91``) go into the saved history.
         """
-        from sensprune import distributed as D
 
         run = None
         if self._el2n is not None and self.epoch + 1 == self.el2n_epoch:
@@ -238,7 +243,6 @@ class Tracker:
             x, y = (v.detach().cpu().numpy() if isinstance(v, torch.Tensor) else np.asarray(v) for v in eval_data)
             src = ArraySource(x.astype(np.float32), y.astype(np.int64), device)
             if "train_fingerprint" not in self.dataset_meta and len(y) == self.n:
-                from sensprune.api import train_fingerprint
 
                 self.dataset_meta["train_fingerprint"] = train_fingerprint((x, y))
         else:
@@ -261,10 +265,7 @@ class Tracker:
         return self._values()
 
     def table(self):
-        """The :class:`~sensprune.score_table.ScoreTable` that :meth:`save` writes (after reducing across ranks)."""
-        from sensprune import distributed as D
-        from sensprune.measures import MEASURES
-        from sensprune.score_table import ScoreTable
+        """The :class:`~sensprune.score.table.ScoreTable` that :meth:`save` writes (after reducing across ranks)."""
 
         if self.steps == 0:
             raise ValidationError("Tracker: no step was recorded; call tracker.step(idx, logits, y) in your "
@@ -300,9 +301,6 @@ class Tracker:
         """Write a score folder (``scores.npz``, ``scores.csv``, ``meta.json``) that ``sensprune prune``,
         ``report``, ``info`` and ``bench --selection`` accept; under DDP call it on every rank (rank 0 writes).
         """
-        from sensprune import distributed as D
-        from sensprune.io import prepare_out_dir
-        from sensprune.score_table import save_scores
 
         table = self.table()
         out = Path(out)

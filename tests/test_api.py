@@ -5,7 +5,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from sensprune.train import REPLICATED, SUM, ArraySource, Hook, TrainConfig, train
+from sensprune.config import TrainConfig
+from sensprune.train.hooks import REPLICATED, SUM, Hook
+from sensprune.train.loop import train
+from sensprune.train.sources import ArraySource
 
 
 def test_train_leaves_global_rng_untouched(tiny_arrays):
@@ -43,7 +46,7 @@ def test_model_plugin_resolves_and_restores_sys_path(tmp_path, monkeypatch):
     import pytest
 
     from sensprune.errors import ValidationError
-    from sensprune.models import build_model
+    from sensprune.train.models import build_model
 
     (tmp_path / "my_models_h12.py").write_text(
         "import torch\nclass Zoo:\n    @staticmethod\n    def net(k, shape):\n"
@@ -66,7 +69,7 @@ def test_plots_use_no_pyplot_and_no_backend_switch(tmp_path):
 
     out = tmp_path / "l.png"
     code = ("import sys, matplotlib; b = dict.__getitem__(matplotlib.rcParams, 'backend'); "
-            "import sensprune.plots as P; "
+            "import sensprune.report.plots as P; "
             f"P.lorenz_curves({{'a': [i / 100 for i in range(101)]}}, {str(out)!r}); "
             "assert 'matplotlib.pyplot' not in sys.modules, 'pyplot imported'; "
             "assert dict.__getitem__(matplotlib.rcParams, 'backend') == b, 'backend switched'")
@@ -182,7 +185,7 @@ def test_import_sensprune_is_light_and_facade_names_keep_modules():
 
     code = ("import sys, sensprune as sp; assert 'torch' not in sys.modules and 'numpy' not in sys.modules; "
             "from sensprune import bench as B; assert callable(B) and hasattr(B, 'run_grid'); "
-            "import sensprune.score as S; assert S.ScoreConfig and callable(sp.score) and callable(sp.prune); "
+            "import sensprune.score.stage as S; assert S.ScoreConfig and callable(sp.score) and callable(sp.prune); "
             "assert sp.Tracker.__name__ == 'Tracker'")
     subprocess.run([sys.executable, "-c", code], check=True)
 

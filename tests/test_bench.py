@@ -11,10 +11,12 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from sensprune import bench as B
-from sensprune import stats as S
+from sensprune.bench import grid as B
+from sensprune.bench import plan as BP
+from sensprune.bench import unit as BU
+from sensprune.bench import stats as S
+from sensprune.bench.config import config_from_dict
 from sensprune.cli import cli
-from sensprune.config import config_from_dict
 from sensprune.errors import ValidationError
 
 TINY = {
@@ -72,7 +74,7 @@ def grid_dir(tmp_path_factory):
 
 def test_plan_units_order_and_keys():
     cfg = tiny(corruptions=["none", "randY:0.2"], seeds=[0, 1])
-    units = B.plan_units(cfg)
+    units = BP.plan_units(cfg)
     assert [(u.corruption, u.seed) for u in units] == [("none", 0), ("none", 1), ("randY:0.2", 0), ("randY:0.2", 1)]
     assert units[2].key == "digits__randY_0.2__s0"
     assert len({u.key for u in units}) == len(units)
@@ -80,8 +82,8 @@ def test_plan_units_order_and_keys():
 
 def test_plan_retrains_baselines_and_random_once():
     cfg = tiny(measures=["el2n", "aum", "random"], fractions=[0.1, 0.3])
-    clean = B.plan_retrains(cfg, B.Unit("digits", "none", 0))
-    noisy = B.plan_retrains(cfg, B.Unit("digits", "randY:0.2", 0))
+    clean = BP.plan_retrains(cfg, BP.Unit("digits", "none", 0))
+    noisy = BP.plan_retrains(cfg, BP.Unit("digits", "randY:0.2", 0))
     assert clean[0] == ("full", "none", 0.0) and ("oracle", "oracle", 0.2) not in clean
     assert noisy[1] == ("oracle", "oracle", 0.2)
     assert sum(m == "random" for m, _, _ in clean) == 2  # once per fraction, not per rule
@@ -153,7 +155,7 @@ def test_grid_outputs(grid_dir):
     for name in ("results.csv", "summary.csv", "detection.csv", "verdict.md", "config.json"):
         assert (grid_dir / name).exists(), name
     rows = read(grid_dir / "results.csv")
-    assert list(rows[0]) == list(B.RESULT_COLUMNS)
+    assert list(rows[0]) == list(BP.RESULT_COLUMNS)
     # 2 units none × (full + random + 2) + 2 units noisy × (full + oracle + random + 2)
     assert len(rows) == 2 * 4 + 2 * 5
     assert all(r["status"] == "ok" for r in rows)
@@ -180,7 +182,7 @@ def test_verdict_cites_summary_rows(grid_dir):
 def test_resume_is_identical_and_skips_done_units(grid_dir, tmp_path):
     out = tmp_path / "g"
     cfg = tiny()
-    units = B.plan_units(cfg)
+    units = BP.plan_units(cfg)
     B.run_grid(replace(cfg), out, progress=False, shard=(0, 2))  # "killed" after half the units
     assert sum(B.unit_paths(out, u)[0].exists() for u in units) == 2
     before = B.unit_paths(out, units[0])[0].stat().st_mtime_ns
@@ -224,7 +226,7 @@ def test_merge_refuses_other_configs(tmp_path):
 
 
 def test_failing_cells_are_recorded_and_grid_continues(tmp_path, monkeypatch):
-    real_rule_mask, real_load = B._rule_mask, B.load_unit_data
+    real_rule_mask, real_load = BU._rule_mask, BU.load_unit_data
     calls = {"n": 0}
 
     def rule_mask(cfg, s, rule, fraction, labels, seed):
@@ -238,9 +240,9 @@ def test_failing_cells_are_recorded_and_grid_continues(tmp_path, monkeypatch):
             raise OSError("disk gone")
         return real_load(cfg, spec)
 
-    monkeypatch.setattr(B, "_rule_mask", rule_mask)
-    monkeypatch.setattr(B, "load_unit_data", load)
-    B._DATA_CACHE.clear()
+    monkeypatch.setattr(BU, "_rule_mask", rule_mask)
+    monkeypatch.setattr(BU, "load_unit_data", load)
+    BU._DATA_CACHE.clear()
     res = B.run_grid(tiny(corruptions=["none"]), tmp_path / "g", progress=False)
     rows = read(tmp_path / "g" / "results.csv")
     assert len(rows) == 8
@@ -302,7 +304,7 @@ def test_cli_bad_shard(tmp_path):
 def test_steps_budget_scales_epochs(tmp_path):
     cfg = tiny(corruptions=["none"], seeds=[0], measures=["random"], fractions=[0.5])
     cfg = replace(cfg, bench=replace(cfg.bench, budget="steps"))
-    rows, _ = B.run_unit(cfg, B.plan_units(cfg)[0])
+    rows, _ = BU.run_unit(cfg, BP.plan_units(cfg)[0])
     assert [(r["measure"], r["epochs"]) for r in rows] == [("full", 2), ("random", 4)]
 
 
@@ -388,7 +390,7 @@ def test_stats_is_pure_numerics():
 def test_plan_reweighting_arms():
     cfg = tiny(measures=["el2n", "aum", "random"], fractions=[0.1, 0.3],
                rules=["drop-high", "reweight:inverse-rank", "reweight:softmax", "reweight:clip"])
-    plan = B.plan_retrains(cfg, B.Unit("digits", "none", 0))
+    plan = BP.plan_retrains(cfg, BP.Unit("digits", "none", 0))
     assert plan[:5] == [("full", "none", 0.0), ("el2n", "reweight:inverse-rank", 0.0),
                         ("aum", "reweight:inverse-rank", 0.0), ("el2n", "reweight:softmax", 0.0),
                         ("aum", "reweight:softmax", 0.0)]
@@ -401,8 +403,8 @@ def test_plan_reweighting_arms():
 @pytest.mark.parametrize("per_class", [False, True])
 def test_reweight_weights_are_prunes(per_class):
     """The arm's weights are those `sensprune prune --reweight` writes for the same scores."""
-    from sensprune.prune import select
-    from sensprune.score_table import ScoreTable
+    from sensprune.prune.stage import select
+    from sensprune.score.table import ScoreTable
 
     rng = np.random.default_rng(1)
     s, y = rng.random(60), np.repeat(np.arange(3), 20)
@@ -410,7 +412,7 @@ def test_reweight_weights_are_prunes(per_class):
     cfg = tiny()
     cfg = replace(cfg, bench=replace(cfg.bench, per_class=per_class, temperature=0.5))
     for method, frac in (("inverse-rank", 0.0), ("softmax", 0.0), ("clip", 0.2)):
-        w = B.reweight_weights(cfg, s, f"reweight:{method}", frac, y)
+        w = BU.reweight_weights(cfg, s, f"reweight:{method}", frac, y)
         ref = select(table, "el2n", reweight_method=method, temperature=0.5, per_class=per_class,
                      fraction=frac if method == "clip" else None).weights
         np.testing.assert_allclose(w, ref)
@@ -420,14 +422,14 @@ def test_reweighting_rows_train_on_all_examples_with_weights(monkeypatch):
     cfg = tiny(corruptions=["none"], seeds=[0], measures=["el2n", "random"], rules=["drop-high", "reweight:clip"],
                fractions=[0.2])
     seen = []
-    real = B.retrain
+    real = BU.retrain
 
     def spy(cfg_, seed, build, tr, te, data, mask, weights=None):
         seen.append((bool(mask.all()), None if weights is None else float(weights.mean())))
         return real(cfg_, seed, build, tr, te, data, mask, weights)
 
-    monkeypatch.setattr(B, "retrain", spy)
-    rows, _ = B.run_unit(cfg, B.plan_units(cfg)[0])
+    monkeypatch.setattr(BU, "retrain", spy)
+    rows, _ = BU.run_unit(cfg, BP.plan_units(cfg)[0])
     by = {(r["measure"], r["rule"]): r for r in rows}
     assert all(r["status"] == "ok" for r in rows), rows
     assert by[("el2n", "reweight:clip")]["n_train"] == 200 and by[("el2n", "drop-high")]["n_train"] < 200
@@ -442,7 +444,9 @@ def test_reweighting_rows_train_on_all_examples_with_weights(monkeypatch):
 def test_train_stop_callback_ends_early():
     import torch
 
-    from sensprune.train import ArraySource, TrainConfig, train
+    from sensprune.config import TrainConfig
+    from sensprune.train.loop import train
+    from sensprune.train.sources import ArraySource
 
     rng = np.random.default_rng(0)
     x, y = rng.normal(size=(40, 3)).astype(np.float32), rng.integers(0, 2, 40)
@@ -465,7 +469,7 @@ def _fit_cfg(**bench):
 
 
 def test_fit_budget_stops_at_threshold():
-    rows, _ = B.run_unit(_fit_cfg(fit_threshold=0.5, max_epochs=60), B.Unit("digits", "randY:0.4", 0))
+    rows, _ = BU.run_unit(_fit_cfg(fit_threshold=0.5, max_epochs=60), BP.Unit("digits", "randY:0.4", 0))
     assert [r["measure"] for r in rows] == ["full", "oracle", "random"]
     for r in rows:
         assert r["status"] == "ok" and r["budget"] == "fit" and r["fit_reached"] == 1
@@ -473,7 +477,7 @@ def test_fit_budget_stops_at_threshold():
 
 
 def test_fit_budget_cap_recorded():
-    rows, _ = B.run_unit(_fit_cfg(fit_threshold=1.0, max_epochs=2), B.Unit("digits", "randY:0.4", 0))
+    rows, _ = BU.run_unit(_fit_cfg(fit_threshold=1.0, max_epochs=2), BP.Unit("digits", "randY:0.4", 0))
     for r in rows:  # 40% flipped labels cannot be fitted in 2 epochs
         assert r["epochs"] == 2 and r["fit_reached"] == 0 and r["train_acc"] < 1.0
 
@@ -573,12 +577,12 @@ def test_force_refuses_a_user_folder_with_a_config_json_before_training(tmp_path
 
 def test_meta_names_the_loss_sensitivity_estimator():
     cfg = tiny(measures=["loss_sensitivity", "loss_sensitivity_h1", "el2n", "random"])
-    meta = B.measure_meta(cfg)
+    meta = BP.measure_meta(cfg)
     assert list(meta) == ["loss_sensitivity", "loss_sensitivity_h1", "el2n"]
     assert meta["loss_sensitivity"]["estimator"].startswith("full horizon, sampled: 16 probe steps")
     assert meta["loss_sensitivity_h1"]["estimator"] == "PROXY: truncated to the last 1 update(s)"
     exact = replace(cfg, score=replace(cfg.score, measure_options={"probe_times": "all"}))
-    assert B.measure_meta(exact)["loss_sensitivity"]["estimator"] == "full horizon, exact at every step"
+    assert BP.measure_meta(exact)["loss_sensitivity"]["estimator"] == "full horizon, exact at every step"
 
 
 def test_grid_meta_lists_measures(grid_dir):
@@ -587,7 +591,7 @@ def test_grid_meta_lists_measures(grid_dir):
 
 
 def test_verdict_sentence_follows_the_bh_rule():
-    from sensprune.bench_verdict import sentence
+    from sensprune.bench.verdict import sentence
 
     row = {"key": "d|none|m|drop-high|0.2", "measure": "m", "rule": "drop-high", "fraction": 0.2, "vs": "random",
            "d_random_mean": 0.02, "d_random_ci95": 0.015, "d_random_n": 5, "d_random_sig": 1, "q_bh": 0.09,
@@ -600,7 +604,7 @@ def test_verdict_sentence_follows_the_bh_rule():
 
 
 def test_verdict_answers_with_the_proxy_only_when_named_as_one():
-    from sensprune.bench_verdict import _question
+    from sensprune.bench.verdict import _question
 
     row = {"key": "d|none|loss_sensitivity_h1|drop-high|0.2", "measure": "loss_sensitivity_h1", "rule": "drop-high",
            "fraction": 0.2, "vs": "random", "d_random_mean": -0.01, "d_random_ci95": 0.005, "d_random_n": 5,
@@ -616,8 +620,8 @@ def test_warmup_cache_is_shared_across_budgets(tmp_path, monkeypatch):
     cache = tmp_path / "warm"
     cfg = tiny(corruptions=["randY:0.2"], seeds=[0], measures=["el2n", "random"], rules=["drop-high"])
     cfg = replace(cfg, bench=replace(cfg.bench, warmup_cache=str(cache)))
-    unit = B.plan_units(cfg)[0]
-    rows, det = B.run_unit(cfg, unit)
+    unit = BP.plan_units(cfg)[0]
+    rows, det = BU.run_unit(cfg, unit)
     files = list(cache.iterdir())
     assert len(files) == 1 and files[0].name.startswith(unit.key + "__")
     assert set(np.load(files[0])) == {"el2n", "cv_confidence"}
@@ -625,16 +629,16 @@ def test_warmup_cache_is_shared_across_budgets(tmp_path, monkeypatch):
     def no_warmup(*a, **k):
         raise AssertionError("the cached warmup was recomputed")
 
-    monkeypatch.setattr("sensprune.score.score", no_warmup)
-    monkeypatch.setattr("sensprune.stats.cv_confidence", no_warmup)
-    again, det2 = B.run_unit(cfg, unit)  # same budget: identical rows from the cached scores
+    monkeypatch.setattr("sensprune.score.stage.score", no_warmup)
+    monkeypatch.setattr("sensprune.bench.stats.cv_confidence", no_warmup)
+    again, det2 = BU.run_unit(cfg, unit)  # same budget: identical rows from the cached scores
     assert strip_time(again) == strip_time(rows) and det2 == det
     fit = replace(cfg, bench=replace(cfg.bench, budget="fit", max_epochs=3))
-    fit_rows, _ = B.run_unit(fit, unit)  # another budget, same warmup: reused, not recomputed
+    fit_rows, _ = BU.run_unit(fit, unit)  # another budget, same warmup: reused, not recomputed
     assert [r["status"] for r in fit_rows] == ["ok"] * len(fit_rows)
     other = replace(cfg, score=replace(cfg.score, epochs=1))
     monkeypatch.undo()
-    B.run_unit(other, unit)  # another warmup config: its own cache file
+    BU.run_unit(other, unit)  # another warmup config: its own cache file
     assert len(list(cache.iterdir())) == 2
 
 

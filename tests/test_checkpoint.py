@@ -5,10 +5,13 @@ benchmarks/cuda_paths_check.py checks the same on a real GPU."""
 import numpy as np
 import pytest
 import torch
+from train_helpers import Killed, KillInSecondEpoch
 
-from sensprune.checkpoint import CKPT_NPZ
-from sensprune.models import MLP
-from sensprune.train import ArraySource, Hook, TrainConfig, train
+from sensprune.config import TrainConfig
+from sensprune.train.checkpoint import CKPT_NPZ
+from sensprune.train.loop import train
+from sensprune.train.models import MLP
+from sensprune.train.sources import ArraySource
 
 
 def _data():
@@ -54,26 +57,14 @@ def test_no_cuda_state_without_cuda(tmp_path, monkeypatch):
         assert "rng/torch" in z.files and not [k for k in z.files if k.startswith("rng/cuda")]
 
 
-class _Killed(Exception):
-    pass
-
-
-class _KillInSecondEpoch(Hook):
-    """Stands for a killed process: raises at the end of the second epoch, after the first was checkpointed."""
-
-    def on_epoch_end(self, epoch, run):
-        if epoch == 1:
-            raise _Killed
-
-
 def test_resume_with_dropout_is_exact_on_cpu(tmp_path):
     """What the GPU check repeats on CUDA: 2 epochs straight = killed in epoch 2, then resumed."""
     x, y = _data()
     build = lambda: MLP(2, (5,), widths=(8,), dropout=0.5)  # noqa: E731
     cfg = TrainConfig(epochs=2, batch_size=8)
     straight = train(build, ArraySource(x, y, torch.device("cpu")), cfg, progress=False)
-    with pytest.raises(_Killed):
-        train(build, ArraySource(x, y, torch.device("cpu")), cfg, hooks=[_KillInSecondEpoch()],
+    with pytest.raises(Killed):
+        train(build, ArraySource(x, y, torch.device("cpu")), cfg, hooks=[KillInSecondEpoch()],
               checkpoint_dir=tmp_path, progress=False)
     torch.manual_seed(123)  # the resumed process starts with another RNG state
     resumed = train(build, ArraySource(x, y, torch.device("cpu")), cfg, checkpoint_dir=tmp_path, progress=False)

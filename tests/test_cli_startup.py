@@ -53,8 +53,9 @@ def test_help_and_usage_errors_do_not_load_torch(args, tmp_path):
 
 
 def test_info_prune_report_on_existing_folders_do_not_load_torch(tmp_path):
-    from sensprune.score_table import ScoreTable, save_scores
     import numpy as np
+
+    from sensprune.score.table import ScoreTable, save_scores
 
     n = 40
     rng = np.random.default_rng(0)
@@ -70,10 +71,17 @@ def test_info_prune_report_on_existing_folders_do_not_load_torch(tmp_path):
     assert (tmp_path / "p" / "keep.npy").exists()
 
 
-def test_training_config_is_the_same_class_with_and_without_torch():
-    from sensprune import train, train_config
-
-    assert train.TrainConfig is train_config.TrainConfig and train.AMP_MODES is train_config.AMP_MODES
+def test_option_types_and_stage_packages_import_without_torch():
+    """sensprune.config (TrainConfig, MeasureOptions, ...) and the stage packages themselves load no torch."""
+    code = ("import sys\nimport sensprune.config, sensprune.bench.config, sensprune.prune.selection\n"
+            "import sensprune.train, sensprune.score, sensprune.prune, sensprune.bench, sensprune.report\n"
+            "from sensprune.config import TrainConfig\nTrainConfig(epochs=1)\n"
+            "print('torch' in sys.modules)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert r.stdout.strip() == "False"
+    from sensprune.train.loop import TrainConfig
+    from sensprune.config import TrainConfig as torch_free
+    assert TrainConfig is torch_free  # one class, one home
 
 
 GRID = Path(__file__).resolve().parents[1] / "benchmarks" / "open_question" / "digits"
@@ -87,8 +95,9 @@ def test_bench_merge_of_an_existing_grid_does_not_load_torch(tmp_path):
 
 
 def test_group_help_lists_every_command_with_its_summary():
-    from sensprune.cli import SUMMARY
     from cli_helpers import run_cli
+
+    from sensprune.cli import SUMMARY
 
     r = run_cli(["--help"])
     assert r.exit_code == 0

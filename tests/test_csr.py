@@ -5,9 +5,11 @@ import pytest
 import torch
 from torch import nn
 
+from sensprune.config import TrainConfig
 from sensprune.errors import ValidationError
 from sensprune.measures.csr import CSRHook, critical_sample_ratio, critical_samples, lass_parameters
-from sensprune.train import ArraySource, TrainConfig, train
+from sensprune.train.loop import train
+from sensprune.train.sources import ArraySource
 
 
 class Linear2(nn.Module):

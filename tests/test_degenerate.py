@@ -6,13 +6,15 @@ import re
 import numpy as np
 import pytest
 import torch
+from cli_helpers import assert_one_line_error, run_cli
 
+from sensprune.config import TrainConfig
 from sensprune.data import load_dataset, make_dataset
 from sensprune.data.base import DataWarning
 from sensprune.errors import ValidationError
-from sensprune.models import MLP
-from sensprune.train import ArraySource, TrainConfig, train
-from cli_helpers import assert_one_line_error, run_cli
+from sensprune.train.loop import train
+from sensprune.train.models import MLP
+from sensprune.train.sources import ArraySource
 
 
 def _x(n, f=3, seed=0):

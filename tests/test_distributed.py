@@ -7,11 +7,13 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from sensprune import distributed as D
+from sensprune.config import TrainConfig
 from sensprune.data import make_dataset
 from sensprune.errors import ValidationError
-from sensprune.score import ScoreConfig, build_hooks, collect, model_builder
-from sensprune.train import ArraySource, TrainConfig, train
+from sensprune.score.stage import ScoreConfig, build_hooks, collect, model_builder
+from sensprune.train import distributed as D
+from sensprune.train.loop import train
+from sensprune.train.sources import ArraySource
 
 MEASURES = ("input_grad", "loss", "el2n", "forgetting", "aum", "confidence", "variability", "correctness")
 

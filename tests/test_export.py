@@ -7,9 +7,9 @@ import re
 
 import numpy as np
 import pytest
+from cli_helpers import assert_one_line_error, run_cli
 
 from sensprune.data import load_dataset
-from cli_helpers import assert_one_line_error, run_cli
 
 # an id that float32 would print as 1.2345679e+08, floats with more digits than float32 holds, and
 # class names; CRLF line endings, a blank line and a quoted field must survive too
@@ -32,13 +32,18 @@ def csv_run(tmp_path_factory):
     rows = _rows()
     src = d / "data.csv"
     src.write_bytes((HEADER + "".join(rows[:7]) + "\r\n" + "".join(rows[7:])).encode())
-    r = run_cli(["score", "--dataset", f"csv:{src}", "--epochs", "1", "--widths", "8", "--measures", "loss",
+    _score_then_export(src, d, widths=8, rule="drop-high", fraction=0.25, export="clean.csv")
+    return d, src, rows
+
+
+def _score_then_export(src, d, *, widths, rule, fraction, export):
+    """sensprune score (1 epoch, loss) on CSV ``src`` into ``d/s``, then prune into ``d/p`` with --export-data."""
+    r = run_cli(["score", "--dataset", f"csv:{src}", "--epochs", "1", "--widths", str(widths), "--measures", "loss",
                  "--quiet", "--out", d / "s"])
     assert r.exit_code == 0, r.output
-    r = run_cli(["prune", "--scores", d / "s", "--by", "loss", "--rule", "drop-high", "--fraction", "0.25",
-                 "--out", d / "p", "--export-data", d / "clean.csv"])
+    r = run_cli(["prune", "--scores", d / "s", "--by", "loss", "--rule", rule, "--fraction", str(fraction),
+                 "--out", d / "p", "--export-data", d / export])
     assert r.exit_code == 0, r.output
-    return d, src, rows
 
 
 def _csv_rows(path):
@@ -81,12 +86,7 @@ def test_csv_with_split_column_keeps_test_rows_in_place(tmp_path):
     lines = [f"{100000001 + i},{i / 7:.17g},{'test' if i % 4 == 0 else 'train'},{i % 2}\n" for i in range(24)]
     src = tmp_path / "s.csv"
     src.write_text("id,f,split,label\n" + "".join(lines))
-    r = run_cli(["score", "--dataset", f"csv:{src}", "--epochs", "1", "--widths", "4", "--measures", "loss",
-                 "--quiet", "--out", tmp_path / "s"])
-    assert r.exit_code == 0, r.output
-    r = run_cli(["prune", "--scores", tmp_path / "s", "--by", "loss", "--rule", "random", "--fraction", "0.5",
-                 "--out", tmp_path / "p", "--export-data", tmp_path / "c.csv"])
-    assert r.exit_code == 0, r.output
+    _score_then_export(src, tmp_path, widths=4, rule="random", fraction=0.5, export="c.csv")
     dropped = {int(r["source_row"]) for r in _csv_rows(tmp_path / "p" / "selection.csv") if r["kept"] == "0"}
     assert len(dropped) == 9 and not any(i % 4 == 0 for i in dropped)  # only training rows are dropped
     want = "id,f,split,label\n" + "".join(ln for i, ln in enumerate(lines) if i not in dropped)
@@ -174,7 +174,7 @@ def test_source_row_of_an_imagefolder_is_the_file(tmp_path):
 
 
 def test_csv_export_keeps_a_byte_order_mark_and_a_missing_final_newline(tmp_path):
-    from sensprune.selection import Selection, export_data
+    from sensprune.prune.selection import Selection, export_data
 
     body = "label,x\n" + "".join(f"{i % 2},{i}.000\n" for i in range(9)) + "1,9.000"  # no newline at the end
     src = tmp_path / "bom.csv"
@@ -190,7 +190,7 @@ def test_csv_export_keeps_a_byte_order_mark_and_a_missing_final_newline(tmp_path
 
 
 def test_source_row_round_trips_through_the_score_folder(tmp_path):
-    from sensprune.score_table import ScoreTable, load_scores, save_scores
+    from sensprune.score.table import ScoreTable, load_scores, save_scores
 
     for rows in (np.array([4, 0, 7], np.int64), np.array(["train/a/1.png", "train/b/é.png", "x"])):
         t = ScoreTable(np.arange(3), np.array([0, 1, 0]), {"loss": np.array([0.1, 0.2, 0.3])}, source_row=rows)
@@ -206,7 +206,7 @@ def test_source_row_round_trips_through_the_score_folder(tmp_path):
     ("digits", "o.npz", "npz"), ("plugin:m:f", "o.npz", "npz"), ("imagefolder:imgs", "kept.txt", "file-list"),
 ])
 def test_check_export_path_accepts_the_matching_extension(spec, path, fmt):
-    from sensprune.export import check_export_path
+    from sensprune.prune.export import check_export_path
 
     assert check_export_path(spec, path) == fmt
 
@@ -222,7 +222,7 @@ def test_check_export_path_accepts_the_matching_extension(spec, path, fmt):
 ])
 def test_check_export_path_refuses_another_extension(spec, path, match):
     from sensprune.errors import ValidationError
-    from sensprune.export import check_export_path
+    from sensprune.prune.export import check_export_path
 
     with pytest.raises(ValidationError, match=r"^--export-data " + re.escape(path) + ": " + match):
         check_export_path(spec, path)

@@ -6,11 +6,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sensprune.config import TrainConfig
 from sensprune.data import make_dataset
 from sensprune.errors import ValidationError
 from sensprune.measures.grand import GraNdHook, check_grand, grand_scores
-from sensprune.score import ScoreConfig, score
-from sensprune.train import ArraySource, TrainConfig, train
+from sensprune.score.stage import ScoreConfig, score
+from sensprune.train.loop import train
+from sensprune.train.sources import ArraySource
 
 
 def _loop(model, x, y):

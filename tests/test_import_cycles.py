@@ -67,3 +67,44 @@ def test_no_import_cycles():
             visit(m)
     assert len(mods) > 40 and any(graph.values())
     assert not cycles, "\n".join(cycles)
+
+
+def _reachable(start: str, graph) -> set[str]:
+    seen, todo = set(), [start]
+    while todo:
+        for n in graph[todo.pop()]:
+            if n not in seen:
+                seen.add(n)
+                todo.append(n)
+    return seen
+
+
+def test_layering_data_before_training_and_pure_stats():
+    """data/ never reaches the training loop (only its data adapters, train.sources); bench.stats is pure numerics."""
+    mods = _modules()
+    graph = {m: _imports(m, p, mods) for m, p in mods.items()}
+    for m in (m for m in mods if m.startswith("sensprune.data")):
+        assert not {r for r in _reachable(m, graph) if r.startswith("sensprune.train")} - {"sensprune.train.sources"}, m
+    assert _reachable("sensprune.bench.stats", graph) <= {"sensprune.errors"}
+    tree = ast.parse(mods["sensprune.bench.stats"].read_text())
+    imported = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    imported |= {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+    assert "torch" not in imported
+
+
+def test_stage_packages_reexport_what_they_name():
+    """sensprune.score.ScoreConfig, sensprune.prune.keep_mask, ...: every lazy name resolves, from its submodule."""
+    import importlib
+
+    for pkg in ("train", "score", "prune", "bench", "report"):
+        module = importlib.import_module(f"sensprune.{pkg}")
+        for name, sub in module._NAMES.items():
+            value = getattr(module, name)
+            assert value is getattr(importlib.import_module(f"sensprune.{pkg}.{sub}"), name), (pkg, name)
+            assert name in dir(module)
+        try:
+            getattr(module, "no_such_name")
+        except AttributeError as exc:
+            assert "no_such_name" in str(exc)
+        else:
+            raise AssertionError(f"sensprune.{pkg}.no_such_name resolved")

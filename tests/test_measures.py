@@ -3,11 +3,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from sensprune.errors import ValidationError
 from sensprune.measures import MEASURES, check_measures
 from sensprune.measures.gini import gini, lorenz
 from sensprune.measures.peers import DynamicsHook, el2n, margins
-from sensprune.train import StepInfo
-from sensprune.errors import ValidationError
+from sensprune.train.hooks import StepInfo
 
 
 def _step(idx, logits, y):
@@ -86,8 +86,10 @@ def test_unknown_measure_named():
 # --- horizon-1 proxy: the one double backward, sample weights, --probe-every -------------------------------
 
 def _tiny_run(hooks, tiny_arrays, ckpt=None, epochs=2, weights=None):
-    from sensprune.models import MLP
-    from sensprune.train import ArraySource, TrainConfig, train
+    from sensprune.config import TrainConfig
+    from sensprune.train.loop import train
+    from sensprune.train.models import MLP
+    from sensprune.train.sources import ArraySource
 
     x, y = tiny_arrays[0], tiny_arrays[1]
     cfg = TrainConfig(epochs=epochs, batch_size=16, lr=0.1, momentum=0.9, weight_decay=1e-3)
@@ -99,7 +101,7 @@ def test_h1_several_vectors_equal_one_at_a_time_and_weights_enter_the_batch_loss
     from torch.func import functional_call
 
     from sensprune.measures.truncated import h1_input_grad, h1_input_grads
-    from sensprune.models import MLP
+    from sensprune.train.models import MLP
 
     torch.manual_seed(0)
     model = MLP(3, (5,), widths=(7,)).double()
@@ -144,7 +146,7 @@ def test_probe_every_one_is_the_exact_proxy_and_k_reuses_v_with_a_measured_error
 
 def test_probe_every_survives_a_checkpoint_resume(tiny_arrays, tmp_path):
     from sensprune.measures.truncated import LossSensitivityHook
-    from sensprune.train import Hook
+    from sensprune.train.hooks import Hook
 
     class Boom(Hook):
         def on_step(self, step, run):
@@ -174,9 +176,12 @@ def test_probe_every_is_refused_where_it_does_not_apply(kw):
 
 def test_weighted_run_h1_uses_the_weighted_batch_loss(tiny_arrays):
     """With sample weights the update of step s is on sum(w_i l_i)/|B|: one step, checked by hand."""
+    from sensprune.config import TrainConfig
     from sensprune.measures.truncated import LossSensitivityHook, h1_input_grad
-    from sensprune.models import MLP
-    from sensprune.train import ArraySource, Hook, TrainConfig, train
+    from sensprune.train.hooks import Hook
+    from sensprune.train.loop import train
+    from sensprune.train.models import MLP
+    from sensprune.train.sources import ArraySource
 
     class Rec(Hook):
         def on_step(self, step, run):
@@ -202,7 +207,7 @@ def test_weighted_run_h1_uses_the_weighted_batch_loss(tiny_arrays):
 def test_probe_every_reuses_exactly_the_v_of_its_last_refresh(tiny_arrays):
     """Reference by hand: v = grad L_P at theta_1 (after the first update) for every step when k > T."""
     from sensprune.measures.truncated import LossSensitivityHook, h1_input_grad
-    from sensprune.train import Hook
+    from sensprune.train.hooks import Hook
 
     class Rec(Hook):
         def __init__(self):

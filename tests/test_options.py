@@ -7,12 +7,11 @@ import subprocess
 import sys
 
 import pytest
-
 from cli_helpers import assert_one_line_error, run_cli
-from sensprune.config import config_from_dict, load_config
-from sensprune.errors import ValidationError
-from sensprune.options import DataOptions, MeasureOptions, measure_options
 
+from sensprune.bench.config import config_from_dict, load_config
+from sensprune.config import DataOptions, MeasureOptions, measure_options
+from sensprune.errors import ValidationError
 
 GRID = '[grid]\nmeasures = ["el2n"]\n'
 
@@ -44,7 +43,7 @@ def test_bad_values(kw, match):
 
 
 def test_unknown_key_python_lists_valid_keys():
-    from sensprune.score import ScoreConfig
+    from sensprune.score.stage import ScoreConfig
 
     with pytest.raises(ValidationError, match=r"'horizn'.*Valid keys: horizon, probe_size, probe, probe_times"):
         ScoreConfig(measure_options={"horizn": 4})
@@ -57,7 +56,7 @@ def test_unknown_key_python_lists_valid_keys():
 
 
 def test_score_config_stores_typed_options():
-    from sensprune.score import ScoreConfig
+    from sensprune.score.stage import ScoreConfig
 
     c = ScoreConfig(measure_options={"horizon": "all"}, data_options={"subsample": 50})
     assert isinstance(c.measure_options, MeasureOptions) and c.measure_options.horizon == "all"
@@ -93,5 +92,5 @@ def test_unknown_key_cli(tmp_path):
 
 
 def test_options_module_is_torch_free():
-    code = "import sys, sensprune.options; assert 'torch' not in sys.modules, 'torch imported'"
+    code = "import sys, sensprune.config; assert 'torch' not in sys.modules, 'torch imported'"
     subprocess.run([sys.executable, "-c", code], check=True)

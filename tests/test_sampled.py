@@ -8,31 +8,25 @@ import pytest
 import torch
 import torch.nn.functional as F
 from click.testing import CliRunner
+from nets import central_fd, fd_problem, tiny_mlp
 from scipy.stats import spearmanr
 from torch.func import functional_call
 
-from nets import tiny_mlp
-
 from sensprune.cli import cli
+from sensprune.config import TrainConfig
 from sensprune.errors import ValidationError
 from sensprune.measures import sampled as S
 from sensprune.measures import unrolled as U
 from sensprune.measures.per_class import PerClassFullHook
 from sensprune.measures.truncated import LossSensitivityHook
-from sensprune.train import ArraySource, TrainConfig, train
-
-_mlp = tiny_mlp
+from sensprune.train.loop import train
+from sensprune.train.sources import ArraySource
 
 
 def test_exact_mode_whole_measure_matches_central_finite_differences_float64():
     """ḡ_x = (1/T) Σ_t ‖∂L_t/∂x‖₁ from finite differences of every L_t (not only the last), L1 norms, 1/T."""
-    model = _mlp()
-    g = torch.Generator().manual_seed(1)
-    x = torch.randn(6, 4, generator=g, dtype=torch.float64)
-    y = torch.tensor([0, 1, 2, 0, 1, 2])
+    model, x, y, batches, lrs = fd_problem()
     w = torch.tensor([1.0, 0.5, 2.0, 1.5, 1.0, 0.7], dtype=torch.float64)
-    batches = [torch.tensor([0, 1, 2]), torch.tensor([3, 4, 5]), torch.tensor([1, 3, 5]), torch.tensor([0, 2, 4])]
-    lrs = [0.5, 0.4, 0.3, 0.2]
     kw = dict(momentum=0.9, weight_decay=1e-2, weights=w)
     probe = np.array([0, 2, 3, 5])
     gbar = U.unrolled_sensitivity(model, x, y, batches, lrs, **kw, probe=probe)
@@ -44,13 +38,7 @@ def test_exact_mode_whole_measure_matches_central_finite_differences_float64():
             out.append(float(F.cross_entropy(functional_call(model, theta, (x[probe],)), y[probe])))
         return np.array(out)
 
-    eps, fd = 1e-5, np.zeros((len(lrs), *x.shape))
-    for i in range(x.shape[0]):
-        for j in range(x.shape[1]):
-            xp, xm = x.clone(), x.clone()
-            xp[i, j] += eps
-            xm[i, j] -= eps
-            fd[:, i, j] = (losses(xp) - losses(xm)) / (2 * eps)
+    fd = central_fd(losses, x)  # (T, N, D)
     want = np.abs(fd).sum(2).mean(0)
     assert np.abs(want).min() > 0
     np.testing.assert_allclose(gbar, want, rtol=1e-3)
@@ -58,7 +46,7 @@ def test_exact_mode_whole_measure_matches_central_finite_differences_float64():
 
 @pytest.mark.parametrize("momentum, wd, weighted", [(0.0, 0.0, False), (0.9, 5e-3, False), (0.9, 5e-3, True)])
 def test_sgd_step_equals_torch_optim_sgd(momentum, wd, weighted):
-    model = _mlp(dtype=torch.float64)
+    model = tiny_mlp(dtype=torch.float64)
     g = torch.Generator().manual_seed(2)
     x = torch.randn(12, 4, generator=g, dtype=torch.float64)
     y = torch.randint(0, 3, (12,), generator=g)
@@ -84,7 +72,7 @@ def test_sgd_step_equals_torch_optim_sgd(momentum, wd, weighted):
 def _train(data, hooks, epochs=2, batch_size=16, weights=None, momentum=0.9):
     cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=0.1, momentum=momentum, weight_decay=1e-3,
                       schedule="cosine")
-    train(lambda: _mlp(6, 8, 4, torch.float32), ArraySource(data[0], data[1], torch.device("cpu")), cfg,
+    train(lambda: tiny_mlp(6, 8, 4, torch.float32), ArraySource(data[0], data[1], torch.device("cpu")), cfg,
           hooks=hooks, weights=weights, progress=False)
 
 
@@ -107,7 +95,7 @@ def test_sampled_is_the_stratified_estimate_of_exact_and_unbiased(tiny_arrays):
     src = ArraySource(*tiny_arrays[:2], torch.device("cpu"))
     batches = [torch.as_tensor(b) for b in rec.idx]
     theta0 = {k: torch.as_tensor(v) for k, v in rec.theta0.items()}
-    per_step = U.unrolled_sensitivity(_mlp(6, 8, 4, torch.float32), src.x, src.y, batches, rec.lrs, params=theta0,
+    per_step = U.unrolled_sensitivity(tiny_mlp(6, 8, 4, torch.float32), src.x, src.y, batches, rec.lrs, params=theta0,
                                       momentum=0.9, weight_decay=1e-3, probe=probe, per_step=True)  # (T, N)
     T = len(batches)
     np.testing.assert_allclose(per_step.mean(0), rec.value, rtol=1e-6)

@@ -8,11 +8,11 @@ import time
 import numpy as np
 import pytest
 
+from sensprune.config import TrainConfig
 from sensprune.data import make_dataset
 from sensprune.errors import ValidationError
-from sensprune.score import ScoreConfig, run_score, score
-from sensprune.score_table import load_scores
-from sensprune.train import TrainConfig
+from sensprune.score.stage import ScoreConfig, run_score, score
+from sensprune.score.table import load_scores
 
 
 @pytest.fixture

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from cli_helpers import assert_one_line_error, run_cli
+from train_helpers import user_loop
 
 import sensprune as sp
-from cli_helpers import assert_one_line_error, run_cli
 from sensprune.errors import ValidationError
-from sensprune.train import epoch_order
 
 MEASURES = ["loss", "forgetting", "aum", "confidence", "variability", "correctness", "input_grad", "el2n"]
 
@@ -23,25 +23,7 @@ def _net():
 
 def _user_loop(x, y, epochs=3, bs=32, seed=0):
     """A plain PyTorch loop, fed the run sp.score trains: same init seed, same batch order, same SGD."""
-    torch.manual_seed(seed)
-    model = _net()
-    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)
-    X, Y = torch.from_numpy(x), torch.from_numpy(y)
-    tracker = sp.Tracker(n=len(y), labels=y, measures=MEASURES)
-    for epoch in range(epochs):
-        model.train()
-        order = epoch_order(len(y), seed, epoch, None)
-        for i in range(0, len(order), bs):
-            idx = order[i:i + bs]
-            xb = X[idx].requires_grad_()
-            logits = model(xb)
-            tracker.step(idx, logits, Y[idx], x=xb)
-            loss = F.cross_entropy(logits, Y[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-        tracker.epoch_end(model=model, eval_data=(x, y))
-    return tracker
+    return user_loop(_net, x, y, MEASURES, epochs=epochs, bs=bs, seed=seed)
 
 
 def test_tracker_equals_sp_score(tiny_arrays):

@@ -3,9 +3,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from sensprune.config import TrainConfig
 from sensprune.errors import TrainingDivergedError, ValidationError
-from sensprune.models import MLP
-from sensprune.train import ArraySource, Hook, LoaderSource, TrainConfig, epoch_order, train
+from sensprune.train.hooks import Hook
+from sensprune.train.loop import epoch_order, train
+from sensprune.train.models import MLP
+from sensprune.train.sources import ArraySource, LoaderSource
 
 
 def _build():
@@ -143,7 +146,7 @@ def test_amp_fp16_on_cpu_is_refused(tiny_arrays):
 
 
 def test_missing_devices_are_refused():
-    from sensprune.train import resolve_device
+    from sensprune.train.loop import resolve_device
 
     if not torch.cuda.is_available():
         with pytest.raises(ValidationError, match="no CUDA device"):
@@ -163,7 +166,7 @@ def test_compile_matches_plain_path(tiny_arrays):
 
 @pytest.mark.parametrize("stride,padding,dilation,c_in", [(1, 1, 1, 1), (2, 1, 1, 3), (1, 2, 2, 2), (2, 0, 1, 1)])
 def test_conv2d_input_grad_equals_torch(stride, padding, dilation, c_in):
-    from sensprune.train import conv2d_input_grad
+    from sensprune.train.hooks import conv2d_input_grad
 
     torch.manual_seed(0)
     conv = torch.nn.Conv2d(c_in, 5, 3, stride=stride, padding=padding, dilation=dilation)
@@ -176,8 +179,8 @@ def test_conv2d_input_grad_equals_torch(stride, padding, dilation, c_in):
 
 
 def test_first_layer_capture_is_used_for_builtin_models_only():
-    from sensprune.models import MLP, SmallCNN
-    from sensprune.train import FirstLayerInputGrad
+    from sensprune.train.hooks import FirstLayerInputGrad
+    from sensprune.train.models import MLP, SmallCNN
 
     assert FirstLayerInputGrad.find(MLP(3, (4, 4))) is None  # Linear: autograd's leaf path is as cheap
     assert FirstLayerInputGrad.find(SmallCNN(3, (8, 8))) is not None
@@ -188,7 +191,7 @@ def test_first_layer_capture_is_used_for_builtin_models_only():
 @pytest.mark.parametrize("weighted", [False, True])
 def test_cnn_input_grad_from_first_layer_equals_one_example_at_a_time(weighted):
     """The conv first-layer capture gives each example's own ∇ₓℓ (SmallCNN has no BatchNorm)."""
-    from sensprune.models import SmallCNN
+    from sensprune.train.models import SmallCNN
 
     rng = np.random.default_rng(1)
     x = rng.normal(size=(48, 6, 6)).astype(np.float32)
@@ -203,7 +206,7 @@ def test_cnn_input_grad_from_first_layer_equals_one_example_at_a_time(weighted):
 
 def test_first_layer_capture_equals_generic_leaf_path():
     """The same CNN through the capture (built-in class) and through x.grad (the same layers, another class)."""
-    from sensprune.models import SmallCNN
+    from sensprune.train.models import SmallCNN
 
     rng = np.random.default_rng(2)
     x = rng.normal(size=(64, 6, 6)).astype(np.float32)
@@ -235,7 +238,7 @@ def test_first_layer_capture_equals_generic_leaf_path():
 
 def test_deferred_divergence_check_names_the_same_step(tiny_arrays, monkeypatch):
     """On accelerators the finiteness check runs once per epoch; it reports the first bad step all the same."""
-    import sensprune.train as T
+    import sensprune.train.loop as T
 
     x, y, xt, yt = tiny_arrays
     x = x * 1e18
@@ -273,7 +276,7 @@ def test_online_measures_under_amp_bf16_on_cpu():
     """The cnn's first-layer capture and the EL2N pass run under --amp bf16 (gradients come back in bf16)."""
     from sensprune.measures.input_grad import InputGradHook
     from sensprune.measures.peers import EL2NHook
-    from sensprune.models import SmallCNN
+    from sensprune.train.models import SmallCNN
 
     rng = np.random.default_rng(3)
     x = rng.normal(size=(64, 6, 6)).astype(np.float32)

@@ -7,30 +7,25 @@ import pytest
 import torch
 import torch.nn.functional as F
 from click.testing import CliRunner
+from nets import central_fd, fd_problem, tiny_mlp
 from torch import nn
 from torch.func import functional_call
 
-from nets import tiny_mlp
-
 from sensprune.cli import cli
+from sensprune.config import TrainConfig
 from sensprune.data import make_dataset
 from sensprune.errors import ValidationError
 from sensprune.measures import truncated as TR
 from sensprune.measures import unrolled as U
 from sensprune.measures.per_class import PerClassHook, off_diagonal_fraction
-from sensprune.score import ScoreConfig, score
-from sensprune.train import ArraySource, Hook, TrainConfig, epoch_order, train
-
-_mlp = tiny_mlp
+from sensprune.score.stage import ScoreConfig, score
+from sensprune.train.hooks import Hook
+from sensprune.train.loop import epoch_order, train
+from sensprune.train.sources import ArraySource
 
 
 def test_exact_mode_matches_central_finite_differences_float64():
-    model = _mlp()
-    g = torch.Generator().manual_seed(1)
-    x = torch.randn(6, 4, generator=g, dtype=torch.float64)
-    y = torch.tensor([0, 1, 2, 0, 1, 2])
-    batches = [torch.tensor([0, 1, 2]), torch.tensor([3, 4, 5]), torch.tensor([1, 3, 5]), torch.tensor([0, 2, 4])]
-    lrs = [0.5, 0.4, 0.3, 0.2]
+    model, x, y, batches, lrs = fd_problem()
     kw = dict(momentum=0.9, weight_decay=1e-2)
     _, grad = U.unrolled_sensitivity(model, x, y, batches, lrs, **kw, return_last_grad=True)
 
@@ -38,13 +33,7 @@ def test_exact_mode_matches_central_finite_differences_float64():
         theta = U.replay_sgd(model, xx, y, batches, lrs, **kw)
         return float(F.cross_entropy(functional_call(model, theta, (x,)), y))  # probe inputs constant
 
-    eps, fd = 1e-5, torch.zeros_like(x)
-    for i in range(x.shape[0]):
-        for j in range(x.shape[1]):
-            xp, xm = x.clone(), x.clone()
-            xp[i, j] += eps
-            xm[i, j] -= eps
-            fd[i, j] = (final_loss(xp) - final_loss(xm)) / (2 * eps)
+    fd = torch.from_numpy(central_fd(final_loss, x))
     rel = float((fd - grad).norm() / grad.norm())
     assert rel < 1e-3, rel
     assert float(grad.abs().sum()) > 0
@@ -54,7 +43,7 @@ def _run(data, hooks, epochs=2, batch_size=16, momentum=0.9, **kw):
     cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=0.1, momentum=momentum, weight_decay=1e-3,
                       schedule="cosine", **kw)
     torch.set_default_dtype(torch.float32)
-    train(lambda: _mlp(6, 8, 4, torch.float32), ArraySource(data[0], data[1], torch.device("cpu")), cfg,
+    train(lambda: tiny_mlp(6, 8, 4, torch.float32), ArraySource(data[0], data[1], torch.device("cpu")), cfg,
           hooks=hooks, progress=False)
     return cfg
 
@@ -213,9 +202,9 @@ def test_next_batch_probe_equals_brute_force_through_one_sgd_step_float64(tiny_a
     hook = TR.LossSensitivityHook(120, probe, horizon=1, probe_mode="next-batch")
     rec = _Recorder()
     cfg = TrainConfig(epochs=3, batch_size=32, lr=0.3, momentum=momentum, weight_decay=wd, schedule="cosine")
-    train(lambda: _mlp(6, 8, 4), ArraySource(x.numpy(), y.numpy(), torch.device("cpu")), cfg,
+    train(lambda: tiny_mlp(6, 8, 4), ArraySource(x.numpy(), y.numpy(), torch.device("cpu")), cfg,
           hooks=[hook, rec], progress=False)
-    model = _mlp(6, 8, 4)
+    model = tiny_mlp(6, 8, 4)
     T = len(rec.steps)
     assert T == 12 and int(hook.steps) == T and int(hook.last_step_fixed) == 1
     want = np.zeros(120)
@@ -251,7 +240,8 @@ def test_next_batch_resume_keeps_the_pending_step(tiny_arrays, tmp_path):
     """The step pending at an epoch end (θ_s, B_s waiting for B_{s+1}) survives a checkpoint and resume."""
     def go(hooks, ckpt=None):
         cfg = TrainConfig(epochs=2, batch_size=16, lr=0.1, momentum=0.9, weight_decay=1e-3)
-        train(lambda: _mlp(6, 8, 4, torch.float32), ArraySource(tiny_arrays[0], tiny_arrays[1], torch.device("cpu")),
+        src = ArraySource(tiny_arrays[0], tiny_arrays[1], torch.device("cpu"))
+        train(lambda: tiny_mlp(6, 8, 4, torch.float32), src,
               cfg, hooks=hooks, checkpoint_dir=ckpt, progress=False)
 
     full = TR.LossSensitivityHook(120, np.arange(120), probe_mode="next-batch")

@@ -18,11 +18,13 @@ import time
 import numpy as np
 import torch
 
+from sensprune.config import TrainConfig
 from sensprune.data import load_dataset
 from sensprune.measures.sampled import SampledSensitivityHook
 from sensprune.measures.unrolled import ExactSensitivityHook, stratified_probe
-from sensprune.models import build_model
-from sensprune.train import ArraySource, TrainConfig, train
+from sensprune.train.loop import train
+from sensprune.train.models import build_model
+from sensprune.train.sources import ArraySource
 
 
 def synthetic(n: int, d: int = 64, k: int = 10, seed: int = 0):

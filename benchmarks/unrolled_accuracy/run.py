@@ -31,13 +31,15 @@ import torch
 sys.path.insert(0, os.path.dirname(__file__))
 from common import digits_dataset, paper_dataset, spearman  # noqa: E402
 
+from sensprune.config import TrainConfig  # noqa: E402
 from sensprune.data import load_dataset, make_dataset  # noqa: E402
 from sensprune.data.noise import corrupt_labels  # noqa: E402
 from sensprune.measures.sampled import SampledSensitivityHook  # noqa: E402
 from sensprune.measures.truncated import LossSensitivityHook  # noqa: E402
 from sensprune.measures.unrolled import ExactSensitivityHook, stratified_probe  # noqa: E402
-from sensprune.models import build_model  # noqa: E402
-from sensprune.train import ArraySource, TrainConfig, train  # noqa: E402
+from sensprune.train.loop import train  # noqa: E402
+from sensprune.train.models import build_model  # noqa: E402
+from sensprune.train.sources import ArraySource  # noqa: E402
 
 KS = (1, 4, 8, 16, 32)
 DIGITS = dict(epochs=15, batch_size=128, lr=0.05, momentum=0.9, weight_decay=5e-4, schedule="cosine")

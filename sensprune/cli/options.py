@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from sensprune.train_config import AMP_MODES, OPTIMIZERS, SCHEDULES  # torch-free, so --help stays fast
+from sensprune.config import AMP_MODES, OPTIMIZERS, SCHEDULES  # torch-free, so --help stays fast
 
 
 class OneLineErrors(click.Command):

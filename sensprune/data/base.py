@@ -73,12 +73,12 @@ class Dataset:
 
     def train_source(self, device, workers: int = 0):
         """The training split as tensors on ``device`` (the loop's in-memory fast path)."""
-        from sensprune.train import ArraySource
+        from sensprune.train.sources import ArraySource
 
         return ArraySource(self.x_train, self.y_train, device)
 
     def test_source(self, device, workers: int = 0):
-        from sensprune.train import ArraySource
+        from sensprune.train.sources import ArraySource
 
         return ArraySource(self.x_test, self.y_test, device)
 

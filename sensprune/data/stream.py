@@ -83,12 +83,12 @@ class StreamedDataset:
                 "streamed": True, **self.info}
 
     def train_source(self, device, workers: int = 2):
-        from sensprune.train import LoaderSource
+        from sensprune.train.sources import LoaderSource
 
         return LoaderSource(self.train, device, num_workers=workers)
 
     def test_source(self, device, workers: int = 2):
-        from sensprune.train import LoaderSource
+        from sensprune.train.sources import LoaderSource
 
         return LoaderSource(self.test, device, num_workers=workers)
 

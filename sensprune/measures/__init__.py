@@ -1,6 +1,6 @@
 """Registry of per-example measures: name → direction, description and the hook that computes it.
 
-A measure is computed online by a :class:`sensprune.train.Hook` that exposes ``values()`` →
+A measure is computed online by a :class:`sensprune.train.hooks.Hook` that exposes ``values()`` →
 ``{name: ndarray (N,)}``. Several measures may share one hook (a *group*). Every value is oriented
 so that **higher = more sensitive / harder / more suspicious**.
 """
@@ -12,8 +12,8 @@ import re
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from sensprune.config import MeasureOptions
 from sensprune.errors import ValidationError
-from sensprune.options import MeasureOptions
 
 
 @dataclass(frozen=True)
@@ -121,12 +121,12 @@ register("el2n", _el2n, [
 
 
 def _opt(ctx: HookContext, key: str, default=None):
-    """The measure option ``key`` (a :class:`sensprune.options.MeasureOptions` field), else ``default``."""
+    """The measure option ``key`` (a :class:`sensprune.config.MeasureOptions` field), else ``default``."""
     return MeasureOptions.from_value(ctx.config.measure_options).get(key, default)
 
 
 def _model(ctx: HookContext):
-    from sensprune.models import build_model
+    from sensprune.train.models import build_model
 
     c = ctx.config
     return build_model(c.model, ctx.num_classes, ctx.dataset.input_shape, widths=c.widths, dropout=c.dropout)

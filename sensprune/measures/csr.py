@@ -20,7 +20,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from sensprune.errors import ValidationError
-from sensprune.train import Hook, Run, eval_mode
+from sensprune.train.hooks import Hook, Run
+from sensprune.train.sources import eval_mode
 
 PAPER_ALPHA, PAPER_BETA, PAPER_RADIUS = 0.25, 0.2, 0.3  # on the 0-255 pixel scale
 

@@ -19,7 +19,8 @@ from torch import nn
 from torch.func import functional_call, grad, vmap
 
 from sensprune.errors import ValidationError
-from sensprune.train import Hook, Run, eval_mode
+from sensprune.train.hooks import Hook, Run
+from sensprune.train.sources import eval_mode
 
 
 def grand_scores(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, chunk_size: int = 256) -> np.ndarray:

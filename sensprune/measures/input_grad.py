@@ -3,7 +3,7 @@
 s_n^t = ‖∇ₓ ℓ(θ_t; x_n, y_n)‖₁ at the steps t where x_n is in the minibatch, averaged over those
 steps. Read from the very backward pass that trains (the loop rescales it by |B|/w_n): for the
 built-in mlp and cnn, the gradient at the first layer's output is mapped back to the input inside
-that backward (:class:`sensprune.train.FirstLayerInputGrad`, one product with the first layer's
+that backward (:class:`sensprune.train.hooks.FirstLayerInputGrad`, one product with the first layer's
 weights); for other models the batch is a leaf and ``x.grad`` is read. The per-step norms are
 folded into the O(N) arrays once per epoch. It has only the *direct* term; the paper's loss sensitivity (Arpit et al.
 2017, §3.2) goes through the parameter updates and is ``loss_sensitivity``.
@@ -18,7 +18,8 @@ import numpy as np
 import torch
 
 from sensprune.measures.buffers import StepBuffer, accumulator, restore
-from sensprune.train import Hook, Run, StepInfo, eval_mode
+from sensprune.train.hooks import Hook, Run, StepInfo
+from sensprune.train.sources import eval_mode
 
 
 def input_grad_norms(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

@@ -24,7 +24,9 @@ import torch
 import torch.nn.functional as F
 
 from sensprune.measures.buffers import StepBuffer, accumulator, restore
-from sensprune.train import Hook, Run, StepInfo
+from sensprune.train.hooks import Hook, Run, StepInfo
+from sensprune.train.loop import autocast_dtype
+from sensprune.train.sources import predict_logits
 
 DYNAMICS = ("loss", "forgetting", "aum", "confidence", "variability", "correctness")
 
@@ -149,8 +151,7 @@ class EL2NHook(Hook):
 
 
 def _train_logits(run: Run):
-    from sensprune.train import _amp_dtype, predict_logits
 
     # in the precision the run trains in (--amp bf16: a bf16 forward, as the training forward)
     return predict_logits(run.model, run.train, run.config.eval_batch_size, with_labels=True,
-                          amp=_amp_dtype(run.config, run.device))
+                          amp=autocast_dtype(run.config, run.device))

@@ -25,7 +25,7 @@ from sensprune.errors import ValidationError
 from sensprune.measures.sampled import SampledSensitivityHook
 from sensprune.measures.truncated import h1_input_grads
 from sensprune.measures.unrolled import _ProbeMixin, params_of
-from sensprune.train import Hook, Run, StepInfo
+from sensprune.train.hooks import Hook, Run, StepInfo
 
 
 def off_diagonal_fraction(g: np.ndarray) -> float:

@@ -37,11 +37,10 @@ import torch.nn.functional as F
 from torch.func import functional_call
 from tqdm.auto import tqdm
 
+from sensprune.config import DEFAULT_PROBE_TIMES  # noqa: F401  (16, defined in config.py without torch)
 from sensprune.errors import ValidationError
-from sensprune.measures.unrolled import (ExactSensitivityHook, available_bytes, parse_count_or_all, replay_sgd,
-                                         sgd_step)
-from sensprune.options import DEFAULT_PROBE_TIMES  # noqa: F401  (16, defined in options.py without torch)
-from sensprune.train import Run
+from sensprune.measures.unrolled import ExactSensitivityHook, available_bytes, parse_count_or_all, replay_sgd, sgd_step
+from sensprune.train.hooks import Run
 
 #: default number of probe steps K: DEFAULT_PROBE_TIMES (chosen from benchmarks/unrolled_accuracy/results.txt)
 SAMPLING_SALT = 0x5E45

@@ -11,6 +11,7 @@ the docstring of :class:`LossSensitivityHook`.
 from __future__ import annotations
 
 from collections import deque
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -21,10 +22,19 @@ from torch.func import functional_call
 from sensprune.errors import ValidationError
 from sensprune.measures.buffers import StepBuffer
 from sensprune.measures.unrolled import _ProbeMixin, params_of, sgd_step
-from sensprune.train import Hook, Run, StepInfo
-
+from sensprune.train.hooks import Hook, Run, StepInfo
 
 PROBE_MODES = ("fixed", "next-batch")
+
+
+class WindowStep(NamedTuple):
+    """One SGD step s held in the horizon window: the parameters θ_s it started from, the optimizer's momentum
+    buffers at θ_s (None without momentum, or at horizon 1), its batch B_s (indices) and its learning rate η_s."""
+
+    theta: dict[str, torch.Tensor]
+    bufs: dict[str, torch.Tensor] | None
+    idx: torch.Tensor
+    lr: float
 
 
 def parse_probe_mode(value) -> str:
@@ -121,7 +131,7 @@ class LossSensitivityHook(_ProbeMixin, Hook):
         self.total = np.zeros(n, np.float64)
         self.steps = np.zeros((), np.int64)
         self.last_step_fixed = np.zeros((), np.int64)  # next-batch: steps that fell back to the fixed probe
-        self.window: deque = deque(maxlen=self.horizon)
+        self.window: deque[WindowStep] = deque(maxlen=self.horizon)
         self.buffer = StepBuffer()  # per-step (ids, norms) on the device, folded into ``total`` once per epoch
         # --probe-every k: the probe gradient v of the last refresh, its age in steps, and the measured error
         # of reusing it (sums and maxima over the refreshes that replaced a stale v; see meta())
@@ -159,7 +169,7 @@ class LossSensitivityHook(_ProbeMixin, Hook):
         if self.window:
             b, (gx,) = self._h1(run, [[p.grad for p in _trainable(run.model)]])
             self._add(b, _l1_rows(gx))
-        self.window.append((params_of(run.model), None, step.idx.clone(), float(step.lr)))
+        self.window.append(WindowStep(params_of(run.model), None, step.idx.clone(), float(step.lr)))
 
     def _probe_grad(self, run: Run, direct: bool = False):
         """v = ∇_θ L_P(θ_{s+1}) (and ∇_{x_p} L_P for the probe inputs when ``direct``); the model is at θ_{s+1}."""
@@ -240,7 +250,7 @@ class LossSensitivityHook(_ProbeMixin, Hook):
             st = [opt.state.get(p, {}).get("momentum_buffer") for _, p in run.model.named_parameters()]
             if all(b is not None for b in st):
                 bufs = {k: b.detach().clone() for (k, _), b in zip(run.model.named_parameters(), st)}
-        self.window.append((params_of(run.model), bufs, step.idx.clone(), float(step.lr)))
+        self.window.append(WindowStep(params_of(run.model), bufs, step.idx.clone(), float(step.lr)))
 
     def after_step(self, step: StepInfo, run: Run) -> None:
         if self.probe_mode == "next-batch" or not self.window:
@@ -249,11 +259,11 @@ class LossSensitivityHook(_ProbeMixin, Hook):
             self._fixed_probe_h1(run)
             return
         cfg, x = run.config, run.train.x
-        idx = torch.cat([w[2] for w in self.window] + ([self.pidx] if self.include_direct else []))
+        idx = torch.cat([w.idx for w in self.window] + ([self.pidx] if self.include_direct else []))
         ids = torch.unique(idx)
         leaf = x[ids].clone().requires_grad_(True)
         xp = leaf[torch.searchsorted(ids, self.pidx)] if self.include_direct else self.xp
-        theta, bufs = self.window[0][0], self.window[0][1]
+        theta, bufs = self.window[0].theta, self.window[0].bufs
         theta = {k: v.clone().requires_grad_(True) for k, v in theta.items()}
         for _, _, b, lr in self.window:
             theta, bufs = sgd_step(run.model, theta, bufs, leaf[torch.searchsorted(ids, b)],
@@ -336,5 +346,5 @@ class LossSensitivityHook(_ProbeMixin, Hook):
                   if k.startswith(f"w{j}.t.")}
             bufs = {k[len(f"w{j}.b."):]: torch.as_tensor(v, device=dev) for k, v in state.items()
                     if k.startswith(f"w{j}.b.")} or None
-            self.window.append((th, bufs, torch.as_tensor(state[f"w{j}.idx"], device=dev),
-                                float(scalar(state[f"w{j}.lr"]))))
+            self.window.append(WindowStep(th, bufs, torch.as_tensor(state[f"w{j}.idx"], device=dev),
+                                          float(scalar(state[f"w{j}.lr"]))))

@@ -37,7 +37,6 @@ Dropout (refused: they make the replay differ from training).
 
 from __future__ import annotations
 
-
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -45,7 +44,8 @@ from torch import nn
 from torch.func import functional_call
 
 from sensprune.errors import ValidationError
-from sensprune.train import ArraySource, Hook, Run, StepInfo
+from sensprune.train.hooks import Hook, Run, StepInfo
+from sensprune.train.sources import ArraySource
 
 DEFAULT_PROBE_SIZE = 2048
 
@@ -109,7 +109,7 @@ def sgd_step(model, params, bufs, xb, yb, lr, momentum=0.0, weight_decay=0.0, cr
     """One functional step of ``torch.optim.SGD`` on the batch loss the training loop uses.
 
     L_B = mean_i ℓ_i, or Σ_i w_i·ℓ_i / |B| with per-example weights ``wb`` (B,) (as in
-    :func:`sensprune.train.train`); d = ∇L_B(θ) + wd·θ; buf = d on the first step (``bufs is None``)
+    :func:`sensprune.train.loop.train`); d = ∇L_B(θ) + wd·θ; buf = d on the first step (``bufs is None``)
     else μ·buf + d; θ ← θ − η·buf. Returns ``(new_params, new_bufs)`` (``new_bufs`` is None without momentum).
     """
     names = list(params)

@@ -2,7 +2,7 @@
 Networks" (ICML 2017, arXiv 1706.05394 v2), at CPU scale.
 
 Each experiment module has ``TITLE`` and ``run(out, scale, seed, progress) -> Outcome``; it trains
-through the one training loop (:func:`sensprune.train.train`, measures as hooks) over several seeds,
+through the one training loop (:func:`sensprune.train.loop.train`, measures as hooks) over several seeds,
 writes one PNG and one CSV, and decides its verdict from a 95% interval of the effect
 (:mod:`sensprune.reproduce.verdict`): ``reproduced``, ``not reproduced at this scale (reason)`` or
 ``inconclusive (CI overlaps 0)``, by the rule stated in its docstring and printed beside the verdict.

@@ -33,14 +33,18 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from sensprune.config import TrainConfig
 from sensprune.data import load_dataset, make_dataset
 from sensprune.data.noise import apply_corruption, corrupt_inputs
 from sensprune.data.registry import subsample_dataset
-from sensprune.models import build_model
-from sensprune.plots import _save as save_png  # noqa: F401  (PNG written atomically)
-from sensprune.plots import _subplots as subplots  # noqa: F401  (a matplotlib Figure; no pyplot)
+from sensprune.report.plots import _save as save_png  # noqa: F401  (PNG written atomically)
+from sensprune.report.plots import _subplots as subplots  # noqa: F401  (a matplotlib Figure; no pyplot)
 from sensprune.reproduce.verdict import Verdict
-from sensprune.train import ArraySource, Hook, Run, TrainConfig, train
+from sensprune.score.stage import ScoreConfig, score
+from sensprune.train.hooks import Hook, Run
+from sensprune.train.loop import train
+from sensprune.train.models import build_model
+from sensprune.train.sources import ArraySource
 
 FASHION = "fashion-mnist-14x14"
 RANDOM_LABELS = "randY-uniform"  # the paper's random labels
@@ -247,7 +251,6 @@ def sensitivity_run(data, seed: int, epochs: int, per_class: bool, progress: boo
     epoch), ``notes`` (the hooks' ``meta()``: mode, probe steps, …). Runs are memoized for the process,
     so experiments 2 and 3 share the runs on the same data and seed.
     """
-    from sensprune.score import ScoreConfig, score
 
     key = (data.spec, data.n_train, seed, epochs, per_class)
     if key not in _SENS_CACHE:

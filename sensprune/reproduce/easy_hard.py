@@ -29,7 +29,7 @@ from sensprune.data.noise import apply_corruption
 from sensprune.io import write_csv
 from sensprune.reproduce.common import (Outcome, Scale, fit, fmt, mem_train, paper_data, random_labels, save_png,
                                         subplots)
-from sensprune.reproduce.verdict import all_of, bootstrap_ci, decide
+from sensprune.reproduce.verdict import all_of, bootstrap_ci, decide, extra_row
 from sensprune.train import ArraySource, predict_logits
 
 TITLE = "easy vs hard examples (§3.1, Fig. 1)"
@@ -81,20 +81,20 @@ def run(out: Path, scale: Scale, seed: int, progress: bool = True) -> Outcome:
     verdict, ivs = judge(counts, R, seed)
     easy_iv = bootstrap_ci(lambda a, b, c: np.mean(a <= EASY) - max(np.mean(b <= EASY), np.mean(c <= EASY)),
                            rates["real"], rates["randX"], rates["random labels"], seed=seed)
+    csv = out / "exp1_easy_hard.csv"
+    write_csv(csv, ["data", "example", "misclassified_runs", "runs", "misclassification_rate"],
+              [(k, i, int(c), R, float(c) / R) for k, v in counts.items() for i, c in enumerate(v)])
     evidence = (f"dispersion index D real {fmt(disp['real'], 1)}, randX {fmt(disp['randX'], 2)}, random labels "
                 f"{fmt(disp['random labels'], 2)} (1 = equally hard); D(real) − D(randX) = {ivs['randX'].text(1)}, "
                 f"D(real) − D(random labels) = {ivs['random labels'].text(1)} (95% bootstrap over "
                 f"{real.n_train} examples; {R} seeds = one-epoch runs); median misclassification rate real "
                 f"{fmt(median['real'], 2)}, randX {fmt(median['randX'], 2)}, random labels "
                 f"{fmt(median['random labels'], 2)}")
-    extra = [("easy share (misclassified in ≤10% of runs) real − max(noise)",
-              decide(easy_iv, "noise has more easy examples"),
-              f"{easy_iv.text()} (95% bootstrap over examples, {R} seeds; real {100 * easy['real']:.1f}%, randX "
-              f"{100 * easy['randX']:.1f}%, random labels {100 * easy['random labels']:.1f}%); same CSV rows")]
+    shares = ", ".join(f"{k} {100 * v:.1f}%" for k, v in easy.items())
+    extra = [extra_row("easy share (misclassified in ≤10% of runs) real − max(noise)", easy_iv,
+                       "noise has more easy examples",
+                       f"(95% bootstrap over examples, {R} seeds; {shares}); same CSV rows")]
 
-    csv = out / "exp1_easy_hard.csv"
-    write_csv(csv, ["data", "example", "misclassified_runs", "runs", "misclassification_rate"],
-              [(k, i, int(c), R, float(c) / R) for k, v in counts.items() for i, c in enumerate(v)])
     png = out / "exp1_easy_hard.png"
     fig, axs = subplots(1, 3, figsize=(13, 3.8), sharey=True)
     bins = np.linspace(0, 1, 21)

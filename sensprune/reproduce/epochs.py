@@ -28,7 +28,7 @@ from sensprune.data.noise import apply_corruption
 from sensprune.io import write_csv
 from sensprune.reproduce.common import (FitTracker, Outcome, Scale, fit, fmt, mem_train, paper_data, random_labels,
                                         save_png, subplots)
-from sensprune.reproduce.verdict import decide, slope_ci, t_ci
+from sensprune.reproduce.verdict import decide, extra_row, slope_ci, t_ci
 
 TITLE = "epochs to fit vs proportion of Gaussian inputs (§3.3.2, Fig. 6)"
 THRESHOLD = 0.99
@@ -108,10 +108,10 @@ def run(out: Path, scale: Scale, seed: int, progress: bool = True) -> Outcome:
             extra.append((f"slope at N={n}", ev,
                           f"{iv.text(1)} epochs per unit proportion (95% CI, {nseed} seeds); CSV rows n_train={n}"))
     rl = t_ci([res[("random labels 1", big, s)]["epochs"] - res[("real", big, s)]["epochs"] for s in seeds])
-    extra.append(("random labels (100%, uniform) − real at the largest N, not in Fig. 6",
-                  decide(rl, "random labels are fit faster than real data"),
-                  f"{rl.text(1)} epochs (95% CI, {nseed} seeds); CSV rows data=random labels 1 and data=real, "
-                  f"n_train={big}"))
+    extra.append(extra_row("random labels (100%, uniform) − real at the largest N, not in Fig. 6", rl,
+                           "random labels are fit faster than real data",
+                           f"epochs (95% CI, {nseed} seeds); CSV rows data=random labels 1 and data=real, "
+                           f"n_train={big}", digits=1))
 
     csv = out / "exp6_epochs.csv"
     write_csv(csv, ["n_train", "data", "gaussian_input_proportion", "seed", "epochs", "reached_threshold",

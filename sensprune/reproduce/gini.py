@@ -27,9 +27,9 @@ from tqdm.auto import tqdm
 from sensprune.data.noise import apply_corruption
 from sensprune.io import write_csv
 from sensprune.reproduce.common import (PAPER_WIDTHS, Outcome, Scale, estimator_note, fmt, input_norms,
-                                        norm_matched_random_inputs, paper_data, save_png, sens_train,
-                                        sensitivity_run, subplots)
-from sensprune.reproduce.verdict import decide, gini, judge_paired, t_ci
+                                        norm_matched_random_inputs, paper_data, save_png, sens_train, sensitivity_run,
+                                        subplots)
+from sensprune.reproduce.verdict import extra_row, gini, judge_paired, t_ci
 
 TITLE = "Gini of loss sensitivity, real vs random inputs (§3.2, Fig. 3)"
 SETS = ("real", "randX", "randX norm-matched", "real, unique class", "randX, unique class")
@@ -85,17 +85,17 @@ def run(out: Path, scale: Scale, seed: int, progress: bool = True) -> Outcome:
                 f"N={real.n_train}; training accuracy real {fmt(np.mean(acc['real']), 2)}, randX norm-matched "
                 f"{fmt(np.mean(acc['randX norm-matched']), 2)}; estimator: {estimator_note(notes)}")
     extra = [
-        ("G(real) − G(randX), norms not matched (the paper's comparison)",
-         decide(plain, "random inputs are more unequal in sensitivity"),
-         f"{plain.text()} (95% CI, {n} seeds; G(randX) {mean('randX')}); the Gini of the input norms ‖x‖₁ "
-         f"alone is {fmt(np.mean(norm_gini['real']))} real vs {fmt(np.mean(norm_gini['randX']))} randX vs "
-         f"{fmt(np.mean(norm_gini['randX norm-matched']))} norm-matched; CSV rows data=real, data=randX"),
-        ("unique-class control G(real) − G(randX), every example its own class",
-         decide(uniq, "random inputs are more unequal in sensitivity"),
-         f"{uniq.text()} (95% CI, {n} seeds; {mean('real, unique class')} vs {mean('randX, unique class')}; "
-         f"training accuracy {fmt(np.mean(acc['real, unique class']), 2)} vs "
-         f"{fmt(np.mean(acc['randX, unique class']), 2)}); CSV rows data=real, unique class and "
-         f"data=randX, unique class"),
+        extra_row("G(real) − G(randX), norms not matched (the paper's comparison)", plain,
+                  "random inputs are more unequal in sensitivity",
+                  f"(95% CI, {n} seeds; G(randX) {mean('randX')}); the Gini of the input norms ‖x‖₁ "
+                  f"alone is {fmt(np.mean(norm_gini['real']))} real vs {fmt(np.mean(norm_gini['randX']))} randX vs "
+                  f"{fmt(np.mean(norm_gini['randX norm-matched']))} norm-matched; CSV rows data=real, data=randX"),
+        extra_row("unique-class control G(real) − G(randX), every example its own class", uniq,
+                  "random inputs are more unequal in sensitivity",
+                  f"(95% CI, {n} seeds; {mean('real, unique class')} vs {mean('randX, unique class')}; "
+                  f"training accuracy {fmt(np.mean(acc['real, unique class']), 2)} vs "
+                  f"{fmt(np.mean(acc['randX, unique class']), 2)}); CSV rows data=real, unique class and "
+                  f"data=randX, unique class"),
     ]
 
     csv = out / "exp2_gini.csv"

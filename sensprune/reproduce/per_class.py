@@ -25,10 +25,9 @@ from tqdm.auto import tqdm
 from sensprune.data.noise import apply_corruption
 from sensprune.io import write_csv
 from sensprune.measures.per_class import off_diagonal_fraction
-from sensprune.reproduce.common import (PAPER_WIDTHS, Outcome, Scale, estimator_note, fmt,
-                                        norm_matched_random_inputs, paper_data, save_png, sens_train,
-                                        sensitivity_run, subplots)
-from sensprune.reproduce.verdict import decide, judge_paired, t_ci
+from sensprune.reproduce.common import (PAPER_WIDTHS, Outcome, Scale, estimator_note, fmt, norm_matched_random_inputs,
+                                        paper_data, save_png, sens_train, sensitivity_run, subplots)
+from sensprune.reproduce.verdict import extra_row, judge_paired, t_ci
 
 TITLE = "per-class loss sensitivity, real vs random inputs (§3.2, Fig. 4)"
 SETS = ("real", "randX", "randX norm-matched")
@@ -67,15 +66,15 @@ def run(out: Path, scale: Scale, seed: int, progress: bool = True) -> Outcome:
     mean = {k: np.mean(v, axis=0) for k, v in mats.items()}
     diag_max = {k: float(np.mean(np.argmax(m, axis=1) == np.arange(len(m)))) for k, m in mean.items()}
     n = len(seeds)
-    evidence = (f"off-diagonal fraction real − randX = {head.text()} (95% CI, {n} seeds; real "
-                f"{fmt(np.mean(off['real']))}, randX {fmt(np.mean(off['randX']))}); the diagonal is the row "
-                f"maximum in {diag_max['real']:.0%} (real) and {diag_max['randX']:.0%} (randX) of rows of the mean "
-                f"matrix; N={real.n_train}, {scale.sens_epochs} epochs of plain SGD; estimator: "
-                f"{estimator_note(notes)}")
-    extra = [("off(real) − off(randX norm-matched)",
-              decide(ctrl, "norm-matched random inputs put more off the diagonal"),
-              f"{ctrl.text()} (95% CI, {n} seeds; norm-matched {fmt(np.mean(off['randX norm-matched']))}); CSV rows "
-              f"data=randX norm-matched")]
+    off_means = f"real {fmt(np.mean(off['real']))}, randX {fmt(np.mean(off['randX']))}"
+    row_max = f"{diag_max['real']:.0%} (real) and {diag_max['randX']:.0%} (randX)"
+    evidence = (f"off-diagonal fraction real − randX = {head.text()} (95% CI, {n} seeds; {off_means}); the diagonal is "
+                f"the row maximum in {row_max} of rows of the mean matrix; N={real.n_train}, {scale.sens_epochs} "
+                f"epochs of plain SGD; estimator: {estimator_note(notes)}")
+    extra = [extra_row("off(real) − off(randX norm-matched)", ctrl,
+                       "norm-matched random inputs put more off the diagonal",
+                       f"(95% CI, {n} seeds; norm-matched {fmt(np.mean(off['randX norm-matched']))}); CSV rows "
+                       f"data=randX norm-matched")]
 
     csv = out / "exp3_per_class.csv"
     k = len(mean["real"])

@@ -111,6 +111,11 @@ def decide(iv: Interval, reason: str, margin: float = 0.0) -> Verdict:
     return Verdict(INCONCLUSIVE, "CI overlaps 0")
 
 
+def extra_row(label: str, iv: Interval, reason: str, detail: str, digits: int = 3) -> tuple[str, Verdict, str]:
+    """One extra line of an outcome: ``label``, :func:`decide` on ``iv``, and the interval followed by ``detail``."""
+    return label, decide(iv, reason), f"{iv.text(digits)} {detail}"
+
+
 def all_of(*verdicts: Verdict) -> Verdict:
     """A claim with several parts: reproduced if every part is, not reproduced if any part is not
     (its reasons joined), otherwise inconclusive."""

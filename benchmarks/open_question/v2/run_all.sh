@@ -1,12 +1,13 @@
 #!/bin/sh
 # Runs the six grids of the second answer (issue 11) one after the other, 2 worker processes each, and logs
 # command, machine, date and wall time to benchmarks/open_question/v2/run.log. Resumable: rerun it (finished
-# units are skipped). Order: the short "epochs" grids first, then the "fit" grids (much longer, see
+# units are skipped; V2=DIR runs the grids of another folder, as small/run.sh does). Order: the short "epochs"
+# grids first, then the "fit" grids (much longer, see
 # README.md "v2: sizing"). Pick some with GRIDS="digits-epochs digits-fit" sh v2/run_all.sh.
 # Start it in the background:  nohup sh benchmarks/open_question/v2/run_all.sh > /dev/null 2>&1 &
 set -e
 cd "$(dirname "$0")/../../.."
-V2=benchmarks/open_question/v2
+V2=${V2:-benchmarks/open_question/v2}
 BIN=${BIN:-.venv/bin}
 JOBS=${JOBS:-2}
 {

@@ -1,8 +1,8 @@
 """Stage 1 — score: train warmup model(s) and compute per-example measures online.
 
 ``score(dataset, config)`` runs ``config.seeds`` warmup runs through the one training loop
-(:func:`sensprune.train.train`) with the requested measures as step hooks, and returns a
-:class:`~sensprune.score_table.ScoreTable` (mean over seeds, per-seed arrays, Gini per epoch,
+(:func:`sensprune.train.loop.train`) with the requested measures as step hooks, and returns a
+:class:`~sensprune.score.table.ScoreTable` (mean over seeds, per-seed arrays, Gini per epoch,
 Lorenz curves, warmup history). ``run_score`` adds the artifact folder with checkpoints and resume.
 """
 
@@ -19,17 +19,19 @@ from typing import Any
 
 import numpy as np
 
-from sensprune import distributed as D
 from sensprune import measures as M
+from sensprune.config import DataOptions, MeasureOptions, TrainConfig
 from sensprune.data import Dataset
 from sensprune.data.base import source_rows
 from sensprune.errors import ValidationError
 from sensprune.io import atomic_write_text, diff_keys, read_npz, write_npz
 from sensprune.measures.gini import gini, lorenz
-from sensprune.models import build_model, has_batchnorm
-from sensprune.options import DataOptions, MeasureOptions
-from sensprune.score_table import ScoreTable, save_scores
-from sensprune.train import Hook, Run, TrainConfig, predict_logits, resolve_device, train
+from sensprune.score.table import ScoreTable, save_scores
+from sensprune.train import distributed as D
+from sensprune.train.hooks import Hook, Run
+from sensprune.train.loop import resolve_device, train
+from sensprune.train.models import build_model, has_batchnorm
+from sensprune.train.sources import predict_logits
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ CKPT_NPZ, CKPT_JSON = "checkpoint.npz", "checkpoint.json"
 
 
 def save_checkpoint(folder: Path, run: Any, hooks: Sequence[Any], epochs_done: int) -> None:
-    """Write ``run`` (a :class:`sensprune.train.Run`: model, optimizer, history) and every hook's
+    """Write ``run`` (a :class:`sensprune.train.hooks.Run`: model, optimizer, history) and every hook's
     ``state_dict()`` after ``epochs_done`` epochs (typed loosely so this module does not import the loop)."""
     arrays: dict[str, np.ndarray] = {}
     for k, v in run.model.state_dict().items():

@@ -27,11 +27,13 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from sensprune.bench import describe_training, retrain, score_config, write_outputs
-from sensprune.config import BenchConfig
+from sensprune.bench.config import BenchConfig
+from sensprune.bench.grid import write_outputs
+from sensprune.bench.plan import describe_training
+from sensprune.bench.stats import matched_rule
+from sensprune.bench.unit import retrain, score_config
 from sensprune.errors import ArtifactMismatchError, SensPruneError, ValidationError
 from sensprune.io import prepare_out, staged_dir
-from sensprune.stats import matched_rule
 
 
 @dataclass
@@ -54,8 +56,8 @@ def load_selections(dirs: Sequence[str | Path], *, data_root: str | None = None)
     selection made from other data (another dataset fingerprint than the first selection, data that
     no longer loads with the recorded fingerprint, or indices that do not cover the training set).
     """
-    from sensprune.prune import load_matching_dataset
-    from sensprune.selection import load_selection
+    from sensprune.prune.selection import load_selection
+    from sensprune.prune.stage import load_matching_dataset
 
     if not dirs:
         raise ValidationError("--selection needs at least one prune folder.")
@@ -135,8 +137,9 @@ def run_selections(dirs: Sequence[str | Path], out: str | Path, cfg: BenchConfig
     seed of ``cfg.grid.seeds``; write the grid's output files into ``out`` (assembled aside, then moved)."""
     from tqdm.auto import tqdm
 
-    from sensprune.score import model_builder, validate
-    from sensprune.train import ArraySource, resolve_device
+    from sensprune.score.stage import model_builder, validate
+    from sensprune.train.loop import resolve_device
+    from sensprune.train.sources import ArraySource
 
     out = prepare_out(out, force=force, inputs=list(dirs))  # checks only; written at the end via staged_dir
     data, corruption, sels = load_selections(dirs, data_root=cfg.data.data_root)

@@ -12,9 +12,9 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from sensprune.config import MODEL_NAMES  # noqa: F401  (defined there without torch, for the bench config)
 from sensprune.errors import ValidationError
 from sensprune.plugins import resolve_plugin
-from sensprune.train_config import MODEL_NAMES  # noqa: F401  (defined there without torch, for the bench config)
 
 
 class MLP(nn.Module):

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -26,9 +26,12 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from sensprune.checkpoint import load_checkpoint, save_checkpoint
+from sensprune.config import TrainConfig
 from sensprune.errors import TrainingDivergedError, ValidationError
-from sensprune.train_config import AMP_MODES, OPTIMIZERS, SCHEDULES, TrainConfig, _check  # noqa: F401 (re-exported)
+from sensprune.train import distributed as D
+from sensprune.train.checkpoint import load_checkpoint, save_checkpoint
+from sensprune.train.hooks import FirstLayerInputGrad, Hook, Run, StepInfo
+from sensprune.train.sources import ArraySource, LoaderSource, evaluate, index_batches
 
 #: None: check the loss for NaN/inf at every step on CPU and once per epoch elsewhere; True/False force it
 DEFER_FINITE_CHECK: bool | None = None
@@ -48,174 +51,13 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def _amp_dtype(cfg: TrainConfig, device: torch.device):
+def autocast_dtype(cfg: TrainConfig, device: torch.device):
     if cfg.amp == "none":
         return None
     if cfg.amp == "fp16" and device.type != "cuda":
         raise ValidationError(f"--amp fp16 needs a CUDA device (this run is on {device.type}); "
                               "use --amp bf16 or leave --amp off.")
     return torch.bfloat16 if cfg.amp == "bf16" else torch.float16
-
-
-@dataclass
-class StepInfo:
-    """What a hook sees at one optimisation step (all tensors detached unless stated).
-
-    idx (B,) long; x (B, ...) the batch inputs; y (B,) labels; logits (B, K); losses (B,)
-    per-example cross-entropy; input_grad (B, ...) per-example ∇ₓℓ, or None when no hook asked.
-    """
-
-    epoch: int
-    step: int
-    idx: torch.Tensor
-    x: torch.Tensor
-    y: torch.Tensor
-    logits: torch.Tensor
-    losses: torch.Tensor
-    input_grad: torch.Tensor | None
-    lr: float
-
-
-#: How a state key of a hook combines across data-parallel ranks (see :meth:`Hook.reduction`).
-SUM, REPLICATED = "sum", "replicated"
-
-
-class Hook:
-    """Base class of a measure computed online during training: the hook contract.
-
-    The loop calls ``on_train_begin``, then per step ``on_step`` (after backward, parameters θ_s) and
-    ``after_step`` (after the update, θ_{s+1}), and ``on_epoch_end``. A measure hook reports
-
-    - ``values()``: per-example arrays ``{measure: ndarray (N,)}`` (higher = harder), in index order;
-    - ``extras()``: non-per-example arrays, e.g. the (K, K) per-class matrix or a per-epoch curve;
-    - ``meta()``: JSON-able notes stored in ``meta.json``;
-    - ``state_dict()`` / ``load_state_dict()``: numpy arrays that checkpoints save and restore.
-
-    **Across ranks** (data-parallel training, :func:`sensprune.distributed.sync_hooks`) every state key
-    combines one of two ways, declared by :meth:`reduction`:
-
-    - ``"sum"``: the key accumulates what the examples of *this* rank contributed (sums, counts, the last
-      value of an example only its rank touched); the ranks' changes since the last sync are added up;
-    - ``"replicated"``: every rank computes the same value (e.g. from the whole training set at an
-      epoch end); it is left as it is.
-
-    Declare it per key with the class mapping ``reduce = {"key": "sum" | "replicated"}``; keys not listed
-    follow the class flag ``replicated`` (False → ``"sum"``). Every default below does nothing.
-    """
-
-    needs_input_grad = False
-    #: True when every rank computes the same state, so data-parallel training must not add the ranks'
-    #: states up; the default reduction of every state key not listed in :attr:`reduce`.
-    replicated = False
-    #: Per-key reduction across ranks: ``{state key: "sum" | "replicated"}`` (see :meth:`reduction`).
-    reduce: dict[str, str] = {}
-
-    def on_train_begin(self, run: "Run") -> None: ...
-
-    def on_step(self, step: StepInfo, run: "Run") -> None:
-        """Called after backward and before the optimizer update (parameters are θ_s)."""
-
-    def after_step(self, step: StepInfo, run: "Run") -> None:
-        """Called after the optimizer update (parameters are θ_{s+1})."""
-
-    def on_epoch_end(self, epoch: int, run: "Run") -> None: ...
-
-    def values(self) -> dict[str, np.ndarray]:
-        """Per-example measure values ``{name: (N,) float64}``, higher = harder (none by default)."""
-        return {}
-
-    def extras(self) -> dict[str, np.ndarray]:
-        """Non-per-example arrays (e.g. ``per_class`` (K, K), ``csr`` (epochs,)); none by default."""
-        return {}
-
-    def meta(self) -> dict[str, Any]:
-        """JSON-able notes for ``meta.json``; none by default."""
-        return {}
-
-    def state_dict(self) -> dict[str, np.ndarray]:
-        return {}
-
-    def load_state_dict(self, state: dict[str, np.ndarray]) -> None: ...
-
-    def reduction(self, key: str) -> str:
-        """How state key ``key`` combines across ranks: ``"sum"`` or ``"replicated"``."""
-        how = self.reduce.get(key, REPLICATED if self.replicated else SUM)
-        if how not in (SUM, REPLICATED):
-            raise ValueError(f"{type(self).__name__}.reduce[{key!r}] must be 'sum' or 'replicated', got {how!r}.")
-        return how
-
-
-class ArraySource:
-    """Training or test data as tensors on the device; a batch is an index slice."""
-
-    def __init__(self, x: np.ndarray, y: np.ndarray, device: torch.device):
-        self.x = torch.as_tensor(x, device=device)
-        self.y = torch.as_tensor(y, device=device)
-
-    def __len__(self) -> int:
-        return len(self.y)
-
-    def batches(self, order: torch.Tensor, batch_size: int):
-        return self.batches_of(_chunks(order, batch_size))
-
-    def batches_of(self, chunks: list[torch.Tensor]):
-        """Yield ``(idx, x, y)`` for each index tensor in ``chunks`` (an empty chunk gives empty tensors)."""
-        for idx in chunks:
-            yield idx, self.x[idx], self.y[idx]
-
-
-class LoaderSource:
-    """Data behind a map-style ``torch.utils.data.Dataset`` returning ``(x, y)``, read by a DataLoader
-    with worker processes. Yields exactly the index batches :class:`ArraySource` would."""
-
-    def __init__(self, dataset, device: torch.device, num_workers: int = 2):
-        self.dataset, self.device, self.num_workers = dataset, device, num_workers
-
-    def __len__(self) -> int:
-        return len(self.dataset)
-
-    def batches(self, order: torch.Tensor, batch_size: int):
-        return self.batches_of(_chunks(order, batch_size))
-
-    def batches_of(self, chunks: list[torch.Tensor]):
-        from torch.utils.data import DataLoader
-
-        lists = [c.tolist() for c in chunks]
-        loader = iter(DataLoader(self.dataset, batch_sampler=[c for c in lists if c],
-                                 num_workers=self.num_workers))
-        for idx in lists:
-            if not idx:
-                x0, _ = self.dataset[0]
-                yield (torch.zeros(0, dtype=torch.long, device=self.device),
-                       torch.zeros((0, *torch.as_tensor(x0).shape), device=self.device),
-                       torch.zeros(0, dtype=torch.long, device=self.device))
-                continue
-            x, y = next(loader)
-            yield (torch.as_tensor(idx, device=self.device), x.to(self.device, torch.float32),
-                   y.to(self.device, torch.long))
-
-
-def _chunks(order: torch.Tensor, batch_size: int, rank: int = 0, world: int = 1) -> list[torch.Tensor]:
-    """Split ``order`` into global batches of ``batch_size``; rank ``r`` of ``world`` keeps ``batch[r::world]``."""
-    return [order[i:i + batch_size][rank::world] for i in range(0, len(order), batch_size)]
-
-
-@dataclass
-class Run:
-    """Live state handed to hooks: the model, optimizer, config and data."""
-
-    model: nn.Module
-    optimizer: torch.optim.Optimizer
-    config: TrainConfig
-    train: ArraySource | LoaderSource
-    device: torch.device
-    history: list[dict[str, Any]] = field(default_factory=list)
-    #: per-example loss weights (N,) on the device, or None: the batch loss is sum(w_i * l_i) / |B|
-    weights: torch.Tensor | None = None
-
-    def logits(self, source: ArraySource | LoaderSource) -> torch.Tensor:
-        """Eval-mode logits (N, K) of every example of ``source``, in index order."""
-        return predict_logits(self.model, source, self.config.eval_batch_size)
 
 
 @dataclass
@@ -228,49 +70,6 @@ class TrainResult:
     @property
     def final(self) -> dict[str, Any]:
         return self.history[-1] if self.history else {}
-
-
-@contextmanager
-def eval_mode(model: nn.Module):
-    """Put ``model`` in eval mode inside the block and restore its previous mode after, even on error."""
-    was = model.training
-    model.eval()
-    try:
-        yield model
-    finally:
-        model.train(was)
-
-
-@torch.no_grad()
-def predict_logits(model: nn.Module, source: ArraySource | LoaderSource, batch_size: int = 1024,
-                   *, with_labels: bool = False, amp: torch.dtype | None = None):
-    """Eval-mode logits (N, K) of every example of ``source`` in index order (and labels (N,) if asked).
-
-    ``amp``: run the forward under autocast to that dtype (the logits are returned as float32).
-    """
-    device = _device_of(source)
-    order = torch.arange(len(source), device=device)
-    logits, labels = [], []
-    with eval_mode(model):
-        for _, x, y in source.batches(order, batch_size):
-            if amp is None:
-                logits.append(model(x))
-            else:
-                with torch.autocast(device.type, dtype=amp):
-                    logits.append(model(x).float())
-            labels.append(y)
-    return (torch.cat(logits), torch.cat(labels)) if with_labels else torch.cat(logits)
-
-
-def _device_of(source) -> torch.device:
-    return source.y.device if isinstance(source, ArraySource) else source.device
-
-
-@torch.no_grad()
-def evaluate(model: nn.Module, source: ArraySource | LoaderSource, batch_size: int = 1024) -> dict[str, float]:
-    """Accuracy and mean cross-entropy of ``model`` on ``source`` (eval mode)."""
-    logits, y = predict_logits(model, source, batch_size, with_labels=True)
-    return {"acc": float((logits.argmax(1) == y).float().mean()), "loss": float(F.cross_entropy(logits, y))}
 
 
 def epoch_order(n: int, seed: int, epoch: int, mask: torch.Tensor | None) -> torch.Tensor:
@@ -341,74 +140,11 @@ def _seed(seed: int, device: torch.device) -> None:
         torch.mps.manual_seed(int(seed))
 
 
-def conv2d_input_grad(grad_out: torch.Tensor, conv: nn.Conv2d, in_hw: tuple[int, int]) -> torch.Tensor:
-    """∂/∂input of a ``groups=1`` Conv2d from the gradient at its output: (B, C_out, H', W') → (B, C_in, H, W).
-
-    The transposed convolution written as one batched matrix product, Wᵀ (C_in·k·k, C_out) times each
-    example's (C_out, H'·W') gradient — no copy of the gradient — followed by ``F.fold`` (col2im).
-    Same value as ``torch.nn.grad.conv2d_input``; on CPU about 3x faster for the thin first layers
-    (C_in of 1 or 3) it is used for (3 ms instead of 10 ms for 128 Fashion-MNIST images, one thread).
-    """
-    b, c_out = grad_out.shape[:2]
-    w = conv.weight.detach()
-    cols = torch.matmul(w.reshape(c_out, -1).t(), grad_out.reshape(b, c_out, -1).to(w.dtype))
-    return F.fold(cols, in_hw, conv.kernel_size, dilation=conv.dilation, padding=conv.padding, stride=conv.stride)
-
-
-class FirstLayerInputGrad:
-    """∇ₓ of the training loss, read from the training backward at the model's first layer.
-
-    Without this the loop makes the batch a leaf that requires grad and reads ``x.grad`` (also one
-    backward pass, no second autograd product). For the built-in ``cnn`` — whose first layer, a
-    Conv2d, is applied to a reshape of x and x enters nowhere else — a forward hook on that layer puts
-    a tensor hook on its output; in the very same backward pass it receives the gradient G at the
-    layer's output and maps it back to the input with :func:`conv2d_input_grad`, about 3x cheaper on
-    CPU than autograd's own input gradient of a thin convolution. A Linear first layer (``mlp``)
-    gains nothing (autograd computes the same ``G @ W``, and the Python hooks cost more than the leaf),
-    so it, plugins, resnet18 and compiled models use the leaf path.
-    """
-
-    def __init__(self, layer: nn.Module):
-        self.layer, self.active, self.grad, self.shape = layer, False, None, None
-        self.handle = layer.register_forward_hook(self._forward)
-
-    @staticmethod
-    def find(model: nn.Module) -> nn.Module | None:
-        """The first layer of the built-in cnn (a Conv2d applied to a reshape of x), else None."""
-        from sensprune.models import SmallCNN  # the model zoo imports no training code
-
-        if type(model) is SmallCNN:
-            first = model.features[0]
-            if isinstance(first, nn.Conv2d) and first.groups == 1 and first.padding_mode == "zeros" \
-                    and not isinstance(first.padding, str):
-                return first
-        return None
-
-    def _forward(self, module, inputs, out) -> None:
-        if self.active and out.requires_grad:
-            self.shape = inputs[0].shape
-            out.register_hook(self._backward)
-
-    def _backward(self, g: torch.Tensor) -> None:
-        self.grad = conv2d_input_grad(g.float(), self.layer, tuple(self.shape[-2:]))
-
-    def take(self, like: torch.Tensor) -> torch.Tensor:
-        """The captured gradient, shaped like the batch ``like``; cleared for the next step."""
-        g, self.grad = self.grad, None
-        if g is None:  # the batch had no example (an empty shard)
-            return torch.zeros_like(like, dtype=torch.float32)
-        return g.reshape(like.shape)
-
-    def close(self) -> None:
-        self.handle.remove()
-
-
 def _train(build_model, train_data, cfg: TrainConfig, device: torch.device, *, test_data, mask, weights, hooks,
            checkpoint_dir, progress, desc, stop=None) -> TrainResult:
-    from sensprune import distributed as D
 
     t0 = time.perf_counter()
-    amp_dtype = _amp_dtype(cfg, device)
+    amp_dtype = autocast_dtype(cfg, device)
     n = len(train_data)
     world, rank = D.world_size(), D.rank()
     D.check_world(n)
@@ -447,7 +183,8 @@ def _train(build_model, train_data, cfg: TrainConfig, device: torch.device, *, t
         correct_sum = torch.zeros((), dtype=torch.int64, device=device)
         seen = 0
         step0, epoch_losses = step, []
-        for n_global, (idx, x, y) in zip(sizes, train_data.batches_of(_chunks(order, cfg.batch_size, rank, world))):
+        batches = train_data.batches_of(index_batches(order, cfg.batch_size, rank, world))
+        for n_global, (idx, x, y) in zip(sizes, batches):
             if need_grad and first is None:
                 x = x.detach().requires_grad_(True)
             if first is not None:

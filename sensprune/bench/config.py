@@ -1,0 +1,312 @@
+"""The benchmark grid's config: a frozen :class:`BenchConfig` read from TOML, unknown keys rejected.
+
+A grid file (``sensprune bench --config grid.toml``)::
+
+    [grid]
+    datasets    = ["digits"]                      # any --dataset spec
+    corruptions = ["none", "randY:0.2", "randY-asym:0.2", "randX:0.2"]
+    measures    = ["input_grad", "el2n", "forgetting", "aum", "random"]   # + cv_confidence
+    rules       = ["drop-high", "drop-low"]       # also keep-middle, stratified, and the reweighting
+                                                  # arms reweight:inverse-rank, reweight:softmax, reweight:clip
+    fractions   = [0.1, 0.2, 0.3, 0.5]            # fraction REMOVED
+    seeds       = 5                               # 0..4, or an explicit list [0, 1, 2]
+
+    [data]      subsample = 4000, data_root = "...", subsample_seed = 0
+    [train]     TrainConfig fields of every retrain (epochs, batch_size, lr, optimizer, ...; no seed)
+    [score]     warmup: model, widths, dropout, epochs (default = train.epochs), el2n_epoch,
+                measure_options = {horizon = 1, probe_size = 256}   (ScoreConfig.measure_options)
+    [bench]     per_class, min_per_class, beta, bins, cv_folds, threads,
+                budget = "epochs" (every retrain runs train.epochs), "steps" (a pruned run gets
+                round(epochs * N / n_kept) epochs, about as many SGD steps as the full run) or "fit"
+                (train until the training accuracy on the run's own, possibly noisy, examples reaches
+                fit_threshold = 0.99, at most max_epochs = 100, with the lr schedule fit_schedule =
+                "constant" (cosine/step span max_epochs); the warmup keeps [train] schedule),
+                temperature = 1.0 (of the reweighting arms, as ``sensprune prune --temperature``),
+                warmup_cache = "DIR" (optional: warmup scores saved per unit and reused by any grid
+                whose unit has the same data and warmup config, e.g. an "epochs" and a "fit" grid)
+
+Everything that can be checked without training is checked here (names of datasets' kinds,
+measures, rules, fractions, corruptions) and reported as one :class:`ValidationError`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from sensprune.config import SCHEDULES, MeasureOptions, TrainConfig
+from sensprune.errors import ValidationError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+#: Measures the bench adds to the registered ones: the random rule and the cross-validated-confidence baseline.
+BENCH_MEASURES = ("random", "cv_confidence")
+#: Rules that take a removed fraction (``random`` is always run as the baseline).
+BENCH_RULES = ("drop-high", "drop-low", "keep-middle", "stratified")
+#: Noise kinds the bench can inject (``unique`` is excluded: its test accuracy is meaningless).
+CORRUPTION_KINDS = ("none", "randY", "randY-asym", "randX")
+#: Prefix of a reweighting arm in [grid] rules: ``reweight:<method>`` with a method of sensprune.prune.stage.REWEIGHTS.
+REWEIGHT_PREFIX = "reweight:"
+#: Training budget of a retrain: the same epochs as the full run, about the same SGD steps, or until it fits.
+BUDGETS = ("epochs", "steps", "fit")
+
+
+@dataclass(frozen=True)
+class GridSpec:
+    datasets: tuple[str, ...] = ("digits",)
+    corruptions: tuple[str, ...] = ("none",)
+    measures: tuple[str, ...] = ("input_grad", "el2n", "forgetting", "aum", "random")
+    rules: tuple[str, ...] = ("drop-high", "drop-low")
+    fractions: tuple[float, ...] = (0.1, 0.2, 0.3, 0.5)
+    seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    subsample: int | None = None
+    subsample_seed: int = 0
+    data_root: str | None = None
+
+
+@dataclass(frozen=True)
+class ScoreSpec:
+    model: str = "mlp"
+    widths: tuple[int, ...] = (256, 128)
+    dropout: float = 0.0
+    epochs: int | None = None
+    el2n_epoch: int | None = None
+    measure_options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class BenchOptions:
+    per_class: bool = False
+    min_per_class: int = 1  # >= 1: a drop rule never empties a class, so the default grid fails no cell
+    beta: float = 0.0
+    bins: int = 50
+    cv_folds: int = 5
+    threads: int = 1
+    budget: str = "epochs"
+    fit_threshold: float = 0.99
+    max_epochs: int = 100
+    fit_schedule: str = "constant"
+    temperature: float = 1.0
+    warmup_cache: str | None = None
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """The resolved grid; ``to_dict()`` is stored in ``DIR/config.json`` and checked on resume/merge."""
+
+    grid: GridSpec = field(default_factory=GridSpec)
+    data: DataSpec = field(default_factory=DataSpec)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    score: ScoreSpec = field(default_factory=ScoreSpec)
+    bench: BenchOptions = field(default_factory=BenchOptions)
+
+    def __post_init__(self):
+        validate(self)
+
+    @property
+    def score_measures(self) -> tuple[str, ...]:
+        """Measures the warmup computes (the grid's, minus the bench-only ones)."""
+        return tuple(m for m in self.grid.measures if m not in BENCH_MEASURES)
+
+    def to_dict(self) -> dict[str, Any]:
+        return json.loads(json.dumps(asdict(self)))
+
+    def with_overrides(self, *, seeds: int | None = None, epochs: int | None = None,
+                       device: str | None = None) -> "BenchConfig":
+        """A copy with CLI overrides applied (``seeds`` = number of seeds 0..seeds-1)."""
+        grid, train = self.grid, self.train
+        if seeds is not None:
+            grid = replace(grid, seeds=tuple(range(seeds)))
+        if epochs is not None:
+            train = replace(train, epochs=epochs)
+        if device is not None:
+            train = replace(train, device=device)
+        return replace(self, grid=grid, train=train)
+
+
+def parse_corruption(text: str) -> tuple[str, float]:
+    """``"randY:0.2"`` -> ``("randY", 0.2)``; ``"none"`` -> ``("none", 0.0)``."""
+    kind, sep, q = str(text).partition(":")
+    if kind not in CORRUPTION_KINDS:
+        raise ValidationError(f"Unknown corruption {text!r} in [grid] corruptions. Use none, randY:Q, "
+                              "randY-asym:Q or randX:Q with Q in (0, 1).")
+    if kind == "none":
+        if sep:
+            raise ValidationError(f"Corruption 'none' takes no level; got {text!r}.")
+        return kind, 0.0
+    try:
+        level = float(q)
+    except ValueError:
+        level = float("nan")
+    if not 0 < level < 1:
+        raise ValidationError(f"Corruption {text!r} needs a level Q in (0, 1), like '{kind}:0.2'.")
+    return kind, level
+
+
+def validate(cfg: BenchConfig) -> None:
+    """Raise ValidationError for any grid entry that cannot run; nothing is trained here."""
+    from sensprune.config import MODEL_NAMES  # not sensprune.train.models: checking a config needs no torch
+    from sensprune.measures import MEASURES, check_measures
+
+    g = cfg.grid
+    for name in ("datasets", "corruptions", "measures", "rules", "fractions", "seeds"):
+        if not getattr(g, name):
+            raise ValidationError(f"[grid] {name} must not be empty.")
+        vals = list(getattr(g, name))
+        if len(set(vals)) != len(vals):
+            raise ValidationError(f"[grid] {name} has duplicates: {vals}.")
+    for d in g.datasets:
+        if not isinstance(d, str) or not d.strip():
+            raise ValidationError(f"[grid] datasets must be dataset specs (strings); got {d!r}.")
+    for c in g.corruptions:
+        parse_corruption(c)
+    try:  # registers any truncated proxy loss_sensitivity_hH by name, as `sensprune score --measures` does
+        check_measures([m for m in g.measures if isinstance(m, str) and m not in BENCH_MEASURES])
+    except ValidationError:
+        pass  # reported below with the grid's wording
+    known = list(MEASURES) + list(BENCH_MEASURES)
+    bad = [m for m in g.measures if m not in known]
+    if bad:
+        raise ValidationError(f"Unknown measure(s) in [grid] measures: {', '.join(map(repr, bad))}. "
+                              f"Known: {', '.join(known)}.")
+    _check_rules(g.rules)
+    for f in g.fractions:
+        ok = isinstance(f, (int, float)) and not isinstance(f, bool) and math.isfinite(f) and 0 < f < 1
+        if not ok:
+            raise ValidationError(f"[grid] fractions must be floats in (0, 1) (the fraction removed); got {f!r}.")
+    for s in g.seeds:
+        if isinstance(s, bool) or not isinstance(s, int) or s < 0:
+            raise ValidationError(f"[grid] seeds must be non-negative integers; got {s!r}.")
+    if "stratified" in g.rules and any(cfg.bench.beta > f for f in g.fractions):
+        raise ValidationError(f"[bench] beta ({cfg.bench.beta}) must not exceed any of [grid] fractions.")
+    if cfg.data.subsample is not None and (isinstance(cfg.data.subsample, bool)
+                                           or not isinstance(cfg.data.subsample, int) or cfg.data.subsample < 1):
+        raise ValidationError(f"[data] subsample must be a positive integer; got {cfg.data.subsample!r}.")
+    if cfg.score.model not in MODEL_NAMES and not cfg.score.model.startswith("plugin:"):
+        raise ValidationError(f"Unknown model {cfg.score.model!r} in [score]. Known: {', '.join(MODEL_NAMES)}, "
+                              "plugin:module:callable.")
+    warm = cfg.score.epochs or cfg.train.epochs
+    if not isinstance(warm, int) or warm < 1:
+        raise ValidationError(f"[score] epochs must be an integer >= 1; got {cfg.score.epochs!r}.")
+    if cfg.score.el2n_epoch is not None and not 1 <= cfg.score.el2n_epoch <= warm:
+        raise ValidationError(f"[score] el2n_epoch must be in 1..{warm} (the warmup's epochs); "
+                              f"got {cfg.score.el2n_epoch}.")
+    MeasureOptions.from_value(cfg.score.measure_options, source="[score] measure_options")  # unknown keys refused
+    b = cfg.bench
+    if not isinstance(b.cv_folds, int) or b.cv_folds < 2:
+        raise ValidationError(f"[bench] cv_folds must be an integer >= 2; got {b.cv_folds!r}.")
+    if b.budget not in BUDGETS:
+        raise ValidationError(f"[bench] budget must be one of {', '.join(BUDGETS)}; got {b.budget!r}.")
+    if not isinstance(b.threads, int) or b.threads < 1:
+        raise ValidationError(f"[bench] threads must be an integer >= 1; got {b.threads!r}.")
+    ok = _is_number(b.fit_threshold) and 0 < b.fit_threshold <= 1
+    if not ok:
+        raise ValidationError(f"[bench] fit_threshold must be a training accuracy in (0, 1]; got {b.fit_threshold!r}.")
+    if isinstance(b.max_epochs, bool) or not isinstance(b.max_epochs, int) or b.max_epochs < 1:
+        raise ValidationError(f"[bench] max_epochs must be an integer >= 1; got {b.max_epochs!r}.")
+    if b.fit_schedule not in SCHEDULES:
+        raise ValidationError(f"[bench] fit_schedule must be one of {', '.join(SCHEDULES)}; got {b.fit_schedule!r}.")
+    if b.warmup_cache is not None and (not isinstance(b.warmup_cache, str) or not b.warmup_cache.strip()):
+        raise ValidationError(f"[bench] warmup_cache must be a folder path; got {b.warmup_cache!r}.")
+    if not (_is_number(b.temperature) and b.temperature > 0):
+        raise ValidationError(f"[bench] temperature must be a float > 0; got {b.temperature!r}.")
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _check_rules(rules) -> None:
+    """Selection rules of BENCH_RULES and reweighting arms ``reweight:<method>`` (sensprune.prune.stage.REWEIGHTS)."""
+    from sensprune.prune.stage import REWEIGHTS
+
+    arms = [REWEIGHT_PREFIX + m for m in REWEIGHTS]
+    bad = [r for r in rules if isinstance(r, str) and r.startswith(REWEIGHT_PREFIX) and r not in arms]
+    if bad:
+        raise ValidationError(f"Unknown reweighting arm(s) in [grid] rules: {', '.join(map(repr, bad))}. "
+                              f"Known: {', '.join(arms)}.")
+    bad = [r for r in rules if r not in BENCH_RULES and r not in arms]
+    if bad:
+        raise ValidationError(f"Unknown rule(s) in [grid] rules: {', '.join(map(repr, bad))}. "
+                              f"Known: {', '.join(BENCH_RULES + tuple(arms))} (random always runs as the baseline).")
+
+
+_SECTIONS = {"grid": GridSpec, "data": DataSpec, "train": TrainConfig, "score": ScoreSpec, "bench": BenchOptions}
+_TUPLES = {"datasets", "corruptions", "measures", "rules", "fractions", "seeds", "widths"}
+
+
+def config_from_dict(raw: dict[str, Any], *, source: str = "config") -> BenchConfig:
+    """Build a BenchConfig from a parsed TOML/JSON mapping; unknown sections and keys are named."""
+    if not isinstance(raw, dict):
+        raise ValidationError(f"{source}: expected a table of sections.")
+    unknown = [k for k in raw if k not in _SECTIONS]
+    if unknown:
+        raise ValidationError(f"Unknown section(s) in {source}: {', '.join(map(repr, unknown))}. "
+                              f"Known: {', '.join(_SECTIONS)}.")
+    parts = {}
+    for name, cls in _SECTIONS.items():
+        section = raw.get(name, {})
+        if not isinstance(section, dict):
+            raise ValidationError(f"{source}: [{name}] must be a table.")
+        allowed = [f.name for f in fields(cls) if not (cls is TrainConfig and f.name == "seed")]
+        bad = [k for k in section if k not in allowed]
+        if bad:
+            hint = " (seeds come from [grid] seeds)" if "seed" in bad and name == "train" else ""
+            raise ValidationError(f"Unknown key(s) in {source} [{name}]: {', '.join(map(repr, bad))}{hint}. "
+                                  f"Known: {', '.join(allowed)}.")
+        kw = dict(section)
+        for k in _TUPLES & set(kw):
+            v = kw[k]
+            if k == "seeds" and isinstance(v, int) and not isinstance(v, bool):
+                if v < 1:
+                    raise ValidationError(f"{source}: [grid] seeds must be >= 1 or a list of seeds; got {v}.")
+                v = list(range(v))
+            if not isinstance(v, (list, tuple)):
+                raise ValidationError(f"{source}: [{name}] {k} must be a list; got {v!r}.")
+            kw[k] = tuple(v)
+        try:
+            parts[name] = cls(**kw)
+        except TypeError as exc:  # pragma: no cover - guarded by the key check above
+            raise ValidationError(f"{source} [{name}]: {exc}") from None
+    return BenchConfig(**parts)
+
+
+def load_config(path: str | Path, *, require_grid: bool = True) -> BenchConfig:
+    """Read a grid TOML file into a validated :class:`BenchConfig`.
+
+    ``require_grid=False`` (``bench --selection``, which uses only the training settings) accepts a
+    file without ``[grid]``.
+    """
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ValidationError(f"Config file {path} not found.") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ValidationError(f"{path} is not valid TOML ({exc}).") from None
+    if require_grid and "grid" not in raw:  # an empty file would otherwise run the whole default grid
+        raise ValidationError(f"{path} has no [grid] section{' (the file is empty)' if not raw else ''}; a bench "
+                              "needs at least [grid] measures = [...] (see benchmarks/open_question/demo.toml).")
+    return config_from_dict(raw, source=path.name)
+
+
+def config_from_json(d: dict[str, Any]) -> BenchConfig:
+    """Inverse of :meth:`BenchConfig.to_dict` (used by resume and bench-merge)."""
+    try:
+        d = {k: dict(v) for k, v in d.items()}
+        d["train"].pop("seed", None)
+    except (AttributeError, KeyError, TypeError, ValueError):  # a hand-made or truncated config.json
+        raise ValidationError("config.json is not a bench config (expected the sections of a grid TOML: "
+                              f"{', '.join(_SECTIONS)}).") from None
+    return config_from_dict(d, source="config.json")

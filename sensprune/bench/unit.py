@@ -1,0 +1,256 @@
+"""One unit of a bench grid: load and corrupt the data, one warmup, detection, every paired retrain.
+
+:func:`run_unit` is what a worker process runs; it returns the unit's result rows and detection rows.
+The retrains of a unit share their seed (init and batch order), so their differences are paired; see
+:mod:`sensprune.bench.grid.grid` for the grid around it.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from sensprune.bench.config import REWEIGHT_PREFIX, BenchConfig, parse_corruption
+from sensprune.bench.plan import Unit, plan_retrains
+from sensprune.errors import SensPruneError, ValidationError
+from sensprune.io import read_npz, write_npz
+
+_DATA_CACHE: dict[tuple, Any] = {}
+
+
+def load_unit_data(cfg: BenchConfig, spec: str):
+    """The clean dataset of ``spec`` with the grid's subsample (cached per process)."""
+    from sensprune.data import load_dataset
+
+    key = (spec, cfg.data.subsample, cfg.data.subsample_seed, cfg.data.data_root)
+    if key not in _DATA_CACHE:
+        _DATA_CACHE.clear()
+        _DATA_CACHE[key] = load_dataset(spec, data_root=cfg.data.data_root, subsample=cfg.data.subsample,
+                                        seed=cfg.data.subsample_seed)
+    return _DATA_CACHE[key]
+
+
+def preflight(cfg: BenchConfig) -> None:
+    """Checks before any training: every dataset loads and the model builds on it."""
+    from sensprune.score.stage import validate
+
+    for spec in cfg.grid.datasets:
+        try:
+            data = load_unit_data(cfg, spec)
+        except SensPruneError:
+            raise
+        except Exception as exc:
+            raise ValidationError(f"Dataset {spec!r} failed to load: {type(exc).__name__}: {exc}") from None
+        for c in cfg.grid.corruptions:
+            kind, level = parse_corruption(c)
+            if kind != "none" and round(level * data.n_train) < 1:
+                raise ValidationError(f"Corruption {c!r} corrupts no example of {spec!r} ({data.n_train} examples).")
+        validate(data, score_config(cfg, spec, 0))
+
+
+def score_config(cfg: BenchConfig, spec: str, seed: int):
+    from sensprune.score.stage import ScoreConfig
+
+    s = cfg.score
+    warm = replace(cfg.train, seed=seed, epochs=s.epochs or cfg.train.epochs)
+    measures = cfg.score_measures or ("loss",)
+    return ScoreConfig(dataset=spec, model=s.model, widths=tuple(s.widths), dropout=s.dropout,
+                       measures=measures, seeds=1, el2n_epoch=s.el2n_epoch, train=warm,
+                       measure_options=dict(s.measure_options))
+
+
+def run_unit(cfg: BenchConfig, unit: Unit, *, on_retrain: Callable[[], None] | None = None,
+             progress: bool = False) -> tuple[list[dict], list[dict]]:
+    """Run one unit; returns (result rows, detection rows). Failures become rows with status=failed."""
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(cfg.bench.threads)
+    try:
+        with threadpool_limits(cfg.bench.threads):
+            return _run_unit(cfg, unit, on_retrain or (lambda: None), progress)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _failed(unit: Unit, measure, rule, fraction, exc: BaseException, n_total: Any = "") -> dict:
+    msg = f"{type(exc).__name__}: {exc}" if not isinstance(exc, SensPruneError) else str(exc)
+    return {"dataset": unit.dataset, "corruption": unit.corruption, "seed": unit.seed, "measure": measure,
+            "rule": rule, "fraction": fraction, "status": "failed", "n_total": n_total,
+            "message": " ".join(msg.split())[:500]}
+
+
+def _run_unit(cfg, unit, tick, progress):
+    from sensprune.bench.stats import cv_confidence, detection_metrics
+    from sensprune.data.noise import apply_corruption
+    from sensprune.prune.stage import keep_mask
+    from sensprune.score.stage import model_builder, score
+    from sensprune.train.loop import resolve_device
+    from sensprune.train.sources import ArraySource
+
+    plan = plan_retrains(cfg, unit)
+    kind, level = parse_corruption(unit.corruption)
+    try:
+        data, corrupted_idx = apply_corruption(load_unit_data(cfg, unit.dataset), kind, level, unit.seed)
+    except Exception as exc:  # a dataset that fails mid-grid: every cell of the unit fails, the grid goes on
+        rows = []
+        for m, r, f in plan:
+            rows.append(_failed(unit, m, r, f, exc))
+            tick()
+        return rows, []
+    n = data.n_train
+    corrupted = np.zeros(n, bool)
+    corrupted[corrupted_idx] = True
+    scores: dict[str, np.ndarray] = {}
+    errors: dict[str, BaseException] = {}
+    scfg = score_config(cfg, unit.dataset, unit.seed)
+    want_cv = "cv_confidence" in cfg.grid.measures or kind != "none"
+    cache = warmup_cache_path(cfg, unit, data, scfg, want_cv)
+    if cache is not None and cache.exists():
+        scores.update(read_npz(cache))
+    else:
+        if cfg.score_measures:
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN Gini rows of early epochs
+                    table = score(data, scfg, progress=progress)
+                scores.update({m: table.get(m) for m in cfg.score_measures})
+            except Exception as exc:
+                errors.update(dict.fromkeys(cfg.score_measures, exc))
+        if want_cv:
+            try:
+                scores["cv_confidence"] = cv_confidence(data.x_train, data.y_train, folds=cfg.bench.cv_folds,
+                                                        seed=unit.seed)
+            except Exception as exc:
+                errors["cv_confidence"] = exc
+        if cache is not None and not errors:
+            write_npz(cache, scores)
+    det = []
+    if kind != "none":
+        rng = np.random.default_rng(unit.seed)
+        det_scores = {**scores, "random": rng.random(n)}
+        for m in [*cfg.grid.measures, *(["cv_confidence"] if "cv_confidence" not in cfg.grid.measures else [])]:
+            base = {"dataset": unit.dataset, "corruption": unit.corruption, "seed": unit.seed, "measure": m,
+                    "n_total": n}
+            if m in errors:
+                det.append({**base, "status": "failed", "message": str(errors[m])[:500]})
+                continue
+            det.append({**base, **detection_metrics(det_scores[m], corrupted), "status": "ok", "message": ""})
+
+    device = resolve_device(cfg.train.device)
+    build = model_builder(data, scfg)
+    train_src = ArraySource(data.x_train, data.y_train, device)
+    test_src = ArraySource(data.x_test, data.y_test, device)
+    rows = []
+    for measure, rule, fraction in plan:
+        t0 = time.perf_counter()
+        try:
+            if measure in errors:
+                raise errors[measure]
+            weights = None
+            if measure == "full":
+                mask = np.ones(n, bool)
+            elif measure == "oracle":
+                mask = ~corrupted
+            elif measure == "random":
+                mask = keep_mask(np.zeros(n), "random", fraction=fraction, labels=data.y_train, seed=unit.seed)
+            elif rule.startswith(REWEIGHT_PREFIX):
+                mask = np.ones(n, bool)
+                weights = reweight_weights(cfg, scores[measure], rule, fraction, data.y_train)
+            else:
+                mask = _rule_mask(cfg, scores[measure], rule, fraction, data.y_train, unit.seed)
+            res = retrain(cfg, unit.seed, build, train_src, test_src, data, mask, weights)
+            rows.append({"dataset": unit.dataset, "corruption": unit.corruption, "seed": unit.seed,
+                         "measure": measure, "rule": rule, "fraction": fraction, "status": "ok", "n_total": n,
+                         "n_corrupted": int(corrupted.sum()), "n_corrupted_kept": int((mask & corrupted).sum()),
+                         **res, "wall_time_s": round(time.perf_counter() - t0, 3), "message": ""})
+        except Exception as exc:
+            rows.append(_failed(unit, measure, rule, fraction, exc, n))
+        tick()
+    return rows, det
+
+
+def warmup_cache_path(cfg: BenchConfig, unit: Unit, data, scfg, with_cv: bool) -> Path | None:
+    """Where the unit's warmup scores are cached (``[bench] warmup_cache``), or None without a cache.
+
+    The file name carries a fingerprint of everything the scores depend on: the corrupted training
+    arrays, the resolved warmup config (measures, model, training, seed, measure options) and the
+    cv_confidence settings, so a grid with another budget but the same warmup reuses it.
+    """
+    if not cfg.bench.warmup_cache:
+        return None
+    import json
+
+    from sensprune.io import fingerprint_arrays
+
+    extra = json.dumps({"score": scfg.to_dict(), "cv": [with_cv, cfg.bench.cv_folds, unit.seed]}, sort_keys=True)
+    key = fingerprint_arrays(data.x_train, data.y_train, extra=extra)
+    return Path(cfg.bench.warmup_cache) / f"{unit.key}__{key}.npz"
+
+
+def retrain(cfg: BenchConfig, seed: int, build, train_src, test_src, data, mask: np.ndarray,
+            weights: np.ndarray | None = None) -> dict[str, Any]:
+    """One retrain from scratch on ``mask`` (N,) bool with optional loss ``weights`` (N,), under the
+    grid's budget; returns the result-row fields n_train, test/train accuracy, epochs, budget, fit_reached.
+
+    ``train_acc`` is the eval-mode accuracy on the retrain's own training examples (the kept ones,
+    with their possibly noisy labels); under ``budget = "fit"`` training stops at the end of the
+    first epoch where it reaches ``fit_threshold`` (or at ``max_epochs``).
+    """
+    from sensprune.train.loop import train
+    from sensprune.train.sources import ArraySource, evaluate
+
+    b, tcfg = cfg.bench, replace(cfg.train, seed=seed)
+    kept = ArraySource(data.x_train[mask], data.y_train[mask], train_src.y.device)
+    stop = None
+    if b.budget == "steps":
+        tcfg = replace(tcfg, epochs=max(1, round(tcfg.epochs * len(mask) / int(mask.sum()))))
+    elif b.budget == "fit":
+        tcfg = replace(tcfg, epochs=b.max_epochs, schedule=b.fit_schedule)
+        stop = fit_stop(kept, b.fit_threshold, tcfg.eval_batch_size)
+    res = train(build, train_src, tcfg, mask=mask, weights=weights, stop=stop, progress=False)
+    te = evaluate(res.model, test_src, tcfg.eval_batch_size)
+    tr = evaluate(res.model, kept, tcfg.eval_batch_size)
+    return {"n_train": int(mask.sum()), "test_acc": te["acc"], "test_loss": te["loss"], "train_acc": tr["acc"],
+            "gen_gap": tr["acc"] - te["acc"], "epochs": len(res.history), "budget": b.budget,
+            "fit_reached": int(tr["acc"] >= b.fit_threshold) if b.budget == "fit" else ""}
+
+
+def fit_stop(kept, threshold: float, batch_size: int):
+    """The stop callback of the ``fit`` budget: True once the eval-mode accuracy on ``kept`` reaches ``threshold``."""
+    from sensprune.train.sources import evaluate
+
+    def stop(rec: dict, run) -> bool:
+        return evaluate(run.model, kept, batch_size)["acc"] >= threshold
+    return stop
+
+
+def reweight_weights(cfg: BenchConfig, scores: np.ndarray, rule: str, fraction: float,
+                     labels: np.ndarray) -> np.ndarray:
+    """Per-example loss weights (N,) of the arm ``reweight:<method>``: :func:`sensprune.prune.stage.reweight`
+    with ``[bench] temperature``, within each class when ``[bench] per_class`` (as ``sensprune prune``)."""
+    from sensprune.prune.stage import reweight
+
+    method = rule[len(REWEIGHT_PREFIX):]
+    frac = fraction if method == "clip" else None
+    groups = [labels == c for c in np.unique(labels)] if cfg.bench.per_class else [np.ones(len(scores), bool)]
+    w = np.empty(len(scores), np.float64)
+    for g in groups:
+        w[g] = reweight(scores[g], method, temperature=cfg.bench.temperature, fraction=frac)
+    return w
+
+
+def _rule_mask(cfg, s, rule, fraction, labels, seed):
+    from sensprune.prune.stage import keep_mask
+
+    b = cfg.bench
+    kw = {"labels": labels, "per_class": b.per_class, "min_per_class": b.min_per_class, "seed": seed}
+    if rule == "stratified":
+        kw.update(beta=b.beta, bins=b.bins)
+    return keep_mask(s, rule, fraction=fraction, **kw)
