@@ -336,3 +336,12 @@ def test_screenshot_script_all_images_load(tmp_path):
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "OK: all" in r.stdout and _is_png(shot)
+
+
+def test_bench_curve_styles_mark_the_question_and_reweighting():
+    """drop-high (the question) is solid, drop-low dotted, reweighting arms (nothing removed) squares."""
+    rules = ["reweight:softmax", "drop-high", "drop-low", "threshold"]
+    assert plots._rule_style("drop-high", rules) == ("-", "o")
+    assert plots._rule_style("drop-low", rules) == (":", "o")
+    assert plots._rule_style("reweight:clip", rules)[1] == "s"
+    assert plots._rule_style("threshold", rules)[0] not in ("-", ":")

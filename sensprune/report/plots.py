@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 import zlib
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 from matplotlib.colors import LogNorm
@@ -31,7 +31,10 @@ MEASURE_COLORS = {
     "variability": "#bcbd22", "correctness": "#7f7f7f", "random": "#4d4d4d", "oracle": "#000000",
 }
 _SPARE = ("#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173", "#3182bd", "#e6550d", "#31a354")
-_RULE_STYLES = ("-", "--", ":", "-.")
+#: Line style and marker per selection rule: the question's rule (drop-high) solid; reweighting arms (nothing removed,
+#: drawn at fraction 0) as squares; rules not listed cycle through the spare styles.
+_RULE_STYLES = {"drop-high": ("-", "o"), "drop-low": (":", "o"), "keep-middle": ("-.", "o"), "stratified": ("--", "o")}
+_SPARE_STYLES = ("--", "-.", (0, (1, 3)))
 #: where legends go: outside the axes, on the right, so they never cover data
 _OUTSIDE = {"loc": "upper left", "bbox_to_anchor": (1.02, 1.0), "borderaxespad": 0.0}
 
@@ -236,6 +239,16 @@ def gallery(x: np.ndarray, captions: Sequence[str], out: str | Path, *, title: s
     return _save(fig, out)
 
 
+def _rule_style(rule: str | None, rules: list[str]) -> tuple[Any, str]:
+    if rule is None:
+        return "-", "o"
+    if rule.startswith("reweight"):
+        return "--", "s"
+    if rule in _RULE_STYLES:
+        return _RULE_STYLES[rule]
+    return _SPARE_STYLES[rules.index(rule) % len(_SPARE_STYLES)], "o"
+
+
 def bench_curves(curves: Mapping[str, tuple[Sequence[float], Sequence[float], Sequence[float]]],
                  out: str | Path, *, ylabel: str, title: str, zero_line: bool = False,
                  reference: float | None = None) -> Path:
@@ -250,8 +263,9 @@ def bench_curves(curves: Mapping[str, tuple[Sequence[float], Sequence[float], Se
         order = np.argsort(f)
         f, m, h = f[order], m[order], np.nan_to_num(h[order])
         measure, rule = _split_label(label)  # colour = measure, line style = rule
-        ls = _RULE_STYLES[rules.index(rule) % len(_RULE_STYLES)] if rule is not None else "-"
-        line, = ax.plot(f, m, marker="o", ms=3, ls=ls, color=measure_color(measure), label=label)
+        ls, marker = _rule_style(rule, rules)
+        line, = ax.plot(f, m, marker=marker, ms=4 if marker == "s" else 3, ls=ls, color=measure_color(measure),
+                        label=label)
         ax.fill_between(f, m - h, m + h, color=line.get_color(), alpha=0.15)
     if zero_line:
         ax.axhline(0, color="k", lw=1)
