@@ -30,7 +30,7 @@ from sensprune.io import write_csv
 from sensprune.reproduce.common import (Outcome, Scale, fit, fmt, mem_train, paper_data, random_labels, save_png,
                                         subplots)
 from sensprune.reproduce.verdict import all_of, bootstrap_ci, decide, extra_row
-from sensprune.train import ArraySource, predict_logits
+from sensprune.train.sources import ArraySource, predict_logits
 
 TITLE = "easy vs hard examples (§3.1, Fig. 1)"
 EASY = 0.10  # an example is "easy" if misclassified in at most this fraction of runs
