@@ -89,7 +89,7 @@ class GiniTracker(Hook):
 
     def on_epoch_end(self, epoch: int, run: Run) -> None:
         vals = collect(self.hooks)
-        row = [gini(vals[m]) if np.isfinite(vals[m]).any() else np.nan for m in self.names]
+        row = [gini(vals[m]) for m in self.names]  # NaN while a measure has no finite value yet
         self.rows = np.vstack([self.rows, row])
 
     def state_dict(self):

@@ -212,7 +212,8 @@ def _train(build_model, train_data, cfg: TrainConfig, device: torch.device, *, t
                 scale = 1.0 / (factor * scaler.get_scale())
                 if bw is not None:
                     scale = scale / bw.reshape(-1, *([1] * (x.dim() - 1)))
-                gx = (x.grad.detach() if first is None else first.take(x)).float() * scale
+                # in place: x.grad (our own leaf's) and the captured gradient belong to nobody else
+                gx = (x.grad.detach() if first is None else first.take(x)).float().mul_(scale)
             if hooks:
                 info = StepInfo(epoch, step, idx, x.detach(), y, logits.detach(), losses.detach(), gx, lr)
                 for h in hooks:
