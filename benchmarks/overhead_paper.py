@@ -3,11 +3,11 @@
 Prints, from the same process and data:
   1. the horizon-1 proxy loss_sensitivity_h1 (LossSensitivityHook) ÷ plain training, whole warmup (target ≤ 3.0),
      with the fixed probe (all N; every step, the probe gradient reused for k = 4 and 16 steps, and only every
-     4th step scored), the fixed probe of 256, and --probe next-batch, on the paper setting and on digits with
-     the default MLP 256-128; median of --repeats (7) interleaved repeats (the 2 cores are shared), wall and
-     process CPU time. Beside each: its Spearman correlation with exact mode (--horizon all, the paper's
-     measure) on the same trajectory, and with the every-step fixed-probe proxy (what an approximation costs
-     the proxy itself);
+     4th step scored), the fixed probe of 256 (every step, and v reused for k = 4 and 2 steps), and --probe
+     next-batch, on the paper setting and on digits with the default MLP 256-128; median of --repeats (7)
+     interleaved repeats (the 2 cores are shared), wall and process CPU time. Beside each: its Spearman
+     correlation with exact mode (--horizon all, the paper's measure) on the same trajectory, and with the
+     every-step fixed-probe proxy (what an approximation costs the proxy itself);
   2. GraNd with torch.func (vmap over grad, chunks of 256) vs a per-example Python loop (target ≥ 10×);
   3. exact mode (--horizon all): time and peak resident memory of the replay, in a forked child.
 Usage:  python benchmarks/overhead_paper.py > benchmarks/overhead_paper.txt
@@ -60,6 +60,8 @@ def _overhead(name, data, widths, repeats=7):
         f"fixed probe {len(probe_all)}, every 4th step scored":
             lambda: [LossSensitivityHook(n, probe_all, step_every=4)],
         "fixed probe 256 (--probe-size 256)": lambda: [LossSensitivityHook(n, probe_256)],
+        f"fixed probe {len(probe_256)}, v every 4 steps": lambda: [LossSensitivityHook(n, probe_256, probe_every=4)],
+        f"fixed probe {len(probe_256)}, v every 2 steps": lambda: [LossSensitivityHook(n, probe_256, probe_every=2)],
         "next-batch (--probe next-batch)": lambda: [LossSensitivityHook(n, probe_all, probe_mode="next-batch")],
     }
     exact = ExactSensitivityHook(n, probe_all)

@@ -124,6 +124,79 @@ def test_h1_several_vectors_equal_one_at_a_time_and_weights_enter_the_batch_loss
     assert all(torch.equal(p, b) for p, b in zip(model.parameters(), before))  # parameters restored
 
 
+@pytest.mark.parametrize("widths", [(7,), (6, 5)])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_h1_mlp_closed_form_equals_autograd(widths, weighted, monkeypatch):
+    from sensprune.measures import truncated
+    from sensprune.train.models import MLP
+
+    torch.manual_seed(1)
+    model = MLP(3, (1, 4, 4), widths=widths).double()  # input (B, 1, 4, 4): the Flatten is part of the model
+    x, y = torch.randn(9, 1, 4, 4, dtype=torch.float64), torch.tensor([0, 1, 2, 0, 1, 2, 2, 1, 0])
+    w = torch.linspace(0.5, 2.0, 9, dtype=torch.float64) if weighted else None
+    before = [p.detach().clone() for p in model.parameters()]
+    theta = [p.detach() + 0.1 * torch.randn_like(p) for p in before]
+    vs = [[torch.randn_like(t) for t in theta] for _ in range(3)]
+    want = truncated._h1_input_grads_autograd(model, theta, x, y, vs, 0.3, w)
+
+    def no_autograd(*args):
+        raise AssertionError("the built-in MLP must take the closed form")
+
+    monkeypatch.setattr(truncated, "_h1_input_grads_autograd", no_autograd)
+    got = truncated.h1_input_grads(model, theta, x, y, vs, 0.3, w)
+    assert len(got) == 3
+    for g, h in zip(got, want):
+        assert g.shape == x.shape and g.dtype == torch.float64
+        torch.testing.assert_close(g, h, rtol=1e-10, atol=1e-14)
+    assert all(torch.equal(p, b) for p, b in zip(model.parameters(), before))  # parameters untouched
+    assert all(p.grad is None for p in model.parameters())
+
+
+def test_h1_mlp_falls_back_to_autograd_where_the_closed_form_does_not_apply(monkeypatch):
+    from sensprune.measures import truncated
+    from sensprune.train.models import MLP
+
+    torch.manual_seed(2)
+    x, y = torch.randn(6, 5, dtype=torch.float64), torch.tensor([0, 1, 2, 0, 1, 2])
+    calls = []
+    autograd = truncated._h1_input_grads_autograd
+
+    def counted(*args):
+        calls.append(1)
+        return autograd(*args)
+
+    monkeypatch.setattr(truncated, "_h1_input_grads_autograd", counted)
+    # Dropout in train mode draws a mask (and random numbers): autograd, with the same draws
+    drop = MLP(3, (5,), widths=(7, 4), dropout=0.5).double().train()
+    theta = [p.detach().clone() for p in drop.parameters()]
+    vs = [[torch.randn_like(t) for t in theta] for _ in range(2)]
+    torch.manual_seed(3)
+    got = truncated.h1_input_grads(drop, theta, x, y, vs, 0.3)
+    torch.manual_seed(3)
+    want = autograd(drop, theta, x, y, vs, 0.3)
+    assert len(calls) == 1
+    for g, h in zip(got, want):
+        assert torch.equal(g, h)
+    # in eval mode Dropout is the identity: the closed form, equal to autograd
+    drop.eval()
+    got = truncated.h1_input_grads(drop, theta, x, y, vs, 0.3)
+    assert len(calls) == 1
+    for g, h in zip(got, autograd(drop, theta, x, y, vs, 0.3)):
+        torch.testing.assert_close(g, h, rtol=1e-10, atol=1e-14)
+    # a v with a missing part, a v in another dtype, a frozen parameter: autograd
+    model = MLP(3, (5,), widths=(7,)).double()
+    theta = [p.detach().clone() for p in model.parameters()]
+    v = [torch.randn_like(t) for t in theta]
+    truncated.h1_input_grads(model, theta, x, y, [v[:1] + [None] + v[2:]], 0.3)
+    assert len(calls) == 2
+    truncated.h1_input_grads(model, theta, x, y, [[t.float() for t in v]], 0.3)
+    assert len(calls) == 3
+    model.net[1].bias.requires_grad_(False)
+    truncated.h1_input_grads(model, [t for j, t in enumerate(theta) if j != 1], x, y,
+                             [[t for j, t in enumerate(v) if j != 1]], 0.3)
+    assert len(calls) == 4
+
+
 def test_probe_every_one_is_the_exact_proxy_and_k_reuses_v_with_a_measured_error(tiny_arrays):
     from sensprune.measures.truncated import LossSensitivityHook
 

@@ -21,6 +21,7 @@ from torch.func import functional_call
 
 from sensprune.errors import ValidationError
 from sensprune.measures.buffers import StepBuffer
+from sensprune.measures.mlp_h1 import mlp_h1
 from sensprune.measures.unrolled import _ProbeMixin, params_of, sgd_step
 from sensprune.train.hooks import Hook, Run, StepInfo
 
@@ -62,11 +63,29 @@ def h1_input_grads(model: nn.Module, theta_s: list[torch.Tensor], xb: torch.Tens
 
     The one implementation of the horizon-1 double backward (Arpit et al., ICML 2017, §3.2, truncated to
     one update; used by :class:`LossSensitivityHook` and the per-class matrix). ``theta_s`` lists values
-    for ``model``'s trainable parameters (in ``parameters()`` order); the model is evaluated at them by
-    pointing each parameter's data at them for the duration of the call (cheaper than
-    ``functional_call`` on small models) and restored afterwards. ∇_θ L_B (``batch_loss``, with the
-    sample weights ``wb`` of the batch if the run has them) is taken once with ``create_graph``; each v
-    is one vector-Jacobian product on that graph. Nothing is accumulated into ``.grad``.
+    for ``model``'s trainable parameters (in ``parameters()`` order); L_B is ``batch_loss``, with the sample
+    weights ``wb`` of the batch if the run has them. Nothing is accumulated into ``.grad`` and the parameters
+    are left as they were.
+
+    For the built-in ``mlp`` (exactly :class:`~sensprune.train.models.MLP`) the same quantity is computed in
+    closed form, forward-over-reverse without autograd (:func:`sensprune.measures.mlp_h1.mlp_h1`; float
+    rounding only): with one torch thread, a batch of 128 and one v it takes 1.06 ms instead of 1.62 ms on
+    digits (MLP 64-256-128-10) and 0.27 ms instead of 0.67 ms in the paper setting (196-16-16-10), and the
+    forward pass is shared by the v's. It falls back to the autograd path (:func:`_h1_input_grads_autograd`) for every
+    other model, a Dropout layer in train mode (it would draw a mask), frozen parameters, forward hooks,
+    autocast, a v with a missing part, and dtypes or devices that differ.
+    """
+    fast = mlp_h1(model, theta_s, xb, yb, vs, lr, wb)
+    return fast if fast is not None else _h1_input_grads_autograd(model, theta_s, xb, yb, vs, lr, wb)
+
+
+def _h1_input_grads_autograd(model: nn.Module, theta_s: list[torch.Tensor], xb: torch.Tensor, yb: torch.Tensor,
+                             vs: list, lr: float, wb: torch.Tensor | None = None) -> list[torch.Tensor]:
+    """:func:`h1_input_grads` with autograd (reverse-over-reverse), for any model.
+
+    The model is evaluated at θ_s by pointing each parameter's data at it for the duration of the call
+    (cheaper than ``functional_call`` on small models) and restored afterwards. ∇_θ L_B is taken once with
+    ``create_graph``; each v is one vector-Jacobian product on that graph.
     """
     leaf = xb.detach().requires_grad_(True)
     params = _trainable(model)
