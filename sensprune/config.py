@@ -161,6 +161,10 @@ class MeasureOptions(_Options):
         Also compute the critical sample ratio of ``csr_samples`` test examples after every epoch.
     grand_epochs : tuple of int or None
         Epochs (1-based) at which GraNd is taken (None = the EL2N epoch).
+    probe_every, step_every : int
+        loss_sensitivity_h1 with the fixed probe, APPROXIMATIONS of the proxy (1 = off, the default): recompute
+        the probe gradient only every k-th step and reuse it in between (its measured error goes to meta.json);
+        score only every s-th step.
     """
 
     SOURCE = "measure option"
@@ -175,6 +179,8 @@ class MeasureOptions(_Options):
     csr: bool = False
     csr_samples: int = 500
     grand_epochs: tuple[int, ...] | None = None
+    probe_every: int = 1
+    step_every: int = 1
 
     def __post_init__(self):
         h = _count_or_all(self.horizon, "--horizon")
@@ -189,7 +195,7 @@ class MeasureOptions(_Options):
         if mode not in PROBE_MODES:
             raise ValidationError(f"--probe must be one of {', '.join(PROBE_MODES)}. Got {self.probe!r} instead.")
         object.__setattr__(self, "probe", mode)
-        for name in ("probe_size", "per_class_every", "csr_samples"):
+        for name in ("probe_size", "per_class_every", "csr_samples", "probe_every", "step_every"):
             v = getattr(self, name)
             if not (_is_int(v) and v >= 1):
                 raise ValidationError(f"The measure option '{name}' must be an integer >= 1. Got {v!r} instead.")

@@ -28,6 +28,17 @@ def test_score_digits_end_to_end(tmp_path):
     assert info.exit_code == 0 and "scores artifact" in info.output and "fingerprint" in info.output
 
 
+def test_probe_every_and_step_every_reach_the_proxy_and_are_named_in_meta(tmp_path):
+    r = _run(["score", "--dataset", "digits", "--measures", "loss_sensitivity_h1", "--probe-size", "64",
+              "--probe-every", "3", "--step-every", "2", *FAST, "--out", str(tmp_path / "s")])
+    assert r.exit_code == 0, r.output
+    meta = json.loads((tmp_path / "s/meta.json").read_text())
+    opts = meta["config"]["measure_options"]
+    assert opts["probe_every"] == 3 and opts["step_every"] == 2
+    notes = json.dumps(meta)
+    assert "probe gradient reused" in notes and "steps subsampled" in notes and "probe_every_error" in notes
+
+
 def test_corrupt_option_saves_corrupted_indices(tmp_path):
     r = _run(["score", "--dataset", "digits", "--corrupt", "randY:0.1", *FAST, "--out", str(tmp_path / "s")])
     assert r.exit_code == 0, r.output
@@ -64,12 +75,19 @@ def _bad_inputs(tmp_path):
         "plugin type": (["--dataset", "plugin:myplug:bad"], "plugin"),
         "measure": (["--measures", "input_grad,bogus"], "bogus"),
         "corrupt": (["--corrupt", "randZ:0.1"], "randZ"),
+        "probe-every on the full horizon": (["--measures", "loss_sensitivity", "--probe-every", "2"],
+                                            "--probe-every belongs to the one-step proxy"),
+        "probe-every with next-batch": (["--measures", "loss_sensitivity_h1", "--probe", "next-batch",
+                                         "--probe-every", "2"], "--probe-every applies to the fixed probe"),
+        "step-every on the full horizon": (["--measures", "loss_sensitivity", "--step-every", "3"],
+                                           "--step-every belongs to the one-step proxy"),
     }
 
 
 @pytest.mark.parametrize("case", [
     "unknown dataset", "unknown model", "npz missing keys", "npz mismatched", "npz labels", "npz nan", "npz empty",
-    "csv label column", "torchvision missing", "plugin import", "plugin type", "measure", "corrupt"])
+    "csv label column", "torchvision missing", "plugin import", "plugin type", "measure", "corrupt",
+    "probe-every on the full horizon", "probe-every with next-batch", "step-every on the full horizon"])
 def test_bad_input_is_one_line_and_writes_nothing(case, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     args, match = _bad_inputs(tmp_path)[case]

@@ -35,7 +35,7 @@ def test_defaults_and_round_trip():
 @pytest.mark.parametrize("kw, match", [
     ({"horizon": 0}, "--horizon"), ({"horizon": "some"}, "--horizon"), ({"probe": "random"}, "--probe"),
     ({"probe_times": 0}, "--probe-times"), ({"probe_size": 0}, "probe_size"), ({"csr": "yes"}, "csr"),
-    ({"grand_epochs": [0]}, "grand_epochs"),
+    ({"grand_epochs": [0]}, "grand_epochs"), ({"probe_every": 0}, "probe_every"), ({"step_every": 1.5}, "step_every"),
 ])
 def test_bad_values(kw, match):
     with pytest.raises(ValidationError, match=match):

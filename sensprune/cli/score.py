@@ -46,6 +46,13 @@ from sensprune.measures import DEFAULT_MEASURES, MEASURES, estimator_text
                    "or of the next training minibatch at theta_{s+1} (reuses the training gradient: no probe "
                    "pass; a stochastic estimate of the whole-training-set probe that, sampling without "
                    "replacement, misses each example's own loss; the last step uses the fixed probe).")
+@click.option("--probe-every", type=click.IntRange(1), default=1, show_default=True, metavar="K",
+              help="loss_sensitivity_h1 with the fixed probe, APPROXIMATION: recompute the probe gradient only every "
+                   "K-th step and reuse it in between (about K times less probe work; its measured error is stored "
+                   "in meta.json). 1 = the proxy as defined.")
+@click.option("--step-every", type=click.IntRange(1), default=1, show_default=True, metavar="S",
+              help="loss_sensitivity_h1 with the fixed probe, APPROXIMATION: score only every S-th SGD step "
+                   "(the mean over those steps; more variance). 1 = every step.")
 @click.option("--include-direct", is_flag=True,
               help="loss_sensitivity: add the direct term dl(theta_t; x, y)/dx for probe examples.")
 @click.option("--per-class", is_flag=True,
@@ -66,7 +73,8 @@ from sensprune.measures import DEFAULT_MEASURES, MEASURES, estimator_text
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def score(dataset, data_root, subsample, label_column, corrupt, stream, workers, model, widths, dropout, epochs,
           batch_size, optimizer, lr, momentum, weight_decay, schedule, seed, device, amp, compile_, seeds, measures,
-          el2n_epoch, at_checkpoints, probe_times, horizon, probe_size, probe_mode, include_direct, per_class,
+          el2n_epoch, at_checkpoints, probe_times, horizon, probe_size, probe_mode, probe_every, step_every,
+          include_direct, per_class,
           per_class_every, csr,
           csr_samples, grand_epochs, out, force, resume, quiet):
     """Train warmup model(s) and score every training example (higher = harder).
@@ -82,6 +90,8 @@ def score(dataset, data_root, subsample, label_column, corrupt, stream, workers,
       sensprune score --dataset digits --measures loss_sensitivity,grand --per-class --csr --out runs/paper
       sensprune score --dataset digits --measures loss_sensitivity --probe-times all --epochs 5 --out runs/exact
       sensprune score --dataset digits --measures loss_sensitivity_h1 --probe next-batch --out runs/proxy
+      sensprune score --dataset digits --measures loss_sensitivity_h1 --probe-size 256 --probe-every 4
+          --out runs/proxy-fast
       torchrun --nproc_per_node 4 -m sensprune score --dataset cifar10 --data-root data
           --model resnet18 --device cuda --amp bf16 --at-checkpoints 5,10 --out runs/cifar
     """
@@ -103,7 +113,8 @@ def score(dataset, data_root, subsample, label_column, corrupt, stream, workers,
                       data_options={"data_root": data_root, "subsample": subsample, "label_column": label_column,
                                     "corrupt": corrupt, "stream": stream, "workers": workers if stream else 0},
                       measure_options={"horizon": horizon, "probe_times": probe_times, "probe_size": probe_size,
-                                       "probe": probe_mode, "include_direct": include_direct, "per_class": per_class,
+                                       "probe": probe_mode, "probe_every": probe_every, "step_every": step_every,
+                                       "include_direct": include_direct, "per_class": per_class,
                                        "per_class_every": per_class_every, "csr": csr, "csr_samples": csr_samples,
                                        "grand_epochs": list(grand_epochs) if grand_epochs else None},
                       train=tcfg)

@@ -155,6 +155,10 @@ def _loss_sensitivity(ctx: HookContext):
     if _opt(ctx, "probe", "fixed") != "fixed":
         raise ValidationError("--probe next-batch belongs to the one-step proxy; use --measures loss_sensitivity_h1 "
                               "(or --horizon 1) with it.")
+    for flag in ("probe_every", "step_every"):
+        if _opt(ctx, flag, 1) != 1:
+            raise ValidationError(f"--{flag.replace('_', '-')} belongs to the one-step proxy; use --measures "
+                                  "loss_sensitivity_h1 (or --horizon 1) with it.")
     model, t = _model(ctx), ctx.config.train
     U.check_unrollable(model, t.optimizer)
     probe, direct = _probe(ctx), bool(_opt(ctx, "include_direct", False))
@@ -188,7 +192,8 @@ def _loss_sensitivity_truncated(ctx: HookContext, horizon: int):
     model, t = _model(ctx), ctx.config.train
     U.check_unrollable(model, t.optimizer)
     return TR.LossSensitivityHook(ctx.n, _probe(ctx), horizon, bool(_opt(ctx, "include_direct", False)),
-                                  probe_mode=_opt(ctx, "probe", "fixed"))
+                                  probe_mode=_opt(ctx, "probe", "fixed"), probe_every=_opt(ctx, "probe_every", 1),
+                                  step_every=_opt(ctx, "step_every", 1))
 
 
 def _grand(ctx: HookContext):
