@@ -197,6 +197,93 @@ def test_h1_mlp_falls_back_to_autograd_where_the_closed_form_does_not_apply(monk
     assert len(calls) == 4
 
 
+@pytest.mark.parametrize("widths", [(7,), (6, 5)])
+def test_probe_grad_mlp_closed_form_equals_autograd(widths):
+    from sensprune.measures.mlp_h1 import mlp_probe_grad
+    from sensprune.train.models import MLP
+
+    torch.manual_seed(4)
+    model = MLP(3, (1, 4, 4), widths=widths).double()  # input (B, 1, 4, 4): the Flatten is part of the model
+    x, y = torch.randn(11, 1, 4, 4, dtype=torch.float64), torch.randint(0, 3, (11,))
+    params = list(model.parameters())
+    before = [p.detach().clone() for p in params]
+    want = torch.autograd.grad(F.cross_entropy(model(x), y), params)
+    got = mlp_probe_grad(model, params, x, y)
+    assert len(got) == len(want)
+    for g, h in zip(got, want):  # parameters() order, as autograd returns them
+        assert g.shape == h.shape and g.dtype == torch.float64 and not g.requires_grad
+        torch.testing.assert_close(g, h, rtol=1e-10, atol=1e-14)
+    assert all(torch.equal(p, b) for p, b in zip(model.parameters(), before))
+    assert all(p.grad is None for p in model.parameters())
+
+
+def test_probe_grad_mlp_falls_back_where_the_h1_closed_form_does():
+    from sensprune.measures.mlp_h1 import mlp_h1, mlp_probe_grad
+    from sensprune.train.models import MLP
+
+    torch.manual_seed(5)
+    x, y = torch.randn(6, 5, dtype=torch.float64), torch.tensor([0, 1, 2, 0, 1, 2])
+
+    def both(model, x=x, y=y):
+        params = [p for p in model.parameters() if p.requires_grad]
+        theta = [p.detach().clone() for p in params]
+        v = [torch.randn_like(t) for t in theta]
+        fast, h1 = mlp_probe_grad(model, params, x, y), mlp_h1(model, theta, x, y, [v], 0.3)
+        assert (fast is None) == (h1 is None)
+        return fast is not None
+
+    drop = MLP(3, (5,), widths=(7, 4), dropout=0.5).double()
+    assert not both(drop.train())  # Dropout in train mode draws a mask
+    assert both(drop.eval())
+    model = MLP(3, (5,), widths=(7,)).double()
+    assert both(model)
+    assert not both(model, x=x.float())  # dtypes differ
+    assert not both(model, y=y.int()) and not both(model, x=x[:0], y=y[:0])
+    handle = model.net[1].register_forward_hook(lambda *args: None)
+    assert not both(model)
+    handle.remove()
+    assert both(model)
+    model.net[1].bias.requires_grad_(False)
+    assert not both(model)
+
+    class Sub(MLP):
+        pass
+
+    assert not both(Sub(3, (5,), widths=(7,)).double())
+
+
+def test_h1_hook_closed_forms_equal_autograd_end_to_end(tiny_arrays):
+    """The built-in MLP (closed forms) and a subclass of it (autograd for v and the double backward) train
+    identically; the hook's values agree to float32 rounding, and the step's own batch is the gathered one."""
+    from sensprune.config import TrainConfig
+    from sensprune.measures import truncated
+    from sensprune.train.loop import train
+    from sensprune.train.models import MLP
+    from sensprune.train.sources import ArraySource
+
+    class Sub(MLP):
+        pass
+
+    class Spy(truncated.LossSensitivityHook):
+        def after_step(self, step, run):
+            v, _ = self._probe_grad(run)
+            (b1, (g1,)), (b2, (g2,)) = self._h1(run, [v], step), self._h1(run, [v])
+            assert torch.equal(b1, b2) and torch.equal(g1, g2)
+            super().after_step(step, run)
+
+    x, y = tiny_arrays[0], tiny_arrays[1]
+    cfg = TrainConfig(epochs=2, batch_size=16, lr=0.1, momentum=0.9, weight_decay=1e-3)
+    out = {}
+    for cls in (MLP, Sub):
+        hooks = [Spy(120, np.arange(0, 120, 2)), truncated.LossSensitivityHook(120, np.arange(120), probe_every=3)]
+        train(lambda: cls(4, (6,), widths=(8, 5)), ArraySource(x, y, torch.device("cpu")), cfg, hooks=hooks,
+              progress=False)
+        out[cls] = [h.values()["loss_sensitivity_h1"] for h in hooks]
+    for a, b in zip(out[MLP], out[Sub]):
+        assert np.all(a > 0)
+        np.testing.assert_allclose(a, b, rtol=2e-5)
+
+
 def test_probe_every_one_is_the_exact_proxy_and_k_reuses_v_with_a_measured_error(tiny_arrays):
     from sensprune.measures.truncated import LossSensitivityHook
 
