@@ -152,11 +152,13 @@ def main():
           "interleaved")
     plain = _overhead("paper setting (MLP 16-16)", data, (16, 16), repeats)
     _overhead("digits (N=1257, 8x8), default MLP 256-128", digits_dataset(), (256, 128), repeats)
-    print("   why the fixed probe is expensive: each step adds a probe forward+backward over up to 2048 examples at"
-          "\n   theta_{s+1}, a forward at theta_s with a create_graph gradient and the double backward. --probe"
-          "\n   next-batch reuses the training gradient of step s+1 as v (no probe pass); what is left is the forward"
-          "\n   at theta_s plus the create_graph backward and the double backward (about 3 plain passes, plus"
-          "\n   per-call overhead that dominates on the 16-16 MLP).")
+    print("   why the fixed probe is expensive: each step adds a probe gradient over up to 2048 examples at"
+          "\n   theta_{s+1} and, for the batch, -lr * d/dx [grad_theta L_B(theta_s) . v]. For the built-in MLP both"
+          "\n   are closed forms (sensprune/measures/mlp_h1.py: one forward and the textbook backward; forward-over-"
+          "\n   reverse for the second; float rounding from autograd only); other models use autograd (a create_graph"
+          "\n   backward and the double backward). On digits the probe's matrix products dominate (1257 examples"
+          "\n   x 256-128 units at every step): only a smaller probe or a reused v (named approximations) cut them."
+          "\n   --probe next-batch reuses the training gradient of step s+1 as v (no probe pass).")
 
     _, res = _train(data, [])
     model = res.model.eval()
