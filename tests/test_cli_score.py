@@ -37,6 +37,8 @@ def test_probe_every_and_step_every_reach_the_proxy_and_are_named_in_meta(tmp_pa
     assert opts["probe_every"] == 3 and opts["step_every"] == 2
     notes = json.dumps(meta)
     assert "probe gradient reused" in notes and "steps subsampled" in notes and "probe_every_error" in notes
+    assert ("loss_sensitivity_h1: PROXY: truncated to the last 1 update(s) (one-step influence surrogate), "
+            "APPROXIMATION: probe gradient reused for 3 steps, APPROXIMATION: 1 step in 2 scored") in r.output
 
 
 def test_corrupt_option_saves_corrupted_indices(tmp_path):

@@ -74,6 +74,11 @@ def estimator_text(note: Any) -> str:
     if not isinstance(note, dict) or "mode" not in note:
         return ""
     k = f", K={note['probe_times']} of T={note['steps']} steps" if "probe_times" in note and "steps" in note else ""
+    pe, se = note.get("probe_every", 1), note.get("step_every", 1)  # the h1 proxy's own approximations
+    if isinstance(pe, int) and pe > 1:
+        k += f", APPROXIMATION: probe gradient reused for {pe} steps"
+    if isinstance(se, int) and se > 1:
+        k += f", APPROXIMATION: 1 step in {se} scored"
     return f"{note['mode']}{k}"
 
 
