@@ -55,6 +55,28 @@ def test_dynamics_hand_checkable_sequence():
     assert v["loss"][0] == pytest.approx(losses.mean())
 
 
+def test_dynamics_whole_epoch_fold_equals_the_indexed_fold_and_a_repeat_leaves_others_unseen():
+    """The contiguous path (a step or epoch covering all N once) gives what per-index updates give; a batch of
+    N rows with a repeat (a sampler with replacement) is not mistaken for a whole epoch."""
+    rng = np.random.default_rng(0)
+    logits, y = rng.normal(size=(6, 3)), rng.integers(0, 3, 6)
+    perm = rng.permutation(6)
+    whole, parts = DynamicsHook(6), DynamicsHook(6)
+    for _ in range(2):
+        whole.on_step(_step(perm.tolist(), logits[perm].tolist(), y[perm].tolist()), None)
+        whole.on_epoch_end(0, None)
+        for half in (perm[:3], perm[3:]):
+            parts.on_step(_step(half.tolist(), logits[half].tolist(), y[half].tolist()), None)
+            parts.on_epoch_end(0, None)  # three of six rows per fold: the indexed path
+    for k, v in whole.values().items():
+        np.testing.assert_allclose(v, parts.values()[k], rtol=1e-12, err_msg=k)
+    rep = DynamicsHook(6)
+    idx = [0, 1, 2, 3, 4, 4]  # six rows, example 5 absent
+    rep.on_step(_step(idx, logits[idx].tolist(), y[idx].tolist()), None)
+    v = rep.values()
+    assert np.isnan(v["loss"][5]) and np.isfinite(v["loss"][:5]).all()
+
+
 def test_dynamics_state_roundtrip():
     a = DynamicsHook(2)
     a.on_step(_step([0, 1], [[2.0, 0.0], [0.0, 1.0]], [0, 0]), None)

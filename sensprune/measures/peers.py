@@ -92,7 +92,9 @@ class DynamicsHook(Hook):
             # vectorised exp is ~10x faster than torch's float64 softmax on CPU
             lg, yy, ls = logits.cpu().numpy(), y.cpu().numpy(), losses.cpu().numpy()
             at = idx
-            if len(idx) == n:  # a whole epoch over all N (no repeats, see drain): put the rows in index order
+            # a whole epoch over all N, each once (a sampler with replacement can repeat within a step): rows in
+            # index order
+            if len(idx) == n and np.bincount(idx, minlength=n).max() == 1:
                 order = np.empty_like(idx)
                 order[idx] = np.arange(n)
                 lg, yy, ls, at = lg[order], yy[order], ls[order], slice(None)  # then every update is contiguous
