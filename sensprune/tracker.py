@@ -186,12 +186,13 @@ class Tracker:
         if self._input_grad:
             gx = self._input_gradient(losses, x, b)
         self.seen_labels[idx_t.cpu().numpy()] = y_t.cpu().numpy()
+        hit = logits.argmax(1) == y_t  # integer ops: nothing recorded for autograd
         info = StepInfo(self.epoch, self.steps, idx_t, None if x is None else x.detach(), y_t, logits.detach(),
-                        losses.detach(), gx, float("nan"))
+                        losses.detach(), gx, float("nan"), hit)
         for h in self.hooks:
             h.on_step(info, None)
         with torch.no_grad():
-            self._epoch_sums += [float(losses.sum()), float((logits.argmax(1) == y_t).sum()), b]
+            self._epoch_sums += [float(losses.sum()), float(hit.sum()), b]
         self.steps += 1
 
     def _input_gradient(self, losses: torch.Tensor, x, b: int) -> torch.Tensor:

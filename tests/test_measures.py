@@ -82,6 +82,29 @@ def test_dynamics_whole_epoch_fold_equals_the_indexed_fold_and_a_repeat_leaves_o
     assert np.isnan(v["loss"][5]) and np.isfinite(v["loss"][:5]).all()
 
 
+def test_dynamics_fold_matches_per_row_torch_reference_with_ties_and_the_loops_correct_flags():
+    """The numpy fold (float64 softmax, AUM margin from the transposed logits) against torch row by row;
+    ``StepInfo.correct`` (the loop's argmax == y) and the hook's own argmax give the same arrays, ties included."""
+    rng = np.random.default_rng(3)
+    n, k = 40, 5
+    logits = torch.tensor(rng.integers(-2, 3, size=(n, k)), dtype=torch.float32)  # many tied maxima
+    y = torch.tensor(rng.integers(0, k, n))
+    losses = F.cross_entropy(logits, y, reduction="none")
+    given, own = DynamicsHook(n), DynamicsHook(n)
+    perm = torch.tensor(rng.permutation(n))
+    for part in (perm[:17], perm[17:]):
+        given.on_step(StepInfo(0, 0, part, None, y[part], logits[part], losses[part], None, 0.1,
+                               logits[part].argmax(1) == y[part]), None)
+        own.on_step(StepInfo(0, 0, part, None, y[part], logits[part], losses[part], None, 0.1), None)
+    a, b = given.values(), own.values()
+    for name in a:
+        np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+    lg = logits.double()
+    np.testing.assert_allclose(a["aum"], -margins(lg, y).numpy(), rtol=1e-12)
+    np.testing.assert_allclose(a["confidence"], 1 - torch.softmax(lg, 1)[torch.arange(n), y].numpy(), rtol=1e-12)
+    np.testing.assert_array_equal(a["correctness"], 1.0 - (logits.argmax(1) == y).double().numpy())
+
+
 def test_dynamics_state_roundtrip():
     a = DynamicsHook(2)
     a.on_step(_step([0, 1], [[2.0, 0.0], [0.0, 1.0]], [0, 0]), None)

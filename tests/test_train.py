@@ -164,18 +164,40 @@ def test_compile_matches_plain_path(tiny_arrays):
         assert torch.allclose(p, q, atol=1e-4)
 
 
-@pytest.mark.parametrize("stride,padding,dilation,c_in", [(1, 1, 1, 1), (2, 1, 1, 3), (1, 2, 2, 2), (2, 0, 1, 1)])
-def test_conv2d_input_grad_equals_torch(stride, padding, dilation, c_in):
+@pytest.mark.parametrize("nhwc", [False, True], ids=["nchw", "channels_last"])
+@pytest.mark.parametrize("stride,padding,dilation,c_in",
+                         [(1, 1, 1, 1), (2, 1, 1, 3), (1, 2, 2, 2), (2, 0, 1, 1), (3, 1, 1, 2)])
+def test_conv2d_input_grad_equals_torch(stride, padding, dilation, c_in, nhwc):
     from sensprune.train.hooks import conv2d_input_grad
 
     torch.manual_seed(0)
     conv = torch.nn.Conv2d(c_in, 5, 3, stride=stride, padding=padding, dilation=dilation)
     x = torch.randn(4, c_in, 11, 9, requires_grad=True)
     g = torch.randn_like(conv(x))
+    if nhwc:  # the built-in cnn's layout: the strided-add col2im path
+        g = g.contiguous(memory_format=torch.channels_last)
     (ref,) = torch.autograd.grad(conv(x), x, g)
     got = conv2d_input_grad(g, conv, (11, 9))
     assert got.shape == ref.shape
     assert torch.allclose(got, ref, atol=1e-5)
+
+
+def test_cnn_channels_last_computes_the_nchw_function():
+    """SmallCNN keeps 2-D activations in channels_last; the logits are those of the plain NCHW layers."""
+    import torch.nn.functional as F
+
+    from sensprune.train.models import SmallCNN
+
+    torch.manual_seed(0)
+    model = SmallCNN(4, (2, 10, 10))
+    x = torch.randn(6, 2, 10, 10)
+    c1, c2 = (model.features[i] for i in (0, 3))
+    assert c1.weight.is_contiguous(memory_format=torch.channels_last)
+    h = F.max_pool2d(F.relu(F.conv2d(x, c1.weight.contiguous(), c1.bias, padding=1)), 2)
+    h = F.max_pool2d(F.relu(F.conv2d(h, c2.weight.contiguous(), c2.bias, padding=1)), 2)
+    ref = model.head(h.flatten(1))
+    assert torch.allclose(model(x), ref, atol=1e-5)
+    assert torch.allclose(model(x.flatten(1)), ref, atol=1e-5)  # flat rows are reshaped first
 
 
 def test_first_layer_capture_is_used_for_builtin_models_only():

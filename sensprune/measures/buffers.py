@@ -48,6 +48,7 @@ class StepBuffer:
 
     def __init__(self):
         self.steps: list[tuple] = []
+        self.distinct = True  # whether the last drain's indices were all different (one group)
 
     def append(self, *tensors) -> None:
         self.steps.append(tensors)
@@ -61,6 +62,7 @@ class StepBuffer:
         steps, self.steps = self.steps, []
         parts = [torch.cat(t) for t in zip(*steps)]
         idx = parts[0].cpu().numpy()
-        if idx.size == 0 or np.bincount(idx).max() <= 1:  # O(N) and much cheaper than np.unique's sort
+        self.distinct = idx.size == 0 or np.bincount(idx).max() <= 1  # O(N), much cheaper than np.unique's sort
+        if self.distinct:
             return [(idx, *parts[1:])]
         return [(s[0].cpu().numpy(), *s[1:]) for s in steps]

@@ -19,8 +19,6 @@ and Pleiss et al. do; dataset cartography evaluates at epoch ends instead.
 
 from __future__ import annotations
 
-from functools import reduce
-
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -47,20 +45,20 @@ def el2n(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 def _presentation_stats(logits: np.ndarray, y: np.ndarray):
-    """Per row, in float64: p(y|x) (softmax), whether argmax = y, and the AUM margin (as :func:`margins`).
+    """Per row, in float64: p(y|x) (softmax) and the AUM margin (as :func:`margins`).
 
-    The work runs on the transpose (K, B): numpy reduces a short last axis row by row, ~4x slower than
-    K elementwise passes over B-long rows (``functools.reduce``), which is what the fold's time was.
+    The work runs on a contiguous (K, B) transpose: reductions over its first axis are K elementwise
+    passes over B-long rows, where numpy reduces a short last axis row by row (~4x slower); that
+    was the fold's time. Whether argmax = y comes from the loop (``StepInfo.correct``).
     """
-    lt = logits.T.astype(np.float64)  # (K, B), a contiguous copy
+    lt = np.ascontiguousarray(logits.T, dtype=np.float64)  # (K, B)
     cols = np.arange(len(y))
     assigned = lt[y, cols]
-    top = reduce(np.maximum, lt)
-    correct = lt.argmax(0) == y
+    top = lt.max(0)
     e = np.exp(lt - top)
-    p = e[y, cols] / reduce(np.add, e)
+    p = e[y, cols] / e.sum(0)
     lt[y, cols] = -np.inf
-    return p, correct, assigned - reduce(np.maximum, lt)
+    return p, assigned - lt.max(0)
 
 
 class DynamicsHook(Hook):
@@ -80,30 +78,30 @@ class DynamicsHook(Hook):
         self.buffer = StepBuffer()
 
     def on_step(self, step: StepInfo, run: Run) -> None:
-        self.buffer.append(step.idx, step.logits, step.y, step.losses)
+        hit = step.correct if step.correct is not None else step.logits.argmax(1) == step.y
+        self.buffer.append(step.idx, step.logits, step.y, step.losses, hit)
 
     def on_epoch_end(self, epoch: int, run: Run) -> None:
         self._fold()
 
     def _fold(self) -> None:
-        n = len(self.n_pres)
-        for idx, logits, y, losses in self.buffer.drain():
+        groups = self.buffer.drain()
+        # a whole epoch over all N, each example once: the updates below can run in index order, contiguous
+        whole = self.buffer.distinct and len(groups) == 1 and len(groups[0][0]) == len(self.n_pres)
+        for idx, logits, y, losses, hit in groups:
             # one device→host copy per tensor and epoch; the float64 arithmetic runs in numpy, whose
             # vectorised exp is ~10x faster than torch's float64 softmax on CPU
-            lg, yy, ls = logits.cpu().numpy(), y.cpu().numpy(), losses.cpu().numpy()
-            at = idx
-            # a whole epoch over all N, each once (a sampler with replacement can repeat within a step): rows in
-            # index order
-            if len(idx) == n and np.bincount(idx, minlength=n).max() == 1:
+            p, margin = _presentation_stats(logits.cpu().numpy(), y.cpu().numpy())
+            correct, ls, at = hit.cpu().numpy(), losses.cpu().numpy().astype(np.float64), idx
+            if whole:  # gather the per-example results (not the (N, K) logits) into index order
                 order = np.empty_like(idx)
-                order[idx] = np.arange(n)
-                lg, yy, ls, at = lg[order], yy[order], ls[order], slice(None)  # then every update is contiguous
-            p, correct, margin = _presentation_stats(lg, yy)
+                order[idx] = np.arange(len(idx))
+                p, margin, correct, ls, at = p[order], margin[order], correct[order], ls[order], slice(None)
             self.forgets[at] += (self.n_pres[at] > 0) & self.prev_correct[at] & ~correct
             self.prev_correct[at] = correct
             self.ever_correct[at] |= correct
             self.n_pres[at] += 1
-            self.loss_sum[at] += ls.astype(np.float64)
+            self.loss_sum[at] += ls
             self.margin_sum[at] += margin
             self.p_sum[at] += p
             self.p_sq_sum[at] += p * p

@@ -26,7 +26,9 @@ class StepInfo:
     """What a hook sees at one optimisation step (all tensors detached unless stated).
 
     idx (B,) long; x (B, ...) the batch inputs; y (B,) labels; logits (B, K); losses (B,)
-    per-example cross-entropy; input_grad (B, ...) per-example ∇ₓℓ, or None when no hook asked.
+    per-example cross-entropy; input_grad (B, ...) per-example ∇ₓℓ, or None when no hook asked;
+    correct (B,) bool, ``logits.argmax(1) == y`` (the loop computes it for its accuracy anyway), or
+    None when the caller did not.
     """
 
     epoch: int
@@ -38,6 +40,7 @@ class StepInfo:
     losses: torch.Tensor
     input_grad: torch.Tensor | None
     lr: float
+    correct: torch.Tensor | None = None
 
 
 #: How a state key of a hook combines across data-parallel ranks (see :meth:`Hook.reduction`).
@@ -137,8 +140,34 @@ def conv2d_input_grad(grad_out: torch.Tensor, conv: nn.Conv2d, in_hw: tuple[int,
     """
     b, c_out = grad_out.shape[:2]
     w = conv.weight.detach()
-    cols = torch.matmul(w.reshape(c_out, -1).t(), grad_out.reshape(b, c_out, -1).to(w.dtype))
+    wt = w.reshape(c_out, -1).t()  # (C_in·k·k, C_out)
+    g = grad_out.to(w.dtype)
+    if g.dim() == 4 and not g.is_contiguous() and g.is_contiguous(memory_format=torch.channels_last):
+        return _nhwc_input_grad(g, wt, conv, in_hw)
+    cols = torch.matmul(wt, g.reshape(b, c_out, -1))
     return F.fold(cols, in_hw, conv.kernel_size, dilation=conv.dilation, padding=conv.padding, stride=conv.stride)
+
+
+def _nhwc_input_grad(g: torch.Tensor, wt: torch.Tensor, conv: nn.Conv2d, in_hw: tuple[int, int]) -> torch.Tensor:
+    """:func:`conv2d_input_grad` for a channels-last gradient (the built-in cnn's layout).
+
+    The NHWC gradient is, without a copy, the transpose of a (B·H'·W', C_out) matrix: one product
+    Wᵀ·Gᵀ gives the (C_in, k, k, B, H', W') columns, and col2im is k·k strided adds of whole
+    (B, C_in, H', W') slices into the padded input (half the time of the NCHW path on CPU).
+    """
+    b, c_out, ho, wo = g.shape
+    (kh, kw), (sh, sw), (dh, dw), (ph, pw) = conv.kernel_size, conv.stride, conv.dilation, conv.padding
+    c_in = wt.shape[0] // (kh * kw)
+    cols = torch.mm(wt, g.permute(1, 0, 2, 3).reshape(c_out, -1)).view(c_in, kh, kw, b, ho, wo)
+    h, w = in_hw
+    # rows the last kernel tap can reach, so every slice below stays inside the padded buffer
+    out = g.new_zeros(b, c_in, max(h + 2 * ph, (kh - 1) * dh + (ho - 1) * sh + 1),
+                      max(w + 2 * pw, (kw - 1) * dw + (wo - 1) * sw + 1))
+    for i in range(kh):
+        for j in range(kw):
+            out[:, :, i * dh:i * dh + (ho - 1) * sh + 1:sh, j * dw:j * dw + (wo - 1) * sw + 1:sw] += \
+                cols[:, i, j].transpose(0, 1)
+    return out[:, :, ph:ph + h, pw:pw + w]
 
 
 class FirstLayerInputGrad:

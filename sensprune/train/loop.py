@@ -214,8 +214,9 @@ def _train(build_model, train_data, cfg: TrainConfig, device: torch.device, *, t
                     scale = scale / bw.reshape(-1, *([1] * (x.dim() - 1)))
                 # in place: x.grad (our own leaf's) and the captured gradient belong to nobody else
                 gx = (x.grad.detach() if first is None else first.take(x)).float().mul_(scale)
+            hit = logits.argmax(1) == y  # integer ops: nothing recorded for autograd
             if hooks:
-                info = StepInfo(epoch, step, idx, x.detach(), y, logits.detach(), losses.detach(), gx, lr)
+                info = StepInfo(epoch, step, idx, x.detach(), y, logits.detach(), losses.detach(), gx, lr, hit)
                 for h in hooks:
                     h.on_step(info, run)
             if scaler.is_enabled():
@@ -227,7 +228,7 @@ def _train(build_model, train_data, cfg: TrainConfig, device: torch.device, *, t
                 h.after_step(info, run)
             with torch.no_grad():
                 loss_sum += losses.sum()
-                correct_sum += (logits.argmax(1) == y).sum()
+                correct_sum += hit.sum()
             seen += len(idx)
             step += 1
         if epoch_losses:

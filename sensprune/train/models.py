@@ -40,7 +40,11 @@ class MLP(nn.Module):
 class SmallCNN(nn.Module):
     """Two conv blocks (32, 64 channels) and a linear head; 1-D inputs use Conv1d, 2-D/3-D use Conv2d.
 
-    No BatchNorm, so per-example input gradients from a training batch are exact.
+    No BatchNorm, so per-example input gradients from a training batch are exact. The 2-D variant
+    keeps its conv weights and activations in ``channels_last`` (NHWC) memory: on CPU the NCHW
+    max-pool was half of a forward pass, and NHWC trains this model ~25% faster and runs its
+    eval-mode forward ~2x faster (``benchmarks/overhead.txt``). The values are the same up to the
+    float rounding of the convolution kernels.
     """
 
     def __init__(self, num_classes: int, input_shape: Sequence[int], dropout: float = 0.0):
@@ -66,9 +70,15 @@ class SmallCNN(nn.Module):
             head.append(nn.Dropout(dropout))
         head.append(nn.Linear(128, num_classes))
         self.head = nn.Sequential(*head)
+        self._nhwc = len(self._view) == 3
+        if self._nhwc:
+            self.features.to(memory_format=torch.channels_last)
 
     def forward(self, x):
-        return self.head(self.features(x.reshape(x.shape[0], *self._view)))
+        x = x.reshape(x.shape[0], *self._view)
+        if self._nhwc:  # a no-op view for one input channel
+            x = x.contiguous(memory_format=torch.channels_last)
+        return self.head(self.features(x))
 
 
 def resnet18(num_classes: int, input_shape: Sequence[int]) -> nn.Module:
