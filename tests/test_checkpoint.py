@@ -71,3 +71,22 @@ def test_resume_with_dropout_is_exact_on_cpu(tmp_path):
     assert resumed.resumed_from_epoch == 1
     for a, b in zip(straight.model.parameters(), resumed.model.parameters()):
         assert torch.equal(a, b)
+
+
+def test_resume_of_the_channels_last_cnn_is_exact(tmp_path):
+    """The cnn's NHWC weights and momentum go through the npz checkpoint (saved as plain arrays) and back."""
+    from sensprune.train.models import SmallCNN
+
+    rng = np.random.default_rng(1)
+    x, y = rng.normal(size=(24, 6, 6)).astype(np.float32), np.arange(24) % 3
+    build = lambda: SmallCNN(3, (6, 6))  # noqa: E731
+    cfg = TrainConfig(epochs=2, batch_size=8)
+    straight = train(build, ArraySource(x, y, torch.device("cpu")), cfg, progress=False)
+    with pytest.raises(Killed):
+        train(build, ArraySource(x, y, torch.device("cpu")), cfg, hooks=[KillInSecondEpoch()],
+              checkpoint_dir=tmp_path, progress=False)
+    resumed = train(build, ArraySource(x, y, torch.device("cpu")), cfg, checkpoint_dir=tmp_path, progress=False)
+    assert resumed.resumed_from_epoch == 1
+    assert resumed.model.features[0].weight.is_contiguous(memory_format=torch.channels_last)
+    for a, b in zip(straight.model.parameters(), resumed.model.parameters()):
+        assert torch.equal(a, b)

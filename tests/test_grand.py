@@ -38,6 +38,16 @@ def test_grand_equals_python_loop_and_ignores_chunking():
     np.testing.assert_allclose(grand_scores(model, x, y, chunk_size=3), want, rtol=1e-5)
 
 
+def test_grand_of_the_channels_last_cnn_equals_python_loop():
+    """torch.func's vmap through the built-in cnn's NHWC layout (its forward converts each batch)."""
+    from sensprune.train.models import SmallCNN
+
+    torch.manual_seed(0)
+    model = SmallCNN(3, (6, 6))
+    x, y = torch.randn(8, 6, 6), torch.randint(0, 3, (8,))
+    np.testing.assert_allclose(grand_scores(model, x, y, chunk_size=3), _loop(model, x, y), rtol=1e-4)
+
+
 def test_grand_with_batchnorm_in_eval_mode_is_per_example():
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(5, 7), nn.BatchNorm1d(7), nn.ReLU(), nn.Linear(7, 3))

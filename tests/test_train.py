@@ -166,7 +166,8 @@ def test_compile_matches_plain_path(tiny_arrays):
 
 @pytest.mark.parametrize("nhwc", [False, True], ids=["nchw", "channels_last"])
 @pytest.mark.parametrize("stride,padding,dilation,c_in",
-                         [(1, 1, 1, 1), (2, 1, 1, 3), (1, 2, 2, 2), (2, 0, 1, 1), (3, 1, 1, 2)])
+                         [(1, 1, 1, 1), (2, 1, 1, 3), (1, 2, 2, 2), (2, 0, 1, 1), (3, 1, 1, 2), (1, 3, 1, 1),
+                          (2, 4, 3, 1)])
 def test_conv2d_input_grad_equals_torch(stride, padding, dilation, c_in, nhwc):
     from sensprune.train.hooks import conv2d_input_grad
 

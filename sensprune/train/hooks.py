@@ -153,21 +153,32 @@ def _nhwc_input_grad(g: torch.Tensor, wt: torch.Tensor, conv: nn.Conv2d, in_hw: 
 
     The NHWC gradient is, without a copy, the transpose of a (B·H'·W', C_out) matrix: one product
     Wᵀ·Gᵀ gives the (C_in, k, k, B, H', W') columns, and col2im is k·k strided adds of whole
-    (B, C_in, H', W') slices into the padded input (half the time of the NCHW path on CPU).
+    (B, C_in, ·, ·) slices, each clipped to the input (no padded buffer, no cropping copy). On CPU
+    this is about 20% faster than the NCHW path for the built-in cnn's first layer.
     """
     b, c_out, ho, wo = g.shape
     (kh, kw), (sh, sw), (dh, dw), (ph, pw) = conv.kernel_size, conv.stride, conv.dilation, conv.padding
     c_in = wt.shape[0] // (kh * kw)
     cols = torch.mm(wt, g.permute(1, 0, 2, 3).reshape(c_out, -1)).view(c_in, kh, kw, b, ho, wo)
     h, w = in_hw
-    # rows the last kernel tap can reach, so every slice below stays inside the padded buffer
-    out = g.new_zeros(b, c_in, max(h + 2 * ph, (kh - 1) * dh + (ho - 1) * sh + 1),
-                      max(w + 2 * pw, (kw - 1) * dw + (wo - 1) * sw + 1))
-    for i in range(kh):
-        for j in range(kw):
-            out[:, :, i * dh:i * dh + (ho - 1) * sh + 1:sh, j * dw:j * dw + (wo - 1) * sw + 1:sw] += \
-                cols[:, i, j].transpose(0, 1)
-    return out[:, :, ph:ph + h, pw:pw + w]
+    out = g.new_zeros(b, c_in, h, w)
+    taps_h = [_tap(i * dh - ph, sh, ho, h) for i in range(kh)]
+    taps_w = [_tap(j * dw - pw, sw, wo, w) for j in range(kw)]
+    for i, (to_h, from_h) in enumerate(taps_h):
+        for j, (to_w, from_w) in enumerate(taps_w):
+            if to_h is not None and to_w is not None:
+                out[:, :, to_h, to_w] += cols[:, i, j, :, from_h, from_w].transpose(0, 1)
+    return out
+
+
+def _tap(offset: int, stride: int, n_out: int, n_in: int) -> tuple[slice | None, slice | None]:
+    """For one kernel tap along one axis: the input positions it writes (offset + stride·t) and the
+    output-gradient positions t that land inside 0..n_in-1 (``(None, None)`` if none)."""
+    first = max(0, -(offset // stride))
+    last = min(n_out - 1, (n_in - 1 - offset) // stride)
+    if first > last:
+        return None, None
+    return slice(first * stride + offset, last * stride + offset + 1, stride), slice(first, last + 1)
 
 
 class FirstLayerInputGrad:
