@@ -1,0 +1,176 @@
+"""Where the scoring overhead goes, part by part (the README's notes on benchmarks/overhead.txt).
+
+overhead.py times whole runs; on a shared 2-core host their medians move by ±5%, more than most single
+parts. This script times the parts themselves, many times each, and prints them as a share of the
+training they ride on (least of the repeats: others' load only adds to a time):
+
+digits / MLP 256-128 (the committed digits setting, 15 epochs of 10 steps):
+  - the training step (the loop's work without measures) and the first-layer product ``G @ W`` that
+    ``input_grad`` adds to each backward (the MLP's input gradient is that product: its floor);
+  - per run of 15 epochs: the buffered steps folded by the dynamics hook and by the input-gradient hook,
+    the per-epoch Gini of every measure (GiniTracker), and the EL2N pass (one eval forward over N).
+Fashion-MNIST-sized CNN (28×28, batch 128; random pixels — the time does not depend on them):
+  - the training step, the first-layer map-back of ``input_grad`` measured inside the real backward,
+    and the EL2N pass over 10 000 examples against one training epoch over them.
+
+    .venv/bin/python benchmarks/overhead_parts.py [--repeats 7]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import time
+from datetime import datetime, timezone
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from sensprune.config import TrainConfig
+from sensprune.data import load_dataset
+from sensprune.measures import DEFAULT_MEASURES
+from sensprune.score.stage import ScoreConfig, build_hooks, model_builder
+from sensprune.train.hooks import FirstLayerInputGrad, Hook, StepInfo
+from sensprune.train.loop import epoch_order, make_optimizer, train
+from sensprune.train.models import build_model
+from sensprune.train.sources import ArraySource, predict_logits
+
+
+def least(fn, repeats: int, inner: int = 1) -> float:
+    """Least wall time of ``repeats`` calls of ``inner`` back-to-back ``fn()``, per call (seconds)."""
+    fn()
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        for _ in range(inner):
+            fn()
+        best = min(best, (time.perf_counter() - t) / inner)
+    return best
+
+
+def digits_parts(repeats: int) -> None:
+    data = load_dataset("digits")
+    tcfg = TrainConfig(epochs=15, batch_size=128)
+    cfg = ScoreConfig(dataset="digits", model="mlp", measures=DEFAULT_MEASURES, train=tcfg)
+    build = model_builder(data, cfg)
+    src = ArraySource(data.x_train, data.y_train, torch.device("cpu"))
+    n, steps = data.n_train, -(-data.n_train // 128) * tcfg.epochs
+    run_s = least(lambda: train(build, src, tcfg, progress=False), repeats)
+
+    torch.manual_seed(0)
+    model = build()
+    g = torch.randn(128, model.net[1].out_features)
+    w = model.net[1].weight.detach()
+    product_s = least(lambda: g @ w, repeats, inner=200)
+
+    # the hooks' own per-step and per-epoch work, fed the steps of one real run (logits, losses, labels)
+    recorded = []
+
+    class Record(Hook):
+        needs_input_grad = True
+
+        def on_step(self, step, run):
+            recorded.append(StepInfo(*(t.clone() if isinstance(t, torch.Tensor) else t for t in (
+                step.epoch, step.step, step.idx, step.x, step.y, step.logits, step.losses, step.input_grad,
+                step.lr, step.correct))))
+
+    train(build, src, tcfg, hooks=[Record()], progress=False)
+    per_epoch = [[s for s in recorded if s.epoch == e] for e in range(tcfg.epochs)]
+    cost = {}
+    for _ in range(repeats):
+        hooks = build_hooks(data, cfg)[1]
+        spent = dict.fromkeys(type(h).__name__ for h in hooks)
+        spent = {k: 0.0 for k in spent}
+        for e, batch in enumerate(per_epoch):
+            for h in hooks:
+                t = time.perf_counter()
+                for s in batch:
+                    h.on_step(s, None)
+                if type(h).__name__ != "EL2NHook":
+                    h.on_epoch_end(e, None)
+                elif e + 1 == h.epoch:  # its pass is timed below; from here on the Gini sorts its values too
+                    h.value = np.random.default_rng(e).random(n)
+                spent[type(h).__name__] += time.perf_counter() - t
+        cost = {k: min(v, cost.get(k, float("inf"))) for k, v in spent.items()}
+    el2n_s = least(lambda: predict_logits(model, src, tcfg.eval_batch_size), repeats)
+
+    print(f"\n## digits / MLP 256-128: N={n}, 15 epochs × {steps // tcfg.epochs} steps, least of {repeats}")
+    print(f"  training run without measures        {run_s * 1e3:7.1f} ms  (the denominator below)")
+    print(f"  first-layer product G @ W            {product_s * 1e6:7.1f} µs a step × {steps} = "
+          f"{product_s * steps * 1e3:5.1f} ms  = {product_s * steps / run_s:6.1%}   (input_grad's floor on an MLP)")
+    names = {"InputGradHook": "input_grad hook: step norms + folds", "DynamicsHook": "dynamics hook: folds",
+             "GiniTracker": "per-epoch Gini of the 8 measures", "EL2NHook": "el2n hook (its pass below)"}
+    for k, v in cost.items():
+        print(f"  {names.get(k, k):<36} {v * 1e3:7.2f} ms a run      = {v / run_s:6.1%}")
+    print(f"  EL2N pass (eval forward over N)      {el2n_s * 1e3:7.2f} ms a run      = {el2n_s / run_s:6.1%}")
+    floor = product_s * steps + el2n_s + sum(cost.values())
+    print(f"  these parts together                 {floor * 1e3:7.2f} ms           = {floor / run_s:6.1%}   "
+          "(before the loop's per-step bookkeeping: StepInfo, the input leaf, hook calls)")
+
+
+def cnn_parts(repeats: int) -> None:
+    torch.manual_seed(0)
+    n, bs = 10_000, 128
+    x = torch.randn(n, 784)
+    y = torch.randint(0, 10, (n,))
+    src = ArraySource(x.numpy(), y.numpy(), torch.device("cpu"))
+    model = build_model("cnn", 10, (28, 28))
+    opt = make_optimizer(model, TrainConfig())
+    first = FirstLayerInputGrad(FirstLayerInputGrad.find(model))
+    spent = [0.0]
+    inner = first._backward
+
+    def timed(grad):
+        t = time.perf_counter()
+        inner(grad)
+        spent[0] += time.perf_counter() - t
+    first._backward = timed
+    order = epoch_order(n, 0, 0, None)
+
+    def steps(k: int, capture: bool) -> None:
+        for s in range(0, k * bs, bs):
+            idx = order[s:s + bs]
+            first.active = capture
+            loss = F.cross_entropy(model(x[idx]), y[idx])
+            first.active = False
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if capture:
+                first.take(x[idx])
+            opt.step()
+
+    k = 8
+    step_s = least(lambda: steps(k, False), repeats) / k
+    spent[0], best_map = 0.0, float("inf")
+    for _ in range(repeats):
+        spent[0] = 0.0
+        steps(k, True)
+        best_map = min(best_map, spent[0] / k)
+    el2n_s = least(lambda: predict_logits(model, src, 256), max(3, repeats // 2))
+    epoch_s = step_s * -(-n // bs)
+    print(f"\n## Fashion-MNIST-sized CNN (28×28, channels_last), batch {bs}, N={n}, least of {repeats}")
+    print(f"  training step                        {step_s * 1e3:7.2f} ms")
+    print(f"  input_grad first-layer map-back      {best_map * 1e3:7.2f} ms a step   = {best_map / step_s:6.1%}")
+    print(f"  EL2N pass over N                     {el2n_s:7.2f} s  = {el2n_s / epoch_s:6.1%} of an epoch "
+          f"({epoch_s:.2f} s) = {el2n_s / (10 * epoch_s):6.1%} of the 10-epoch run")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--repeats", type=int, default=7)
+    ap.add_argument("--settings", default="digits,cnn")
+    a = ap.parse_args()
+    torch.set_num_threads(1)
+    print(f"# overhead_parts: {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} CPU cores "
+          f"({platform.machine()}), no GPU used, torch {torch.__version__}, 1 thread, load average "
+          f"{os.getloadavg()[0]:.1f}")
+    if "digits" in a.settings:
+        digits_parts(a.repeats)
+    if "cnn" in a.settings:
+        cnn_parts(a.repeats)
+
+
+if __name__ == "__main__":
+    main()
