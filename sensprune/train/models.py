@@ -42,9 +42,9 @@ class SmallCNN(nn.Module):
 
     No BatchNorm, so per-example input gradients from a training batch are exact. The 2-D variant
     keeps its conv weights and activations in ``channels_last`` (NHWC) memory: on CPU the NCHW
-    max-pool was half of a forward pass, and NHWC trains this model ~25% faster and runs its
-    eval-mode forward ~2x faster (``benchmarks/overhead.txt``). The values are the same up to the
-    float rounding of the convolution kernels.
+    max-pool was half of a forward pass: the same weights in NCHW take 1.27-1.38x as long to train
+    and 2.6-3.2x as long for an eval-mode forward (``benchmarks/overhead_parts.txt``). The values
+    are the same up to the float rounding of the convolution kernels.
     """
 
     def __init__(self, num_classes: int, input_shape: Sequence[int], dropout: float = 0.0):
