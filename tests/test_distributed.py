@@ -115,3 +115,38 @@ def test_cuda_run_starts_gloo_for_cpu_tensors_and_nccl_for_cuda(monkeypatch):
     assert _backend_of_a_cuda_run(monkeypatch, "cuda", bound) == "cpu:gloo,cuda:nccl" and bound == [1]
     assert D.backend_devices("cpu:gloo,cuda:nccl") == {"cpu", "cuda"} and D.backend_devices("nccl") == {"cuda"}
     assert _backend_of_a_cuda_run(monkeypatch, "cpu") == "gloo"
+
+
+def _cnn_run():
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(3), 23)
+    x = (rng.normal(size=(69, 6, 6)) + y[:, None, None]).astype(np.float32)
+    data = make_dataset(x, y, x[:9], y[:9], spec="ddp-cnn")
+    cfg = ScoreConfig(dataset="ddp-cnn", model="cnn", measures=("input_grad", "loss", "el2n"),
+                      train=TrainConfig(epochs=2, batch_size=16))
+    measure_hooks, hooks = build_hooks(data, cfg)
+    res = train(model_builder(data, cfg), ArraySource(data.x_train, data.y_train, torch.device("cpu")), cfg.train,
+                hooks=hooks, progress=False)
+    return collect(measure_hooks), torch.cat([p.detach().flatten() for p in res.model.parameters()]).numpy()
+
+
+def _cnn_worker(rank, world, init_file, out_file):
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
+    try:
+        values, params = _cnn_run()
+        if rank == 0:
+            np.savez(out_file, params=params, **{f"m_{k}": v for k, v in values.items()})
+    finally:
+        dist.destroy_process_group()
+
+
+def test_two_process_gloo_equals_single_process_for_the_channels_last_cnn(tmp_path):
+    """DDP buckets the cnn's NHWC gradients; the first-layer input-gradient capture runs on every rank."""
+    out = tmp_path / "ddp_cnn.npz"
+    mp.spawn(_cnn_worker, args=(2, str(tmp_path / "init"), str(out)), nprocs=2, join=True)
+    got = np.load(out)
+    values, params = _cnn_run()
+    np.testing.assert_allclose(got["params"], params, rtol=1e-4, atol=1e-5)
+    for k, v in values.items():
+        np.testing.assert_allclose(got[f"m_{k}"], v, rtol=1e-4, atol=1e-5, err_msg=k)
