@@ -12,7 +12,8 @@ digits / MLP 256-128 (the committed digits setting, 15 epochs of 10 steps):
 Fashion-MNIST-sized CNN (28×28, batch 128; random pixels — the time does not depend on them):
   - the training step, the first-layer map-back of ``input_grad`` measured inside the real backward,
     and the EL2N pass over 10 000 examples against one training epoch over them;
-  - the cnn's memory layout: channels_last (the default) against NCHW, same weights, interleaved.
+  - the cnn's memory layout: channels_last (the default) against NCHW, same weights, interleaved;
+  - ways of computing the first-layer map-back (ours on NHWC and NCHW gradients, conv_transpose2d, autograd's).
 
     .venv/bin/python benchmarks/overhead_parts.py [--repeats 7]
 """
@@ -82,8 +83,7 @@ def digits_parts(repeats: int) -> None:
     cost = {}
     for _ in range(repeats):
         hooks = build_hooks(data, cfg)[1]
-        spent = dict.fromkeys(type(h).__name__ for h in hooks)
-        spent = {k: 0.0 for k in spent}
+        spent = dict.fromkeys((type(h).__name__ for h in hooks), 0.0)
         for e, batch in enumerate(per_epoch):
             for h in hooks:
                 t = time.perf_counter()
@@ -191,10 +191,36 @@ def layout_ab(repeats: int) -> None:
               f"{b / a:.2f}")
 
 
+def mapback_ab(repeats: int) -> None:
+    """The first conv layer's input gradient from its output gradient (128 Fashion-MNIST-sized images), each
+    way timed on 8 different gradients in turn (not in cache, as inside a backward)."""
+    from sensprune.train.hooks import conv2d_input_grad
+
+    torch.manual_seed(0)
+    conv = build_model("cnn", 10, (28, 28)).features[0]
+    w = conv.weight.detach()
+    grads = [torch.randn(128, 32, 28, 28) for _ in range(8)]
+    nhwc = [g.contiguous(memory_format=torch.channels_last) for g in grads]
+    ways = {
+        "conv2d_input_grad, NHWC gradient (the cnn's)": lambda g: conv2d_input_grad(g, conv, (28, 28)),
+        "conv2d_input_grad, NCHW gradient": lambda g: conv2d_input_grad(g, conv, (28, 28)),
+        "conv_transpose2d, NHWC gradient": lambda g: F.conv_transpose2d(g, w, padding=1),
+        "autograd's torch.nn.grad.conv2d_input, NCHW": lambda g: torch.nn.grad.conv2d_input(
+            (128, 1, 28, 28), w, g, padding=1),
+    }
+    print(f"\n## first-layer map-back, 128 images 28×28, C_out 32, 3×3, least of {repeats} rounds of 8 gradients")
+    ref = torch.nn.grad.conv2d_input((128, 1, 28, 28), w, grads[0], padding=1)
+    for name, fn in ways.items():
+        gs = nhwc if "NHWC" in name else grads
+        err = float((fn(gs[0]) - ref).abs().max())
+        t = least(lambda: [fn(g) for g in gs], repeats) / len(gs)
+        print(f"  {name:<46} {t * 1e3:6.2f} ms   (max |difference| from autograd {err:.1e})")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repeats", type=int, default=7)
-    ap.add_argument("--settings", default="digits,cnn,layout")
+    ap.add_argument("--settings", default="digits,cnn,layout,mapback")
     a = ap.parse_args()
     torch.set_num_threads(1)
     print(f"# overhead_parts: {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} CPU cores "
@@ -206,6 +232,8 @@ def main() -> None:
         cnn_parts(a.repeats)
     if "layout" in a.settings:
         layout_ab(a.repeats)
+    if "mapback" in a.settings:
+        mapback_ab(a.repeats)
 
 
 if __name__ == "__main__":

@@ -18,18 +18,21 @@ from sensprune.train.sources import ArraySource
 MEASURES = ("input_grad", "loss", "el2n", "forgetting", "aum", "confidence", "variability", "correctness")
 
 
-def _data():
+def _data(model="mlp"):
     rng = np.random.default_rng(0)
-    centers = rng.normal(size=(3, 5)) * 2
     y = np.repeat(np.arange(3), 23)  # 69 examples: the last global batch (69 % 16 = 5) splits unevenly
-    x = centers[y] + rng.normal(size=(69, 5))
+    if model == "cnn":  # 6×6 images
+        x = rng.normal(size=(69, 6, 6)) + y[:, None, None]
+    else:
+        centers = rng.normal(size=(3, 5)) * 2
+        x = centers[y] + rng.normal(size=(69, 5))
     return make_dataset(x.astype(np.float32), y, x[:9].astype(np.float32), y[:9], spec="ddp-test")
 
 
-def _run(weights=None):
-    data = _data()
-    cfg = ScoreConfig(dataset="ddp-test", widths=(8,), measures=MEASURES,
-                      train=TrainConfig(epochs=3, batch_size=16))
+def _run(weights=None, model="mlp"):
+    data = _data(model)
+    cfg = ScoreConfig(dataset="ddp-test", model=model, widths=(8,), measures=MEASURES,
+                      train=TrainConfig(epochs=3 if model == "mlp" else 2, batch_size=16))
     measure_hooks, hooks = build_hooks(data, cfg)
     res = train(model_builder(data, cfg), ArraySource(data.x_train, data.y_train, torch.device("cpu")), cfg.train,
                 weights=weights, hooks=hooks, progress=False)
@@ -37,7 +40,7 @@ def _run(weights=None):
     return collect(measure_hooks), params, res.history
 
 
-def _worker(rank, world, init_file, out_file):
+def _worker(rank, world, init_file, out_file, model="mlp"):
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
     # every collective is recorded with its tensor's device and checked against the backend that a CUDA run
@@ -50,7 +53,7 @@ def _worker(rank, world, init_file, out_file):
 
     dist.all_reduce = recording_all_reduce
     try:
-        values, params, hist = _run(np.linspace(0.5, 1.5, 69))
+        values, params, hist = _run(np.linspace(0.5, 1.5, 69), model)
         msg = ""
         try:  # a world larger than the dataset is refused on every rank, before any collective call
             one = ArraySource(np.zeros((1, 2), np.float32), np.array([0]), torch.device("cpu"))
@@ -117,36 +120,12 @@ def test_cuda_run_starts_gloo_for_cpu_tensors_and_nccl_for_cuda(monkeypatch):
     assert _backend_of_a_cuda_run(monkeypatch, "cpu") == "gloo"
 
 
-def _cnn_run():
-    rng = np.random.default_rng(0)
-    y = np.repeat(np.arange(3), 23)
-    x = (rng.normal(size=(69, 6, 6)) + y[:, None, None]).astype(np.float32)
-    data = make_dataset(x, y, x[:9], y[:9], spec="ddp-cnn")
-    cfg = ScoreConfig(dataset="ddp-cnn", model="cnn", measures=("input_grad", "loss", "el2n"),
-                      train=TrainConfig(epochs=2, batch_size=16))
-    measure_hooks, hooks = build_hooks(data, cfg)
-    res = train(model_builder(data, cfg), ArraySource(data.x_train, data.y_train, torch.device("cpu")), cfg.train,
-                hooks=hooks, progress=False)
-    return collect(measure_hooks), torch.cat([p.detach().flatten() for p in res.model.parameters()]).numpy()
-
-
-def _cnn_worker(rank, world, init_file, out_file):
-    torch.set_num_threads(1)
-    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
-    try:
-        values, params = _cnn_run()
-        if rank == 0:
-            np.savez(out_file, params=params, **{f"m_{k}": v for k, v in values.items()})
-    finally:
-        dist.destroy_process_group()
-
-
 def test_two_process_gloo_equals_single_process_for_the_channels_last_cnn(tmp_path):
     """DDP buckets the cnn's NHWC gradients; the first-layer input-gradient capture runs on every rank."""
     out = tmp_path / "ddp_cnn.npz"
-    mp.spawn(_cnn_worker, args=(2, str(tmp_path / "init"), str(out)), nprocs=2, join=True)
+    mp.spawn(_worker, args=(2, str(tmp_path / "init"), str(out), "cnn"), nprocs=2, join=True)
     got = np.load(out)
-    values, params = _cnn_run()
+    values, params, _ = _run(np.linspace(0.5, 1.5, 69), "cnn")
     np.testing.assert_allclose(got["params"], params, rtol=1e-4, atol=1e-5)
     for k, v in values.items():
         np.testing.assert_allclose(got[f"m_{k}"], v, rtol=1e-4, atol=1e-5, err_msg=k)

@@ -135,8 +135,9 @@ def conv2d_input_grad(grad_out: torch.Tensor, conv: nn.Conv2d, in_hw: tuple[int,
 
     The transposed convolution written as one batched matrix product, Wᵀ (C_in·k·k, C_out) times each
     example's (C_out, H'·W') gradient — no copy of the gradient — followed by ``F.fold`` (col2im).
-    Same value as ``torch.nn.grad.conv2d_input``; on CPU about 3x faster for the thin first layers
-    (C_in of 1 or 3) it is used for (3 ms instead of 10 ms for 128 Fashion-MNIST images, one thread).
+    Same value as ``torch.nn.grad.conv2d_input``; on CPU about 4x faster for the thin first layers
+    (C_in of 1 or 3) it is used for (2.95 ms instead of 13.3 ms for 128 Fashion-MNIST images, one thread;
+    ``benchmarks/overhead_parts.txt``). A channels-last gradient takes :func:`_nhwc_input_grad`.
     """
     b, c_out = grad_out.shape[:2]
     w = conv.weight.detach()
@@ -154,7 +155,8 @@ def _nhwc_input_grad(g: torch.Tensor, wt: torch.Tensor, conv: nn.Conv2d, in_hw: 
     The NHWC gradient is, without a copy, the transpose of a (B·H'·W', C_out) matrix: one product
     Wᵀ·Gᵀ gives the (C_in, k, k, B, H', W') columns, and col2im is k·k strided adds of whole
     (B, C_in, ·, ·) slices, each clipped to the input (no padded buffer, no cropping copy). On CPU,
-    for the built-in cnn's first layer and 128 images, 2.4 ms against 2.7-2.9 ms for the NCHW path.
+    for the built-in cnn's first layer and 128 images, 2.75 ms against 2.95 ms for the NCHW path
+    (``benchmarks/overhead_parts.txt``, map-back section).
     """
     b, c_out, ho, wo = g.shape
     (kh, kw), (sh, sw), (dh, dw), (ph, pw) = conv.kernel_size, conv.stride, conv.dilation, conv.padding
@@ -188,7 +190,7 @@ class FirstLayerInputGrad:
     backward pass, no second autograd product). For the built-in ``cnn`` — whose first layer, a
     Conv2d, is applied to a reshape of x and x enters nowhere else — a forward hook on that layer puts
     a tensor hook on its output; in the very same backward pass it receives the gradient G at the
-    layer's output and maps it back to the input with :func:`conv2d_input_grad`, about 3x cheaper on
+    layer's output and maps it back to the input with :func:`conv2d_input_grad`, about 4x cheaper on
     CPU than autograd's own input gradient of a thin convolution. A Linear first layer (``mlp``)
     gains nothing (autograd computes the same ``G @ W``, and the Python hooks cost more than the leaf),
     so it, plugins, resnet18 and compiled models use the leaf path.
