@@ -9,7 +9,9 @@ Settings: digits with the MLP (15 epochs), and a 10k stratified Fashion-MNIST su
 (10 epochs). Each variant runs ``--repeats`` times, interleaved; the median wall time is used. The
 process CPU time of each run is measured too: on a shared machine it is the less noisy of the two
 (another process's load inflates wall time but not the work done), and its ratios are printed beside;
-so are the ratios of the least CPU time of each variant (contention only ever adds to it).
+so are the ratios of the least CPU time of each variant (contention only ever adds to it) and the paired
+ratio: the median over rounds of the ratio within a round (every other round runs the variants in
+reverse order, so that no variant always follows the same one).
 EL2N costs one eval-mode forward pass over the training set at its epoch, a fixed cost that weighs
 more the shorter the warmup. Throughput = training examples × epochs ÷ median wall time of the run
 with all online measures (examples per second of scoring).
@@ -93,8 +95,9 @@ def bench(name: str, spec: str, model: str, epochs: int, subsample: int | None, 
     if warmup:
         for fn in variants.values():
             fn()
-    for _ in range(repeats):
-        for k, fn in variants.items():
+    for r in range(repeats):
+        # every other round runs the variants in reverse order, so none always runs right before another
+        for k, fn in (list(variants.items()) if r % 2 == 0 else list(variants.items())[::-1]):
             t, c = time.perf_counter(), time.process_time()
             fn()
             if device.startswith("cuda"):
@@ -113,8 +116,10 @@ def bench(name: str, spec: str, model: str, epochs: int, subsample: int | None, 
     if "ours_all" in med:
         r1, c1, m1 = med["ours_all"] / med["ours_none"], mcpu["ours_all"] / mcpu["ours_none"], \
             mn["ours_all"] / mn["ours_none"]
-        print(f"  all online measures ÷ no measures      = {r1:.3f} wall, {c1:.3f} CPU, {m1:.3f} least CPU   "
-              f"(target ≤ 1.10: {_met(r1 <= 1.10)} wall, {_met(c1 <= 1.10)} CPU, {_met(m1 <= 1.10)} least CPU)")
+        p1 = _paired(times, "ours_all", "ours_none")
+        print(f"  all online measures ÷ no measures      = {r1:.3f} wall, {c1:.3f} CPU, {m1:.3f} least CPU, "
+              f"{p1:.3f} paired   (target ≤ 1.10: {_met(r1 <= 1.10)} wall, {_met(c1 <= 1.10)} CPU, "
+              f"{_met(m1 <= 1.10)} least CPU, {_met(p1 <= 1.10)} paired)")
     if "plain" in med:
         r2, c2, m2 = med["ours_none"] / med["plain"], mcpu["ours_none"] / mcpu["plain"], mn["ours_none"] / mn["plain"]
         print(f"  sensprune loop ÷ minimal PyTorch loop  = {r2:.3f} wall, {c2:.3f} CPU, {m2:.3f} least CPU   "
@@ -124,13 +129,20 @@ def bench(name: str, spec: str, model: str, epochs: int, subsample: int | None, 
         f"{k} {med[k] / med['ours_none']:.3f} / {mcpu[k] / mcpu['ours_none']:.3f} / {mn[k] / mn['ours_none']:.3f}"
         for k in groups))
     print("  (dynamics = loss, forgetting, aum, confidence, variability, correctness: one hook; least CPU = the "
-          "run with the least CPU time of each variant: others' load only adds to it)")
+          "run with the least CPU time of each variant: others' load only adds to it; paired = the median over "
+          "rounds of the ratio of the two runs of one round, which lie next to each other in time)")
     if "ours_all" not in med:
         return
     n_ex = data.n_train * epochs
     print(f"  throughput: {n_ex / med['ours_all']:,.0f} examples/s scored with all online measures "
           f"({n_ex / med['ours_none']:,.0f} examples/s training alone); per CPU-second (CPU runs: the load-free "
           f"figure) {n_ex / mcpu['ours_all']:,.0f} and {n_ex / mcpu['ours_none']:,.0f}")
+
+
+def _paired(times: dict[str, list[float]], a: str, b: str) -> float:
+    """Median over rounds of a's wall time ÷ b's in the same round: a drift of the host's speed over the
+    minutes of a run cancels out of each round's ratio, where the medians of whole columns keep it."""
+    return statistics.median(x / y for x, y in zip(times[a], times[b]))
 
 
 def _load() -> str:
