@@ -110,9 +110,10 @@ def digits_parts(repeats: int) -> None:
              "GiniTracker": "per-epoch Gini of the 8 measures", "EL2NHook": "el2n hook (its pass below)"}
     for k, v in cost.items():
         print(f"  {names.get(k, k):<36} {v * 1e3:7.2f} ms a run      = {v / run_s:6.1%}")
+        if k == "GiniTracker":
+            print(f"    of which numpy's sorts             {sort_s * 1e3:7.2f} ms a run      = {sort_s / run_s:6.1%}   "
+                  f"({len(vals)} sorts of {n} values × {tcfg.epochs} epochs)")
     print(f"  EL2N pass (eval forward over N)      {el2n_s * 1e3:7.2f} ms a run      = {el2n_s / run_s:6.1%}")
-    print(f"    of which numpy's sorts             {sort_s * 1e3:7.2f} ms a run      = {sort_s / run_s:6.1%}   "
-          f"({len(vals)} sorts of {n} values × {tcfg.epochs} epochs)")
     floor = product_s * steps + el2n_s + sum(cost.values())
     print(f"  these parts together                 {floor * 1e3:7.2f} ms           = {floor / run_s:6.1%}   "
           "(before the loop's per-step bookkeeping: StepInfo, the input leaf, hook calls)")
