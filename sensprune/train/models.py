@@ -42,8 +42,8 @@ class SmallCNN(nn.Module):
 
     No BatchNorm, so per-example input gradients from a training batch are exact. The 2-D variant
     keeps its conv weights and activations in ``channels_last`` (NHWC) memory; NCHW max-pooling is
-    slow on CPU: the same weights in NCHW take 1.27-1.38x as long to train
-    and 2.6-3.2x as long for an eval-mode forward (``benchmarks/overhead_parts.txt``). The values
+    slow on CPU: the same weights in NCHW take 1.27-1.43x as long to train
+    and 2.4-3.2x as long for an eval-mode forward (``benchmarks/overhead_parts.txt``). The values
     are the same up to the float rounding of the convolution kernels.
     """
 
