@@ -12,9 +12,10 @@ process CPU time of each run is measured too: on a shared machine it is the less
 so are the ratios of the least CPU time of each variant (contention only ever adds to it) and the paired
 ratio: the median over rounds of the ratio within a round (every other round runs the variants in
 reverse order, so that no variant always follows the same one).
-EL2N costs one eval-mode forward pass over the training set at its epoch, a fixed cost that weighs
-more the shorter the warmup. Throughput = training examples × epochs ÷ median wall time of the run
-with all online measures (examples per second of scoring).
+The breakdown runs each group alone, and ``grad_only``: one hook that asks for the per-example input gradient
+and does nothing with it (the floor under any ``input_grad``). EL2N costs one eval-mode forward pass over the
+training set at its epoch, a fixed cost that weighs more the shorter the warmup. Throughput = training
+examples × epochs ÷ median wall time of the run with all online measures (examples per second of scoring).
 
     python benchmarks/overhead.py [--repeats 5] [--threads 1] [--quick]
 """
@@ -35,8 +36,16 @@ from sensprune.config import TrainConfig
 from sensprune.data import load_dataset
 from sensprune.measures import DEFAULT_MEASURES
 from sensprune.score.stage import ScoreConfig, build_hooks, model_builder
+from sensprune.train.hooks import Hook
 from sensprune.train.loop import epoch_order, make_optimizer, train
 from sensprune.train.sources import ArraySource
+
+
+class GradientOnly(Hook):
+    """Asks the loop for the per-example input gradient and does nothing with it: what the gradient alone costs
+    (the leaf or the first-layer capture, the StepInfo, the hook calls), the floor under ``input_grad``."""
+
+    needs_input_grad = True
 
 
 def plain_loop(build, x, y, cfg: TrainConfig) -> None:
@@ -84,9 +93,12 @@ def bench(name: str, spec: str, model: str, epochs: int, subsample: int | None, 
             train(build, src, tcfg, hooks=hooks, progress=False)
         return fn
 
+    def grad_only():
+        train(build, src, tcfg, hooks=[GradientOnly()], progress=False)
+
     variants = {"plain": plain, "ours_none": ours_none, "ours_all": ours_all,
                 "input_grad": only(("input_grad",)), "dynamics": only(("loss", "forgetting", "aum")),
-                "el2n": only(("el2n",))}
+                "el2n": only(("el2n",)), "grad_only": grad_only}
     if only_variants:
         variants = {k: v for k, v in variants.items() if k in only_variants or k == "ours_none"}
     times = {k: [] for k in variants}
@@ -126,11 +138,12 @@ def bench(name: str, spec: str, model: str, epochs: int, subsample: int | None, 
         print(f"  sensprune loop ÷ minimal PyTorch loop  = {r2:.3f} wall, {c2:.3f} CPU, {m2:.3f} least CPU, "
               f"{p2:.3f} paired   (target ≤ 1.15: {_met(r2 <= 1.15)} wall, {_met(c2 <= 1.15)} CPU, "
               f"{_met(m2 <= 1.15)} least CPU, {_met(p2 <= 1.15)} paired)")
-    groups = [k for k in ("input_grad", "dynamics", "el2n") if k in med]
-    print("  breakdown, each group alone ÷ no measures (wall / CPU / least CPU): " + ", ".join(
+    groups = [k for k in ("input_grad", "dynamics", "el2n", "grad_only") if k in med]
+    print("  breakdown, each group alone ÷ no measures (wall / CPU / least CPU / paired): " + ", ".join(
         f"{k} {med[k] / med['ours_none']:.3f} / {mcpu[k] / mcpu['ours_none']:.3f} / {mn[k] / mn['ours_none']:.3f}"
-        for k in groups))
-    print("  (dynamics = loss, forgetting, aum, confidence, variability, correctness: one hook; least CPU = the "
+        f" / {_paired(times, k, 'ours_none'):.3f}" for k in groups))
+    print("  (dynamics = loss, forgetting, aum, confidence, variability, correctness: one hook; grad_only = one hook "
+          "that asks for the input gradient and does nothing with it: the floor of any input_grad; least CPU = the "
           "run with the least CPU time of each variant: others' load only adds to it; paired = the median over "
           "rounds of the ratio of the two runs of one round, which lie next to each other in time)")
     if "ours_all" not in med:
@@ -168,7 +181,7 @@ def main() -> None:
                     "committed setting; 1 with more repeats is a cheaper look at the per-step breakdown — the "
                     "one EL2N pass then weighs 10x more)")
     ap.add_argument("--settings", default="digits,fashion-mnist", help="which settings to run (comma-separated)")
-    ap.add_argument("--variants", default=None, help="a subset of plain,ours_all,input_grad,dynamics,el2n "
+    ap.add_argument("--variants", default=None, help="a subset of plain,ours_all,input_grad,dynamics,el2n,grad_only "
                     "(ours_none always runs)")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
