@@ -6,7 +6,8 @@ training they ride on (least of the repeats: others' load only adds to a time):
 
 digits / MLP 256-128 (the committed digits setting, 15 epochs of 10 steps):
   - the training step (the loop's work without measures) and the first-layer product ``G @ W`` that
-    ``input_grad`` adds to each backward (the MLP's input gradient is that product: its floor);
+    ``input_grad`` adds to each backward (the MLP's input gradient is that product: its floor), and a run with one
+    hook that asks for the input gradient and ignores it (the product plus the input leaf and the per-step calls);
   - per run of 15 epochs: the buffered steps folded by the dynamics hook and by the input-gradient hook,
     the per-epoch Gini of every measure (GiniTracker; its sorts alone too), and the EL2N pass (one eval forward
     over N); the sum of G @ W, the pass and the sorts is the work the measures' definitions ask for.
@@ -61,7 +62,22 @@ def digits_parts(repeats: int) -> None:
     build = model_builder(data, cfg)
     src = ArraySource(data.x_train, data.y_train, torch.device("cpu"))
     n, steps = data.n_train, -(-data.n_train // 128) * tcfg.epochs
-    run_s = least(lambda: train(build, src, tcfg, progress=False), repeats)
+
+    class GradientOnly(Hook):  # asks for the input gradient and ignores it: the leaf, StepInfo, the hook calls
+        needs_input_grad = True
+
+    def timed(hooks) -> float:
+        t = time.perf_counter()
+        train(build, src, tcfg, hooks=hooks, progress=False)
+        return time.perf_counter() - t
+
+    timed([])
+    plain_runs, extra = [], []
+    for r in range(5 * repeats):  # pairs of adjacent runs, in alternating order: the host's drift cancels
+        a, b = (timed([]), timed([GradientOnly()])) if r % 2 == 0 else reversed((timed([GradientOnly()]), timed([])))
+        plain_runs.append(a)
+        extra.append(b - a)
+    run_s, grad_extra = min(plain_runs), float(np.median(extra))
 
     torch.manual_seed(0)
     model = build()
@@ -110,6 +126,9 @@ def digits_parts(repeats: int) -> None:
     print(f"  training run without measures        {run_s * 1e3:7.1f} ms  (the denominator below)")
     print(f"  first-layer product G @ W            {product_s * 1e6:7.1f} µs a step × {steps} = "
           f"{product_s * steps * 1e3:5.1f} ms  = {product_s * steps / run_s:6.1%}   (input_grad's floor on an MLP)")
+    print(f"  a hook that only asks for ∇ₓ           {grad_extra * 1e3:7.2f} ms a run      = "
+          f"{grad_extra / run_s:6.1%}   (G @ W, the input leaf, StepInfo, the hook calls: the floor under "
+          f"input_grad; median over {len(extra)} adjacent pairs of runs of the difference)")
     names = {"InputGradHook": "input_grad hook: step norms + folds", "DynamicsHook": "dynamics hook: folds",
              "GiniTracker": "per-epoch Gini of the 8 measures", "EL2NHook": "el2n hook (its pass below)"}
     for k, v in cost.items():
