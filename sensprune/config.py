@@ -36,7 +36,7 @@ class TrainConfig:
     ``seed`` drives three independent streams: weight init (``seed``), batch order
     (``seed`` and the epoch) and dropout (``seed + 1``). ``eval_batch_size`` is the batch of the no-grad
     passes (test accuracy, EL2N, predictions): 128, because on CPU a conv net's eval pass in batches of 256
-    took 1.7-1.8x as long as in batches of 128, whose activations stay in cache
+    took up to 1.8x as long as in batches of 128 (1.05-1.8x over five runs)
     (``benchmarks/overhead_parts.txt``); the values do not depend on it beyond float rounding.
     """
 
