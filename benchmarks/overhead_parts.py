@@ -42,6 +42,8 @@ from sensprune.train.loop import epoch_order, make_optimizer, train
 from sensprune.train.models import build_model
 from sensprune.train.sources import ArraySource, predict_logits
 
+from overhead import GradientOnly  # the sibling script's hook (benchmarks/ is on the path when run as a script)
+
 
 def least(fn, repeats: int, inner: int = 1) -> float:
     """Least wall time of ``repeats`` calls of ``inner`` back-to-back ``fn()``, per call (seconds)."""
@@ -55,6 +57,19 @@ def least(fn, repeats: int, inner: int = 1) -> float:
     return best
 
 
+def interleaved_least(ways: dict, rounds: int, inner: int = 1) -> dict:
+    """``{key: least wall time per call}`` of each ``ways[key]()``, the ways taking turns round by round (so a
+    slow minute of the shared host falls on all of them alike)."""
+    best = dict.fromkeys(ways, float("inf"))
+    for _ in range(rounds):
+        for k, fn in ways.items():
+            t = time.perf_counter()
+            for _ in range(inner):
+                fn()
+            best[k] = min(best[k], (time.perf_counter() - t) / inner)
+    return best
+
+
 def digits_parts(repeats: int) -> None:
     data = load_dataset("digits")
     tcfg = TrainConfig(epochs=15, batch_size=128)
@@ -62,9 +77,6 @@ def digits_parts(repeats: int) -> None:
     build = model_builder(data, cfg)
     src = ArraySource(data.x_train, data.y_train, torch.device("cpu"))
     n, steps = data.n_train, -(-data.n_train // 128) * tcfg.epochs
-
-    class GradientOnly(Hook):  # asks for the input gradient and ignores it: the leaf, StepInfo, the hook calls
-        needs_input_grad = True
 
     def timed(hooks) -> float:
         t = time.perf_counter()
@@ -113,10 +125,7 @@ def digits_parts(repeats: int) -> None:
                     h.value = np.random.default_rng(e).random(n)
                 spent[type(h).__name__] += time.perf_counter() - t
         cost = {k: min(v, cost.get(k, float("inf"))) for k, v in spent.items()}
-    passes = {b: float("inf") for b in (128, 256)}  # the pass's batch size, interleaved
-    for _ in range(repeats):
-        for b in passes:
-            passes[b] = min(passes[b], least(lambda: predict_logits(model, src, b), 1, inner=5))
+    passes = interleaved_least({b: (lambda b=b: predict_logits(model, src, b)) for b in (128, 256)}, repeats, 5)
     el2n_s = passes[tcfg.eval_batch_size]
     # the Gini curve's sorts alone: numpy's sort of each measure's N values, at every epoch end
     vals = [v for h in hooks[:-1] for v in h.values().values()]
@@ -185,12 +194,8 @@ def cnn_parts(repeats: int) -> None:
         steps(k, True)
         best_map = min(best_map, spent[0] / k)
     eval_bs = TrainConfig().eval_batch_size
-    passes = {b: float("inf") for b in (64, 128, 256)}  # the pass's batch size, interleaved
-    for _ in range(max(3, repeats // 2)):
-        for b in passes:
-            t = time.perf_counter()
-            predict_logits(model, src, b)
-            passes[b] = min(passes[b], time.perf_counter() - t)
+    passes = interleaved_least({b: (lambda b=b: predict_logits(model, src, b)) for b in (64, 128, 256)},
+                               max(3, repeats // 2))
     el2n_s = passes[eval_bs]
     epoch_s = step_s * -(-n // bs)
     print(f"\n## Fashion-MNIST-sized CNN (28×28, channels_last), batch {bs}, N={n}, least of {repeats}")
@@ -221,13 +226,9 @@ def layout_ab(repeats: int) -> None:
             opts[k].zero_grad(set_to_none=True)
             loss.backward()
             opts[k].step()
-    best = {(k, what): float("inf") for k in models for what in ("train", "eval")}
-    for _ in range(repeats):
-        for k in models:
-            for what, fn in (("train", lambda: epoch(k)), ("eval", lambda: predict_logits(models[k], src, 256))):
-                t = time.perf_counter()
-                fn()
-                best[k, what] = min(best[k, what], time.perf_counter() - t)
+    best = interleaved_least({**{(k, "train"): (lambda k=k: epoch(k)) for k in models},
+                              **{(k, "eval"): (lambda k=k: predict_logits(models[k], src, 256)) for k in models}},
+                             repeats)
     print(f"\n## the cnn's memory layout, 1024 Fashion-MNIST-sized examples, least of {repeats} (interleaved)")
     for what, label in (("train", "training epoch (8 steps of 128)"), ("eval", "eval forward (batches of 256)")):
         a, b = best["channels_last", what], best["NCHW", what]
