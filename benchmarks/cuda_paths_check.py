@@ -26,7 +26,7 @@ import torch.distributed as dist
 
 from sensprune.config import TrainConfig
 from sensprune.data import make_dataset
-from sensprune.score.stage import ScoreConfig, build_hooks, model_builder
+from sensprune.scoring.stage import ScoreConfig, build_hooks, model_builder
 from sensprune.train import distributed as D
 from sensprune.train.loop import train
 from sensprune.train.models import MLP

@@ -31,7 +31,7 @@ import torch
 from sensprune.config import TrainConfig
 from sensprune.data import make_dataset
 from sensprune.measures import DEFAULT_MEASURES
-from sensprune.score.stage import ScoreConfig, build_hooks, model_builder
+from sensprune.scoring.stage import ScoreConfig, build_hooks, model_builder
 from sensprune.train.loop import train
 from sensprune.train.sources import ArraySource, predict_logits
 

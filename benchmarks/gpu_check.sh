@@ -98,7 +98,7 @@ PYEOF
     --device cuda --quiet --out "$TMP/two" >/dev/null
   $PY - "$TMP/one" "$TMP/two" <<'PYEOF'
 import sys, numpy as np
-from sensprune.score.table import load_scores
+from sensprune.scoring.table import load_scores
 a, b = load_scores(sys.argv[1]), load_scores(sys.argv[2])
 for m in a.measures:
     d = np.abs(a.scores[m] - b.scores[m]).max() / (np.abs(a.scores[m]).max() + 1e-12)

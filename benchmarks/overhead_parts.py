@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from sensprune.config import TrainConfig
 from sensprune.data import load_dataset
 from sensprune.measures import DEFAULT_MEASURES
-from sensprune.score.stage import ScoreConfig, build_hooks, model_builder
+from sensprune.scoring.stage import ScoreConfig, build_hooks, model_builder
 from sensprune.train.hooks import FirstLayerInputGrad, Hook, StepInfo
 from sensprune.train.loop import epoch_order, make_optimizer, train
 from sensprune.train.models import build_model

@@ -24,7 +24,7 @@ import torch
 from sensprune.data.noise import apply_corruption
 from sensprune.reproduce.common import SCALES, norm_matched_random_inputs, paper_data, sens_train
 from sensprune.reproduce.verdict import decide, gini, t_ci
-from sensprune.score.stage import ScoreConfig, score
+from sensprune.scoring.stage import ScoreConfig, score
 
 EPOCHS, N, SEEDS = 30, 500, 3
 ESTIMATORS = {"loss_sensitivity (full horizon, K=16)": "loss_sensitivity",

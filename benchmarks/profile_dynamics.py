@@ -21,7 +21,7 @@ import torch
 from sensprune.config import TrainConfig
 from sensprune.data import load_dataset
 from sensprune.measures.peers import DYNAMICS
-from sensprune.score.stage import ScoreConfig, build_hooks, model_builder
+from sensprune.scoring.stage import ScoreConfig, build_hooks, model_builder
 from sensprune.train.loop import train
 from sensprune.train.sources import ArraySource
 

@@ -16,8 +16,8 @@ test), read once into memory; or a :class:`sensprune.data.Dataset`. A model is a
 starting from the module's weights as given) or a factory: a callable returning a fresh module, called
 with no arguments or with ``(num_classes, input_shape)``, under the run's seed.
 
-Everything goes through the same code as the CLI (:func:`sensprune.score.stage.score`,
-:func:`sensprune.prune.stage.select`, :func:`sensprune.train.loop.train`); bad input is a one-line
+Everything goes through the same code as the CLI (:func:`sensprune.scoring.stage.score`,
+:func:`sensprune.pruning.stage.select`, :func:`sensprune.train.loop.train`); bad input is a one-line
 :class:`~sensprune.errors.ValidationError`.
 """
 
@@ -36,7 +36,7 @@ import numpy as np
 from sensprune.data.base import Dataset, make_dataset
 from sensprune.errors import ArtifactMismatchError, ValidationError
 from sensprune.io import fingerprint_arrays, prepare_out_dir
-from sensprune.prune.selection import Selection as _Selection
+from sensprune.pruning.selection import Selection as _Selection
 
 __all__ = ["score", "prune", "bench", "as_dataset", "Selection", "BenchResult", "train_fingerprint"]
 
@@ -228,7 +228,7 @@ def score(data, *, measures: Sequence[str] | None = None, model="mlp", epochs: i
           seeds: int = 1, widths: Sequence[int] = (256, 128), dropout: float = 0.0, el2n_epoch: int | None = None,
           at_checkpoints: Sequence[int] | None = None, measure_options=None, num_classes: int | None = None,
           out: str | Path | None = None, force: bool = False, progress: bool = False, **train_kw):
-    """Score every training example (``sensprune score``); returns a :class:`~sensprune.score.table.ScoreTable`.
+    """Score every training example (``sensprune score``); returns a :class:`~sensprune.scoring.table.ScoreTable`.
 
     Parameters
     ----------
@@ -246,9 +246,9 @@ def score(data, *, measures: Sequence[str] | None = None, model="mlp", epochs: i
         :data:`TRAIN_KEYS` (``batch_size``, ``lr``, ``optimizer``, ``device``, ...).
     """
     from sensprune import measures as M
-    from sensprune.score.stage import ScoreConfig
-    from sensprune.score.stage import score as _score
-    from sensprune.score.table import save_scores
+    from sensprune.scoring.stage import ScoreConfig
+    from sensprune.scoring.stage import score as _score
+    from sensprune.scoring.table import save_scores
 
     source = "sp.score"
     dataset = as_dataset(data, num_classes=num_classes, source=source)
@@ -274,7 +274,7 @@ def score(data, *, measures: Sequence[str] | None = None, model="mlp", epochs: i
 
 @dataclass
 class Selection(_Selection):
-    """A :class:`sensprune.prune.selection.Selection` with the facade's methods ``subset``, ``sampler``, ``save``."""
+    """A :class:`sensprune.pruning.selection.Selection` with the facade's methods ``subset``, ``sampler``, ``save``."""
 
     def subset(self, data):
         """``torch.utils.data.Subset`` of the kept examples of ``data`` (a torch Dataset, arrays or a Dataset).
@@ -283,7 +283,7 @@ class Selection(_Selection):
         tensors, ``TensorDataset`` or a sensprune Dataset against a table made by :func:`score` or the
         tracker with inputs): other data of the same length is refused.
         """
-        from sensprune.prune.selection import as_subset
+        from sensprune.pruning.selection import as_subset
 
         want = (self.meta.get("dataset") or {}).get("train_fingerprint")
         if isinstance(data, (tuple, list)) and not _is_torch_dataset(data[0]):
@@ -301,14 +301,14 @@ class Selection(_Selection):
         return as_subset(data, self)
 
     def sampler(self, **kw):
-        """``WeightedRandomSampler`` (see :func:`sensprune.prune.selection.as_sampler`)."""
-        from sensprune.prune.selection import as_sampler
+        """``WeightedRandomSampler`` (see :func:`sensprune.pruning.selection.as_sampler`)."""
+        from sensprune.pruning.selection import as_sampler
 
         return as_sampler(self, **kw)
 
     def save(self, out: str | Path, *, force: bool = False) -> Path:
         """Write the ``sensprune prune`` folder (keep.npy, drop.npy, selection.csv, meta.json)."""
-        from sensprune.prune.selection import save_selection
+        from sensprune.pruning.selection import save_selection
 
         return save_selection(self, out, force=force)
 
@@ -321,8 +321,8 @@ def prune(table, *, by, rule: str | None = None, fraction: float | None = None, 
     ``fraction`` is the fraction REMOVED. ``options``: ``min_per_class``, ``low``, ``high``, ``beta``,
     ``bins``, ``above``, ``below``, ``allow_empty_class``, ``seed``, ``temperature`` (reweighting).
     """
-    from sensprune.prune.stage import select
-    from sensprune.score.table import ScoreTable, load_scores
+    from sensprune.pruning.stage import select
+    from sensprune.scoring.table import ScoreTable, load_scores
 
     if isinstance(table, (str, Path)):
         table = load_scores(table)
@@ -382,9 +382,9 @@ def bench(data, *, selections: Mapping[str, Any], model="mlp", seeds: int = 5, e
     ``selections`` maps a name to a :class:`Selection`, a ``sensprune prune`` folder, or a boolean
     keep-mask (N,). A selection's reweighting weights are used as loss weights.
     """
-    from sensprune.bench.stats import mean_ci, paired_t
-    from sensprune.prune.rules import keep_mask
-    from sensprune.prune.selection import load_selection
+    from sensprune.benchmark.stats import mean_ci, paired_t
+    from sensprune.pruning.rules import keep_mask
+    from sensprune.pruning.selection import load_selection
     from sensprune.train.loop import resolve_device, train
     from sensprune.train.models import build_model
     from sensprune.train.sources import ArraySource, evaluate

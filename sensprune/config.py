@@ -2,7 +2,7 @@
 
 Everything here imports neither torch nor numpy, so the command line (``--help``, usage errors) and the
 commands that train nothing (``bench-merge``, ``report``, ``info``, ``prune``) start fast, and the bench
-grid's config (:mod:`sensprune.bench.config`) can check a TOML file before any training code loads.
+grid's config (:mod:`sensprune.benchmark.config`) can check a TOML file before any training code loads.
 
 - :class:`TrainConfig` and the choices of its fields (optimizers, schedules, AMP modes, model names);
 - :class:`MeasureOptions` and :class:`DataOptions`, the typed options of the scoring stage. Both are frozen

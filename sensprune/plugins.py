@@ -43,8 +43,8 @@ def resolve_plugin(target: str, what: str) -> Callable[..., Any]:
 def lazy_exports(package: str, names: dict[str, str]):
     """``(__getattr__, __dir__)`` for a stage package that re-exports ``names`` = ``{name: submodule}`` lazily.
 
-    A stage package imports nothing on its own (PEP 562): ``import sensprune.prune.selection`` stays
-    torch-free, and ``from sensprune.prune import select`` imports :mod:`sensprune.prune.stage` on first use.
+    A stage package imports nothing on its own (PEP 562): ``import sensprune.pruning.selection`` stays
+    torch-free, and ``from sensprune.pruning import select`` imports :mod:`sensprune.pruning.stage` on first use.
     """
     import importlib
 

@@ -55,7 +55,7 @@ from sensprune.measures import MEASURES
 from sensprune.measures.gini import gini, lorenz
 from sensprune.measures.input_grad import InputGradHook
 from sensprune.measures.peers import DYNAMICS, DynamicsHook, EL2NHook
-from sensprune.score.table import ScoreTable, save_scores
+from sensprune.scoring.table import ScoreTable, save_scores
 from sensprune.train import distributed as D
 from sensprune.train.hooks import Run, StepInfo
 from sensprune.train.sources import ArraySource, LoaderSource
@@ -266,7 +266,7 @@ class Tracker:
         return self._values()
 
     def table(self):
-        """The :class:`~sensprune.score.table.ScoreTable` that :meth:`save` writes (after reducing across ranks)."""
+        """The :class:`~sensprune.scoring.table.ScoreTable` that :meth:`save` writes (after reducing across ranks)."""
 
         if self.steps == 0:
             raise ValidationError("Tracker: no step was recorded; call tracker.step(idx, logits, y) in your "

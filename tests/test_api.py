@@ -69,7 +69,7 @@ def test_plots_use_no_pyplot_and_no_backend_switch(tmp_path):
 
     out = tmp_path / "l.png"
     code = ("import sys, matplotlib; b = dict.__getitem__(matplotlib.rcParams, 'backend'); "
-            "import sensprune.report.plots as P; "
+            "import sensprune.reporting.plots as P; "
             f"P.lorenz_curves({{'a': [i / 100 for i in range(101)]}}, {str(out)!r}); "
             "assert 'matplotlib.pyplot' not in sys.modules, 'pyplot imported'; "
             "assert dict.__getitem__(matplotlib.rcParams, 'backend') == b, 'backend switched'")
@@ -184,8 +184,8 @@ def test_import_sensprune_is_light_and_facade_names_keep_modules():
     import sys
 
     code = ("import sys, sensprune as sp; assert 'torch' not in sys.modules and 'numpy' not in sys.modules; "
-            "from sensprune import bench as B; assert callable(B) and hasattr(B, 'run_grid'); "
-            "import sensprune.score.stage as S; assert S.ScoreConfig and callable(sp.score) and callable(sp.prune); "
+            "import sensprune.benchmark as B; assert hasattr(B, 'run_grid'); "
+            "import sensprune.scoring.stage as S; assert S.ScoreConfig and callable(sp.score) and callable(sp.prune); "
             "assert sp.Tracker.__name__ == 'Tracker'")
     subprocess.run([sys.executable, "-c", code], check=True)
 

@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from sensprune.bench import grid as B
-from sensprune.bench import plan as BP
-from sensprune.bench import unit as BU
-from sensprune.bench import stats as S
-from sensprune.bench.config import config_from_dict
+from sensprune.benchmark import grid as B
+from sensprune.benchmark import plan as BP
+from sensprune.benchmark import unit as BU
+from sensprune.benchmark import stats as S
+from sensprune.benchmark.config import config_from_dict
 from sensprune.cli import cli
 from sensprune.errors import ValidationError
 
@@ -403,8 +403,8 @@ def test_plan_reweighting_arms():
 @pytest.mark.parametrize("per_class", [False, True])
 def test_reweight_weights_are_prunes(per_class):
     """The arm's weights are those `sensprune prune --reweight` writes for the same scores."""
-    from sensprune.prune.stage import select
-    from sensprune.score.table import ScoreTable
+    from sensprune.pruning.stage import select
+    from sensprune.scoring.table import ScoreTable
 
     rng = np.random.default_rng(1)
     s, y = rng.random(60), np.repeat(np.arange(3), 20)
@@ -591,7 +591,7 @@ def test_grid_meta_lists_measures(grid_dir):
 
 
 def test_verdict_sentence_follows_the_bh_rule():
-    from sensprune.bench.verdict import sentence
+    from sensprune.benchmark.verdict import sentence
 
     row = {"key": "d|none|m|drop-high|0.2", "measure": "m", "rule": "drop-high", "fraction": 0.2, "vs": "random",
            "d_random_mean": 0.02, "d_random_ci95": 0.015, "d_random_n": 5, "d_random_sig": 1, "q_bh": 0.09,
@@ -604,7 +604,7 @@ def test_verdict_sentence_follows_the_bh_rule():
 
 
 def test_verdict_answers_with_the_proxy_only_when_named_as_one():
-    from sensprune.bench.verdict import _question
+    from sensprune.benchmark.verdict import _question
 
     row = {"key": "d|none|loss_sensitivity_h1|drop-high|0.2", "measure": "loss_sensitivity_h1", "rule": "drop-high",
            "fraction": 0.2, "vs": "random", "d_random_mean": -0.01, "d_random_ci95": 0.005, "d_random_n": 5,
@@ -629,8 +629,8 @@ def test_warmup_cache_is_shared_across_budgets(tmp_path, monkeypatch):
     def no_warmup(*a, **k):
         raise AssertionError("the cached warmup was recomputed")
 
-    monkeypatch.setattr("sensprune.score.stage.score", no_warmup)
-    monkeypatch.setattr("sensprune.bench.stats.cv_confidence", no_warmup)
+    monkeypatch.setattr("sensprune.scoring.stage.score", no_warmup)
+    monkeypatch.setattr("sensprune.benchmark.stats.cv_confidence", no_warmup)
     again, det2 = BU.run_unit(cfg, unit)  # same budget: identical rows from the cached scores
     assert strip_time(again) == strip_time(rows) and det2 == det
     fit = replace(cfg, bench=replace(cfg.bench, budget="fit", max_epochs=3))

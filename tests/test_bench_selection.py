@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from cli_helpers import assert_one_line_error, run_cli
 
-from sensprune.bench import selection as BS
-from sensprune.bench.config import BenchConfig
+from sensprune.benchmark import selection as BS
+from sensprune.benchmark.config import BenchConfig
 from sensprune.errors import ArtifactMismatchError, ValidationError
 
 SCORE = ["--measures", "el2n", "--epochs", "2", "--widths", "16", "--quiet"]

@@ -55,7 +55,7 @@ def test_help_and_usage_errors_do_not_load_torch(args, tmp_path):
 def test_info_prune_report_on_existing_folders_do_not_load_torch(tmp_path):
     import numpy as np
 
-    from sensprune.score.table import ScoreTable, save_scores
+    from sensprune.scoring.table import ScoreTable, save_scores
 
     n = 40
     rng = np.random.default_rng(0)
@@ -73,8 +73,8 @@ def test_info_prune_report_on_existing_folders_do_not_load_torch(tmp_path):
 
 def test_option_types_and_stage_packages_import_without_torch():
     """sensprune.config (TrainConfig, MeasureOptions, ...) and the stage packages themselves load no torch."""
-    code = ("import sys\nimport sensprune.config, sensprune.bench.config, sensprune.prune.selection\n"
-            "import sensprune.train, sensprune.score, sensprune.prune, sensprune.bench, sensprune.report\n"
+    code = ("import sys\nimport sensprune.config, sensprune.benchmark.config, sensprune.pruning.selection\n"
+            "import sensprune.train, sensprune.scoring, sensprune.pruning, sensprune.benchmark, sensprune.reporting\n"
             "from sensprune.config import TrainConfig\nTrainConfig(epochs=1)\n"
             "print('torch' in sys.modules)")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -1,11 +1,11 @@
-"""Tests of sensprune.bench.config: the bench grid TOML, unknown keys, validation before training."""
+"""Tests of sensprune.benchmark.config: the bench grid TOML, unknown keys, validation before training."""
 
 from __future__ import annotations
 
 import pytest
 
-from sensprune.bench.config import (BenchConfig, GridSpec, config_from_dict, config_from_json, load_config,
-                                    parse_corruption)
+from sensprune.benchmark.config import (BenchConfig, GridSpec, config_from_dict, config_from_json, load_config,
+                                        parse_corruption)
 from sensprune.errors import ValidationError
 
 GOOD = """

@@ -10,7 +10,7 @@ import torch.multiprocessing as mp
 from sensprune.config import TrainConfig
 from sensprune.data import make_dataset
 from sensprune.errors import ValidationError
-from sensprune.score.stage import ScoreConfig, build_hooks, collect, model_builder
+from sensprune.scoring.stage import ScoreConfig, build_hooks, collect, model_builder
 from sensprune.train import distributed as D
 from sensprune.train.loop import train
 from sensprune.train.sources import ArraySource

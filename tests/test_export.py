@@ -174,7 +174,7 @@ def test_source_row_of_an_imagefolder_is_the_file(tmp_path):
 
 
 def test_csv_export_keeps_a_byte_order_mark_and_a_missing_final_newline(tmp_path):
-    from sensprune.prune.selection import Selection, export_data
+    from sensprune.pruning.selection import Selection, export_data
 
     body = "label,x\n" + "".join(f"{i % 2},{i}.000\n" for i in range(9)) + "1,9.000"  # no newline at the end
     src = tmp_path / "bom.csv"
@@ -190,7 +190,7 @@ def test_csv_export_keeps_a_byte_order_mark_and_a_missing_final_newline(tmp_path
 
 
 def test_source_row_round_trips_through_the_score_folder(tmp_path):
-    from sensprune.score.table import ScoreTable, load_scores, save_scores
+    from sensprune.scoring.table import ScoreTable, load_scores, save_scores
 
     for rows in (np.array([4, 0, 7], np.int64), np.array(["train/a/1.png", "train/b/é.png", "x"])):
         t = ScoreTable(np.arange(3), np.array([0, 1, 0]), {"loss": np.array([0.1, 0.2, 0.3])}, source_row=rows)
@@ -206,7 +206,7 @@ def test_source_row_round_trips_through_the_score_folder(tmp_path):
     ("digits", "o.npz", "npz"), ("plugin:m:f", "o.npz", "npz"), ("imagefolder:imgs", "kept.txt", "file-list"),
 ])
 def test_check_export_path_accepts_the_matching_extension(spec, path, fmt):
-    from sensprune.prune.export import check_export_path
+    from sensprune.pruning.export import check_export_path
 
     assert check_export_path(spec, path) == fmt
 
@@ -222,7 +222,7 @@ def test_check_export_path_accepts_the_matching_extension(spec, path, fmt):
 ])
 def test_check_export_path_refuses_another_extension(spec, path, match):
     from sensprune.errors import ValidationError
-    from sensprune.prune.export import check_export_path
+    from sensprune.pruning.export import check_export_path
 
     with pytest.raises(ValidationError, match=r"^--export-data " + re.escape(path) + ": " + match):
         check_export_path(spec, path)

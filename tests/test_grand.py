@@ -10,7 +10,7 @@ from sensprune.config import TrainConfig
 from sensprune.data import make_dataset
 from sensprune.errors import ValidationError
 from sensprune.measures.grand import GraNdHook, check_grand, grand_scores
-from sensprune.score.stage import ScoreConfig, score
+from sensprune.scoring.stage import ScoreConfig, score
 from sensprune.train.loop import train
 from sensprune.train.sources import ArraySource
 

@@ -85,18 +85,18 @@ def test_layering_data_before_training_and_pure_stats():
     graph = {m: _imports(m, p, mods) for m, p in mods.items()}
     for m in (m for m in mods if m.startswith("sensprune.data")):
         assert not {r for r in _reachable(m, graph) if r.startswith("sensprune.train")} - {"sensprune.train.sources"}, m
-    assert _reachable("sensprune.bench.stats", graph) <= {"sensprune.errors"}
-    tree = ast.parse(mods["sensprune.bench.stats"].read_text())
+    assert _reachable("sensprune.benchmark.stats", graph) <= {"sensprune.errors"}
+    tree = ast.parse(mods["sensprune.benchmark.stats"].read_text())
     imported = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
     imported |= {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
     assert "torch" not in imported
 
 
 def test_stage_packages_reexport_what_they_name():
-    """sensprune.score.ScoreConfig, sensprune.prune.keep_mask, ...: every lazy name resolves, from its submodule."""
+    """sensprune.scoring.ScoreConfig, sensprune.pruning.keep_mask, ...: every lazy name resolves, from its submodule."""
     import importlib
 
-    for pkg in ("train", "score", "prune", "bench", "report"):
+    for pkg in ("train", "scoring", "pruning", "benchmark", "reporting"):
         module = importlib.import_module(f"sensprune.{pkg}")
         for name, sub in module._NAMES.items():
             value = getattr(module, name)

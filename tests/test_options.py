@@ -9,7 +9,7 @@ import sys
 import pytest
 from cli_helpers import assert_one_line_error, run_cli
 
-from sensprune.bench.config import config_from_dict, load_config
+from sensprune.benchmark.config import config_from_dict, load_config
 from sensprune.config import DataOptions, MeasureOptions, measure_options
 from sensprune.errors import ValidationError
 
@@ -43,7 +43,7 @@ def test_bad_values(kw, match):
 
 
 def test_unknown_key_python_lists_valid_keys():
-    from sensprune.score.stage import ScoreConfig
+    from sensprune.scoring.stage import ScoreConfig
 
     with pytest.raises(ValidationError, match=r"'horizn'.*Valid keys: horizon, probe_size, probe, probe_times"):
         ScoreConfig(measure_options={"horizn": 4})
@@ -56,7 +56,7 @@ def test_unknown_key_python_lists_valid_keys():
 
 
 def test_score_config_stores_typed_options():
-    from sensprune.score.stage import ScoreConfig
+    from sensprune.scoring.stage import ScoreConfig
 
     c = ScoreConfig(measure_options={"horizon": "all"}, data_options={"subsample": 50})
     assert isinstance(c.measure_options, MeasureOptions) and c.measure_options.horizon == "all"

@@ -13,9 +13,9 @@ from hypothesis import strategies as st
 
 from sensprune.cli import cli
 from sensprune.errors import ArtifactMismatchError, ValidationError
-from sensprune.prune.selection import Selection, as_sampler, as_subset, export_data, load_selection, save_selection
-from sensprune.prune.stage import allocate_budget, keep_mask, rank_average, reweight, select
-from sensprune.score.table import ScoreTable, load_scores, save_scores
+from sensprune.pruning.selection import Selection, as_sampler, as_subset, export_data, load_selection, save_selection
+from sensprune.pruning.stage import allocate_budget, keep_mask, rank_average, reweight, select
+from sensprune.scoring.table import ScoreTable, load_scores, save_scores
 
 N, K = 300, 5
 

@@ -14,7 +14,7 @@ import pytest
 from cli_helpers import assert_one_line_error as _one_line_error
 from cli_helpers import run_cli as _run
 
-from sensprune.report import plots
+from sensprune.reporting import plots
 
 PNG = b"\x89PNG\r\n\x1a\n"
 REPO = Path(__file__).resolve().parents[1]
@@ -153,7 +153,7 @@ def test_legends_do_not_cover_the_data(monkeypatch):
 
 
 def test_once_computed_measures_are_points_not_flat_lines(monkeypatch):
-    from sensprune.report.scores import computed_at
+    from sensprune.reporting.scores import computed_at
 
     fig = _figures(monkeypatch, {"gini": _measure_calls()["gini"]})["gini"]
     lines = {ln.get_label().split(" (")[0]: ln for ln in fig.axes[0].get_lines()}
@@ -167,7 +167,7 @@ def test_once_computed_measures_are_points_not_flat_lines(monkeypatch):
 
 
 def test_page_title_names_the_folder():
-    from sensprune.report.build import page_title
+    from sensprune.reporting.build import page_title
 
     assert page_title("scores", Path("runs/scores")) == "sensprune report: scores in runs/scores"
     assert page_title("selection", Path("p")) == "sensprune report: pruning in p"
@@ -252,8 +252,8 @@ def test_report_on_prune_folder(score_dir, tmp_path):
 
 @pytest.mark.parametrize("with_meta", [True, False])
 def test_report_on_bench_folder(with_meta, tmp_path):
-    """summary.csv / detection.csv in the columns sensprune.bench.stats writes; meta.json optional."""
-    from sensprune.bench.stats import DETECTION_SUMMARY_COLUMNS, SUMMARY_COLUMNS
+    """summary.csv / detection.csv in the columns sensprune.benchmark.stats writes; meta.json optional."""
+    from sensprune.benchmark.stats import DETECTION_SUMMARY_COLUMNS, SUMMARY_COLUMNS
 
     b = tmp_path / "b"
     b.mkdir()

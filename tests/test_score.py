@@ -11,8 +11,8 @@ import pytest
 from sensprune.config import TrainConfig
 from sensprune.data import make_dataset
 from sensprune.errors import ValidationError
-from sensprune.score.stage import ScoreConfig, run_score, score
-from sensprune.score.table import load_scores
+from sensprune.scoring.stage import ScoreConfig, run_score, score
+from sensprune.scoring.table import load_scores
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from PIL import Image
 from sensprune.cli import cli
 from sensprune.data import load_dataset
 from sensprune.errors import ValidationError
-from sensprune.score.table import load_scores
+from sensprune.scoring.table import load_scores
 
 
 @pytest.fixture

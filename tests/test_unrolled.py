@@ -18,7 +18,7 @@ from sensprune.errors import ValidationError
 from sensprune.measures import truncated as TR
 from sensprune.measures import unrolled as U
 from sensprune.measures.per_class import PerClassHook, off_diagonal_fraction
-from sensprune.score.stage import ScoreConfig, score
+from sensprune.scoring.stage import ScoreConfig, score
 from sensprune.train.hooks import Hook
 from sensprune.train.loop import epoch_order, train
 from sensprune.train.sources import ArraySource

@@ -1,7 +1,7 @@
 """Measure what one unit of the open-question grids costs, and extrapolate each grid's wall time.
 
 For each grid TOML given: loads its dataset, corrupts it with the grid's noisiest symmetric level,
-then times (1) the warmup (``sensprune.score.stage`` with the grid's measures, seed 0) plus the
+then times (1) the warmup (``sensprune.scoring.stage`` with the grid's measures, seed 0) plus the
 cross-validated-confidence baseline, (2) one full-set retrain under the TOML's budget on clean and
 on noisy data (under ``fit``: epochs until the threshold, and whether it was reached). A retrain of
 a clean unit is costed as the clean full-set retrain, one of a noisy unit as the noisy one (pruned
@@ -33,12 +33,12 @@ def main() -> None:
 
     import torch
 
-    from sensprune.bench.config import load_config, parse_corruption
-    from sensprune.bench.plan import plan_retrains, plan_units
-    from sensprune.bench.stats import cv_confidence
-    from sensprune.bench.unit import load_unit_data, retrain, score_config
+    from sensprune.benchmark.config import load_config, parse_corruption
+    from sensprune.benchmark.plan import plan_retrains, plan_units
+    from sensprune.benchmark.stats import cv_confidence
+    from sensprune.benchmark.unit import load_unit_data, retrain, score_config
     from sensprune.data.noise import apply_corruption
-    from sensprune.score.stage import model_builder, score
+    from sensprune.scoring.stage import model_builder, score
     from sensprune.train.sources import ArraySource
 
     torch.set_num_threads(1)

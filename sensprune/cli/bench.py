@@ -60,7 +60,7 @@ def bench(config_path, selection, more_selections, out, resume, force, jobs, sha
       sensprune prune --scores runs/digits --by el2n --rule drop-high --fraction 0.2 --out runs/p
       sensprune bench --selection runs/p --seeds 3 --epochs 10 --out runs/bench_p
     """
-    from sensprune.bench.config import BenchConfig, load_config
+    from sensprune.benchmark.config import BenchConfig, load_config
 
     if more_selections and selection is None:
         raise click.UsageError(f"Got unexpected extra argument(s) ({' '.join(map(str, more_selections))}); "
@@ -75,11 +75,11 @@ def bench(config_path, selection, more_selections, out, resume, force, jobs, sha
     cfg = load_config(config_path, require_grid=selection is None) if config_path else BenchConfig()
     cfg = cfg.with_overrides(seeds=seeds, epochs=epochs, device=device)
     if selection is not None:
-        from sensprune.bench.selection import run_selections
+        from sensprune.benchmark.selection import run_selections
 
         res = run_selections([selection, *more_selections], out, cfg, force=force, progress=not quiet)
     else:
-        from sensprune.bench.grid import run_grid
+        from sensprune.benchmark.grid import run_grid
 
         res = run_grid(cfg, out, jobs=jobs, shard=shard, resume=resume, force=force, progress=not quiet)
     _report(res)
@@ -97,7 +97,7 @@ def bench_merge(dirs, out, force):
       sensprune bench --config grid.toml --out runs/g$SLURM_ARRAY_TASK_ID --shard $SLURM_ARRAY_TASK_ID/4
       sensprune bench-merge runs/g0 runs/g1 runs/g2 runs/g3 --out runs/grid
     """
-    from sensprune.bench.grid import merge
+    from sensprune.benchmark.grid import merge
 
     _report(merge(dirs, out, force=force))
 

@@ -9,9 +9,9 @@ import click
 from sensprune.cli.options import OneLineErrors
 from sensprune.errors import ValidationError
 from sensprune.io import check_not_input, dataset_inputs, prepare_out, prepare_out_file
-from sensprune.prune.export import check_export_path
-from sensprune.prune.stage import REWEIGHTS, RULES, export_data, load_matching_dataset, save_selection, select
-from sensprune.score.table import load_scores
+from sensprune.pruning.export import check_export_path
+from sensprune.pruning.stage import REWEIGHTS, RULES, export_data, load_matching_dataset, save_selection, select
+from sensprune.scoring.table import load_scores
 
 UNIT_OPEN = click.FloatRange(0, 1, min_open=True, max_open=True)
 UNIT_HALF = click.FloatRange(0, 1, max_open=True)

@@ -45,7 +45,7 @@ def report(folder, out, measure, top, force, quiet):
       sensprune report runs/digits
       sensprune report runs/digits --measure el2n --top 32 --out digits.html --force
     """
-    from sensprune.report.build import build_report
+    from sensprune.reporting.build import build_report
 
     path = build_report(folder, out=out, measure=measure, top=top, force=force, progress=not quiet)
     click.echo(f"wrote {path}")

@@ -97,7 +97,7 @@ def score(dataset, data_root, subsample, label_column, corrupt, stream, workers,
     """
     from sensprune.config import TrainConfig
     from sensprune.io import write_npy
-    from sensprune.score.stage import ScoreConfig, run_score, summary_rows
+    from sensprune.scoring.stage import ScoreConfig, run_score, summary_rows
     from sensprune.train import distributed as D
     from sensprune.train.loop import autocast_dtype, resolve_device
 

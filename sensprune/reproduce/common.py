@@ -37,10 +37,10 @@ from sensprune.config import TrainConfig
 from sensprune.data import load_dataset, make_dataset
 from sensprune.data.noise import apply_corruption, corrupt_inputs
 from sensprune.data.registry import subsample_dataset
-from sensprune.report.plots import _save as save_png  # noqa: F401  (PNG written atomically)
-from sensprune.report.plots import _subplots as subplots  # noqa: F401  (a matplotlib Figure; no pyplot)
+from sensprune.reporting.plots import _save as save_png  # noqa: F401  (PNG written atomically)
+from sensprune.reporting.plots import _subplots as subplots  # noqa: F401  (a matplotlib Figure; no pyplot)
 from sensprune.reproduce.verdict import Verdict
-from sensprune.score.stage import ScoreConfig, score
+from sensprune.scoring.stage import ScoreConfig, score
 from sensprune.train.hooks import Hook, Run
 from sensprune.train.loop import train
 from sensprune.train.models import build_model

@@ -3,7 +3,7 @@
 For each dataset and noisy corruption: the full set's test accuracy under each budget, what the noise
 costs it (clean minus noisy, per seed: units of one seed share init and batch order, and the same seed
 gives the same noise under both budgets) and the paired difference of those costs between the budgets
-(fit − epochs, paired t interval over seeds, ``sensprune.bench.stats.paired_t``); then how many ``fit`` rows
+(fit − epochs, paired t interval over seeds, ``sensprune.benchmark.stats.paired_t``); then how many ``fit`` rows
 reached the threshold and their epochs.
 
     .venv/bin/python benchmarks/open_question/v2/compare_budgets.py EPOCHS_DIR FIT_DIR
@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from sensprune.bench.grid import read_rows
-from sensprune.bench.stats import mean_ci, paired_t
+from sensprune.benchmark.grid import read_rows
+from sensprune.benchmark.stats import mean_ci, paired_t
 
 
 def pts(m: float, h: float) -> str:

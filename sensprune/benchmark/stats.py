@@ -111,7 +111,7 @@ def cell_key(dataset: str, corruption: str, measure: str, rule: str, fraction: f
 def matched_rule(measure: str) -> str:
     """Rule name of the random baseline matched to one selection (same size per class).
 
-    See :mod:`sensprune.bench.selection`.
+    See :mod:`sensprune.benchmark.selection`.
     """
     return f"matched:{measure}"
 

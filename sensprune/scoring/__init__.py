@@ -1,10 +1,10 @@
-"""Stage 1 — score: train a warmup model and compute per-example measures (:mod:`~sensprune.score.stage`).
+"""Stage 1 — scoring: train a warmup model and compute per-example measures (:mod:`~sensprune.scoring.stage`).
 
-- :mod:`~sensprune.score.stage`: :class:`ScoreConfig`, :func:`score` (arrays in, a :class:`ScoreTable` out) and
+- :mod:`~sensprune.scoring.stage`: :class:`ScoreConfig`, :func:`score` (arrays in, a :class:`ScoreTable` out) and
   :func:`run_score` (a score folder on disk, resumable);
-- :mod:`~sensprune.score.table`: the score table and its folder format (:func:`load_scores`).
+- :mod:`~sensprune.scoring.table`: the score table and its folder format (:func:`load_scores`).
 
-``sensprune.score`` is also the facade verb: ``sp.score(...)`` calls :func:`sensprune.api.score`.
+The facade verb is the plain function ``sp.score`` (:func:`sensprune.api.score`).
 The names below are re-exported lazily: importing this package loads no torch by itself.
 """
 

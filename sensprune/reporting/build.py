@@ -3,7 +3,7 @@
 ``build_report(folder)`` writes ``folder/report/report.html``; every figure is embedded as a
 base64 ``data:`` URI *and* written beside the page as a PNG. The page is assembled in a
 temporary folder and moved into place only when complete; an existing report is replaced only
-with ``force``. The figures come from :mod:`sensprune.report.plots` (arrays in, PNG out).
+with ``force``. The figures come from :mod:`sensprune.reporting.plots` (arrays in, PNG out).
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ from typing import Any
 from sensprune.errors import ValidationError
 from sensprune.io import (META, atomic_write_text, base_meta, prepare_out, prepare_out_file, publish_dir, read_json,
                           read_meta, staging_dir, write_json)
-from sensprune.report.bench import bench_page
-from sensprune.report.page import Page as _Page
-from sensprune.report.scores import default_measure, scores_page
-from sensprune.report.selection import selection_page
+from sensprune.reporting.bench import bench_page
+from sensprune.reporting.page import Page as _Page
+from sensprune.reporting.scores import default_measure, scores_page
+from sensprune.reporting.selection import selection_page
 
 KINDS = ("scores", "selection", "bench")
 
@@ -77,7 +77,7 @@ def build_report(folder: str | Path, *, out: str | Path | None = None, measure: 
     # and PNGs), never a user's folder; nothing is written until the new report is complete.
     prepare_out(fig_dir, force=force, inputs=[folder], allow_inside_inputs=True, replaceable=_is_old_report_dir)
     if meta["kind"] == "scores":
-        from sensprune.score.table import load_scores
+        from sensprune.scoring.table import load_scores
 
         table = load_scores(folder)
         measure = measure or default_measure(table.measures)

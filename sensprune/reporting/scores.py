@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 
 from sensprune.measures import estimator_text
-from sensprune.report.page import Page as _Page
-from sensprune.report.page import table_html as _table
+from sensprune.reporting.page import Page as _Page
+from sensprune.reporting.page import table_html as _table
 
 PREFERRED = ("loss_sensitivity", "input_grad")
 
@@ -23,7 +23,7 @@ def default_measure(measures: list[str]) -> str:
 
 
 def scores_page(page: _Page, folder: Path, table, measure: str, top: int) -> None:
-    from sensprune.report import plots
+    from sensprune.reporting import plots
 
     meta, ds = table.meta, table.meta.get("dataset", {})
     n = len(table.index)
@@ -98,7 +98,7 @@ def computed_at(config: dict, measures: list[str]) -> dict[str, list[int]]:
 
 
 def _gallery(page: _Page, table, measure: str, s: np.ndarray, corrupted, top: int) -> None:
-    from sensprune.report import plots
+    from sensprune.reporting import plots
 
     order = np.argsort(-np.nan_to_num(s, nan=-np.inf), kind="stable")
     k = min(top, len(order))

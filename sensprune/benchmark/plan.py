@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from sensprune.bench.config import REWEIGHT_PREFIX, BenchConfig, parse_corruption
+from sensprune.benchmark.config import REWEIGHT_PREFIX, BenchConfig, parse_corruption
 from sensprune.errors import ValidationError
 
 RESULT_COLUMNS = ("dataset", "corruption", "seed", "measure", "rule", "fraction", "status", "n_total", "n_train",

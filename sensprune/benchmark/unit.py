@@ -2,7 +2,7 @@
 
 :func:`run_unit` is what a worker process runs; it returns the unit's result rows and detection rows.
 The retrains of a unit share their seed (init and batch order), so their differences are paired; see
-:mod:`sensprune.bench.grid.grid` for the grid around it.
+:mod:`sensprune.benchmark.grid.grid` for the grid around it.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from sensprune.bench.config import REWEIGHT_PREFIX, BenchConfig, parse_corruption
-from sensprune.bench.plan import Unit, plan_retrains
+from sensprune.benchmark.config import REWEIGHT_PREFIX, BenchConfig, parse_corruption
+from sensprune.benchmark.plan import Unit, plan_retrains
 from sensprune.errors import SensPruneError, ValidationError
 from sensprune.io import read_npz, write_npz
 
@@ -37,7 +37,7 @@ def load_unit_data(cfg: BenchConfig, spec: str):
 
 def preflight(cfg: BenchConfig) -> None:
     """Checks before any training: every dataset loads and the model builds on it."""
-    from sensprune.score.stage import validate
+    from sensprune.scoring.stage import validate
 
     for spec in cfg.grid.datasets:
         try:
@@ -54,7 +54,7 @@ def preflight(cfg: BenchConfig) -> None:
 
 
 def score_config(cfg: BenchConfig, spec: str, seed: int):
-    from sensprune.score.stage import ScoreConfig
+    from sensprune.scoring.stage import ScoreConfig
 
     s = cfg.score
     warm = replace(cfg.train, seed=seed, epochs=s.epochs or cfg.train.epochs)
@@ -87,10 +87,10 @@ def _failed(unit: Unit, measure, rule, fraction, exc: BaseException, n_total: An
 
 
 def _run_unit(cfg, unit, tick, progress):
-    from sensprune.bench.stats import cv_confidence, detection_metrics
+    from sensprune.benchmark.stats import cv_confidence, detection_metrics
     from sensprune.data.noise import apply_corruption
-    from sensprune.prune.stage import keep_mask
-    from sensprune.score.stage import model_builder, score
+    from sensprune.pruning.stage import keep_mask
+    from sensprune.scoring.stage import model_builder, score
     from sensprune.train.loop import resolve_device
     from sensprune.train.sources import ArraySource
 
@@ -233,9 +233,9 @@ def fit_stop(kept, threshold: float, batch_size: int):
 
 def reweight_weights(cfg: BenchConfig, scores: np.ndarray, rule: str, fraction: float,
                      labels: np.ndarray) -> np.ndarray:
-    """Per-example loss weights (N,) of the arm ``reweight:<method>``: :func:`sensprune.prune.stage.reweight`
+    """Per-example loss weights (N,) of the arm ``reweight:<method>``: :func:`sensprune.pruning.stage.reweight`
     with ``[bench] temperature``, within each class when ``[bench] per_class`` (as ``sensprune prune``)."""
-    from sensprune.prune.stage import reweight
+    from sensprune.pruning.stage import reweight
 
     method = rule[len(REWEIGHT_PREFIX):]
     frac = fraction if method == "clip" else None
@@ -247,7 +247,7 @@ def reweight_weights(cfg: BenchConfig, scores: np.ndarray, rule: str, fraction: 
 
 
 def _rule_mask(cfg, s, rule, fraction, labels, seed):
-    from sensprune.prune.stage import keep_mask
+    from sensprune.pruning.stage import keep_mask
 
     b = cfg.bench
     kw = {"labels": labels, "per_class": b.per_class, "min_per_class": b.min_per_class, "seed": seed}

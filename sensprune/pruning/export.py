@@ -64,7 +64,7 @@ def export_data(dataset, keep: np.ndarray, drop: np.ndarray, path: str | Path) -
     dataset : Dataset or StreamedDataset
         The data the selection was made from (same fingerprint).
     keep, drop : ndarray of int64, sorted
-        Training-split indices kept and dropped (a :class:`~sensprune.prune.selection.Selection`'s).
+        Training-split indices kept and dropped (a :class:`~sensprune.pruning.selection.Selection`'s).
     path : str or Path
         Its extension must match the format (:func:`check_export_path`).
     """

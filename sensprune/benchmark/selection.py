@@ -27,11 +27,11 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from sensprune.bench.config import BenchConfig
-from sensprune.bench.grid import write_outputs
-from sensprune.bench.plan import describe_training
-from sensprune.bench.stats import matched_rule
-from sensprune.bench.unit import retrain, score_config
+from sensprune.benchmark.config import BenchConfig
+from sensprune.benchmark.grid import write_outputs
+from sensprune.benchmark.plan import describe_training
+from sensprune.benchmark.stats import matched_rule
+from sensprune.benchmark.unit import retrain, score_config
 from sensprune.errors import ArtifactMismatchError, SensPruneError, ValidationError
 from sensprune.io import prepare_out, staged_dir
 
@@ -56,8 +56,8 @@ def load_selections(dirs: Sequence[str | Path], *, data_root: str | None = None)
     selection made from other data (another dataset fingerprint than the first selection, data that
     no longer loads with the recorded fingerprint, or indices that do not cover the training set).
     """
-    from sensprune.prune.selection import load_selection
-    from sensprune.prune.stage import load_matching_dataset
+    from sensprune.pruning.selection import load_selection
+    from sensprune.pruning.stage import load_matching_dataset
 
     if not dirs:
         raise ValidationError("--selection needs at least one prune folder.")
@@ -137,7 +137,7 @@ def run_selections(dirs: Sequence[str | Path], out: str | Path, cfg: BenchConfig
     seed of ``cfg.grid.seeds``; write the grid's output files into ``out`` (assembled aside, then moved)."""
     from tqdm.auto import tqdm
 
-    from sensprune.score.stage import model_builder, validate
+    from sensprune.scoring.stage import model_builder, validate
     from sensprune.train.loop import resolve_device
     from sensprune.train.sources import ArraySource
 

@@ -12,13 +12,13 @@ import numpy as np
 
 from sensprune.errors import ValidationError
 from sensprune.io import META, read_json
-from sensprune.report.page import Page as _Page
-from sensprune.report.page import table_html as _table
+from sensprune.reporting.page import Page as _Page
+from sensprune.reporting.page import table_html as _table
 
 
 def selection_page(page: _Page, folder: Path, meta: dict, html_dir: Path) -> None:
-    from sensprune.prune.selection import load_selection
-    from sensprune.report import plots
+    from sensprune.pruning.selection import load_selection
+    from sensprune.reporting import plots
 
     sel = load_selection(folder)
     c = meta.get("counts", {})

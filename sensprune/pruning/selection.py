@@ -216,14 +216,14 @@ def load_matching_dataset(dataset_meta: dict, *, data_root: str | Path | None = 
 
 
 def export_data(dataset, selection: Selection, path: str | Path) -> str:
-    """Write a faithful copy of the data holding only the kept training examples (see :mod:`sensprune.prune.export`).
+    """Write a faithful copy of the data holding only the kept training examples (see :mod:`sensprune.pruning.export`).
 
     ``csv:`` datasets: the source file's own rows, byte for byte, minus the dropped ones (``.csv``);
     ``npz:`` datasets: the file's original arrays, indexed (``.npz``); ImageFolder datasets: the kept
     relative paths, one per line (``.txt``); others: an ``.npz`` of the loaded arrays. A path whose
     extension does not match is refused. Returns the format written.
     """
-    from sensprune.prune.export import export_data as _export
+    from sensprune.pruning.export import export_data as _export
 
     return _export(dataset, selection.keep, selection.drop, path)
 

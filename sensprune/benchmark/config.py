@@ -52,7 +52,7 @@ BENCH_MEASURES = ("random", "cv_confidence")
 BENCH_RULES = ("drop-high", "drop-low", "keep-middle", "stratified")
 #: Noise kinds the bench can inject (``unique`` is excluded: its test accuracy is meaningless).
 CORRUPTION_KINDS = ("none", "randY", "randY-asym", "randX")
-#: Prefix of a reweighting arm in [grid] rules: ``reweight:<method>`` with a method of sensprune.prune.stage.REWEIGHTS.
+#: Prefix of a reweighting arm in [grid] rules: ``reweight:<method>`` (a method of sensprune.pruning.stage.REWEIGHTS).
 REWEIGHT_PREFIX = "reweight:"
 #: Training budget of a retrain: the same epochs as the full run, about the same SGD steps, or until it fits.
 BUDGETS = ("epochs", "steps", "fit")
@@ -228,8 +228,8 @@ def _is_number(v) -> bool:
 
 
 def _check_rules(rules) -> None:
-    """Selection rules of BENCH_RULES and reweighting arms ``reweight:<method>`` (sensprune.prune.stage.REWEIGHTS)."""
-    from sensprune.prune.stage import REWEIGHTS
+    """Selection rules of BENCH_RULES and reweighting arms ``reweight:<method>`` (sensprune.pruning.stage.REWEIGHTS)."""
+    from sensprune.pruning.stage import REWEIGHTS
 
     arms = [REWEIGHT_PREFIX + m for m in REWEIGHTS]
     bad = [r for r in rules if isinstance(r, str) and r.startswith(REWEIGHT_PREFIX) and r not in arms]

@@ -2,7 +2,7 @@
 
 ``score(dataset, config)`` runs ``config.seeds`` warmup runs through the one training loop
 (:func:`sensprune.train.loop.train`) with the requested measures as step hooks, and returns a
-:class:`~sensprune.score.table.ScoreTable` (mean over seeds, per-seed arrays, Gini per epoch,
+:class:`~sensprune.scoring.table.ScoreTable` (mean over seeds, per-seed arrays, Gini per epoch,
 Lorenz curves, warmup history). ``run_score`` adds the artifact folder with checkpoints and resume.
 """
 
@@ -26,7 +26,7 @@ from sensprune.data.base import source_rows
 from sensprune.errors import ValidationError
 from sensprune.io import atomic_write_text, diff_keys, read_npz, write_npz
 from sensprune.measures.gini import gini, lorenz
-from sensprune.score.table import ScoreTable, save_scores
+from sensprune.scoring.table import ScoreTable, save_scores
 from sensprune.train import distributed as D
 from sensprune.train.hooks import Hook, Run
 from sensprune.train.loop import resolve_device, train

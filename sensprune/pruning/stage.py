@@ -7,7 +7,7 @@ deterministic; only ``random`` and ``stratified`` draw random numbers, from
 ``np.random.default_rng(seed)``.
 
 The rules themselves (``keep_mask``: drop-high, drop-low, keep-middle, stratified, threshold,
-random) live in :mod:`sensprune.prune.rules`; this module adds reweighting (``reweight``), rank
+random) live in :mod:`sensprune.pruning.rules`; this module adds reweighting (``reweight``), rank
 averaging of several measures and ``select``, which turns a ScoreTable into a Selection.
 """
 
@@ -19,9 +19,9 @@ import numpy as np
 
 from sensprune.errors import ValidationError
 from sensprune.io import base_meta
-from sensprune.prune.rules import RULES, allocate_budget, check_scores, keep_mask, param_error, unit_fraction
-from sensprune.prune.selection import Selection, export_data, load_matching_dataset, save_selection
-from sensprune.score.table import ScoreTable
+from sensprune.pruning.rules import RULES, allocate_budget, check_scores, keep_mask, param_error, unit_fraction
+from sensprune.pruning.selection import Selection, export_data, load_matching_dataset, save_selection
+from sensprune.scoring.table import ScoreTable
 
 __all__ = ["RULES", "REWEIGHTS", "keep_mask", "reweight", "allocate_budget", "rank_average", "select",
            "counts", "check_scores", "parse_measures", "Selection", "save_selection",

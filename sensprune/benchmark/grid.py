@@ -3,7 +3,7 @@
 The grid is planned as a deterministic list of *units* ``(dataset, corruption, seed)``. One unit:
 
 1. loads the dataset, corrupts its training split with the unit seed (the test split stays clean);
-2. runs one warmup (:func:`sensprune.score.stage.score`, seed = unit seed) on the corrupted training
+2. runs one warmup (:func:`sensprune.scoring.stage.score`, seed = unit seed) on the corrupted training
    set for the grid's measures, plus the ``cv_confidence`` baseline (K-fold out-of-sample
    probability of the given label; cleanlab's confident-learning input) when asked for or when
    noise is injected;
@@ -14,7 +14,7 @@ The grid is planned as a deterministic list of *units* ``(dataset, corruption, s
    measure × rule, then evaluates on the clean test set. A *reweighting arm* (rule
    ``reweight:inverse-rank``, ``reweight:softmax`` or ``reweight:clip``) keeps every example and
    trains with the per-example loss weights of ``sensprune prune --reweight``
-   (:func:`sensprune.prune.stage.reweight`); it is compared with ``full``.
+   (:func:`sensprune.pruning.stage.reweight`); it is compared with ``full``.
 
 Budgets (``[bench] budget``): ``epochs`` (every retrain runs ``train.epochs``), ``steps`` (a pruned
 retrain runs about as many SGD steps as the full one) or ``fit`` (train until the eval-mode accuracy
@@ -37,10 +37,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from sensprune.bench.config import BenchConfig, config_from_json
-from sensprune.bench.plan import (DETECTION_COLUMNS, RESULT_COLUMNS, Unit, describe_training, measure_meta,
-                                  plan_retrains, plan_units)
-from sensprune.bench.unit import preflight, run_unit
+from sensprune.benchmark.config import BenchConfig, config_from_json
+from sensprune.benchmark.plan import (DETECTION_COLUMNS, RESULT_COLUMNS, Unit, describe_training, measure_meta,
+                                      plan_retrains, plan_units)
+from sensprune.benchmark.unit import preflight, run_unit
 from sensprune.errors import ValidationError
 from sensprune.io import (atomic_write_text, base_meta, check_not_input, diff_keys, is_artifact, publish_dir, read_json,
                           staging_dir, write_csv, write_json)
@@ -215,8 +215,9 @@ def aggregate(cfg: BenchConfig, out: Path, units) -> dict[str, Any]:
 def write_outputs(out: Path, rows: list[dict], det: list[dict], *, header: str, meta: dict[str, Any],
                   question: str = "loss_sensitivity") -> dict[str, Any]:
     """Write results.csv, detection_per_seed.csv, summary.csv, detection.csv, verdict.md and meta.json."""
-    from sensprune.bench.stats import DETECTION_SUMMARY_COLUMNS, FDR, SUMMARY_COLUMNS, summarize, summarize_detection
-    from sensprune.bench.verdict import verdict
+    from sensprune.benchmark.stats import (DETECTION_SUMMARY_COLUMNS, FDR, SUMMARY_COLUMNS, summarize,
+                                           summarize_detection)
+    from sensprune.benchmark.verdict import verdict
 
     write_csv(out / "results.csv", RESULT_COLUMNS, ([r.get(c, "") for c in RESULT_COLUMNS] for r in rows))
     write_csv(out / "detection_per_seed.csv", DETECTION_COLUMNS,

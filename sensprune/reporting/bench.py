@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from sensprune.report.page import Page
+from sensprune.reporting.page import Page
 
 
 def _read_csv(path: Path) -> list[dict[str, Any]]:
@@ -29,7 +29,7 @@ def _read_csv(path: Path) -> list[dict[str, Any]]:
 
 def bench_page(page: Page, folder: Path) -> None:
     """Accuracy vs fraction removed (95% CI bands), paired difference vs random, AUROC bars."""
-    from sensprune.report import plots
+    from sensprune.reporting import plots
 
     summary, det = _read_csv(folder / "summary.csv"), _read_csv(folder / "detection.csv")
     if (folder / "verdict.md").exists():

@@ -1,7 +1,7 @@
 """The HTML page of a report: sections of HTML and lazily drawn figures, rendered into one self-contained file.
 
-Used by every report builder (:mod:`sensprune.report.build` for score and selection folders,
-:mod:`sensprune.report.bench` for bench folders).
+Used by every report builder (:mod:`sensprune.reporting.build` for score and selection folders,
+:mod:`sensprune.reporting.bench` for bench folders).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Every sentence cites the ``summary.csv`` key it rests on. Significance is stated twice: the 95%
 paired t interval of the cell (uncorrected) and the Benjamini–Hochberg adjustment across all tested
-cells of the grid (:func:`sensprune.bench.stats.summarize`), whose rule and counts open the file.
+cells of the grid (:func:`sensprune.benchmark.stats.summarize`), whose rule and counts open the file.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Sequence
 
 import numpy as np
 
-from sensprune.bench.stats import FDR, primary_baseline
+from sensprune.benchmark.stats import FDR, primary_baseline
 
 
 def _pts(x: float) -> str:
