@@ -31,8 +31,9 @@ from common import digits_dataset, paper_dataset, spearman  # noqa: E402
 
 from sensprune.config import TrainConfig  # noqa: E402
 from sensprune.measures.grand import grand_scores  # noqa: E402
-from sensprune.measures.truncated import LossSensitivityHook  # noqa: E402
-from sensprune.measures.unrolled import ExactSensitivityHook, estimate_exact_bytes, stratified_probe  # noqa: E402
+from sensprune.measures.loss_sensitivity.proxy import LossSensitivityHook  # noqa: E402
+from sensprune.measures.loss_sensitivity.exact import (  # noqa: E402
+    ExactSensitivityHook, estimate_exact_bytes, stratified_probe)
 from sensprune.train.loop import train  # noqa: E402
 from sensprune.train.models import build_model  # noqa: E402
 from sensprune.train.sources import ArraySource  # noqa: E402
@@ -154,7 +155,7 @@ def main():
     _overhead("digits (N=1257, 8x8), default MLP 256-128", digits_dataset(), (256, 128), repeats)
     print("   why the fixed probe is expensive: each step adds a probe gradient over up to 2048 examples at"
           "\n   theta_{s+1} and, for the batch, -lr * d/dx [grad_theta L_B(theta_s) . v]. For the built-in MLP both"
-          "\n   are closed forms (sensprune/measures/mlp_h1.py: one forward and the textbook backward; forward-over-"
+          "\n   are closed forms (loss_sensitivity/proxy_mlp.py: one forward and the textbook backward; forward-over-"
           "\n   reverse for the second; float rounding from autograd only); other models use autograd (a create_graph"
           "\n   backward and the double backward). On digits the probe's matrix products dominate (1257 examples"
           "\n   x 256-128 units at every step): only a smaller probe or a reused v (named approximations) cut them."

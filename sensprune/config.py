@@ -78,9 +78,9 @@ def _check(ok: bool, name: str, what: str, got: Any) -> None:
         raise ValidationError(f"The '{name}' parameter must be {what}. Got {got!r} instead.")
 
 
-#: Default probe-set size of loss_sensitivity and --per-class (also ``measures.unrolled.DEFAULT_PROBE_SIZE``).
+#: Default probe-set size of loss_sensitivity and --per-class (also ``loss_sensitivity.exact.DEFAULT_PROBE_SIZE``).
 DEFAULT_PROBE_SIZE = 2048
-#: Default number K of sampled probe steps of loss_sensitivity (``measures.sampled``; here without torch).
+#: Default number K of sampled probe steps of loss_sensitivity (``loss_sensitivity.sampled``; no torch here).
 DEFAULT_PROBE_TIMES = 16
 PROBE_MODES = ("fixed", "next-batch")
 

@@ -12,7 +12,7 @@ from sensprune.train.models import MLP
 
 
 class AutogradMLP(MLP):
-    """The built-in MLP under another type: the closed forms (measures/mlp_h1.py) refuse it, so it takes autograd."""
+    """The built-in MLP under another type: the closed forms (proxy_mlp.py) refuse it, so it takes autograd."""
 
 
 def _step(idx, logits, y):
@@ -150,7 +150,7 @@ def _tiny_run(hooks, tiny_arrays, ckpt=None, epochs=2, weights=None):
 def test_h1_several_vectors_equal_one_at_a_time_and_weights_enter_the_batch_loss():
     from torch.func import functional_call
 
-    from sensprune.measures.truncated import h1_input_grad, h1_input_grads
+    from sensprune.measures.loss_sensitivity.proxy import h1_input_grad, h1_input_grads
     from sensprune.train.models import MLP
 
     torch.manual_seed(0)
@@ -177,7 +177,7 @@ def test_h1_several_vectors_equal_one_at_a_time_and_weights_enter_the_batch_loss
 @pytest.mark.parametrize("widths", [(7,), (6, 5)])
 @pytest.mark.parametrize("weighted", [False, True])
 def test_h1_mlp_closed_form_equals_autograd(widths, weighted, monkeypatch):
-    from sensprune.measures import truncated
+    from sensprune.measures.loss_sensitivity import proxy as truncated
     from sensprune.train.models import MLP
 
     torch.manual_seed(1)
@@ -203,7 +203,7 @@ def test_h1_mlp_closed_form_equals_autograd(widths, weighted, monkeypatch):
 
 
 def test_h1_mlp_falls_back_to_autograd_where_the_closed_form_does_not_apply(monkeypatch):
-    from sensprune.measures import truncated
+    from sensprune.measures.loss_sensitivity import proxy as truncated
     from sensprune.train.models import MLP
 
     torch.manual_seed(2)
@@ -249,7 +249,7 @@ def test_h1_mlp_falls_back_to_autograd_where_the_closed_form_does_not_apply(monk
 
 @pytest.mark.parametrize("widths", [(7,), (6, 5)])
 def test_probe_grad_mlp_closed_form_equals_autograd(widths):
-    from sensprune.measures.mlp_h1 import mlp_probe_grad
+    from sensprune.measures.loss_sensitivity.proxy_mlp import mlp_probe_grad
     from sensprune.train.models import MLP
 
     torch.manual_seed(4)
@@ -268,7 +268,7 @@ def test_probe_grad_mlp_closed_form_equals_autograd(widths):
 
 
 def test_probe_grad_mlp_falls_back_where_the_h1_closed_form_does():
-    from sensprune.measures.mlp_h1 import mlp_h1, mlp_probe_grad
+    from sensprune.measures.loss_sensitivity.proxy_mlp import mlp_h1, mlp_probe_grad
     from sensprune.train.models import MLP
 
     torch.manual_seed(5)
@@ -302,7 +302,7 @@ def test_h1_hook_closed_forms_equal_autograd_end_to_end(tiny_arrays):
     """The built-in MLP (closed forms) and a subclass of it (autograd for v and the double backward) train
     identically; the hook's values agree to float32 rounding, and the step's own batch is the gathered one."""
     from sensprune.config import TrainConfig
-    from sensprune.measures import truncated
+    from sensprune.measures.loss_sensitivity import proxy as truncated
     from sensprune.train.loop import train
     from sensprune.train.models import MLP
     from sensprune.train.sources import ArraySource
@@ -328,7 +328,7 @@ def test_h1_hook_closed_forms_equal_autograd_end_to_end(tiny_arrays):
 
 
 def test_probe_every_one_is_the_exact_proxy_and_k_reuses_v_with_a_measured_error(tiny_arrays):
-    from sensprune.measures.truncated import LossSensitivityHook
+    from sensprune.measures.loss_sensitivity.proxy import LossSensitivityHook
 
     probe = np.arange(0, 120, 2)
     exact, every1, every4 = (LossSensitivityHook(120, probe), LossSensitivityHook(120, probe, probe_every=1),
@@ -348,7 +348,7 @@ def test_probe_every_one_is_the_exact_proxy_and_k_reuses_v_with_a_measured_error
 
 
 def test_probe_every_survives_a_checkpoint_resume(tiny_arrays, tmp_path):
-    from sensprune.measures.truncated import LossSensitivityHook
+    from sensprune.measures.loss_sensitivity.proxy import LossSensitivityHook
     from sensprune.train.hooks import Hook
 
     class Boom(Hook):
@@ -371,7 +371,7 @@ def test_probe_every_survives_a_checkpoint_resume(tiny_arrays, tmp_path):
                                 {"probe_every": 2, "include_direct": True},
                                 {"probe_every": 2, "probe_mode": "next-batch"}])
 def test_probe_every_is_refused_where_it_does_not_apply(kw):
-    from sensprune.measures.truncated import LossSensitivityHook
+    from sensprune.measures.loss_sensitivity.proxy import LossSensitivityHook
 
     with pytest.raises(ValidationError, match="--probe-every"):
         LossSensitivityHook(10, np.arange(10), **kw)
@@ -380,7 +380,7 @@ def test_probe_every_is_refused_where_it_does_not_apply(kw):
 def test_weighted_run_h1_uses_the_weighted_batch_loss(tiny_arrays):
     """With sample weights the update of step s is on sum(w_i l_i)/|B|: one step, checked by hand."""
     from sensprune.config import TrainConfig
-    from sensprune.measures.truncated import LossSensitivityHook, h1_input_grad
+    from sensprune.measures.loss_sensitivity.proxy import LossSensitivityHook, h1_input_grad
     from sensprune.train.hooks import Hook
     from sensprune.train.loop import train
     from sensprune.train.models import MLP
@@ -409,7 +409,7 @@ def test_weighted_run_h1_uses_the_weighted_batch_loss(tiny_arrays):
 
 def test_probe_every_reuses_exactly_the_v_of_its_last_refresh(tiny_arrays):
     """Reference by hand: v = grad L_P at theta_1 (after the first update) for every step when k > T."""
-    from sensprune.measures.truncated import LossSensitivityHook, h1_input_grad
+    from sensprune.measures.loss_sensitivity.proxy import LossSensitivityHook, h1_input_grad
     from sensprune.train.hooks import Hook
 
     class Rec(Hook):
@@ -439,7 +439,7 @@ def test_probe_every_reuses_exactly_the_v_of_its_last_refresh(tiny_arrays):
 
 
 def test_step_every_scores_exactly_every_sth_step(tiny_arrays):
-    from sensprune.measures.truncated import LossSensitivityHook
+    from sensprune.measures.loss_sensitivity.proxy import LossSensitivityHook
 
     class Spy(LossSensitivityHook):
         def _add(self, idx, norms):

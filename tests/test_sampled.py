@@ -15,10 +15,10 @@ from torch.func import functional_call
 from sensprune.cli import cli
 from sensprune.config import TrainConfig
 from sensprune.errors import ValidationError
-from sensprune.measures import sampled as S
-from sensprune.measures import unrolled as U
+from sensprune.measures.loss_sensitivity import sampled as S
+from sensprune.measures.loss_sensitivity import exact as U
 from sensprune.measures.per_class import PerClassFullHook
-from sensprune.measures.truncated import LossSensitivityHook
+from sensprune.measures.loss_sensitivity.proxy import LossSensitivityHook
 from sensprune.train.loop import train
 from sensprune.train.sources import ArraySource
 

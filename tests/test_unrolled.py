@@ -15,8 +15,8 @@ from sensprune.cli import cli
 from sensprune.config import TrainConfig
 from sensprune.data import make_dataset
 from sensprune.errors import ValidationError
-from sensprune.measures import truncated as TR
-from sensprune.measures import unrolled as U
+from sensprune.measures.loss_sensitivity import proxy as TR
+from sensprune.measures.loss_sensitivity import exact as U
 from sensprune.measures.per_class import PerClassHook, off_diagonal_fraction
 from sensprune.scoring.stage import ScoreConfig, score
 from sensprune.train.hooks import Hook

@@ -20,8 +20,8 @@ import torch
 
 from sensprune.config import TrainConfig
 from sensprune.data import load_dataset
-from sensprune.measures.sampled import SampledSensitivityHook
-from sensprune.measures.unrolled import ExactSensitivityHook, stratified_probe
+from sensprune.measures.loss_sensitivity.sampled import SampledSensitivityHook
+from sensprune.measures.loss_sensitivity.exact import ExactSensitivityHook, stratified_probe
 from sensprune.train.loop import train
 from sensprune.train.models import build_model
 from sensprune.train.sources import ArraySource

@@ -34,9 +34,9 @@ from common import digits_dataset, paper_dataset, spearman  # noqa: E402
 from sensprune.config import TrainConfig  # noqa: E402
 from sensprune.data import load_dataset, make_dataset  # noqa: E402
 from sensprune.data.noise import corrupt_labels  # noqa: E402
-from sensprune.measures.sampled import SampledSensitivityHook  # noqa: E402
-from sensprune.measures.truncated import LossSensitivityHook  # noqa: E402
-from sensprune.measures.unrolled import ExactSensitivityHook, stratified_probe  # noqa: E402
+from sensprune.measures.loss_sensitivity.sampled import SampledSensitivityHook  # noqa: E402
+from sensprune.measures.loss_sensitivity.proxy import LossSensitivityHook  # noqa: E402
+from sensprune.measures.loss_sensitivity.exact import ExactSensitivityHook, stratified_probe  # noqa: E402
 from sensprune.train.loop import train  # noqa: E402
 from sensprune.train.models import build_model  # noqa: E402
 from sensprune.train.sources import ArraySource  # noqa: E402

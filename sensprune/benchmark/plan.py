@@ -79,7 +79,7 @@ def measure_meta(cfg: BenchConfig) -> dict[str, dict[str, Any]]:
     from ``probe_times`` sampled steps unless ``probe_times = "all"`` (exact); ``loss_sensitivity_hH``
     is the truncated proxy.
     """
-    from sensprune.config import DEFAULT_PROBE_TIMES  # not measures.sampled: merging needs no torch
+    from sensprune.config import DEFAULT_PROBE_TIMES  # not measures.loss_sensitivity.sampled: merging needs no torch
     from sensprune.measures import MEASURES, truncated_horizon
 
     opts = dict(cfg.score.measure_options)

@@ -138,7 +138,7 @@ def _model(ctx: HookContext):
 
 
 def _probe(ctx: HookContext):
-    from sensprune.measures.unrolled import DEFAULT_PROBE_SIZE, stratified_probe
+    from sensprune.measures.loss_sensitivity.exact import DEFAULT_PROBE_SIZE, stratified_probe
 
     return stratified_probe(ctx.dataset.y_train, _opt(ctx, "probe_size", DEFAULT_PROBE_SIZE), seed=0)
 
@@ -150,8 +150,8 @@ def _steps(ctx: HookContext) -> int:
 
 def _loss_sensitivity(ctx: HookContext):
     """The paper's measure, full horizon: sampled probe steps (default) or exact (``probe_times="all"``)."""
-    from sensprune.measures import sampled as S
-    from sensprune.measures import unrolled as U
+    from sensprune.measures.loss_sensitivity import sampled as S
+    from sensprune.measures.loss_sensitivity import exact as U
 
     horizon, times = _opt(ctx, "horizon", None), _opt(ctx, "probe_times", None)
     if horizon not in (None, "all"):
@@ -185,8 +185,8 @@ def truncated_horizon(name: str) -> int | None:
 
 
 def _loss_sensitivity_truncated(ctx: HookContext, horizon: int):
-    from sensprune.measures import truncated as TR
-    from sensprune.measures import unrolled as U
+    from sensprune.measures.loss_sensitivity import proxy as TR
+    from sensprune.measures.loss_sensitivity import exact as U
 
     if _opt(ctx, "probe_times", None) is not None:
         raise ValidationError(f"--probe-times belongs to the full-horizon loss_sensitivity, not to the proxy "
@@ -218,9 +218,9 @@ def _grand(ctx: HookContext):
 
 def _per_class(ctx: HookContext):
     """Per-class g_ij with loss_sensitivity's estimator: full horizon (default) or the one-step proxy."""
-    from sensprune.measures import sampled as S
+    from sensprune.measures.loss_sensitivity import sampled as S
     from sensprune.measures.per_class import PerClassFullHook, PerClassHook
-    from sensprune.measures.unrolled import check_unrollable
+    from sensprune.measures.loss_sensitivity.exact import check_unrollable
 
     horizon, times = _opt(ctx, "horizon", None), _opt(ctx, "probe_times", None)
     check_unrollable(_model(ctx), ctx.config.train.optimizer, "--per-class")

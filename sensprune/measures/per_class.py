@@ -6,7 +6,7 @@ examples of label i; row i = whose loss, column j = whose inputs. The mean over 
 
 - :class:`PerClassFullHook` (the default): the paper's measure, full horizon — ∂L_t^{(i)}/∂x through every
   earlier update, from the same K stratified probe steps as ``loss_sensitivity``
-  (:mod:`sensprune.measures.sampled`; one adjoint per (step, class) in the reverse sweep), weighted by
+  (:mod:`sensprune.measures.loss_sensitivity.sampled`; one adjoint per (step, class) in the reverse sweep), weighted by
   stratum size / T (unbiased; ``probe_times="all"`` = every step = exact).
 - :class:`PerClassHook` (``--horizon 1``): a PROXY — the dependence truncated to the one update before each
   step; only every ``every``-th step is used and T' is the number of steps used.
@@ -22,9 +22,9 @@ import torch
 import torch.nn.functional as F
 
 from sensprune.errors import ValidationError
-from sensprune.measures.sampled import SampledSensitivityHook
-from sensprune.measures.truncated import h1_input_grads
-from sensprune.measures.unrolled import _ProbeMixin, params_of
+from sensprune.measures.loss_sensitivity.sampled import SampledSensitivityHook
+from sensprune.measures.loss_sensitivity.proxy import h1_input_grads
+from sensprune.measures.loss_sensitivity.exact import _ProbeMixin, params_of
 from sensprune.train.hooks import Hook, Run, StepInfo
 
 

@@ -11,7 +11,7 @@ up to 4096 units on up to 50 000 examples. Here, on 2 CPU cores:
   8×8 ``digits``, which ships with the library.
 - *Loss sensitivity (exps 2, 3)*: the paper's measure — ``loss_sensitivity``, the full-horizon
   estimator (K = 16 stratified probe steps, each ∂L_t/∂x exact through every earlier SGD update,
-  :mod:`sensprune.measures.sampled`) — on the paper's MLP 16-16 trained with **plain SGD** (no
+  :mod:`sensprune.measures.loss_sensitivity.sampled`) — on the paper's MLP 16-16 trained with **plain SGD** (no
   momentum, no weight decay, constant lr); lr 0.1 stands in for the paper's 0.01 so that 60
   CPU epochs get somewhere (random inputs about half fit at the full scale).
 - *Memorization model (exps 1, 4, 5, 6)*: an MLP 512-512 trained with Adam (lr 1e-3, constant, no

@@ -1,7 +1,7 @@
 """Experiment 2 — Gini of loss sensitivity, real vs random inputs (Arpit et al. 2017, §3.2, Fig. 3).
 
 The paper's measure: ``loss_sensitivity`` with the full-horizon estimator (K = 16 stratified probe
-steps, each ∂L_t/∂x exact through every earlier SGD update; :mod:`sensprune.measures.sampled`) on the
+steps, each ∂L_t/∂x exact through every earlier SGD update; :mod:`sensprune.measures.loss_sensitivity.sampled`) on the
 paper's MLP 16-16 trained with plain SGD (see :mod:`sensprune.reproduce.common` for the stand-ins),
 after the last epoch, for each seed (training and corruption seed alike):
 
@@ -126,6 +126,7 @@ def run(out: Path, scale: Scale, seed: int, progress: bool = True) -> Outcome:
         [png.name, csv.name],
         {"seeds": seeds, "widths": list(PAPER_WIDTHS),
          "train": {**sens_train(scale.sens_epochs, seed).__dict__, "seed": "per run"},
-         "n_train": real.n_train, "measure": "loss_sensitivity, full-horizon estimator (sensprune.measures.sampled)",
+         "n_train": real.n_train, "measure": ("loss_sensitivity, full-horizon estimator "
+                                              "(sensprune.measures.loss_sensitivity.sampled)"),
          "estimator": notes, "noise": "randX at 1.0 (corruption seed = training seed); norm-matched randX"},
         extra)

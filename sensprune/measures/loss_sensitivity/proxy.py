@@ -1,7 +1,7 @@
 """Truncated loss sensitivity (MEASURES §1, truncated mode): a fast proxy, not the paper's measure.
 
 Only the last H updates before each step t carry the dependence of L_t on x (Arpit et al., ICML 2017,
-§3.2 back-propagates through *all* of them; see :mod:`sensprune.measures.unrolled` for the full-horizon
+§3.2 back-propagates through *all* of them; see :mod:`sensprune.measures.loss_sensitivity.exact` for the full-horizon
 estimator). For H = 1, ∂L_{s+1}/∂x_i = −η_s·∇_{x_i}[∇_θ L_B(θ_s)·v], v = ∇_θ L(θ_{s+1}): a one-step
 influence surrogate. Its ranking agrees with the paper's measure only at Spearman 0.5–0.7 on digits
 (``benchmarks/unrolled_accuracy/results.txt``). The probe modes and the next-batch caveats are described in
@@ -22,8 +22,8 @@ from torch.func import functional_call
 
 from sensprune.errors import ValidationError
 from sensprune.measures.buffers import StepBuffer
-from sensprune.measures.mlp_h1 import mlp_h1, mlp_probe_grad
-from sensprune.measures.unrolled import _ProbeMixin, sgd_step
+from sensprune.measures.loss_sensitivity.proxy_mlp import mlp_h1, mlp_probe_grad
+from sensprune.measures.loss_sensitivity.exact import _ProbeMixin, sgd_step
 from sensprune.train.hooks import Hook, Run, StepInfo
 
 PROBE_MODES = ("fixed", "next-batch")
@@ -69,7 +69,7 @@ def h1_input_grads(model: nn.Module, theta_s: list[torch.Tensor], xb: torch.Tens
     are left as they were.
 
     For the built-in ``mlp`` (exactly :class:`~sensprune.train.models.MLP`) the same quantity is computed in
-    closed form, forward-over-reverse without autograd (:func:`sensprune.measures.mlp_h1.mlp_h1`; float
+    closed form, forward-over-reverse without autograd (:func:`~.proxy_mlp.mlp_h1`; float
     rounding only): with one torch thread, a batch of 128 and one v it takes 0.93 ms instead of 1.63 ms on
     digits (MLP 64-256-128-10) and 0.18–0.23 ms instead of 0.70 ms in the paper setting (196-16-16-10; the
     second figure with the applicability checks), and the forward pass is shared by the v's. It falls back to
@@ -129,7 +129,7 @@ class LossSensitivityHook(_ProbeMixin, Hook):
 
     Cost of the default (fixed probe, H = 1, v at every step): per step one probe gradient v = ∇_θ L_P(θ_{s+1})
     and one double backward over the batch (Arpit et al., ICML 2017, §3.2, truncated to one update). For the
-    built-in ``mlp`` both are closed forms (:mod:`sensprune.measures.mlp_h1`, float rounding only), the batch
+    built-in ``mlp`` both are closed forms (:mod:`~.proxy_mlp`, float rounding only), the batch
     is the one the loop already holds (``StepInfo.x``, not gathered again) and the trainable parameters are
     resolved once per model. Measured with one torch thread, whole 20-epoch warmup, process CPU time, min of
     5–9 runs interleaved with the previous version (the ranges are over repeated measurements on a shared
@@ -233,12 +233,12 @@ class LossSensitivityHook(_ProbeMixin, Hook):
         """v = ∇_θ L_P(θ_{s+1}) (and ∇_{x_p} L_P for the probe inputs when ``direct``); the model is at θ_{s+1}.
 
         Without ``direct``, for the built-in ``mlp`` v is computed in closed form, one forward pass and the
-        textbook backward (:func:`sensprune.measures.mlp_h1.mlp_probe_grad`; the same quantity, float rounding
+        textbook backward (:func:`~.proxy_mlp.mlp_probe_grad`; the same quantity, float rounding
         only, in ``parameters()`` order like autograd's): with one torch thread, 0.35 ms instead of 0.69–0.73 ms
         in the paper setting (196-16-16-10, 1000 probe examples; autograd's cross-entropy over 10 classes alone
         takes 0.15 ms there, its softmax runs over the short last dimension), 4.1 ms instead of 4.7 ms on digits
         (64-256-128-10, 1257 examples: matrix products, the same as autograd's). Every case where
-        :func:`~sensprune.measures.mlp_h1.mlp_h1` falls back (other models, Dropout in train mode, frozen
+        :func:`~.proxy_mlp.mlp_h1` falls back (other models, Dropout in train mode, frozen
         parameters, hooks, autocast, other dtypes) and ``direct`` keep autograd.
         """
         params = [p for _, p in self._params(run)]

@@ -1,13 +1,13 @@
 """Closed forms for the built-in MLP (:class:`sensprune.train.models.MLP`) used by the horizon-1 proxy.
 
-Two quantities of :class:`sensprune.measures.truncated.LossSensitivityHook` (Arpit et al., ICML 2017, §3.2,
+Two quantities of :class:`sensprune.measures.loss_sensitivity.proxy.LossSensitivityHook` (Arpit et al., ICML 2017, §3.2,
 truncated to one update), written out without autograd. With z_k = a_{k−1}W_kᵀ + b_k, a_0 = flatten(x),
 a_k = relu(z_k), p = softmax(z_L) and m_k = [z_k > 0]:
 
 - :func:`mlp_loss_grads`, the probe gradient v = ∇_θ L_P(θ_{s+1}) (L_P the mean cross-entropy of the probe
   set): one forward pass and the textbook backward, δ_L = (p − onehot(y))/|P|, ∂W_k = δ_kᵀa_{k−1},
   ∂b_k = Σ_i δ_{k,i}, δ_{k−1} = m_{k−1}⊙(δ_k W_k).
-- :func:`mlp_h1_input_grads`, the quantity of :func:`sensprune.measures.truncated.h1_input_grads`,
+- :func:`mlp_h1_input_grads`, the quantity of :func:`sensprune.measures.loss_sensitivity.proxy.h1_input_grads`,
   −η·∇_{x_i}[∇_θ L_B(θ_s)·v], as forward-over-reverse instead of autograd's reverse-over-reverse. With
   s_i = w_i/|B| (w_i = 1 without weights):
 

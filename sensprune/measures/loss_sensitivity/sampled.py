@@ -2,7 +2,7 @@
 
 Arpit et al. (ICML 2017, §3.2) define ḡ_x = (1/T) Σ_{t=1..T} ‖∂L_t/∂x‖₁, where x acts on L_t through
 **every** earlier SGD update it took part in (they unroll SGD and back-propagate through it, after
-Maclaurin et al. 2015). Exact mode (:class:`~sensprune.measures.unrolled.ExactSensitivityHook`) takes
+Maclaurin et al. 2015). Exact mode (:class:`~sensprune.measures.loss_sensitivity.exact.ExactSensitivityHook`) takes
 ∂L_t/∂X at all T steps: O(T²) step-backwards. This module estimates the same mean from K probe steps:
 
 - **Sampling (choice of ours).** 1..T is cut into K contiguous strata of (near) equal size
@@ -13,7 +13,7 @@ Maclaurin et al. 2015). Exact mode (:class:`~sensprune.measures.unrolled.ExactSe
 - **Each term is exact**: ∂L_{t_k}/∂X through the whole history 1..t_k (momentum buffer, weight decay,
   the lr schedule, per-example loss weights), by reverse-mode differentiation of the SGD recursion:
   the adjoint (λ_θ, λ_buf) of (θ_s, buf_s) is carried from s = t_k down to 1, and at step s the
-  vector-Jacobian product of one functional SGD step (:func:`~sensprune.measures.unrolled.sgd_step`,
+  vector-Jacobian product of one functional SGD step (:func:`~sensprune.measures.loss_sensitivity.exact.sgd_step`,
   double backward) with the stacked adjoints of all active probe steps gives the adjoints at s−1 and
   the contributions to ∂L_{t_k}/∂X for the rows of B_s, which add up over presentations before the
   L1 norm is taken.
@@ -39,7 +39,8 @@ from tqdm.auto import tqdm
 
 from sensprune.config import DEFAULT_PROBE_TIMES  # noqa: F401  (16, defined in config.py without torch)
 from sensprune.errors import ValidationError
-from sensprune.measures.unrolled import ExactSensitivityHook, available_bytes, parse_count_or_all, replay_sgd, sgd_step
+from sensprune.measures.loss_sensitivity.exact import (ExactSensitivityHook, available_bytes, parse_count_or_all,
+                                                       replay_sgd, sgd_step)
 from sensprune.train.hooks import Run
 
 #: default number of probe steps K: DEFAULT_PROBE_TIMES (chosen from benchmarks/unrolled_accuracy/results.txt)
