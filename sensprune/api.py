@@ -42,7 +42,7 @@ __all__ = ["score", "prune", "bench", "as_dataset", "Selection", "BenchResult", 
 
 #: TrainConfig fields that :func:`score` and :func:`bench` accept as keyword arguments.
 TRAIN_KEYS = ("batch_size", "optimizer", "lr", "momentum", "weight_decay", "schedule", "device",
-              "eval_batch_size", "amp", "compile")
+              "eval_batch_size", "amp", "compile", "augment")
 #: Name of data given as arrays, tensors or a torch Dataset (the spec of its fingerprint).
 ARRAYS_SPEC = "python:arrays"
 

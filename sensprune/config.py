@@ -23,7 +23,9 @@ from typing import Any, Mapping
 
 from sensprune.errors import ValidationError
 
-OPTIMIZERS = ("sgd", "adam")
+OPTIMIZERS = ("sgd", "adam", "adamw")  # torch.optim.SGD, Adam, AdamW
+#: Built-in augmentations of the training loop (sensprune.train.augment).
+AUGMENTS = ("none", "crop-flip")
 SCHEDULES = ("constant", "cosine", "step")
 AMP_MODES = ("none", "bf16", "fp16")
 MODEL_NAMES = ("mlp", "cnn", "resnet18")  # built by sensprune.train.models (besides plugin:module:callable)
@@ -33,8 +35,9 @@ MODEL_NAMES = ("mlp", "cnn", "resnet18")  # built by sensprune.train.models (bes
 class TrainConfig:
     """Everything that decides a training run; stored inside every artifact.
 
-    ``seed`` drives three independent streams: weight init (``seed``), batch order
-    (``seed`` and the epoch) and dropout (``seed + 1``). ``eval_batch_size`` is the batch of the no-grad
+    ``seed`` drives four independent streams: weight init (``seed``), batch order
+    (``seed`` and the epoch), dropout (``seed + 1``) and ``augment`` (``seed`` and the step,
+    :func:`sensprune.train.augment.step_seed`). ``eval_batch_size`` is the batch of the no-grad
     passes (test accuracy, EL2N, predictions): 128, because on CPU a conv net's eval pass in batches of 256
     took up to 1.8x as long as in batches of 128 (1.05-1.8x over five runs)
     (``benchmarks/overhead_parts.txt``); the values do not depend on it beyond float rounding.
@@ -52,6 +55,7 @@ class TrainConfig:
     eval_batch_size: int = 128
     amp: str = "none"
     compile: bool = False
+    augment: str = "none"
 
     def __post_init__(self):
         _check(isinstance(self.epochs, int) and self.epochs >= 1, "epochs", "an integer >= 1", self.epochs)
@@ -63,6 +67,7 @@ class TrainConfig:
         _check(0 <= self.momentum < 1, "momentum", "a float in [0, 1)", self.momentum)
         _check(self.weight_decay >= 0, "weight_decay", "a float >= 0", self.weight_decay)
         _check(self.amp in AMP_MODES, "amp", f"one of {AMP_MODES}", self.amp)
+        _check(self.augment in AUGMENTS, "augment", f"one of {AUGMENTS}", self.augment)
 
     def lr_at(self, epoch: int) -> float:
         """Learning rate for 0-based ``epoch``: constant, cosine to 0, or ×0.1 at 50% and 75%."""
@@ -83,6 +88,27 @@ DEFAULT_PROBE_SIZE = 2048
 #: Default number K of sampled probe steps of loss_sensitivity (``loss_sensitivity.sampled``; no torch here).
 DEFAULT_PROBE_TIMES = 16
 PROBE_MODES = ("fixed", "next-batch")
+
+
+_UNITS = {"": 1, "B": 1, "KB": 10 ** 3, "MB": 10 ** 6, "GB": 10 ** 9, "TB": 10 ** 12,
+          "KIB": 2 ** 10, "MIB": 2 ** 20, "GIB": 2 ** 30, "TIB": 2 ** 40}
+
+
+def parse_size(value: Any, flag: str) -> int:
+    """Bytes from a positive size: an integer number of bytes or a string like ``2GB``, ``1.5GiB``, ``512MB``
+    (KB/MB/GB/TB are powers of 1000, KiB/MiB/GiB/TiB of 1024; case-insensitive). Anything else, zero or a
+    negative size is a ValidationError naming ``flag``."""
+    import re
+
+    text = str(value).strip()
+    m = re.fullmatch(r"(-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+))\s*([A-Za-z]*)", text)
+    unit = m.group(2).upper() if m else None
+    if isinstance(value, bool) or m is None or unit not in _UNITS:
+        raise ValidationError(f"`{flag}` must be a size such as 2GB, 512MB or 1.5GiB; got {value!r}.")
+    size = float(m.group(1)) * _UNITS[unit]
+    if not (math.isfinite(size) and size >= 1):
+        raise ValidationError(f"`{flag}` must be a positive size such as 2GB; got {value!r}.")
+    return int(size)
 
 
 def _refuse_unknown(cls, raw: Mapping[str, Any], source: str) -> None:
@@ -164,6 +190,10 @@ class MeasureOptions(_Options):
         Also compute the critical sample ratio of ``csr_samples`` test examples after every epoch.
     grand_epochs : tuple of int or None
         Epochs (1-based) at which GraNd is taken (None = the EL2N epoch).
+    sensitivity_memory : int (bytes) or None
+        loss_sensitivity (full horizon): the memory budget of the reverse sweep (the stored trajectory or its
+        checkpoints, the adjoints, the input-gradient accumulators). None = 70% of the free memory of the device.
+        Given as bytes or a size string (``"2GB"``, ``"512MiB"``); see :func:`parse_size`.
     probe_every, step_every : int
         loss_sensitivity_h1 with the fixed probe, APPROXIMATIONS of the proxy (1 = off, the default): recompute
         the probe gradient only every k-th step and reuse it in between (its measured error goes to meta.json);
@@ -184,8 +214,11 @@ class MeasureOptions(_Options):
     grand_epochs: tuple[int, ...] | None = None
     probe_every: int = 1
     step_every: int = 1
+    sensitivity_memory: int | str | None = None
 
     def __post_init__(self):
+        if self.sensitivity_memory is not None:
+            object.__setattr__(self, "sensitivity_memory", parse_size(self.sensitivity_memory, "--sensitivity-memory"))
         h = _count_or_all(self.horizon, "--horizon")
         object.__setattr__(self, "horizon", h)
         pt = _count_or_all(self.probe_times, "--probe-times")

@@ -142,19 +142,24 @@ def test_sampled_state_roundtrip(tiny_arrays):
     assert np.array_equal(other.times, hook.times) and np.array_equal(other.value, hook.value)
 
 
-def test_reverse_sweep_split_into_groups_gives_the_same_values(tiny_arrays):
-    """Memory planning splits the adjoints over several reverse sweeps; the result must not change."""
+def test_smallest_memory_budget_checkpoints_and_splits_sweeps_with_the_same_values(tiny_arrays):
+    """The smallest budget that works (one adjoint per sweep, a checkpoint every ⌈√T⌉ steps, segments recomputed)
+    gives the values of the unconstrained run (every state stored, all adjoints in one sweep)."""
+    from sensprune.measures.loss_sensitivity.plan import smallest_budget
+
     probe = np.arange(0, 120, 2)
-    a, b = S.SampledSensitivityHook(120, probe, 6, seed=3), S.SampledSensitivityHook(120, probe, 6, seed=3)
-    b_plan = S.plan_adjoints
-    try:
-        S.plan_adjoints = lambda *args, **kw: 1
-        _train(tiny_arrays, [b])
-    finally:
-        S.plan_adjoints = b_plan
-    _train(tiny_arrays, [a])
-    assert a.adjoints_per_sweep > 1 and b.adjoints_per_sweep == 1
-    np.testing.assert_allclose(a.value, b.value, rtol=1e-6)
+    a = S.SampledSensitivityHook(120, probe, 6, seed=3)
+    _train(tiny_arrays, [a], epochs=3)  # T = 24
+    assert a.plan.stores_every_state and a.adjoints_per_sweep == 6 and a.recomputed_steps == 0
+    b = S.SampledSensitivityHook(120, probe, 6, seed=3, memory=smallest_budget(**a.plan_inputs))
+    _train(tiny_arrays, [b], epochs=3)
+    plan = b.meta()["loss_sensitivity"]["memory_plan"]
+    assert plan["checkpoint_interval"] == 5 and not plan["stores_every_state"] and plan["adjoints_per_sweep"] == 1
+    assert plan["sweeps"] == 6 and plan["recomputed_steps"] > 0
+    np.testing.assert_allclose(b.value, a.value, rtol=1e-5)
+    with pytest.raises(ValidationError, match="too small .* the smallest budget that works is about"):
+        _train(tiny_arrays, [S.SampledSensitivityHook(120, probe, 6, seed=3,
+                                                      memory=smallest_budget(**a.plan_inputs) - 1)], epochs=3)
 
 
 def test_probe_times_sampling_is_stratified_and_seeded():
@@ -173,8 +178,12 @@ def test_bad_probe_times_refused(bad):
 
 def test_too_large_for_memory_is_refused_with_the_fix(monkeypatch):
     monkeypatch.setattr(S, "available_bytes", lambda device="cpu": 10 ** 6)
-    with pytest.raises(ValidationError, match="trajectory.*use fewer --epochs.*loss_sensitivity_h1"):
-        S.plan_adjoints(10 ** 6, 1000, True, 1000, 784, 16)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 1000), torch.nn.ReLU(),
+                                torch.nn.Linear(1000, 10))
+    with pytest.raises(ValidationError, match="70% of the free memory .* too small .* smallest budget that works is "
+                                              "about .* fewer --epochs"):
+        S.memory_plan(model, "sgd", n=1000, input_shape=(784,), batch_size=128, steps=1000, adjoints=16,
+                      momentum=0.9)
 
 
 _BASE = ["score", "--dataset", "digits", "--subsample", "100", "--epochs", "2", "--widths", "8",
@@ -201,7 +210,7 @@ def test_cli_too_large_is_refused_and_writes_nothing(tmp_path, monkeypatch):
     monkeypatch.setattr(S, "available_bytes", lambda device="cpu": 1000)
     out = tmp_path / "s"
     r = CliRunner().invoke(cli, [*_BASE, "--measures", "loss_sensitivity", "--out", str(out)])
-    assert r.exit_code == 1 and "needs about" in r.output and "loss_sensitivity_h1" in r.output, r.output
+    assert r.exit_code == 1 and "is too small" in r.output and "smallest budget that works" in r.output, r.output
     assert not out.exists() and not (tmp_path / "s.partial").exists()
 
 

@@ -115,6 +115,8 @@ def test_models_the_replay_cannot_reproduce_are_refused():
         U.check_unrollable(nn.Sequential(nn.Linear(3, 4), nn.Dropout(0.5)), "sgd")
     with pytest.raises(ValidationError, match="adam"):
         U.check_unrollable(nn.Linear(3, 4), "adam")
+    with pytest.raises(ValidationError, match="replays torch.optim.SGD, Adam and AdamW; got --optimizer lbfgs"):
+        U.check_replayable("lbfgs")
 
 
 def test_per_class_needs_two_classes():
@@ -129,12 +131,13 @@ def test_stratified_probe_keeps_class_shares():
     assert np.array_equal(U.stratified_probe(y[:50], 100), np.arange(50))
 
 
-def test_exact_mode_too_large_is_refused_with_estimate(tiny_arrays, monkeypatch):
-    monkeypatch.setattr(U, "available_bytes", lambda device="cpu": 1000)
+def test_exact_mode_too_large_is_refused_with_the_smallest_budget(tiny_arrays):
     ds = make_dataset(*tiny_arrays, spec="tiny")
     cfg = ScoreConfig(dataset="tiny", widths=(8,), measures=("loss_sensitivity",),
-                      measure_options={"horizon": "all"}, train=TrainConfig(epochs=1, batch_size=16))
-    with pytest.raises(ValidationError, match=r"needs about .* GiB, this machine has .* GiB free; use the sampled"):
+                      measure_options={"horizon": "all", "sensitivity_memory": "10kB"},
+                      train=TrainConfig(epochs=1, batch_size=16))
+    with pytest.raises(ValidationError, match=r"`--sensitivity-memory` 0.0 MiB is too small for loss_sensitivity over "
+                                              r"8 steps even with checkpoints every 3 steps; the smallest budget"):
         score(ds, cfg, progress=False)
 
 
@@ -157,13 +160,15 @@ def test_score_artifact_has_extras_and_notes(tmp_path):
     assert "loss_sensitivity" in meta["gini"] and "grand" in meta["lorenz"]
 
 
-@pytest.mark.parametrize("extra, msg", [(["--horizon", "0"], "--horizon must be"),
-                                        (["--horizon", "all", "--optimizer", "adam"], "not supported"),
-                                        (["--dropout", "0.5"], "Dropout")])
-def test_cli_bad_input_is_one_line_and_writes_nothing(tmp_path, extra, msg):
+@pytest.mark.parametrize("measure, extra, msg", [
+    ("loss_sensitivity", ["--horizon", "0"], "--horizon must be"),
+    ("loss_sensitivity_h1", ["--optimizer", "adam"], "(a proxy) unrolls SGD updates; --optimizer adam is replayed by "
+                                                     "the full-horizon --measures loss_sensitivity only"),
+    ("loss_sensitivity_h1", ["--dropout", "0.5"], "is Dropout; use the full-horizon --measures loss_sensitivity")])
+def test_cli_bad_input_is_one_line_and_writes_nothing(tmp_path, measure, extra, msg):
     out = tmp_path / "s"
     args = ["score", "--dataset", "digits", "--subsample", "100", "--epochs", "1",
-            "--measures", "loss_sensitivity", "--quiet", "--out", str(out), *extra]
+            "--measures", measure, "--quiet", "--out", str(out), *extra]
     r = CliRunner().invoke(cli, args)
     assert r.exit_code == 1 and msg in r.output and r.output.startswith("Error:")
     assert not out.exists() and not (tmp_path / "s.partial").exists()

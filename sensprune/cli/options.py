@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from sensprune.config import AMP_MODES, OPTIMIZERS, SCHEDULES  # torch-free, so --help stays fast
+from sensprune.config import AMP_MODES, AUGMENTS, OPTIMIZERS, SCHEDULES  # torch-free, so --help stays fast
 
 
 class OneLineErrors(click.Command):
@@ -73,7 +73,8 @@ def train_options(f):
     opts = [
         click.option("--epochs", type=click.IntRange(1), default=20, show_default=True),
         click.option("--batch-size", type=click.IntRange(1), default=128, show_default=True),
-        click.option("--optimizer", type=click.Choice(OPTIMIZERS), default="sgd", show_default=True),
+        click.option("--optimizer", type=click.Choice(OPTIMIZERS), default="sgd", show_default=True,
+                     help="torch.optim.SGD (with --momentum), Adam or AdamW (decoupled --weight-decay)."),
         click.option("--lr", type=click.FloatRange(0, min_open=True), default=0.05, show_default=True),
         click.option("--momentum", type=click.FloatRange(0, 1, max_open=True), default=0.9, show_default=True),
         click.option("--weight-decay", type=click.FloatRange(0), default=5e-4, show_default=True),
@@ -83,6 +84,10 @@ def train_options(f):
         click.option("--amp", type=click.Choice(AMP_MODES), default="none", show_default=True,
                      help="Mixed precision autocast (fp16 needs CUDA)."),
         click.option("--compile", "compile_", is_flag=True, help="torch.compile the model."),
+        click.option("--augment", type=click.Choice(AUGMENTS), default="none", show_default=True,
+                     help="Training augmentation for image data: crop-flip = pad 4, random crop, random horizontal "
+                          "flip, seeded per step (loss_sensitivity replays it and differentiates w.r.t. the "
+                          "un-augmented input)."),
     ]
     for opt in reversed(opts):
         f = opt(f)

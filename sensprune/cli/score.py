@@ -53,6 +53,10 @@ from sensprune.measures import DEFAULT_MEASURES, MEASURES, estimator_text
 @click.option("--step-every", type=click.IntRange(1), default=1, show_default=True, metavar="S",
               help="loss_sensitivity_h1 with the fixed probe, APPROXIMATION: score only every S-th SGD step "
                    "(the mean over those steps; more variance). 1 = every step.")
+@click.option("--sensitivity-memory", default=None, metavar="SIZE",
+              help="loss_sensitivity: memory budget of the reverse sweep, e.g. 2GB or 512MiB; when the whole replayed "
+                   "trajectory does not fit, states are checkpointed every ~sqrt(T) steps and recomputed (same "
+                   "values). The plan is printed and stored in meta.json.  [default: 70% of free memory]")
 @click.option("--include-direct", is_flag=True,
               help="loss_sensitivity: add the direct term dl(theta_t; x, y)/dx for probe examples.")
 @click.option("--per-class", is_flag=True,
@@ -72,9 +76,9 @@ from sensprune.measures import DEFAULT_MEASURES, MEASURES, estimator_text
 @click.option("--resume", is_flag=True, help="Continue an interrupted run with the same config.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def score(dataset, data_root, subsample, label_column, corrupt, stream, workers, model, widths, dropout, epochs,
-          batch_size, optimizer, lr, momentum, weight_decay, schedule, seed, device, amp, compile_, seeds, measures,
-          el2n_epoch, at_checkpoints, probe_times, horizon, probe_size, probe_mode, probe_every, step_every,
-          include_direct, per_class,
+          batch_size, optimizer, lr, momentum, weight_decay, schedule, seed, device, amp, compile_, augment, seeds,
+          measures, el2n_epoch, at_checkpoints, probe_times, horizon, probe_size, probe_mode, probe_every, step_every,
+          sensitivity_memory, include_direct, per_class,
           per_class_every, csr,
           csr_samples, grand_epochs, out, force, resume, quiet):
     """Train warmup model(s) and score every training example (higher = harder).
@@ -89,6 +93,8 @@ def score(dataset, data_root, subsample, label_column, corrupt, stream, workers,
       sensprune score --dataset digits --corrupt randY:0.2 --out runs/noisy
       sensprune score --dataset digits --measures loss_sensitivity,grand --per-class --csr --out runs/paper
       sensprune score --dataset digits --measures loss_sensitivity --probe-times all --epochs 5 --out runs/exact
+      sensprune score --dataset npz:cifar_small.npz --model resnet18 --optimizer adamw --augment crop-flip
+          --measures loss_sensitivity --sensitivity-memory 4GB --out runs/resnet
       sensprune score --dataset digits --measures loss_sensitivity_h1 --probe next-batch --out runs/proxy
       sensprune score --dataset digits --measures loss_sensitivity_h1 --probe-size 256 --probe-every 4
           --out runs/proxy-fast
@@ -104,7 +110,7 @@ def score(dataset, data_root, subsample, label_column, corrupt, stream, workers,
     partial = _check_out(out, force, resume, dataset, data_root)
     tcfg = TrainConfig(epochs=epochs, batch_size=batch_size, optimizer=optimizer, lr=lr, momentum=momentum,
                        weight_decay=weight_decay, schedule=schedule, seed=seed, device=device, amp=amp,
-                       compile=compile_)
+                       compile=compile_, augment=augment)
     D.init_from_env(device)
     autocast_dtype(tcfg, resolve_device(device))  # refuse --amp fp16 on CPU before anything is written
     data, corrupted = load_data(dataset, data_root, subsample, label_column, corrupt, seed, stream)
@@ -115,6 +121,7 @@ def score(dataset, data_root, subsample, label_column, corrupt, stream, workers,
                       measure_options={"horizon": horizon, "probe_times": probe_times, "probe_size": probe_size,
                                        "probe": probe_mode, "probe_every": probe_every, "step_every": step_every,
                                        "include_direct": include_direct, "per_class": per_class,
+                                       "sensitivity_memory": sensitivity_memory,
                                        "per_class_every": per_class_every, "csr": csr, "csr_samples": csr_samples,
                                        "grand_epochs": list(grand_epochs) if grand_epochs else None},
                       train=tcfg)

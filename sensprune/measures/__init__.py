@@ -7,7 +7,6 @@ so that **higher = more sensitive / harder / more suspicious**.
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -165,17 +164,19 @@ def _loss_sensitivity(ctx: HookContext):
             raise ValidationError(f"--{flag.replace('_', '-')} belongs to the one-step proxy; use --measures "
                                   "loss_sensitivity_h1 (or --horizon 1) with it.")
     model, t = _model(ctx), ctx.config.train
-    U.check_unrollable(model, t.optimizer)
+    U.check_replayable(t.optimizer)
     probe, direct = _probe(ctx), bool(_opt(ctx, "include_direct", False))
     steps = _steps(ctx)
+    if horizon == "all":
+        times = "all"
     k = min(S.DEFAULT_PROBE_TIMES, steps) if times is None else S.check_probe_times(times, steps)
-    if horizon == "all" or times == "all":
-        U.check_exact_fits(model, ctx.dataset.input_shape, ctx.n, t.batch_size, steps, len(probe), t.device)
-        return U.ExactSensitivityHook(ctx.n, probe, direct)
-    n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    d = math.prod(ctx.dataset.input_shape)
-    S.plan_adjoints(n_params, steps, bool(t.momentum), ctx.n, d, k, t.device)
-    return S.SampledSensitivityHook(ctx.n, probe, k, include_direct=direct)
+    budget = _opt(ctx, "sensitivity_memory", None)
+    plan = S.memory_plan(model, t.optimizer, n=ctx.n, input_shape=ctx.dataset.input_shape, batch_size=t.batch_size,
+                         steps=steps, adjoints=k, budget=budget, device=t.device, momentum=t.momentum)
+    hook = S.SampledSensitivityHook(ctx.n, probe, "all" if times == "all" else k, include_direct=direct,
+                                    memory=budget)
+    hook.plan_preview = plan
+    return hook
 
 
 def truncated_horizon(name: str) -> int | None:
@@ -220,11 +221,11 @@ def _per_class(ctx: HookContext):
     """Per-class g_ij with loss_sensitivity's estimator: full horizon (default) or the one-step proxy."""
     from sensprune.measures.loss_sensitivity import sampled as S
     from sensprune.measures.per_class import PerClassFullHook, PerClassHook
-    from sensprune.measures.loss_sensitivity.exact import check_unrollable
+    from sensprune.measures.loss_sensitivity.exact import check_replayable, check_unrollable
 
     horizon, times = _opt(ctx, "horizon", None), _opt(ctx, "probe_times", None)
-    check_unrollable(_model(ctx), ctx.config.train.optimizer, "--per-class")
     if horizon == 1:
+        check_unrollable(_model(ctx), ctx.config.train.optimizer, "--per-class --horizon 1")
         return PerClassHook(ctx.dataset.y_train, ctx.num_classes, _probe(ctx), _opt(ctx, "per_class_every", 1))
     if horizon not in (None, "all"):
         raise ValidationError(f"--per-class supports the full horizon (--probe-times) or --horizon 1; "
@@ -232,6 +233,7 @@ def _per_class(ctx: HookContext):
     if _opt(ctx, "per_class_every", 1) != 1:
         raise ValidationError("--per-class-every applies to the one-step proxy (--horizon 1) only; the full-horizon "
                               "per-class matrix uses --probe-times.")
+    check_replayable(ctx.config.train.optimizer, "--per-class")
     steps = _steps(ctx)
     k = (S.check_probe_times("all" if horizon == "all" else times, steps) if horizon == "all" or times is not None
          else min(S.DEFAULT_PROBE_TIMES, steps))

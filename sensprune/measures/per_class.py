@@ -103,18 +103,15 @@ class PerClassFullHook(SampledSensitivityHook):
         self.class_size = np.bincount(np.asarray(y), minlength=self.k).astype(np.float64)
         self.total = np.full((self.k, self.k), np.nan)
 
-    def on_train_begin(self, run: Run) -> None:
-        super().on_train_begin(run)
+    def _groups(self):
         self.probe_classes = [c for c in range(self.k) if bool((self.yp == c).any())]
-
-    def _groups(self, run: Run):
         return [self.yp == c for c in self.probe_classes]
 
-    def _compute(self, run: Run, batches: list, kw: dict) -> None:
-        norms = self._sweep(run, batches, kw)  # (K, C, N)
-        w = torch.as_tensor(self.strata / len(batches), dtype=torch.float64, device=norms.device)
+    def _compute(self, recipe, start, records: list, model) -> None:
+        norms = self._sweep(recipe, start, records, model)  # (K, C, N)
+        w = torch.as_tensor(self.strata / len(records), dtype=torch.float64, device=norms.device)
         per_x = torch.einsum("k,kcn->cn", w, norms).cpu().numpy()
-        y = run.train.y.cpu().numpy()
+        y = recipe.y.cpu().numpy()
         self.total = np.zeros((self.k, self.k))
         for row, i in enumerate(self.probe_classes):
             self.total[i] = np.bincount(y, weights=per_x[row], minlength=self.k) / np.maximum(self.class_size, 1)

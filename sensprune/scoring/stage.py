@@ -12,6 +12,7 @@ import json
 import math
 import shutil
 import time
+import sys
 import warnings
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -28,6 +29,7 @@ from sensprune.io import atomic_write_text, diff_keys, read_npz, write_npz
 from sensprune.measures.gini import gini, lorenz
 from sensprune.scoring.table import ScoreTable, save_scores
 from sensprune.train import distributed as D
+from sensprune.train.augment import check_augment
 from sensprune.train.hooks import Hook, Run
 from sensprune.train.loop import resolve_device, train
 from sensprune.train.models import build_model, has_batchnorm
@@ -140,6 +142,7 @@ def model_builder(dataset: Dataset, config: ScoreConfig):
 def validate(dataset: Dataset, config: ScoreConfig) -> None:
     """Everything that can be checked before training: model builds on this data, device exists."""
     resolve_device(config.train.device)
+    check_augment(config.train.augment, tuple(dataset.input_shape))
     model = model_builder(dataset, config)()
     if has_batchnorm(model) and "input_grad" in config.measures and not config.at_checkpoints:
         raise ValidationError(f"Model {config.model!r} has BatchNorm, which couples the examples of a batch; "
@@ -151,7 +154,10 @@ def validate(dataset: Dataset, config: ScoreConfig) -> None:
         if needs_memory:
             raise ValidationError(f"{', '.join(needs_memory)} need(s) the data in memory; drop --stream "
                                   "or these measures.")
-    build_hooks(dataset, config)  # hook builders check their options (and refuse what they cannot do)
+    _, hooks = build_hooks(dataset, config)  # hook builders check their options (and refuse what they cannot do)
+    for h in hooks:  # the loss_sensitivity memory plan, before anything trains
+        if getattr(h, "plan_preview", None) is not None:
+            print(h.plan_preview.describe(), file=sys.stderr)
     if D.world_size() > 1 and ("loss_sensitivity" in config.measures or opts.get("per_class")):
         raise ValidationError("loss_sensitivity and --per-class do not support data-parallel (torchrun) runs yet; "
                               "run them in a single process.")

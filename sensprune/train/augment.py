@@ -27,12 +27,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from sensprune.config import AUGMENTS
 from sensprune.errors import ValidationError
 
 if TYPE_CHECKING:
     import torch
 
-AUGMENTS = ("none", "crop-flip")
 PAD = 4
 #: Third word of the :func:`step_seed` entropy, so the augmentation stream differs from other uses of the run seed.
 SALT = 0x61756720  # b"aug "

@@ -28,7 +28,9 @@ class StepInfo:
     idx (B,) long; x (B, ...) the batch inputs; y (B,) labels; logits (B, K); losses (B,)
     per-example cross-entropy; input_grad (B, ...) per-example ∇ₓℓ, or None when no hook asked;
     correct (B,) bool, ``logits.argmax(1) == y`` (the loop computes it for its accuracy anyway), or
-    None when the caller did not.
+    None when the caller did not; rng_state the global RNG state right before the forward (CPU state, CUDA
+    state or None), only when a hook sets ``needs_rng_state``; aug_seed the seed of the step's augmentation
+    (:mod:`sensprune.train.augment`), None without one. ``x`` is the stored (un-augmented) batch.
     """
 
     epoch: int
@@ -41,6 +43,8 @@ class StepInfo:
     input_grad: torch.Tensor | None
     lr: float
     correct: torch.Tensor | None = None
+    rng_state: tuple | None = None
+    aug_seed: int | None = None
 
 
 #: How a state key of a hook combines across data-parallel ranks (see :meth:`Hook.reduction`).
@@ -71,6 +75,8 @@ class Hook:
     """
 
     needs_input_grad = False
+    #: True when the hook needs ``StepInfo.rng_state`` (the replay of dropout masks)
+    needs_rng_state = False
     #: True when every rank computes the same state, so data-parallel training must not add the ranks'
     #: states up; the default reduction of every state key not listed in :attr:`reduce`.
     replicated = False

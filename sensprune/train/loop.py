@@ -29,6 +29,7 @@ from tqdm.auto import tqdm
 from sensprune.config import TrainConfig
 from sensprune.errors import TrainingDivergedError, ValidationError
 from sensprune.train import distributed as D
+from sensprune.train.augment import augment, check_augment, step_seed
 from sensprune.train.checkpoint import load_checkpoint, save_checkpoint
 from sensprune.train.hooks import FirstLayerInputGrad, Hook, Run, StepInfo
 from sensprune.train.sources import ArraySource, LoaderSource, evaluate, index_batches
@@ -82,7 +83,17 @@ def epoch_order(n: int, seed: int, epoch: int, mask: torch.Tensor | None) -> tor
 def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     if cfg.optimizer == "adam":
         return torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+
+
+def batch_loss(losses: torch.Tensor, weights: torch.Tensor | None = None, factor: float | None = None) -> torch.Tensor:
+    """The loss one optimizer step descends, written once for the loop and the loss_sensitivity replay:
+    Σ_i w_i·ℓ_i · factor over the batch's per-example losses ``losses`` (B,), with w = 1 without per-example
+    ``weights`` (B,) and ``factor`` = 1/|B| by default (data-parallel training passes world/|B_global|)."""
+    factor = 1.0 / max(len(losses), 1) if factor is None else factor
+    return (losses if weights is None else losses * weights.to(losses.dtype)).sum() * factor
 
 
 def train(build_model: Callable[[], nn.Module], train_data: ArraySource | LoaderSource, cfg: TrainConfig, *,
@@ -164,7 +175,9 @@ def _train(build_model, train_data, cfg: TrainConfig, device: torch.device, *, t
     start = load_checkpoint(checkpoint_dir, run, hooks) if checkpoint_dir else 0
     synced = [{k: np.array(v, copy=True) for k, v in h.state_dict().items()} for h in hooks] if world > 1 else None
     need_grad = any(h.needs_input_grad for h in hooks)
-    layer = FirstLayerInputGrad.find(model) if need_grad and not cfg.compile else None
+    need_rng = any(getattr(h, "needs_rng_state", False) for h in hooks)
+    # with augmentation, input gradients are taken w.r.t. the stored (un-augmented) input: the leaf path
+    layer = FirstLayerInputGrad.find(model) if need_grad and not cfg.compile and cfg.augment == "none" else None
     first = None if layer is None else FirstLayerInputGrad(layer)
     # on an accelerator, `if not isfinite(loss)` would stall the queue every step: check at the epoch end
     defer_check = device.type != "cpu" if DEFER_FINITE_CHECK is None else DEFER_FINITE_CHECK
@@ -187,20 +200,27 @@ def _train(build_model, train_data, cfg: TrainConfig, device: torch.device, *, t
         for n_global, (idx, x, y) in zip(sizes, batches):
             if need_grad and first is None:
                 x = x.detach().requires_grad_(True)
+            x_in, aug_seed = x, None
+            if cfg.augment != "none":
+                if step == step0:  # guards callers that skipped the edge's check
+                    check_augment(cfg.augment, tuple(x.shape[1:]))
+                aug_seed = step_seed(cfg.seed, step)
+                x_in = augment(cfg.augment, x, aug_seed)
+            rng = rng_state(device) if need_rng else None
             if first is not None:
                 first.active = True  # only the training forward: hooks' own passes must not be captured
             if amp_dtype is None:
-                logits = fwd(x)
+                logits = fwd(x_in)
             else:
                 with torch.autocast(device.type, dtype=amp_dtype):
-                    logits = fwd(x).float()
+                    logits = fwd(x_in).float()
             if first is not None:
                 first.active = False
             losses = F.cross_entropy(logits, y, reduction="none")
             bw = None if w_t is None else w_t[idx]
             # sum / |B_global| per update; DDP averages over ranks, hence the factor world
             factor = world / n_global
-            loss = (losses if bw is None else losses * bw).sum() * factor
+            loss = batch_loss(losses, bw, factor)
             if defer_check:
                 epoch_losses.append(loss.detach())
             elif not torch.isfinite(loss):
@@ -216,7 +236,8 @@ def _train(build_model, train_data, cfg: TrainConfig, device: torch.device, *, t
                 gx = (x.grad.detach() if first is None else first.take(x)).float().mul_(scale)
             hit = logits.argmax(1) == y  # integer ops: nothing recorded for autograd
             if hooks:
-                info = StepInfo(epoch, step, idx, x.detach(), y, logits.detach(), losses.detach(), gx, lr, hit)
+                info = StepInfo(epoch, step, idx, x.detach(), y, logits.detach(), losses.detach(), gx, lr, hit,
+                                rng_state=rng, aug_seed=aug_seed)
                 for h in hooks:
                     h.on_step(info, run)
             if scaler.is_enabled():
@@ -260,6 +281,12 @@ def _train(build_model, train_data, cfg: TrainConfig, device: torch.device, *, t
     if first is not None:
         first.close()
     return TrainResult(model, run.history, time.perf_counter() - t0, start)
+
+
+def rng_state(device: torch.device) -> tuple:
+    """The global RNG state a forward pass draws from (dropout): the CPU generator's, and the device's on CUDA."""
+    cuda = torch.cuda.get_rng_state(device) if device.type == "cuda" else None
+    return torch.get_rng_state(), cuda
 
 
 def _diverged(value: float, epoch: int, step: int):

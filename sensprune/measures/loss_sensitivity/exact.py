@@ -37,6 +37,9 @@ Dropout (refused: they make the replay differ from training).
 
 from __future__ import annotations
 
+import dataclasses
+import warnings
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -44,10 +47,15 @@ from torch import nn
 from torch.func import functional_call
 
 from sensprune.errors import ValidationError
+from sensprune.measures.loss_sensitivity import optim
+from sensprune.measures.loss_sensitivity.replay import Recipe, StepRecord, module_modes, replay_drift, run_step
 from sensprune.train.hooks import Hook, Run, StepInfo
+from sensprune.train.loop import batch_loss
 from sensprune.train.sources import ArraySource
 
 DEFAULT_PROBE_SIZE = 2048
+#: relative difference between replayed and trained weights above which the replay is reported as drifting
+DRIFT_WARN = 1e-4
 
 
 def parse_count_or_all(value, flag: str) -> int | str:
@@ -86,18 +94,27 @@ def stratified_probe(y: np.ndarray, size: int, seed: int = 0) -> np.ndarray:
     return np.sort(np.concatenate(picks))
 
 
-def check_unrollable(model: nn.Module, optimizer: str, what: str = "loss_sensitivity") -> None:
-    """Refuse what the functional replay cannot reproduce exactly: BatchNorm, Dropout, Adam."""
+def check_unrollable(model: nn.Module, optimizer: str, what: str = "loss_sensitivity_h1") -> None:
+    """The truncated PROXY (:mod:`~.proxy`) replays plain SGD on models without BatchNorm or Dropout only; the
+    full-horizon measure replays all of them (:mod:`~.replay`)."""
     for name, m in model.named_modules():
         if isinstance(m, nn.modules.batchnorm._BatchNorm):
-            raise ValidationError(f"{what} unrolls SGD per example, but layer {name!r} is {type(m).__name__}, "
-                                  "which couples the examples of a batch; use a model without BatchNorm.")
+            raise ValidationError(f"{what} (a proxy) unrolls SGD per example, but layer {name!r} is "
+                                  f"{type(m).__name__}; use the full-horizon --measures loss_sensitivity, "
+                                  "which replays BatchNorm.")
         if isinstance(m, nn.modules.dropout._DropoutNd) and m.p > 0:
-            raise ValidationError(f"{what} replays training deterministically, but layer {name!r} is "
-                                  "Dropout; use --dropout 0.")
+            raise ValidationError(f"{what} (a proxy) replays training deterministically, but layer {name!r} is "
+                                  "Dropout; use the full-horizon --measures loss_sensitivity, which replays "
+                                  "Dropout, or --dropout 0.")
     if optimizer != "sgd":
-        raise ValidationError(f"{what} unrolls SGD updates; --optimizer {optimizer} is not supported "
-                              "(use --optimizer sgd, with or without --momentum).")
+        raise ValidationError(f"{what} (a proxy) unrolls SGD updates; --optimizer {optimizer} is replayed by the "
+                              "full-horizon --measures loss_sensitivity only.")
+
+
+def check_replayable(optimizer: str, what: str = "loss_sensitivity") -> None:
+    """The full-horizon measure replays ``torch.optim.SGD``, ``Adam`` and ``AdamW`` (:mod:`~.optim`)."""
+    if optimizer not in optim.SUPPORTED:
+        raise ValidationError(f"{what} replays torch.optim.SGD, Adam and AdamW; got --optimizer {optimizer}.")
 
 
 def params_of(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -105,28 +122,84 @@ def params_of(model: nn.Module) -> dict[str, torch.Tensor]:
     return {k: p.detach().clone() for k, p in model.named_parameters() if p.requires_grad}
 
 
-def sgd_step(model, params, bufs, xb, yb, lr, momentum=0.0, weight_decay=0.0, create_graph=True, wb=None):
-    """One functional step of ``torch.optim.SGD`` on the batch loss the training loop uses.
+def buffers_of(model: nn.Module) -> dict[str, torch.Tensor]:
+    """Detached copies of the model's buffers (BatchNorm running statistics), by name."""
+    return {k: b.detach().clone() for k, b in model.named_buffers()}
 
-    L_B = mean_i ℓ_i, or Σ_i w_i·ℓ_i / |B| with per-example weights ``wb`` (B,) (as in
-    :func:`sensprune.train.loop.train`); d = ∇L_B(θ) + wd·θ; buf = d on the first step (``bufs is None``)
-    else μ·buf + d; θ ← θ − η·buf. Returns ``(new_params, new_bufs)`` (``new_bufs`` is None without momentum).
-    """
+
+def sgd_recipe(model: nn.Module, x, y, *, momentum: float = 0.0, weight_decay: float = 0.0, weights=None) -> Recipe:
+    """A :class:`~.replay.Recipe` for one-group ``torch.optim.SGD`` (the proxy's and the tests' runs)."""
+    names = [k for k, p in model.named_parameters() if p.requires_grad]
+    spec = optim.GroupSpec("sgd", momentum=momentum, weight_decay=weight_decay)
+    return Recipe(model, x, y, weights, names, [0] * len(names), [spec])
+
+
+def sgd_step(model, params, bufs, xb, yb, lr, momentum=0.0, weight_decay=0.0, create_graph=True, wb=None):
+    """One functional step of ``torch.optim.SGD`` on the batch loss (:func:`sensprune.train.loop.batch_loss`),
+    for the truncated proxy: ``(new_params, new_bufs)`` (``new_bufs`` None without momentum; ``bufs`` None
+    before the first step). The update itself is :func:`~.optim.step`."""
     names = list(params)
-    logits = functional_call(model, params, (xb,))
-    if wb is None:
-        loss = F.cross_entropy(logits, yb)
-    else:
-        loss = (F.cross_entropy(logits, yb, reduction="none") * wb.to(logits.dtype)).sum() / max(len(yb), 1)
+    loss = batch_loss(F.cross_entropy(functional_call(model, params, (xb,)), yb, reduction="none"), wb)
     grads = torch.autograd.grad(loss, [params[k] for k in names], create_graph=create_graph)
-    new_p, new_b = {}, {}
-    for k, g in zip(names, grads):
-        d = g + weight_decay * params[k] if weight_decay else g
-        if momentum:
-            d = d if bufs is None else momentum * bufs[k] + d
-            new_b[k] = d
-        new_p[k] = params[k] - lr * d
-    return new_p, (new_b if momentum else None)
+    spec = optim.GroupSpec("sgd", momentum=momentum, weight_decay=weight_decay)
+    state = {"buf": bufs} if (momentum and bufs is not None) else {}
+    new_p, new_s = optim.step(params, dict(zip(names, grads)), state, 1 if bufs is None else 2,
+                              dict.fromkeys(names, lr), dict.fromkeys(names, spec))
+    return new_p, (new_s["buf"] if momentum else None)
+
+
+def records_of(batches, lrs, rngs=None, aug_seeds=None) -> list[StepRecord]:
+    """:class:`~.replay.StepRecord` of each step from its batch, lr (one group or a tuple), RNG state, seed."""
+    out = []
+    for t, (b, lr) in enumerate(zip(batches, lrs)):
+        idx = b.cpu().numpy() if torch.is_tensor(b) else np.asarray(b)
+        out.append(StepRecord(idx.astype(np.int64), tuple(lr) if isinstance(lr, (tuple, list)) else (float(lr),),
+                              None if rngs is None else rngs[t], None if aug_seeds is None else aug_seeds[t]))
+    return out
+
+
+def probe_loss(model: nn.Module, theta: dict, buffers: dict, xp: torch.Tensor, yp: torch.Tensor,
+               reduction: str = "mean") -> torch.Tensor:
+    """The probe loss L_t at θ_t: cross-entropy of the probe set, BatchNorm on the probe's own batch statistics
+    (train mode; running statistics never enter) and Dropout off — a deterministic function of θ_t (our choice:
+    the paper's networks have neither layer)."""
+    with module_modes(model, True, False):
+        logits = functional_call(model, {**theta, **{k: v.clone() for k, v in buffers.items()}}, (xp,))
+    return F.cross_entropy(logits, yp, reduction=reduction)
+
+
+def unrolled_sensitivity_of(recipe: Recipe, start, records: list[StepRecord], *, probe=None,
+                            include_direct: bool = False, per_step: bool = False, return_last_grad: bool = False):
+    """Exact loss sensitivity by brute force: the whole run unrolled forward with the training inputs as one
+    leaf, and ∂L_t/∂X by autograd after every step t (T backward passes through a growing graph: O(T²) compute,
+    O(T) graph memory). The reference the reverse sweep (:mod:`~.sampled`) is tested against.
+
+    ``start`` is (θ_0, optimizer state, buffers). Returns ḡ (N,) float64 — or (T, N) with ``per_step`` — and
+    ∂L_T/∂X with ``return_last_grad``.
+    """
+    x, y = recipe.x, recipe.y
+    X = x.detach().clone().requires_grad_(True)
+    leaf_recipe = dataclasses.replace(recipe, x=X)
+    theta, ost, bufs = start
+    state = ({k: v.detach().clone().requires_grad_(True) for k, v in theta.items()}, ost, bufs)
+    pidx = torch.arange(len(y), device=x.device) if probe is None else torch.as_tensor(probe, device=x.device)
+    rows, g = [], None
+    for t, rec in enumerate(records, start=1):
+        state = run_step(leaf_recipe, state, t, rec, xb=X[torch.as_tensor(rec.idx, device=x.device)],
+                         create_graph=True)
+        xp = X[pidx] if include_direct else x[pidx]
+        (g,) = torch.autograd.grad(probe_loss(recipe.model, state[0], state[2], xp, y[pidx]), X, retain_graph=True)
+        rows.append(g.detach().abs().flatten(1).sum(1).double())
+    steps = torch.stack(rows) if rows else torch.zeros((0, len(y)), dtype=torch.float64, device=x.device)
+    out = steps.cpu().numpy() if per_step else (steps.sum(0) / max(len(records), 1)).cpu().numpy()
+    if return_last_grad:
+        return out, (torch.zeros_like(x) if g is None else g.detach())
+    return out
+
+
+def _sgd_start(model, x, params, momentum):
+    theta = {k: v.detach().clone().to(x.dtype) for k, v in (params or params_of(model)).items()}
+    return theta, (optim.init_state(optim.GroupSpec("sgd", momentum=momentum), theta)), buffers_of(model)
 
 
 def unrolled_sensitivity(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batches, lrs, *,
@@ -134,91 +207,21 @@ def unrolled_sensitivity(model: nn.Module, x: torch.Tensor, y: torch.Tensor, bat
                          probe: np.ndarray | None = None, include_direct: bool = False,
                          return_last_grad: bool = False, weights: torch.Tensor | None = None,
                          per_step: bool = False):
-    """Exact loss sensitivity by back-propagating through the unrolled SGD run.
-
-    Parameters
-    ----------
-    model : nn.Module
-        Gives the architecture (``functional_call``); its parameters are θ_0 unless ``params`` is given.
-    x : Tensor (N, ...), y : Tensor (N,)
-        The training set; the dtype of ``x`` is used throughout (float64 for gradient checks).
-    batches : sequence of index tensors (B_t,), lrs : sequence of float
-        The minibatches and learning rates of steps t = 1..T, in training order.
-    probe : ndarray of int, optional
-        Indices of the probe set P (default all N). ``include_direct`` adds ∂ℓ(θ_t; x, y)/∂x, x ∈ P.
-    weights : Tensor (N,), optional
-        Per-example loss weights of the training run (see :func:`sgd_step`).
-    per_step : bool
-        Return the (T, N) matrix of g_x^t instead of its mean over t.
-
-    Returns
-    -------
-    g : ndarray (N,) float64
-        ḡ_x = (1/T) Σ_t ‖∂L_t/∂x‖₁; higher = more sensitive. (T, N) with ``per_step``.
-    last_grad : Tensor (N, ...)
-        ∂L_T/∂X, only with ``return_last_grad``.
-    """
-    theta = {k: v.detach().clone().to(x.dtype).requires_grad_(True)
-             for k, v in (params or params_of(model)).items()}
-    X = x.detach().clone().requires_grad_(True)
-    probe_t = torch.arange(len(y), device=x.device) if probe is None else torch.as_tensor(probe, device=x.device)
-    yp = y[probe_t]
-    rows = []
-    bufs, g = None, None
-    for b, lr in zip(batches, lrs):
-        b = torch.as_tensor(b, device=x.device)
-        wb = None if weights is None else weights[b]
-        theta, bufs = sgd_step(model, theta, bufs, X[b], y[b], float(lr), momentum, weight_decay, wb=wb)
-        xp = X[probe_t] if include_direct else x[probe_t]
-        loss = F.cross_entropy(functional_call(model, theta, (xp,)), yp)
-        (g,) = torch.autograd.grad(loss, X, retain_graph=True)
-        rows.append(g.detach().abs().flatten(1).sum(1).double())
-    steps = torch.stack(rows) if rows else torch.zeros((0, len(y)), dtype=torch.float64, device=x.device)
-    out = steps.cpu().numpy() if per_step else (steps.sum(0) / max(len(lrs), 1)).cpu().numpy()
-    if return_last_grad:
-        return out, (torch.zeros_like(x) if g is None else g.detach())
-    return out
+    """:func:`unrolled_sensitivity_of` for a one-group SGD run given as batches (index tensors) and learning
+    rates; θ_0 = ``params`` or the model's. ḡ_x = (1/T) Σ_t ‖∂L_t/∂x‖₁ (N,), higher = more sensitive."""
+    recipe = sgd_recipe(model, x, y, momentum=momentum, weight_decay=weight_decay, weights=weights)
+    return unrolled_sensitivity_of(recipe, _sgd_start(model, x, params, momentum), records_of(batches, lrs),
+                                   probe=probe, include_direct=include_direct, per_step=per_step,
+                                   return_last_grad=return_last_grad)
 
 
-def replay_sgd(model, x, y, batches, lrs, *, params=None, momentum=0.0, weight_decay=0.0, weights=None,
-               trajectory: list | None = None):
-    """The parameters after replaying the SGD run functionally (no graph kept).
-
-    With ``trajectory`` (a list), ``(θ_s, buf_s)`` for s = 0..T is appended to it (buf_0 = None).
-    """
-    theta = {k: v.detach().clone() for k, v in (params or params_of(model)).items()}
-    bufs = None
-    if trajectory is not None:
-        trajectory.append((theta, None))
-    for b, lr in zip(batches, lrs):
-        theta = {k: v.requires_grad_(True) for k, v in theta.items()}
-        wb = None if weights is None else weights[b]
-        theta, bufs = sgd_step(model, theta, bufs, x[b], y[b], float(lr), momentum, weight_decay, False, wb=wb)
-        theta = {k: v.detach() for k, v in theta.items()}
-        bufs = None if bufs is None else {k: v.detach() for k, v in bufs.items()}
-        if trajectory is not None:
-            trajectory.append((theta, bufs))
-    return theta
-
-
-def estimate_exact_bytes(model: nn.Module, input_shape, n: int, batch_size: int, steps: int,
-                         probe_size: int, elem_size: int = 4) -> int:
-    """Rough peak memory of exact mode: per step ~6 parameter-sized and ~8 activation-sized tensors
-    of the batch are kept in the graph, plus the probe pass and the input leaf."""
-    n_params = sum(p.numel() for p in model.parameters())
-    acts = [0]
-    hooks = [m.register_forward_hook(lambda m, i, o: acts.__setitem__(0, acts[0] + o.numel()))
-             for m in model.modules() if not list(m.children())]
-    try:
-        with torch.no_grad():
-            model(torch.zeros(1, *input_shape))
-    finally:
-        for h in hooks:
-            h.remove()
-    d = int(np.prod(input_shape))
-    per_step = 6 * n_params + 8 * batch_size * (acts[0] + d)
-    once = 4 * n * d + 4 * probe_size * (acts[0] + d)
-    return int(elem_size * (steps * per_step + once))
+def replay_sgd(model, x, y, batches, lrs, *, params=None, momentum=0.0, weight_decay=0.0, weights=None):
+    """θ_T after replaying a one-group SGD run functionally (no graph kept)."""
+    recipe = sgd_recipe(model, x, y, momentum=momentum, weight_decay=weight_decay, weights=weights)
+    state = _sgd_start(model, x, params, momentum)
+    for t, rec in enumerate(records_of(batches, lrs), start=1):
+        state = run_step(recipe, state, t, rec)
+    return state[0]
 
 
 def available_bytes(device: str = "cpu") -> int:
@@ -235,80 +238,181 @@ def available_bytes(device: str = "cpu") -> int:
     return 8 * 2 ** 30
 
 
-def check_exact_fits(model, input_shape, n, batch_size, steps, probe_size, device="cpu") -> int:
-    need = estimate_exact_bytes(model, input_shape, n, batch_size, steps, probe_size)
-    free = available_bytes(device)
-    if need > 0.7 * free:
-        raise ValidationError(f"loss_sensitivity exact mode (--probe-times all) needs about {need / 2 ** 30:.1f} GiB, "
-                              f"this machine has {free / 2 ** 30:.1f} GiB free; use the sampled full-horizon "
-                              "estimator (--probe-times K, the default) or fewer epochs.")
-    return need
-
-
 class _ProbeMixin:
-    def _setup(self, run: Run) -> None:
+    def _setup(self, run: Run, proxy: bool = True) -> None:
         if not isinstance(run.train, ArraySource):
             raise ValidationError("loss_sensitivity needs the training set in memory (an array dataset).")
-        check_unrollable(run.model, run.config.optimizer)
+        if proxy:
+            check_unrollable(run.model, run.config.optimizer)
         self.pidx = torch.as_tensor(self.probe, device=run.device)
         self.xp, self.yp = run.train.x[self.pidx], run.train.y[self.pidx]
 
 
+def has_dropout(model: nn.Module) -> bool:
+    """Whether a forward of ``model`` in train mode draws random numbers (a Dropout layer with p > 0)."""
+    return any(isinstance(m, nn.modules.dropout._DropoutNd) and m.p > 0 for m in model.modules())
+
+
+def augment_fn(name: str):
+    """The built-in augmentation ``name`` as a function ``(x, seed) -> x'`` (None for ``"none"``)."""
+    if name == "none":
+        return None
+    from sensprune.train.augment import augment
+
+    return lambda x, seed: augment(name, x, seed)
+
+
 class ExactSensitivityHook(_ProbeMixin, Hook):
-    """Exact loss sensitivity: records θ_0 and the batches, replays them after the last epoch."""
+    """Records what the replay needs while the run trains — θ_0, buffers and optimizer state, then per step the
+    batch, learning rates, RNG state (dropout) and augmentation seed — and after the last epoch computes the
+    exact measure by the brute-force unroll (:func:`unrolled_sensitivity_of`). The default estimator,
+    :class:`~.sampled.SampledSensitivityHook`, records the same and computes by the reverse sweep.
+
+    The same recorder serves the training loop (the Hook methods) and :class:`sensprune.Tracker` (``begin``,
+    ``record``, ``finish``).
+    """
 
     def __init__(self, n: int, probe: np.ndarray, include_direct: bool = False):
         self.probe, self.include_direct = np.asarray(probe), include_direct
         self.value = np.full(n, np.nan)
-        self.idx, self.sizes, self.lrs = [], [], []
+        self.idx, self.sizes, self.lrs, self.rngs, self.aug_seeds = [], [], [], [], []
         self.theta0: dict[str, np.ndarray] = {}
+        self.buffers0: dict[str, np.ndarray] = {}
+        self.state0: dict[str, np.ndarray] = {}
+        self.t0 = 0
         self.replay_error = float("nan")
+        self.replay_rel_error = float("nan")
+        self.replay_blame = ""
+        self.needs_rng_state = False
+        self.augment = "none"
 
+    # -- recording ------------------------------------------------------------------------------------------
+    def begin(self, model: nn.Module, optimizer, x: torch.Tensor, y: torch.Tensor, *, weights=None,
+              augment=None, clip_norm: float | None = None) -> None:
+        """Before the first step: θ_0, buffers and optimizer state of ``model``/``optimizer``; the training set
+        ``x`` (N, ...), ``y`` (N,) in index order on the model's device."""
+        self.model, self.x, self.y, self.weights = model, x, y, weights
+        self.augment_fn, self.clip_norm = augment, clip_norm
+        self.specs = optim.specs_from_optimizer(optimizer)
+        params = [(k, p) for k, p in model.named_parameters() if p.requires_grad]
+        self.names = [k for k, _ in params]
+        group_of = {id(p): g for g, grp in enumerate(optimizer.param_groups) for p in grp["params"]}
+        missing = [k for k, p in params if id(p) not in group_of]
+        if missing:
+            raise ValidationError(f"loss_sensitivity replays every trainable parameter, but {missing[0]!r} is not "
+                                  "in the optimizer; freeze it (requires_grad=False) or give it to the optimizer.")
+        self.groups = [group_of[id(p)] for _, p in params]
+        self.n_groups = len(optimizer.param_groups)
+        self.pidx = torch.as_tensor(self.probe, device=x.device)
+        self.xp, self.yp = x[self.pidx], y[self.pidx]
+        self.needs_rng_state = has_dropout(model)
+        if self.idx:  # resumed: θ_0 and the records come from the checkpoint
+            return
+        self.theta0 = {k: v.cpu().numpy() for k, v in params_of(model).items()}
+        self.buffers0 = {k: v.cpu().numpy() for k, v in buffers_of(model).items()}
+        state, self.t0 = optim.state_from_optimizer(optimizer, {p: k for k, p in params})
+        self.state0 = {f"{key}.{k}": v.cpu().numpy() for key, d in state.items() for k, v in d.items()}
+
+    def record(self, idx, lrs, rng=None, aug_seed=None) -> None:
+        """One optimizer step: batch indices (B,), lr per param group, RNG state before the forward, seed."""
+        self.idx.append(idx.cpu().numpy() if torch.is_tensor(idx) else np.asarray(idx, np.int64))
+        self.sizes.append(len(self.idx[-1]))
+        self.lrs.append(tuple(float(v) for v in lrs))
+        self.rngs.append(rng if self.needs_rng_state else None)
+        self.aug_seeds.append(aug_seed)
+
+    def finish(self, model: nn.Module) -> None:
+        """After the last step: replay, compare with the trained ``model``, compute the measure."""
+        dev = self.x.device
+        names = self.names
+        recipe = Recipe(self.model, self.x, self.y, self.weights, names, self.groups, self.specs, self.clip_norm,
+                        self.augment_fn, self.t0)
+        theta0 = {k: torch.as_tensor(self.theta0[k], device=dev) for k in names}
+        bufs0 = {k: torch.as_tensor(v, device=dev) for k, v in self.buffers0.items()}
+        ost0 = optim.init_state(recipe.spec_of, theta0)
+        for key, v in self.state0.items():
+            group, _, name = key.partition(".")
+            ost0.setdefault(group, {})[name] = torch.as_tensor(v, device=dev)
+        records = [StepRecord(i, lr, r, a) for i, lr, r, a in zip(self.idx, self.lrs, self.rngs, self.aug_seeds)]
+        self._compute(recipe, (theta0, ost0, bufs0), records, model)
+
+    def _check_drift(self, final, model) -> None:
+        self.replay_error, self.replay_rel_error, self.replay_blame = replay_drift(final, model)
+        if self.replay_rel_error > DRIFT_WARN:
+            warnings.warn(f"loss_sensitivity: the replayed weights differ from the trained ones by a relative "
+                          f"{self.replay_rel_error:.1e} (> {DRIFT_WARN:g}), most at {self.replay_blame!r}: a layer "
+                          "or step the replay does not reproduce (see meta.json).", RuntimeWarning, stacklevel=2)
+
+    def _compute(self, recipe: Recipe, start, records: list[StepRecord], model: nn.Module) -> None:
+        state = start
+        for t, rec in enumerate(records, start=1):
+            state = run_step(recipe, state, t, rec)
+        self._check_drift(state, model)
+        self.value = unrolled_sensitivity_of(recipe, start, records, probe=self.probe,
+                                             include_direct=self.include_direct)
+
+    # -- the training loop's Hook methods ---------------------------------------------------------------------
     def on_train_begin(self, run: Run) -> None:
-        self._setup(run)
-        self.theta0 = {k: v.cpu().numpy() for k, v in params_of(run.model).items()}
+        self._setup(run, proxy=False)
+        self.augment = run.config.augment
+        self.begin(run.model, run.optimizer, run.train.x, run.train.y, weights=getattr(run, "weights", None),
+                   augment=augment_fn(run.config.augment))
 
     def on_step(self, step: StepInfo, run: Run) -> None:
-        self.idx.append(step.idx.cpu().numpy())
-        self.sizes.append(len(step.idx))
-        self.lrs.append(step.lr)
+        self.record(step.idx, [g["lr"] for g in run.optimizer.param_groups], step.rng_state, step.aug_seed)
 
     def on_epoch_end(self, epoch: int, run: Run) -> None:
-        if epoch + 1 != run.config.epochs:
-            return
-        cfg, dev = run.config, run.device
-        theta0 = {k: torch.as_tensor(v, device=dev) for k, v in self.theta0.items()}
-        batches = [torch.as_tensor(b, device=dev) for b in self.idx]
-        kw = dict(params=theta0, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
-                  weights=getattr(run, "weights", None))
-        self._compute(run, batches, kw)
-
-    def _replay_error(self, final: dict, run: Run) -> float:
-        return max(float((final[k] - p.detach()).abs().max()) for k, p in run.model.named_parameters())
-
-    def _compute(self, run: Run, batches: list, kw: dict) -> None:
-        final = replay_sgd(run.model, run.train.x, run.train.y, batches, self.lrs, **kw)
-        self.replay_error = self._replay_error(final, run)
-        self.value = unrolled_sensitivity(run.model, run.train.x, run.train.y, batches, self.lrs, **kw,
-                                          probe=self.probe, include_direct=self.include_direct)
+        if epoch + 1 == run.config.epochs:
+            self.finish(run.model)
 
     def values(self) -> dict[str, np.ndarray]:
         return {"loss_sensitivity": self.value}
 
+    def _replay_meta(self) -> dict:
+        return {"replay_max_abs_param_diff": self.replay_error, "replay_max_rel_param_diff": self.replay_rel_error,
+                "replay_worst_tensor": self.replay_blame,
+                "optimizer": [s.to_dict() for s in getattr(self, "specs", [])], "augment": self.augment,
+                "dropout_masks_replayed": bool(self.needs_rng_state)}
+
     def meta(self) -> dict:
         return {"loss_sensitivity": {
-            "mode": "exact (horizon all)", "probe_size": int(len(self.probe)), "include_direct": self.include_direct,
-            "normalisation": "sum over all T SGD steps of ||dL_t/dx||_1 divided by T",
-            "replay_max_abs_param_diff": self.replay_error,
-            "approximations": ["none: functional replay of the same SGD trajectory (float32 rounding)"]}}
+            "mode": "exact (horizon all, brute-force unroll)", "probe_size": int(len(self.probe)),
+            "include_direct": self.include_direct,
+            "normalisation": "sum over all T optimizer steps of ||dL_t/dx||_1 divided by T", **self._replay_meta(),
+            "approximations": ["none: functional replay of the same trajectory (float32 rounding)"]}}
 
+    # -- checkpoints ------------------------------------------------------------------------------------------
     def state_dict(self):
-        return {"value": self.value, "idx": np.concatenate(self.idx) if self.idx else np.zeros(0, np.int64),
-                "sizes": np.asarray(self.sizes, np.int64), "lrs": np.asarray(self.lrs, np.float64),
-                **{f"theta0.{k}": v for k, v in self.theta0.items()}}
+        rng_rows = [i for i, r in enumerate(self.rngs) if r is not None]
+        out = {"value": self.value, "idx": np.concatenate(self.idx) if self.idx else np.zeros(0, np.int64),
+               "sizes": np.asarray(self.sizes, np.int64),
+               "lrs": np.asarray(self.lrs, np.float64).reshape(len(self.lrs), -1),
+               "aug_seeds": np.asarray([-1 if a is None else a for a in self.aug_seeds], np.int64),
+               "rng_rows": np.asarray(rng_rows, np.int64),
+               "rng_cpu": (np.stack([self.rngs[i][0].numpy() for i in rng_rows]) if rng_rows
+                           else np.zeros((0, 0), np.uint8)),
+               "t0": np.asarray(self.t0, np.int64),
+               **{f"theta0.{k}": v for k, v in self.theta0.items()},
+               **{f"buffers0.{k}": v for k, v in self.buffers0.items()},
+               **{f"state0.{k}": v for k, v in self.state0.items()}}
+        if rng_rows and self.rngs[rng_rows[0]][1] is not None:
+            out["rng_cuda"] = np.stack([self.rngs[i][1].cpu().numpy() for i in rng_rows])
+        return out
 
     def load_state_dict(self, state):
         self.value = state["value"].copy()
-        self.idx = list(np.split(state["idx"], np.cumsum(state["sizes"])[:-1])) if len(state["sizes"]) else []
-        self.sizes, self.lrs = state["sizes"].tolist(), state["lrs"].tolist()
-        self.theta0 = {k[len("theta0."):]: v.copy() for k, v in state.items() if k.startswith("theta0.")}
+        sizes = state["sizes"]
+        self.idx = list(np.split(state["idx"], np.cumsum(sizes)[:-1])) if len(sizes) else []
+        self.sizes = sizes.tolist()
+        self.lrs = [tuple(r) for r in np.asarray(state["lrs"], np.float64).reshape(len(sizes), -1).tolist()]
+        seeds = state.get("aug_seeds", np.full(len(sizes), -1))
+        self.aug_seeds = [None if s < 0 else int(s) for s in np.asarray(seeds).tolist()]
+        self.rngs = [None] * len(sizes)
+        cuda = state.get("rng_cuda")
+        for j, i in enumerate(np.asarray(state.get("rng_rows", np.zeros(0, np.int64))).tolist()):
+            self.rngs[i] = (torch.as_tensor(state["rng_cpu"][j].copy()),
+                            None if cuda is None else torch.as_tensor(cuda[j].copy()))
+        self.t0 = int(state.get("t0", 0))
+        for prefix in ("theta0", "buffers0", "state0"):
+            setattr(self, prefix, {k[len(prefix) + 1:]: v.copy() for k, v in state.items()
+                                   if k.startswith(prefix + ".")})

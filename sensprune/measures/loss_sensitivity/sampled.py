@@ -31,16 +31,18 @@ The probe set and its loss are those of exact mode (inputs of the probe treated 
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
-import torch.nn.functional as F
-from torch.func import functional_call
 from tqdm.auto import tqdm
 
 from sensprune.config import DEFAULT_PROBE_TIMES  # noqa: F401  (16, defined in config.py without torch)
 from sensprune.errors import ValidationError
 from sensprune.measures.loss_sensitivity.exact import (ExactSensitivityHook, available_bytes, parse_count_or_all,
-                                                       replay_sgd, sgd_step)
+                                                       probe_loss)
+from sensprune.measures.loss_sensitivity.plan import MemoryPlan, plan_memory, smallest_budget
+from sensprune.measures.loss_sensitivity.replay import Recipe, Trajectory, module_modes, run_step, state_numel
 from sensprune.train.hooks import Run
 
 #: default number of probe steps K: DEFAULT_PROBE_TIMES (chosen from benchmarks/unrolled_accuracy/results.txt)
@@ -73,20 +75,22 @@ def sample_probe_times(steps: int, k: int, seed: int) -> tuple[np.ndarray, np.nd
     return times, np.array([len(s) for s in strata], np.int64)
 
 
-def probe_loss_grads(model, theta: dict, xp, yp, groups: list[torch.Tensor] | None = None,
+def probe_loss_grads(model, theta: dict, buffers: dict, xp, yp, groups: list[torch.Tensor] | None = None,
                      include_direct: bool = False):
-    """∇_θ of the probe loss(es) at ``theta``: one mean cross-entropy per group of probe rows
-    (``groups`` = boolean masks; None = the whole probe). Returns (list of dicts, list of ∂L/∂X_P or None)."""
+    """∇_θ of the probe loss(es) at ``theta`` (:func:`~.exact.probe_loss`): one mean cross-entropy per group of
+    probe rows (``groups`` = boolean masks; None = the whole probe). Returns (list of dicts, list of ∂L/∂X_P or
+    None)."""
     th = {k: v.detach().requires_grad_(True) for k, v in theta.items()}
     leaf = xp.detach().requires_grad_(include_direct)
-    losses = F.cross_entropy(functional_call(model, th, (leaf,)), yp, reduction="none")
-    groups = [torch.ones_like(yp, dtype=torch.bool)] if groups is None else groups
-    vs, directs = [], []
-    for j, g in enumerate(groups):
-        wrt = list(th.values()) + ([leaf] if include_direct else [])
-        grads = torch.autograd.grad(losses[g].mean(), wrt, retain_graph=j + 1 < len(groups), allow_unused=True)
-        vs.append({k: torch.zeros_like(v) if gr is None else gr for (k, v), gr in zip(th.items(), grads)})
-        directs.append(grads[-1] if include_direct else None)
+    with torch.enable_grad():
+        losses = probe_loss(model, th, buffers, leaf, yp, reduction="none")
+        groups = [torch.ones_like(yp, dtype=torch.bool)] if groups is None else groups
+        vs, directs = [], []
+        for j, g in enumerate(groups):
+            wrt = list(th.values()) + ([leaf] if include_direct else [])
+            grads = torch.autograd.grad(losses[g].mean(), wrt, retain_graph=j + 1 < len(groups), allow_unused=True)
+            vs.append({k: torch.zeros_like(v) if gr is None else gr for (k, v), gr in zip(th.items(), grads)})
+            directs.append(grads[-1] if include_direct else None)
     return vs, directs
 
 
@@ -100,17 +104,26 @@ def _vjp(outs, ins, cots):
         return [None if rows[0][i] is None else torch.stack([r[i] for r in rows]) for i in range(len(ins))]
 
 
-def reverse_sweep(model, trajectory, x, y, batches, lrs, times, probe_fn, *, momentum=0.0, weight_decay=0.0,
-                  weights=None, max_adjoints: int | None = None, progress=None) -> torch.Tensor:
+def _leaves(d: dict) -> dict:
+    return {k: v.detach().requires_grad_(True) for k, v in d.items()}
+
+
+def reverse_sweep(traj: Trajectory, times, probe_fn, *, max_adjoints: int | None = None,
+                  progress=None) -> torch.Tensor:
     """‖∂L^{(c)}_{t_k}/∂X‖₁ per example for every probe step t_k and probe loss c, through all earlier updates.
+
+    The adjoint (λ_θ, λ_state) of (θ_s, optimizer state s) is carried from s = t_k down to 1; at step s the
+    vector-Jacobian product of one replayed update (:func:`~.replay.run_step`, double backward; BatchNorm's
+    batch coupling, the dropout masks and the augmentation included) with the stacked adjoints of all active
+    probe steps gives the adjoints at s−1 and the contributions to ∂L_{t_k}/∂X for the rows of B_s, which add
+    up over presentations before the L1 norm is taken.
 
     Parameters
     ----------
-    trajectory : list of (θ_s dict, buf_s dict or None), s = 0..T (from ``replay_sgd(trajectory=...)``)
-    x (N, ...), y (N,) : the training set; batches, lrs : the T steps' index tensors and learning rates
+    traj : Trajectory (after ``replay()``), the states θ_s, s = 0..T
     times : sequence of int (K,), 1-based steps t_k
-    probe_fn : callable θ_t → (list of C cotangent dicts ∇_θ L^{(c)}, list of C direct terms (|P|, ...) or None)
-        direct terms are added to the rows ``probe_fn.rows`` (the probe indices) of ∂L/∂X.
+    probe_fn : callable (θ_t, buffers_t) → (list of C cotangent dicts ∇_θ L^{(c)}, list of C direct terms
+        (|P|, ...) or None); direct terms are added to the rows ``probe_fn.rows`` (the probe indices) of ∂L/∂X.
     max_adjoints : int, optional
         Most (probe step, loss) adjoints per reverse sweep (memory: that many (N, ...) accumulators).
 
@@ -118,51 +131,47 @@ def reverse_sweep(model, trajectory, x, y, batches, lrs, times, probe_fn, *, mom
     -------
     Tensor (K, C, N) float64
     """
-    names = list(trajectory[0][0])
+    recipe = traj.recipe
+    x, names = recipe.x, recipe.names
+    skeys = sorted(traj.start[1])
     order = sorted(range(len(times)), key=lambda k: -int(times[k]))
     out: dict[int, torch.Tensor] = {}
-    first_v, _ = probe_fn(trajectory[int(times[order[0]])][0])
-    c_per = len(first_v)
-    per_sweep = max(1, (max_adjoints or 1 << 30) // c_per)
-    # sweeps over groups of probe steps, latest first; each group is one reverse pass from its latest step
-    for g0 in range(0, len(order), per_sweep):
-        group = order[g0:g0 + per_sweep]
+    c_per = None
+    for g0 in _sweep_starts(order, times, traj, probe_fn, max_adjoints):
+        group, c_per = g0
         pending = list(group)
-        lam = lamb = acc = None
+        lam = lams = acc = None
         ks: list[int] = []
         for s in range(int(times[group[0]]), 0, -1):
             while pending and int(times[pending[0]]) == s:
                 k = pending.pop(0)
-                vs, directs = probe_fn(trajectory[s][0])
+                theta_s, _, bufs_s = traj.get(s)
+                vs, directs = probe_fn(theta_s, bufs_s)
                 new_lam = [torch.stack([v[n] for v in vs]) for n in names]
                 new_acc = torch.zeros((len(vs), *x.shape), dtype=x.dtype, device=x.device)
                 for c, d in enumerate(directs):
                     if d is not None:
                         new_acc[c].index_add_(0, probe_fn.rows, d.to(x.dtype))
-                new_lamb = [torch.zeros_like(t) for t in new_lam]
+                new_lams = [torch.zeros_like(t) for _ in skeys for t in new_lam]
                 lam = new_lam if lam is None else [torch.cat([a, b]) for a, b in zip(lam, new_lam)]
-                lamb = new_lamb if lamb is None else [torch.cat([a, b]) for a, b in zip(lamb, new_lamb)]
+                lams = new_lams if lams is None else [torch.cat([a, b]) for a, b in zip(lams, new_lams)]
                 acc = new_acc if acc is None else torch.cat([acc, new_acc])
                 ks.append(k)
             if lam is None:
                 continue
-            theta_prev, buf_prev = trajectory[s - 1]
-            th = {n: theta_prev[n].detach().requires_grad_(True) for n in names}
-            bf = None if buf_prev is None else {n: buf_prev[n].detach().requires_grad_(True) for n in names}
-            b = batches[s - 1]
-            xb = x[b].detach().requires_grad_(True)
-            wb = None if weights is None else weights[b]
-            new_th, new_bf = sgd_step(model, th, bf, xb, y[b], float(lrs[s - 1]), momentum, weight_decay, wb=wb)
-            outs = [new_th[n] for n in names] + ([new_bf[n] for n in names] if new_bf is not None else [])
-            cots = lam + (lamb if new_bf is not None else [])
-            ins = [th[n] for n in names] + ([bf[n] for n in names] if bf is not None else []) + [xb]
-            grads = _vjp(outs, ins, cots)
+            theta, ost, bufs = traj.get(s - 1)
+            th, os_ = _leaves(theta), {key: _leaves(ost[key]) for key in skeys}
+            rec = traj.records[s - 1]
+            xb = x[torch.as_tensor(rec.idx, device=x.device)].detach().requires_grad_(True)
+            new_th, new_os, _ = run_step(recipe, (th, os_, bufs), s, rec, xb=xb, create_graph=True)
+            outs = [new_th[n] for n in names] + [new_os[key][n] for key in skeys for n in names]
+            ins = [th[n] for n in names] + [os_[key][n] for key in skeys for n in names] + [xb]
+            grads = _vjp(outs, ins, lam + lams)
             p = len(names)
             lam = [torch.zeros_like(l0) if gi is None else gi.detach() for l0, gi in zip(lam, grads[:p])]
-            if bf is not None:
-                lamb = [torch.zeros_like(l0) if gi is None else gi.detach() for l0, gi in zip(lamb, grads[p:2 * p])]
+            lams = [torch.zeros_like(l0) if gi is None else gi.detach() for l0, gi in zip(lams, grads[p:-1])]
             if grads[-1] is not None:
-                acc.index_add_(1, b, grads[-1].detach().to(acc.dtype))
+                acc.index_add_(1, xb.new_tensor(rec.idx, dtype=torch.long), grads[-1].detach().to(acc.dtype))
             if progress is not None:
                 progress.update(1)
         norms = acc.abs().flatten(2).sum(2).double()
@@ -171,103 +180,137 @@ def reverse_sweep(model, trajectory, x, y, batches, lrs, times, probe_fn, *, mom
     return torch.stack([out[k] for k in range(len(times))])
 
 
-def estimate_sampled_bytes(n_params: int, steps: int, momentum: bool, n: int, input_size: int, adjoints: int,
-                           elem_size: int = 4) -> int:
-    """Peak memory of the sampled estimator: the trajectory (T+1 parameter sets, twice with momentum),
-    ``adjoints`` (N, d) accumulators and 2 parameter-sized adjoints each, and the training inputs."""
-    traj = (steps + 1) * n_params * (2 if momentum else 1)
-    per_adj = n * input_size + 2 * n_params
-    return int(elem_size * (traj + adjoints * per_adj + 2 * n * input_size))
+def _sweep_starts(order, times, traj, probe_fn, max_adjoints):
+    """The groups of probe steps (latest first) that share one reverse sweep, with C losses per step."""
+    theta, _, bufs = traj.get(int(times[order[0]]))
+    c_per = len(probe_fn(theta, bufs)[0])
+    per = max(1, (max_adjoints or 1 << 30) // c_per)
+    return [(order[g:g + per], c_per) for g in range(0, len(order), per)]
 
 
-def plan_adjoints(n_params: int, steps: int, momentum: bool, n: int, input_size: int, wanted: int,
-                  device="cpu", what: str = "loss_sensitivity") -> int:
-    """How many adjoints one reverse sweep may carry (≤ ``wanted``) so the estimate fits in 70% of free
-    memory; refuses with the fix when even the trajectory and one adjoint do not fit."""
-    free = 0.7 * available_bytes(device)
-    need_one = estimate_sampled_bytes(n_params, steps, momentum, n, input_size, 1)
-    if need_one > free:
-        raise ValidationError(
-            f"{what} (full horizon) needs about {need_one / 2 ** 30:.1f} GiB to store the {steps}-step SGD "
-            f"trajectory, this machine has {free / 0.7 / 2 ** 30:.1f} GiB free; use fewer --epochs, a larger "
-            "--batch-size or a smaller model, or the one-step proxy --measures loss_sensitivity_h1.")
-    per_adj = 4 * (n * input_size + 2 * n_params)
-    return int(max(1, min(wanted, (free - need_one) // per_adj + 1)))
+def default_budget(device) -> int:
+    """The default ``--sensitivity-memory``: 70% of the device's free memory."""
+    return int(0.7 * available_bytes(device))
+
+
+def activation_floats(model, input_shape, device="cpu") -> int:
+    """Floats output by the layers of ``model`` for one example (a no-grad forward of one zero input)."""
+    acts = [0]
+    hooks = [m.register_forward_hook(lambda m, i, o: acts.__setitem__(0, acts[0] + getattr(o, "numel", int)()))
+             for m in model.modules() if not list(m.children())]
+    try:
+        with torch.no_grad(), module_modes(model, False, False):
+            model(torch.zeros(1, *input_shape, device=device))
+    finally:
+        for h in hooks:
+            h.remove()
+    return int(acts[0])
+
+
+def memory_plan(model, optimizer: str, *, n: int, input_shape, batch_size: int, steps: int, adjoints: int,
+                budget: int | None = None, device="cpu", momentum: float = 0.0) -> MemoryPlan:
+    """The :class:`~.plan.MemoryPlan` of a run before it trains (the CLI prints it; meta.json stores it)."""
+    p = sum(v.numel() for v in model.parameters() if v.requires_grad)
+    n_state = {"sgd": 1 if momentum else 0, "adam": 2, "adamw": 2}.get(optimizer, 2)
+    b = sum(v.numel() for v in model.buffers())
+    d = math.prod(input_shape)
+    return plan_memory(default_budget(device) if budget is None else int(budget), steps=steps,
+                       default_budget=budget is None, wanted_adjoints=adjoints, state_floats=p * (1 + n_state) + b,
+                       adjoint_floats=p * (1 + n_state), input_floats=n * d,
+                       graph_floats=min(batch_size, n) * (activation_floats(model, input_shape, device) + d))
 
 
 class SampledSensitivityHook(ExactSensitivityHook):
     """Full-horizon loss sensitivity from K stratified probe steps (the default ``loss_sensitivity``).
 
-    Records θ_0, the batches and learning rates during training (as exact mode does), and after the last
-    epoch replays the trajectory and runs :func:`reverse_sweep`. ``values()['loss_sensitivity']`` is (N,).
-    ``probe_times``: K, ``"all"`` (K = T, exact) or None (``DEFAULT_PROBE_TIMES``, at most T); ``seed``: the
-    sampling seed (None = the training run's seed).
+    Records what the replay needs during training (as :class:`~.exact.ExactSensitivityHook` does), and after the
+    last step replays the trajectory (:class:`~.replay.Trajectory`, checkpointed by the memory plan) and runs
+    :func:`reverse_sweep`. ``values()['loss_sensitivity']`` is (N,). ``probe_times``: K, ``"all"`` (K = T, exact)
+    or None (``DEFAULT_PROBE_TIMES``, at most T); ``seed``: the sampling seed (None = the training run's seed);
+    ``memory``: the budget in bytes (None = 70% of free memory).
     """
 
     def __init__(self, n: int, probe: np.ndarray, probe_times=None, seed: int | None = None,
-                 include_direct: bool = False):
+                 include_direct: bool = False, memory: int | None = None):
         super().__init__(n, probe, include_direct)
         # None: the default K, capped at the number of steps T; an explicit K > T is refused
         self.probe_times = None if probe_times is None else parse_probe_times(probe_times)
         self.seed = None if seed is None else int(seed)  # None: the training run's seed
+        self.memory = memory
         self.times = np.zeros(0, np.int64)
         self.strata = np.zeros(0, np.int64)
         self.adjoints_per_sweep = 0
+        self.plan: MemoryPlan | None = None
+        self.recomputed_steps = 0
 
     def on_train_begin(self, run: Run) -> None:
         super().on_train_begin(run)
         if self.seed is None:
             self.seed = int(run.config.seed)
 
-    def _groups(self, run: Run):
+    def _groups(self):
         return None
 
-    def _sweep(self, run: Run, batches: list, kw: dict):
-        """Replay, sample the probe steps, and return the (K, C, N) norms of the reverse sweep."""
-        traj: list = []
-        final = replay_sgd(run.model, run.train.x, run.train.y, batches, self.lrs, **kw, trajectory=traj)
-        self.replay_error = self._replay_error(final, run)
-        steps = len(batches)
+    def _sweep(self, recipe: Recipe, start, records: list, model) -> torch.Tensor:
+        """Plan, replay, sample the probe steps, and return the (K, C, N) norms of the reverse sweep."""
+        steps = len(records)
         k = min(DEFAULT_PROBE_TIMES, steps) if self.probe_times is None else check_probe_times(self.probe_times, steps)
         self.times, self.strata = sample_probe_times(steps, k, self.seed)
-        groups = self._groups(run)
+        groups = self._groups()
         c = 1 if groups is None else len(groups)
-        n_params = sum(v.numel() for v in traj[0][0].values())
-        x = run.train.x
-        self.adjoints_per_sweep = plan_adjoints(n_params, steps, bool(kw["momentum"]), len(x),
-                                                int(np.prod(x.shape[1:])), k * c, run.device)
-        xp, yp = x[self.pidx], run.train.y[self.pidx]
+        x = recipe.x
+        elem = x.element_size()
+        n_theta = sum(v.numel() for v in start[0].values())
+        n_opt = sum(v.numel() for d in start[1].values() for v in d.values())
+        batch = max((len(r.idx) for r in records), default=1)
+        self.plan_inputs = dict(steps=steps, wanted_adjoints=k * c, state_floats=state_numel(start),
+                                adjoint_floats=n_theta + n_opt, input_floats=x.numel(), elem_size=elem,
+                                graph_floats=batch * (activation_floats(model, tuple(x.shape[1:]), x.device)
+                                                      + math.prod(x.shape[1:])))
+        budget = default_budget(x.device) if self.memory is None else int(self.memory)
+        self.plan = plan_memory(budget, default_budget=self.memory is None, **self.plan_inputs)
+        self.adjoints_per_sweep = self.plan.adjoints_per_sweep
+        traj = Trajectory(recipe, start, records, self.plan.checkpoint_interval)
+        xp, yp = self.xp, self.yp
 
-        def probe_fn(theta):
-            return probe_loss_grads(run.model, theta, xp, yp, groups, self.include_direct)
+        def probe_fn(theta, buffers):
+            return probe_loss_grads(recipe.model, theta, buffers, xp, yp, groups, self.include_direct)
         probe_fn.rows = self.pidx
         per = max(1, self.adjoints_per_sweep // c)
         order = sorted(self.times.tolist(), reverse=True)
-        total = sum(order[g] for g in range(0, len(order), per))  # reverse steps over all sweeps
-        with tqdm(total=total, desc="loss_sensitivity reverse sweep", unit="step", leave=False,
+        total = steps + sum(order[g] for g in range(0, len(order), per))  # the replay + reverse steps of all sweeps
+        with tqdm(total=total, desc="loss_sensitivity replay + reverse sweep", unit="step", leave=False,
                   disable=None, dynamic_ncols=True) as bar:
-            return reverse_sweep(run.model, traj, x, run.train.y, batches, self.lrs, self.times, probe_fn,
-                                 momentum=kw["momentum"], weight_decay=kw["weight_decay"], weights=kw["weights"],
-                                 max_adjoints=self.adjoints_per_sweep, progress=bar)
+            final = traj.replay(bar)
+            self._check_drift(final, model)
+            norms = reverse_sweep(traj, self.times, probe_fn, max_adjoints=self.adjoints_per_sweep, progress=bar)
+        self.recomputed_steps = traj.recomputed_steps
+        return norms
 
-    def _compute(self, run: Run, batches: list, kw: dict) -> None:
-        norms = self._sweep(run, batches, kw)[:, 0]
-        w = torch.as_tensor(self.strata / len(batches), dtype=torch.float64, device=norms.device)
+    def _compute(self, recipe: Recipe, start, records: list, model) -> None:
+        norms = self._sweep(recipe, start, records, model)[:, 0]
+        w = torch.as_tensor(self.strata / len(records), dtype=torch.float64, device=norms.device)
         self.value = (w @ norms).cpu().numpy()
+
+    def _plan_meta(self) -> dict:
+        if self.plan is None:
+            return {"memory_plan": None}
+        return {"memory_plan": {**self.plan.to_dict(), "recomputed_steps": int(self.recomputed_steps),
+                                "smallest_budget_bytes": smallest_budget(**self.plan_inputs)}}
 
     def meta(self) -> dict:
         k, steps = len(self.times), int(self.strata.sum())
         return {"loss_sensitivity": {
             "mode": "full horizon, sampled probe steps" if k < steps else "full horizon, every step (= exact)",
-            "estimator": "stratified sample of K of the T SGD steps, one uniform step per stratum; each "
+            "estimator": "stratified sample of K of the T optimizer steps, one uniform step per stratum; each "
                          "||dL_t/dx||_1 exact through every earlier update; unbiased for the mean over t",
             "probe_times": k, "steps": steps, "times": self.times.tolist(), "strata": self.strata.tolist(),
             "sampling_seed": self.seed, "probe_size": int(len(self.probe)), "include_direct": self.include_direct,
             "normalisation": "sum over the sampled steps of (stratum size / T) * ||dL_t/dx||_1",
-            "replay_max_abs_param_diff": self.replay_error,
+            **self._replay_meta(), **self._plan_meta(),
             "approximations": ["the mean over t is estimated from K sampled steps (unbiased; K = T is exact mode); "
                                "agreement with exact mode in benchmarks/unrolled_accuracy/results.txt",
-                               "functional replay of the same SGD trajectory (float32 rounding)"]}}
+                               "functional replay of the same trajectory (float32 rounding)"]}}
 
     def state_dict(self):
         return {**super().state_dict(), "times": self.times, "strata": self.strata}
