@@ -31,6 +31,11 @@ What each measure needs
     uses 10% of the epochs): the model is evaluated in eval mode on ``eval_data``, the whole training set
     in index order: ``(x, y)`` arrays/tensors or a map-style Dataset returning ``(x, y)``.
 
+``loss_sensitivity`` (the paper's measure, Arpit et al. 2017 §3.2)
+    ``model=``, ``optimizer=`` and ``data=`` (the training set in index order) given to the Tracker before the
+    first step; the run is recorded and replayed at ``save()`` by the engine of ``sensprune score`` (same values
+    on the same run). What the loop must do is in :mod:`sensprune.tracker_sensitivity`.
+
 Data-parallel (DDP): pass *global* indices (e.g. from a dataset that returns its index, sharded by a
 ``DistributedSampler``); every rank calls ``step`` for its own examples and ``epoch_end`` (``el2n``
 evaluates the whole training set on every rank); ``save`` must be called on every rank: the
@@ -56,12 +61,14 @@ from sensprune.measures.gini import gini, lorenz
 from sensprune.measures.input_grad import InputGradHook
 from sensprune.measures.peers import DYNAMICS, DynamicsHook, EL2NHook
 from sensprune.scoring.table import ScoreTable, save_scores
+from sensprune.tracker_sensitivity import SensitivityRecorder
 from sensprune.train import distributed as D
 from sensprune.train.hooks import Run, StepInfo
 from sensprune.train.sources import ArraySource, LoaderSource
 
-#: Measures a tracker computes (those that need only what a training loop sees).
-TRACKABLE = (*DYNAMICS, "input_grad", "el2n")
+#: Measures a tracker computes (those that need only what a training loop sees, and loss_sensitivity, which
+#: records what the replay needs and computes at save()).
+TRACKABLE = (*DYNAMICS, "input_grad", "el2n", "loss_sensitivity")
 DEFAULT_TRACKED = ("loss", "forgetting", "aum", "confidence", "variability", "correctness")
 
 
@@ -93,10 +100,23 @@ class Tracker:
         The data being trained on, when it is one sensprune can load (``sp.data.load_dataset(spec)``): its
         spec and fingerprint are saved, so ``prune --export-data``, ``report`` pictures and
         ``bench --selection`` can reload and check it. Without it the folder's dataset is ``python:tracker``.
+    model, optimizer, data : for ``loss_sensitivity`` (see the module docstring)
+        The model and the ``torch.optim.SGD``/``Adam``/``AdamW`` optimizer being trained, before the first step;
+        ``data`` the training set in index order: ``(x, y)`` arrays or tensors, or a map-style Dataset returning
+        ``(x, y)`` (the stored, un-augmented inputs).
+    augment : "crop-flip", a function ``(x, seed) -> x'`` or None
+        The loop's augmentation, applied through :meth:`augment` so that its seed is recorded.
+    clip_grad_norm : float, optional
+        The ``max_norm`` of ``torch.nn.utils.clip_grad_norm_`` if the loop clips (replayed).
+    probe_times, probe_size, sensitivity_memory, seed
+        loss_sensitivity's K (default 16), probe set size (default 2048), memory budget (bytes or "2GB"; default
+        70% of free memory) and seed (sampling of the probe steps and of the augmentation).
     """
 
     def __init__(self, n: int, labels=None, measures: Sequence[str] = DEFAULT_TRACKED, *,
-                 num_classes: int | None = None, el2n_epoch: int = 1, dataset=None):
+                 num_classes: int | None = None, el2n_epoch: int = 1, dataset=None, model=None, optimizer=None,
+                 data=None, augment=None, clip_grad_norm: float | None = None, probe_times=None,
+                 probe_size: int | None = None, sensitivity_memory=None, seed: int = 0):
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
             raise ValidationError(f"Tracker: n must be a positive integer (the training set size); got {n!r}.")
         self.n = int(n)
@@ -136,6 +156,12 @@ class Tracker:
         self._el2n = EL2NHook(self.n, el2n_epoch) if "el2n" in self.measures else None
         if self._el2n is not None:
             self.hooks.append(self._el2n)
+        self._sens = None
+        if "loss_sensitivity" in self.measures:
+            self._sens = SensitivityRecorder(self.n, self.labels, model, optimizer, data, augment=augment,
+                                             clip_grad_norm=clip_grad_norm, probe_times=probe_times,
+                                             probe_size=probe_size, memory=sensitivity_memory, seed=seed)
+            self.hooks.append(self._sens.hook)
         self.seen_labels = np.full(self.n, -1, np.int64)
         self.epoch = 0
         self.steps = 0
@@ -189,11 +215,21 @@ class Tracker:
         hit = logits.argmax(1) == y_t  # integer ops: nothing recorded for autograd
         info = StepInfo(self.epoch, self.steps, idx_t, None if x is None else x.detach(), y_t, logits.detach(),
                         losses.detach(), gx, float("nan"), hit)
+        if self._sens is not None:
+            self._sens.on_batch(idx_t, x, y_t)
         for h in self.hooks:
-            h.on_step(info, None)
+            if h is not getattr(self._sens, "hook", None):
+                h.on_step(info, None)
         with torch.no_grad():
             self._epoch_sums += [float(losses.sum()), float(hit.sum()), b]
         self.steps += 1
+
+    def augment(self, x: torch.Tensor) -> torch.Tensor:
+        """The batch ``x`` after the tracker's ``augment=``, with this step's seed recorded for the replay of
+        loss_sensitivity; call it on the stored inputs of ``data[idx]`` before the forward."""
+        if self._sens is None:
+            raise ValidationError("Tracker.augment: give augment= (and loss_sensitivity) to the Tracker.")
+        return self._sens.augment(x)
 
     def _input_gradient(self, losses: torch.Tensor, x, b: int) -> torch.Tensor:
         if not isinstance(x, torch.Tensor) or x.shape[:1] != (b,):
@@ -220,7 +256,8 @@ class Tracker:
         if self._el2n is not None and self.epoch + 1 == self.el2n_epoch:
             run = self._eval_run(model, eval_data, batch_size)
         for h in self.hooks:
-            h.on_epoch_end(self.epoch, run)
+            if h is not getattr(self._sens, "hook", None):
+                h.on_epoch_end(self.epoch, run)
         if D.world_size() > 1:  # every rank then holds the values of the whole training set
             self._synced = D.sync_hooks(self.hooks, self._synced)
             sums = torch.from_numpy(self._epoch_sums.copy())
@@ -271,6 +308,8 @@ class Tracker:
         if self.steps == 0:
             raise ValidationError("Tracker: no step was recorded; call tracker.step(idx, logits, y) in your "
                                   "training loop before saving.")
+        if self._sens is not None and not self._sens.done:
+            self._sens.finish()
         if D.world_size() > 1:
             self._synced = D.sync_hooks(self.hooks, self._synced)
             seen = torch.from_numpy(self.seen_labels.copy())
@@ -291,6 +330,7 @@ class Tracker:
                 "gini": {m: (float(gini(v)) if np.isfinite(v).all() else None) for m, v in vals.items()},
                 "lorenz": {m: lorenz(v).round(6).tolist() for m, v in vals.items() if np.isfinite(v).all()},
                 "history": {"0": self.history},
+                "measure_notes": {k: v for h in self.hooks for k, v in h.meta().items()},
                 "train_accuracy_note": "train_acc is measured at presentation time during each epoch (train mode).",
                 "tracker_note": "computed by sensprune.Tracker in the user's own training loop; examples never "
                                 "presented have NaN.",

@@ -94,7 +94,8 @@ def _peak_rss_mib() -> float:
 
 
 def _estimators(n, probe):
-    out = {"exact (--probe-times all)": lambda: ExactSensitivityHook(n, probe)}
+    out = {"exact, brute-force unroll": lambda: ExactSensitivityHook(n, probe),
+           "exact (--probe-times all)": lambda: SampledSensitivityHook(n, probe, "all")}
     for k in KS:
         out[f"sampled K={k}" + (" (default)" if k == 16 else "")] = (lambda k=k: SampledSensitivityHook(n, probe, k))
     out["proxy H=1"] = lambda: LossSensitivityHook(n, probe, horizon=1)
@@ -135,7 +136,7 @@ def run_one(args):
         wall, cpu = time.perf_counter() - t0, time.process_time() - c0
         v = hook.value if isinstance(hook, ExactSensitivityHook) else next(iter(hook.values().values()))
         rows[label] = {"time": wall, "cpu": cpu, "rss": _peak_rss_mib(), "values": v}
-    exact = rows["exact (--probe-times all)"]["values"]
+    exact = rows["exact, brute-force unroll"]["values"]
     from sklearn.metrics import roc_auc_score
 
     for label, r in rows.items():

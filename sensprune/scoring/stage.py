@@ -182,14 +182,16 @@ def score_one_seed(dataset: Dataset, config: ScoreConfig, seed: int, *, workdir:
 
 
 def score(dataset: Dataset, config: ScoreConfig, *, workdir: Path | None = None,
-          progress: bool = True) -> ScoreTable:
+          progress: bool = True, validated: bool = False) -> ScoreTable:
     """Run the warmup(s) and return the score table (mean over seeds; higher = harder).
 
     With ``workdir``, each seed checkpoints there every epoch and a finished seed's arrays are kept,
-    so a killed run continues where it stopped (same config required).
+    so a killed run continues where it stopped (same config required). ``validated``: the caller already ran
+    :func:`validate`.
     """
     t0 = time.perf_counter()
-    validate(dataset, config)
+    if not validated:
+        validate(dataset, config)
     seeds = [config.train.seed + k for k in range(config.seeds)]
     runs = []
     for s in seeds:
@@ -286,7 +288,7 @@ def run_score(dataset: Dataset, config: ScoreConfig, out: Path, *, force: bool =
         partial.mkdir(parents=True, exist_ok=True)
         atomic_write_text(partial / "config.json", json.dumps(want))
     D.barrier()
-    table = score(dataset, config, workdir=partial, progress=progress)
+    table = score(dataset, config, workdir=partial, progress=progress, validated=True)
     if D.is_main():
         save_scores(table, out, extra_files=extra_files)
         shutil.rmtree(partial, ignore_errors=True)

@@ -32,6 +32,7 @@ The probe set and its loss are those of exact mode (inputs of the probe treated 
 from __future__ import annotations
 
 import math
+import time
 
 import numpy as np
 import torch
@@ -109,7 +110,7 @@ def _leaves(d: dict) -> dict:
 
 
 def reverse_sweep(traj: Trajectory, times, probe_fn, *, max_adjoints: int | None = None,
-                  progress=None) -> torch.Tensor:
+                  progress=None, profile: dict | None = None) -> torch.Tensor:
     """‖∂L^{(c)}_{t_k}/∂X‖₁ per example for every probe step t_k and probe loss c, through all earlier updates.
 
     The adjoint (λ_θ, λ_state) of (θ_s, optimizer state s) is carried from s = t_k down to 1; at step s the
@@ -126,11 +127,17 @@ def reverse_sweep(traj: Trajectory, times, probe_fn, *, max_adjoints: int | None
         (|P|, ...) or None); direct terms are added to the rows ``probe_fn.rows`` (the probe indices) of ∂L/∂X.
     max_adjoints : int, optional
         Most (probe step, loss) adjoints per reverse sweep (memory: that many (N, ...) accumulators).
+    profile : dict, optional
+        Filled with seconds spent in probe gradients (``probe_s``), per-step graph rebuilds (``rebuild_s``, the
+        replayed forward and the first backward with create_graph, plus segment recomputation from checkpoints)
+        and vector-Jacobian products (``vjp_s``), and the counts ``reverse_steps`` and ``adjoint_steps`` (Σ over
+        reverse steps of the adjoints carried).
 
     Returns
     -------
     Tensor (K, C, N) float64
     """
+    prof = {"probe_s": 0.0, "rebuild_s": 0.0, "vjp_s": 0.0, "reverse_steps": 0, "adjoint_steps": 0}
     recipe = traj.recipe
     x, names = recipe.x, recipe.names
     skeys = sorted(traj.start[1])
@@ -146,7 +153,9 @@ def reverse_sweep(traj: Trajectory, times, probe_fn, *, max_adjoints: int | None
             while pending and int(times[pending[0]]) == s:
                 k = pending.pop(0)
                 theta_s, _, bufs_s = traj.get(s)
+                t0 = time.perf_counter()
                 vs, directs = probe_fn(theta_s, bufs_s)
+                prof["probe_s"] += time.perf_counter() - t0
                 new_lam = [torch.stack([v[n] for v in vs]) for n in names]
                 new_acc = torch.zeros((len(vs), *x.shape), dtype=x.dtype, device=x.device)
                 for c, d in enumerate(directs):
@@ -159,6 +168,7 @@ def reverse_sweep(traj: Trajectory, times, probe_fn, *, max_adjoints: int | None
                 ks.append(k)
             if lam is None:
                 continue
+            t0 = time.perf_counter()
             theta, ost, bufs = traj.get(s - 1)
             th, os_ = _leaves(theta), {key: _leaves(ost[key]) for key in skeys}
             rec = traj.records[s - 1]
@@ -166,7 +176,12 @@ def reverse_sweep(traj: Trajectory, times, probe_fn, *, max_adjoints: int | None
             new_th, new_os, _ = run_step(recipe, (th, os_, bufs), s, rec, xb=xb, create_graph=True)
             outs = [new_th[n] for n in names] + [new_os[key][n] for key in skeys for n in names]
             ins = [th[n] for n in names] + [os_[key][n] for key in skeys for n in names] + [xb]
+            t1 = time.perf_counter()
             grads = _vjp(outs, ins, lam + lams)
+            prof["rebuild_s"] += t1 - t0
+            prof["vjp_s"] += time.perf_counter() - t1
+            prof["reverse_steps"] += 1
+            prof["adjoint_steps"] += int(lam[0].shape[0])
             p = len(names)
             lam = [torch.zeros_like(l0) if gi is None else gi.detach() for l0, gi in zip(lam, grads[:p])]
             lams = [torch.zeros_like(l0) if gi is None else gi.detach() for l0, gi in zip(lams, grads[p:-1])]
@@ -177,6 +192,8 @@ def reverse_sweep(traj: Trajectory, times, probe_fn, *, max_adjoints: int | None
         norms = acc.abs().flatten(2).sum(2).double()
         for j, k in enumerate(ks):
             out[k] = norms[j * c_per:(j + 1) * c_per]
+    if profile is not None:
+        profile.update(prof)
     return torch.stack([out[k] for k in range(len(times))])
 
 
@@ -242,6 +259,7 @@ class SampledSensitivityHook(ExactSensitivityHook):
         self.adjoints_per_sweep = 0
         self.plan: MemoryPlan | None = None
         self.recomputed_steps = 0
+        self.profile: dict = {}
 
     def on_train_begin(self, run: Run) -> None:
         super().on_train_begin(run)
@@ -281,10 +299,14 @@ class SampledSensitivityHook(ExactSensitivityHook):
         total = steps + sum(order[g] for g in range(0, len(order), per))  # the replay + reverse steps of all sweeps
         with tqdm(total=total, desc="loss_sensitivity replay + reverse sweep", unit="step", leave=False,
                   disable=None, dynamic_ncols=True) as bar:
+            t0 = time.perf_counter()
             final = traj.replay(bar)
+            self.profile = {"replay_s": time.perf_counter() - t0}
             self._check_drift(final, model)
-            norms = reverse_sweep(traj, self.times, probe_fn, max_adjoints=self.adjoints_per_sweep, progress=bar)
+            norms = reverse_sweep(traj, self.times, probe_fn, max_adjoints=self.adjoints_per_sweep, progress=bar,
+                                  profile=self.profile)
         self.recomputed_steps = traj.recomputed_steps
+        self.profile["adjoint_steps_defined"] = int(self.times.sum()) * c  # Σ_k t_k per probe loss
         return norms
 
     def _compute(self, recipe: Recipe, start, records: list, model) -> None:
@@ -307,7 +329,7 @@ class SampledSensitivityHook(ExactSensitivityHook):
             "probe_times": k, "steps": steps, "times": self.times.tolist(), "strata": self.strata.tolist(),
             "sampling_seed": self.seed, "probe_size": int(len(self.probe)), "include_direct": self.include_direct,
             "normalisation": "sum over the sampled steps of (stratum size / T) * ||dL_t/dx||_1",
-            **self._replay_meta(), **self._plan_meta(),
+            **self._replay_meta(), **self._plan_meta(), "profile": self.profile,
             "approximations": ["the mean over t is estimated from K sampled steps (unbiased; K = T is exact mode); "
                                "agreement with exact mode in benchmarks/unrolled_accuracy/results.txt",
                                "functional replay of the same trajectory (float32 rounding)"]}}
