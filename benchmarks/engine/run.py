@@ -129,8 +129,8 @@ def part_agreement(a):
     from scipy.stats import spearmanr
 
     n, hw, bs, ep = a.agree_n, a.agree_hw, a.agree_batch, a.agree_epochs
-    print(f"\n## agreement: default (K = 16) vs exact mode (every step), resnet18 + AdamW + crop-flip, {n} x 3x{hw}x{hw}, "
-          f"batch {bs}, {ep} epochs (T = {ep * -(-n // bs)})")
+    print(f"\n## agreement: default (K = 16) vs exact mode (every step), resnet18 + AdamW + crop-flip, "
+          f"{n} x 3x{hw}x{hw}, batch {bs}, {ep} epochs (T = {ep * -(-n // bs)})")
     common = dict(n=n, hw=hw, epochs=ep, batch_size=bs, threads=a.threads, device=a.device, probe_size=a.probe_size)
     exact = run(**common, k="all")
     default = run(**common, k=16)

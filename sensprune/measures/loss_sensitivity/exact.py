@@ -1,38 +1,27 @@
-"""Loss sensitivity ḡ_x through the SGD updates (Arpit et al., ICML 2017, §3.2; MEASURES §1).
+"""Exact mode, the probe set and the refusals of loss sensitivity (the formula: the package docstring).
 
-g_x^t = ‖∂L_t/∂x‖₁ where L_t is the mean cross-entropy of a fixed *probe set* P at θ_t (choice of
-ours: P = all training examples when N ≤ ``probe_size``, else a stratified sample, seed 0) and x
-influences L_t only through the parameter updates it took part in. ḡ_x = (1/T) Σ_{t=1..T} g_x^t.
+Choices of ours, shared by every estimator of the package:
 
-- **Exact** (``horizon="all"``, :func:`unrolled_sensitivity`, :class:`ExactSensitivityHook`):
-  functional SGD (``torch.func.functional_call``) replays the whole run with the training inputs as
-  one leaf tensor, and ``∂L_t/∂X`` is taken by autograd right after each step t (T backward passes,
-  O(T²) compute, O(T) memory). Contributions of several presentations add up before the norm.
-- **Truncated** (``horizon=H``, :class:`LossSensitivityHook`): only the last H updates before t
-  carry the dependence; for H = 1, ∂L_{s+1}/∂x_i = −η_s·∇_{x_i}[∇_θ L_B(θ_s)·v], v = ∇_θ L(θ_{s+1}),
-  one double-backward over the batch. The momentum buffer and weight decay entering the window are
-  constants (they do not depend on the window's inputs); later momentum carry-over is ignored.
-- **Next-batch probe** (``probe_mode="next-batch"``, H = 1 only; choice of ours, not the default):
-  L_{s+1} is the mean loss of the *next training minibatch* B_{s+1} at θ_{s+1} instead of the fixed
-  probe. Its gradient v is the gradient the training loop computes anyway at step s+1 (the
-  parameters' ``.grad`` in ``on_step``), so the probe forward+backward disappears; the hook keeps θ_s
-  and B_s for one step and does the double backward at step s+1. If B_{s+1} were drawn independently
-  of the trajectory (uniform, with replacement), L_{B_{s+1}}, v and — v enters linearly —
-  ∂L_{s+1}/∂x_i would be unbiased stochastic estimates of those of the whole-training-set probe
-  (P = all N, the default when N ≤ ``probe_size``). Caveat: the loop samples epochs *without*
-  replacement, so given the trajectory B_{s+1} is a uniform draw of the examples the epoch has not
-  visited yet: the estimate is unbiased for the mean loss over those, not over all N; in particular
-  x_i ∈ B_s is not in B_{s+1} (except across an epoch boundary), so the self term
-  ∇ℓ(θ_{s+1}; x_i)·∂θ_{s+1}/∂x_i that the fixed probe contains is absent. The L1 norm of a noisy
-  estimate is biased upwards in any case. With per-example weights L_{s+1} is the weighted batch loss the loop
-  trains on; weight decay is not part of L_{s+1}. The last step of training has no next batch: it
-  uses the fixed probe (one step in T). Cost: no probe pass, one forward at θ_s with a create_graph
-  gradient and one double backward per step.
+- **Probe set** P: all training examples when N ≤ ``probe_size`` (2048), else a class-stratified sample (seed 0);
+  L_t is the mean cross-entropy of P at θ_t (:func:`probe_loss`: BatchNorm normalises with the probe's own batch
+  statistics — train mode, so running statistics never enter — and Dropout is off, so L_t is a deterministic
+  function of θ_t; the paper's networks have neither layer). The probe inputs are constants unless
+  ``include_direct``.
+- **Normalisation**: divide by T, the number of optimizer steps.
+- **What is replayed** (:mod:`~.replay`): the run's own updates — SGD (momentum, Nesterov, dampening, weight
+  decay), Adam, AdamW (:mod:`~.optim`), gradient clipping by norm when the loop clips, BatchNorm in train mode
+  (the examples of a batch are coupled through its statistics, and ∂L_t/∂x contains that coupling), Dropout
+  (each step's masks from the recorded RNG state), the built-in crop-flip augmentation (∂/∂ of the stored,
+  un-augmented x), per-example loss weights and any lr schedule. The replay's difference from the trained
+  weights is stored in ``meta.json`` and reported as a warning above a relative 1e-4, naming the tensor.
 
-Normalisation (choice of ours, the same in both modes): divide by T, the number of SGD steps; an
-example outside every horizon of step t contributes 0 at t. Supported: plain SGD or SGD with
-(heavy-ball, non-Nesterov) momentum, weight decay, any lr schedule; models without BatchNorm or
-Dropout (refused: they make the replay differ from training).
+**Exact mode** (``--probe-times all``) is the reverse sweep of :mod:`~.sampled` at every step (K = T), under the
+memory plan. :func:`unrolled_sensitivity_of` (:class:`ExactSensitivityHook`) computes the same quantity by brute
+force — the whole run unrolled forward with the inputs as one leaf, ∂L_t/∂X by autograd after each step — and is
+the reference the tests and ``benchmarks/unrolled_accuracy`` hold the sweep to.
+
+The truncated proxies (``loss_sensitivity_hH``, :mod:`~.proxy`) replay plain SGD on models without BatchNorm or
+Dropout only (:func:`check_unrollable`).
 """
 
 from __future__ import annotations
