@@ -110,7 +110,7 @@ def test_sampled_is_the_stratified_estimate_of_exact_and_unbiased(tiny_arrays):
 
 
 def test_default_estimator_ranks_like_exact_mode_spearman(tiny_arrays):
-    """MEASURES §1: the default (K = 16 sampled steps) against exact mode, and the one-step proxy beside it."""
+    """docs/measures.md §1: the default (K = 16 sampled steps) against exact mode, and the one-step proxy beside it."""
     probe = np.arange(120)
     exact = U.ExactSensitivityHook(120, probe)
     default = S.SampledSensitivityHook(120, probe)  # K = DEFAULT_PROBE_TIMES

@@ -2,7 +2,7 @@
 replay, probe gradients, per-step graph rebuild, vector-Jacobian products, against plain training, with the count
 of adjoint-steps the definition needs (Σ_k t_k) and the count carried.
 
-    python benchmarks/engine/profile.py            # digits and MNIST-1D, one torch thread, 3 seeds
+    python benchmarks/engine/time_parts.py            # digits and MNIST-1D, one torch thread, 3 seeds
 """
 
 from __future__ import annotations
@@ -34,8 +34,8 @@ from sensprune.train.sources import ArraySource  # noqa: E402
 def main():
     torch.set_num_threads(1)
     print("# Profile of the default loss_sensitivity (K = 16): replay, probe gradients, rebuild, VJPs")
-    print(f"command: python benchmarks/engine/profile.py; machine: {platform.machine()}, {os.cpu_count()} cores, one "
-          f"torch thread, no GPU; torch {torch.__version__}; date {datetime.date.today().isoformat()}")
+    print(f"command: python benchmarks/engine/time_parts.py; machine: {platform.machine()}, {os.cpu_count()} cores, "
+          f"one torch thread, no GPU; torch {torch.__version__}; date {datetime.date.today().isoformat()}")
     print(f"{'setting':<9}{'seed':>5}{'T':>5}{'plain s':>9}{'total s':>9}{'ratio':>7}{'replay':>8}{'probe':>7}"
           f"{'rebuild':>9}{'VJP':>7}{'other':>7}{'rev. steps':>11}{'adj-steps':>10}{'defined':>9}")
     for name in ("digits", "mnist1d"):

@@ -57,7 +57,7 @@ def dataset_options(f):
         click.option("--label-column", default=None, help="Label column of a csv: dataset (default 'label')."),
         click.option("--corrupt", default=None, metavar="KIND:Q",
                      help="Inject noise into the training set before scoring: randY:0.2, randY-asym:0.2, "
-                          "randX:0.2 or unique (MEASURES §7). Corrupted indices are saved."),
+                          "randX:0.2 or unique (docs/measures.md §7). Corrupted indices are saved."),
         click.option("--stream", is_flag=True,
                      help="imagefolder:PATH only: read images batch by batch with DataLoader workers instead of "
                           "loading them into memory (for data larger than memory)."),

@@ -1,4 +1,4 @@
-"""Label and input corruption for the noise-detection benchmarks (MEASURES §7). Pure numpy.
+"""Label and input corruption for the noise-detection benchmarks (docs/measures.md §7). Pure numpy.
 
 Every function is deterministic given ``seed`` (``numpy.random.default_rng(seed)``) and
 never touches global random state. Only the training split is corrupted.

@@ -1,10 +1,10 @@
-"""Critical sample ratio with Langevin adversarial sample search (Arpit et al., ICML 2017, §4; MEASURES §5).
+"""Critical sample ratio with Langevin adversarial sample search (Arpit et al., ICML 2017, §4; docs/measures.md §5).
 
 x is *critical* if some x̂ with ‖x̂ − x‖_∞ ≤ r gets another predicted label than x. LASS searches
 for such an x̂: x̃ ← x̃ + α·sign(∇_x̃ ℓ(f(x̃), k)) + β·ε, ε ~ N(0, I), k the class predicted at x,
 then clip into [x − r, x + r]; x is marked critical as soon as the prediction flips. The search of
 a batch stops after ``max_iter`` iterations, or as soon as an iteration finds fewer than
-``min_new`` new critical samples (MEASURES §5; the first iteration counts too).
+``min_new`` new critical samples (docs/measures.md §5; the first iteration counts too).
 
 The paper's α = 0.25, β = 0.2, r = 0.3 are on the 0–255 pixel scale; :func:`lass_parameters`
 rescales them to the data's range (``dataset.info["input_range"]``). Choices of ours: inputs are

@@ -1,4 +1,4 @@
-"""Gini coefficient and Lorenz curve of per-example scores (MEASURES §4; Arpit et al. 2017, §3.2)."""
+"""Gini coefficient and Lorenz curve of per-example scores (docs/measures.md §4; Arpit et al. 2017, §3.2)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""GraNd (Paul et al., NeurIPS 2021; MEASURES §6): ‖∇_θ ℓ(θ; x, y)‖₂ over **all** parameters.
+"""GraNd (Paul et al., NeurIPS 2021; docs/measures.md §6): ‖∇_θ ℓ(θ; x, y)‖₂ over **all** parameters.
 
 Per-example gradients come from ``torch.func``: ``vmap(grad(loss))`` with ``functional_call``, over
 chunks of ``chunk_size`` examples so memory stays O(chunk × parameters) — never a Python loop over

@@ -1,4 +1,4 @@
-"""Direct input-gradient sensitivity ``input_grad`` (MEASURES §2) — a cheap surrogate, not the paper's measure.
+"""Direct input-gradient sensitivity ``input_grad`` (docs/measures.md §2) — a cheap surrogate, not the paper's measure.
 
 s_n^t = ‖∇ₓ ℓ(θ_t; x_n, y_n)‖₁ at the steps t where x_n is in the minibatch, averaged over those
 steps. Read from the very backward pass that trains (the loop rescales it by |B|/w_n): for the

@@ -1,4 +1,4 @@
-"""Peer scores computed in the same warmup run (MEASURES §6), all oriented higher = harder.
+"""Peer scores computed in the same warmup run (docs/measures.md §6), all oriented higher = harder.
 
 - ``loss``: mean per-example cross-entropy over the example's presentations.
 - ``forgetting`` (Toneva et al., ICLR 2019): number of correct → incorrect transitions between

@@ -1,4 +1,4 @@
-"""Per-class loss sensitivity g_ij (Arpit et al., ICML 2017, §3.2 and Fig. 4; MEASURES §3).
+"""Per-class loss sensitivity g_ij (Arpit et al., ICML 2017, §3.2 and Fig. 4; docs/measures.md §3).
 
 g_ij = (1/T) Σ_t mean_{x : y(x) = j} ‖∂L_t^{(i)}/∂x‖₁ with L_t^{(i)} the probe loss restricted to probe
 examples of label i; row i = whose loss, column j = whose inputs. The mean over class j runs over

@@ -1,6 +1,6 @@
 """Experiment 3 — per-class loss sensitivity, real vs random inputs (Arpit et al. 2017, §3.2, Fig. 4).
 
-The (K, K) matrix g_ij (row i = whose loss, column j = whose inputs; MEASURES §3) with the paper's
+The (K, K) matrix g_ij (row i = whose loss, column j = whose inputs; docs/measures.md §3) with the paper's
 estimator — the full horizon, K = 16 stratified probe steps, each ∂L^{(i)}_t/∂x exact through every
 earlier SGD update (:class:`sensprune.measures.per_class.PerClassFullHook`) — on the paper's MLP 16-16
 trained with plain SGD, for real data, randX and randX with matched norms (see experiment 2), one

@@ -197,7 +197,7 @@ def unrolled_sensitivity(model: nn.Module, x: torch.Tensor, y: torch.Tensor, bat
                          return_last_grad: bool = False, weights: torch.Tensor | None = None,
                          per_step: bool = False):
     """:func:`unrolled_sensitivity_of` for a one-group SGD run given as batches (index tensors) and learning
-    rates; θ_0 = ``params`` or the model's. ḡ_x = (1/T) Σ_t ‖∂L_t/∂x‖₁ (N,), higher = more sensitive."""
+    rates; θ_0 = ``params`` or the model's. Returns ḡ (N,), higher = more sensitive."""
     recipe = sgd_recipe(model, x, y, momentum=momentum, weight_decay=weight_decay, weights=weights)
     return unrolled_sensitivity_of(recipe, _sgd_start(model, x, params, momentum), records_of(batches, lrs),
                                    probe=probe, include_direct=include_direct, per_step=per_step,

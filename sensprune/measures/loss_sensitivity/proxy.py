@@ -1,4 +1,4 @@
-"""Truncated loss sensitivity (MEASURES §1, truncated mode): a fast proxy, not the paper's measure.
+"""Truncated loss sensitivity (docs/measures.md §1, truncated mode): a fast proxy, not the paper's measure.
 
 Only the last H updates before each step t carry the dependence of L_t on x (Arpit et al., ICML 2017,
 §3.2 back-propagates through *all* of them; see :mod:`sensprune.measures.loss_sensitivity.exact` for the full-horizon

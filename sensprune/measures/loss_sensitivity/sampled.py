@@ -1,31 +1,30 @@
-"""Full-horizon loss sensitivity from sampled probe steps — the default ``loss_sensitivity`` (MEASURES §1).
+"""Full-horizon loss sensitivity from sampled probe steps — the default ``loss_sensitivity`` (docs/measures.md §1).
 
-Arpit et al. (ICML 2017, §3.2) define ḡ_x = (1/T) Σ_{t=1..T} ‖∂L_t/∂x‖₁, where x acts on L_t through
-**every** earlier SGD update it took part in (they unroll SGD and back-propagate through it, after
-Maclaurin et al. 2015). Exact mode (:class:`~sensprune.measures.loss_sensitivity.exact.ExactSensitivityHook`) takes
-∂L_t/∂X at all T steps: O(T²) step-backwards. This module estimates the same mean from K probe steps:
+The quantity is the mean over t of g_x^t (the formula: the package docstring). Computing g_x^t at all T steps
+(exact mode) costs O(T²) step-backwards; this module estimates the same mean from K probe steps:
 
 - **Sampling (choice of ours).** 1..T is cut into K contiguous strata of (near) equal size
   (``numpy.array_split``); one step t_k is drawn uniformly in each stratum S_k by
   ``numpy.random.default_rng([seed, 0x5E45])``; the estimate is ĝ_x = Σ_k (|S_k|/T)·g_x^{t_k}.
   E[ĝ_x] = Σ_k (|S_k|/T)·mean_{t∈S_k} g_x^t = ḡ_x: **unbiased**, and equal to exact mode when K = T.
   The steps, strata and seed are stored in ``meta.json``.
-- **Each term is exact**: ∂L_{t_k}/∂X through the whole history 1..t_k (momentum buffer, weight decay,
-  the lr schedule, per-example loss weights), by reverse-mode differentiation of the SGD recursion:
-  the adjoint (λ_θ, λ_buf) of (θ_s, buf_s) is carried from s = t_k down to 1, and at step s the
-  vector-Jacobian product of one functional SGD step (:func:`~sensprune.measures.loss_sensitivity.exact.sgd_step`,
-  double backward) with the stacked adjoints of all active probe steps gives the adjoints at s−1 and
-  the contributions to ∂L_{t_k}/∂X for the rows of B_s, which add up over presentations before the
-  L1 norm is taken.
-- **Memory**: no graph is kept across steps. The trajectory (θ_s, buf_s), s = 0..T, is recomputed once by
-  a functional replay of the recorded batches from θ_0 (like exact mode; the replay error against the
-  trained weights is stored), and each reverse step rebuilds only the graph of step s. Peak memory
-  ≈ T·P·(1 + [momentum]) parameters + A·N·d input-gradient accumulators for the A probe steps handled in
-  one reverse sweep (sweeps are split so that the accumulators fit; :func:`estimate_sampled_bytes`).
+- **Each term is exact**: ∂L_{t_k}/∂X through the whole history 1..t_k (optimizer state, weight decay,
+  the lr schedule, per-example loss weights, BatchNorm's batch coupling, dropout masks, augmentation), by
+  reverse-mode differentiation of the replayed updates: the adjoint (λ_θ, λ_state) of (θ_s, optimizer state s)
+  is carried from s = t_k down to 1, and at step s the vector-Jacobian product of one replayed update
+  (:func:`~.replay.run_step`, double backward) with the stacked adjoints of all active probe steps gives the
+  adjoints at s−1 and the contributions to ∂L_{t_k}/∂X for the rows of B_s, which add up over presentations
+  before the L1 norm is taken.
+- **Memory**: no graph is kept across steps. The trajectory (θ_s with the optimizer state and buffers, s = 0..T)
+  is recomputed by a functional replay of the recorded steps from θ_0 (:class:`~.replay.Trajectory`; the replay's
+  difference from the trained weights is stored); each reverse step rebuilds only the graph of step s. The memory
+  plan (:mod:`~.plan`, ``--sensitivity-memory``) stores every state when they fit, else checkpoints every ⌈√T⌉
+  steps and recomputes one segment at a time (the same values), and splits the A accumulators (N, d) of one sweep
+  into several sweeps when they do not fit.
 - **Cost**: one replay (T plain steps) plus Σ_k t_k ≤ K·T batched step-VJPs: O(K·T), linear in T.
 
 The probe set and its loss are those of exact mode (inputs of the probe treated as constants unless
-``include_direct``). Per-class sensitivity (MEASURES §3) uses the same sweep with one adjoint per
+``include_direct``). Per-class sensitivity (docs/measures.md §3) uses the same sweep with one adjoint per
 (probe step, probe class).
 """
 
