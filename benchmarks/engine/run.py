@@ -28,6 +28,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks" / "unrolled_accuracy"))
+from common import peak_rss_mib, peak_rss_reset  # noqa: E402  (benchmarks/unrolled_accuracy/common.py)
 
 
 def _child(a) -> dict:
@@ -60,12 +62,12 @@ def _child(a) -> dict:
         hooks = [SampledSensitivityHook(a.n, stratified_probe(y, a.probe_size), k, memory=a.memory)]
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
-    _reset_rss()
+    peak_rss_reset()
     t0 = time.perf_counter()
     train(model, src, cfg, hooks=hooks, progress=False)
     if dev.type == "cuda":
         torch.cuda.synchronize(dev)
-    out = {"wall_s": time.perf_counter() - t0, "peak_rss_mib": _peak_rss_mib(),
+    out = {"wall_s": time.perf_counter() - t0, "peak_rss_mib": peak_rss_mib(),
            "steps": a.epochs * -(-a.n // a.batch_size)}
     if dev.type == "cuda":
         out["peak_gpu_mib"] = torch.cuda.max_memory_allocated(dev) / 2 ** 20
@@ -75,22 +77,6 @@ def _child(a) -> dict:
         out.update(values=h.value.tolist(), plan=note["memory_plan"], profile=note["profile"],
                    plan_inputs=h.plan_inputs, replay_rel=note["replay_max_rel_param_diff"])
     return out
-
-
-def _reset_rss():
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-    except OSError:
-        pass
-
-
-def _peak_rss_mib() -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def run(**kw) -> dict:

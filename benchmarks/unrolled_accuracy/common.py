@@ -1,5 +1,5 @@
-"""Shared setup of the unrolled-accuracy and paper benchmarks: the paper's setting (Arpit et al. 2017, §3):
-1000 Fashion-MNIST images average-pooled 2×2 to 14×14, an MLP with two hidden layers of 16 units."""
+"""Shared setup of the unrolled-accuracy, engine and paper benchmarks: the paper's setting (Arpit et al. 2017, §3):
+1000 Fashion-MNIST images average-pooled 2×2 to 14×14, an MLP with two hidden layers of 16 units; peak RSS."""
 
 from __future__ import annotations
 
@@ -27,3 +27,21 @@ def spearman(a, b) -> float:
     from scipy.stats import spearmanr
 
     return float(spearmanr(np.asarray(a), np.asarray(b)).correlation)
+
+
+def peak_rss_reset():
+    """Reset the process's peak-RSS counter (Linux; elsewhere the peak then covers the whole process)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass
+
+
+def peak_rss_mib() -> float:
+    """Peak resident memory (VmHWM) since the last :func:`peak_rss_reset`, in MiB."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")

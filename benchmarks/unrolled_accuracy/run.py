@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(__file__))
-from common import digits_dataset, paper_dataset, spearman  # noqa: E402
+from common import digits_dataset, paper_dataset, peak_rss_mib, peak_rss_reset, spearman  # noqa: E402
 
 from sensprune.config import TrainConfig  # noqa: E402
 from sensprune.data import load_dataset, make_dataset  # noqa: E402
@@ -77,22 +77,6 @@ def _data(kind: str):
     return {"digits": digits_dataset, "paper": paper_dataset, "mnist1d": lambda: load_dataset("mnist1d")}[kind]()
 
 
-def _peak_rss_reset():
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-    except OSError:  # not Linux, or not allowed: the peak then covers the whole process
-        pass
-
-
-def _peak_rss_mib() -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
-
-
 def _estimators(n, probe):
     out = {"exact, brute-force unroll": lambda: ExactSensitivityHook(n, probe),
            "exact (--probe-times all)": lambda: SampledSensitivityHook(n, probe, "all")}
@@ -122,20 +106,20 @@ def run_one(args):
         return build_model("mlp", ds.num_classes, ds.input_shape, widths=widths)
 
     train(model, src, TrainConfig(seed=seed, **{**tc, "epochs": 1}), progress=False)  # warm-up, untimed
-    _peak_rss_reset()
+    peak_rss_reset()
     t0, c0 = time.perf_counter(), time.process_time()
     res = train(model, src, cfg, progress=False)
     plain, plain_cpu = time.perf_counter() - t0, time.process_time() - c0
-    rows = {"_plain": {"time": plain, "cpu": plain_cpu, "rss": _peak_rss_mib(), "train_acc": res.final["train_acc"]}}
+    rows = {"_plain": {"time": plain, "cpu": plain_cpu, "rss": peak_rss_mib(), "train_acc": res.final["train_acc"]}}
     probe = stratified_probe(ds.y_train, 2048)
     for label, make in _estimators(ds.n_train, probe).items():
         hook = make()
-        _peak_rss_reset()
+        peak_rss_reset()
         t0, c0 = time.perf_counter(), time.process_time()
         train(model, src, cfg, hooks=[hook], progress=False)
         wall, cpu = time.perf_counter() - t0, time.process_time() - c0
         v = hook.value if isinstance(hook, ExactSensitivityHook) else next(iter(hook.values().values()))
-        rows[label] = {"time": wall, "cpu": cpu, "rss": _peak_rss_mib(), "values": v}
+        rows[label] = {"time": wall, "cpu": cpu, "rss": peak_rss_mib(), "values": v}
     exact = rows["exact, brute-force unroll"]["values"]
     from sklearn.metrics import roc_auc_score
 
