@@ -104,8 +104,10 @@ def test_readme_tracker_example_runs(tmp_path, monkeypatch):
     env: dict = {}
     exec(compile(block, "README.md:tracker", "exec"), env)
     meta = json.loads((tmp_path / "runs" / "mine" / "meta.json").read_text())
-    assert meta["kind"] == "scores" and set(meta["measures"]) == {"aum", "forgetting", "input_grad", "el2n"}
-    assert np.isfinite(env["tracker"].values()["input_grad"]).all()
+    assert meta["kind"] == "scores" and set(meta["measures"]) == {"loss_sensitivity", "aum", "forgetting", "el2n"}
+    note = meta["measure_notes"]["loss_sensitivity"]
+    assert note["optimizer"][0]["kind"] == "adamw" and note["replay_max_rel_param_diff"] < 1e-4
+    assert np.isfinite(np.load(tmp_path / "runs" / "mine" / "scores.npz")["loss_sensitivity"]).all()
 
 
 def _net():

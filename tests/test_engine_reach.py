@@ -200,3 +200,77 @@ def test_tracker_refuses_a_loop_it_cannot_replay_at_the_first_step():
     with pytest.raises(ValidationError, match="optimizer.step.. was called without tracker.step"):
         model2(torch.as_tensor(x[:16])).sum().backward()
         opt2.step()
+
+
+def _mlp_model():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Flatten(), nn.Linear(3 * 64, 16), nn.ReLU(), nn.Linear(16, 4))
+
+
+def _loop(tracker, model, opt, x, y, steps, aug=None, clip=None):
+    X, Y = torch.as_tensor(x), torch.as_tensor(y)
+    for s in range(steps):
+        idx = torch.arange(16 * (s % 4), 16 * (s % 4) + 16)
+        xb = X[idx] if aug is None else aug(X[idx])
+        logits = model(xb)
+        tracker.step(idx, logits, Y[idx])
+        opt.zero_grad()
+        F.cross_entropy(logits, Y[idx]).backward()
+        if clip:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+        opt.step()
+
+
+def test_tracker_replays_clipping_and_a_users_own_seeded_augmentation(tmp_path):
+    x, y = _data()
+
+    def shift(xb, seed):  # the user's own augmentation: a torch function of the batch and a seed
+        g = torch.Generator().manual_seed(seed)
+        return torch.roll(xb, int(torch.randint(-2, 3, (1,), generator=g)), dims=3)
+
+    model = _mlp_model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    tracker = sp.Tracker(64, labels=y, measures=["loss_sensitivity"], model=model, optimizer=opt, data=(x, y),
+                         augment=shift, clip_grad_norm=0.05, probe_times=3)
+    _loop(tracker, model, opt, x, y, 6, aug=tracker.augment, clip=0.05)
+    note = json.loads((tracker.save(tmp_path / "t") / "meta.json").read_text())["measure_notes"]["loss_sensitivity"]
+    assert note["replay_max_rel_param_diff"] < 1e-4 and note["augment"] == "user function"
+
+
+@pytest.mark.parametrize("what", ["clipping not declared", "augmentation with its own randomness"])
+def test_tracker_refuses_what_it_was_not_told_at_the_first_step(what):
+    x, y = _data()
+    model = _mlp_model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.5)
+    if what == "clipping not declared":
+        tracker = sp.Tracker(64, labels=y, measures=["loss_sensitivity"], model=model, optimizer=opt, data=(x, y))
+        kw = {"clip": 1e-3}
+    else:
+        def noisy(xb, seed):  # draws from the global generator: not replayable
+            return xb + torch.randn_like(xb)
+        tracker = sp.Tracker(64, labels=y, measures=["loss_sensitivity"], model=model, optimizer=opt, data=(x, y),
+                             augment=noisy)
+        kw = {"aug": tracker.augment}
+    with pytest.raises(ValidationError, match="the first optimizer step does not replay"):
+        _loop(tracker, model, opt, x, y, 1, **kw)
+
+
+class _Noisy(nn.Module):
+    """A model whose forward draws noise outside any Dropout layer: the replay cannot reproduce it."""
+
+    def __init__(self):
+        super().__init__()
+        self.net = _mlp_model()
+
+    def forward(self, x):
+        return self.net(x + 0.5 * torch.randn_like(x))
+
+
+def test_a_replay_that_drifts_is_reported_with_the_tensor_to_blame():
+    x, y = _data()
+    hook = SampledSensitivityHook(64, np.arange(64), probe_times=2)
+    with pytest.warns(RuntimeWarning, match=r"replayed weights differ from the trained ones by a relative .* most at "
+                                            r"'net\.\d\.(weight|bias)'"):
+        train(_Noisy, ArraySource(x, y, torch.device("cpu")), TrainConfig(epochs=1, batch_size=16, lr=0.5),
+              hooks=[hook], progress=False)
+    assert hook.meta()["loss_sensitivity"]["replay_max_rel_param_diff"] > 1e-4
