@@ -54,15 +54,16 @@ class Verdict:
 
 
 def t_ci(values: Sequence[float], level: float = LEVEL, how: str = "paired t over seeds") -> Interval:
-    """Mean and t-interval of ``values`` (e.g. per-seed paired differences); (-inf, inf) for n < 2."""
-    v = np.asarray([x for x in values if np.isfinite(x)], np.float64)
-    n = len(v)
-    if n == 0:
+    """Mean and t-interval of ``values`` (e.g. per-seed paired differences); (-inf, inf) for n < 2.
+    The interval is the bench's (:func:`sensprune.benchmark.stats.mean_ci`): one t-interval in the package."""
+    from sensprune.benchmark.stats import mean_ci
+
+    v = [x for x in values if np.isfinite(x)]
+    if not v:
         return Interval(float("nan"), -np.inf, np.inf, 0, how)
-    m = float(v.mean())
+    m, _, n, half = mean_ci(v, level)
     if n < 2:
         return Interval(m, -np.inf, np.inf, n, how)
-    half = float(stats.t.ppf(0.5 + level / 2, n - 1) * v.std(ddof=1) / np.sqrt(n))
     return Interval(m, m - half, m + half, n, how)
 
 

@@ -52,7 +52,7 @@ def _need(states: int, adjoints: int, *, state: int, adjoint: int, n_d: int, gra
     return elem * (states * state + adjoints * (n_d + adjoint) + 2 * n_d + (4 + 2 * adjoints) * graph_b_a)
 
 
-def _sqrt_interval(steps: int) -> tuple[int, int]:
+def _sqrt_checkpoints(steps: int) -> tuple[int, int]:
     """c = ⌈√T⌉ and the states held with checkpoints every c steps (⌈T/c⌉ + 1 checkpoints, one segment)."""
     t = max(int(steps), 1)
     c = max(1, math.isqrt(t))
@@ -64,7 +64,7 @@ def _sqrt_interval(steps: int) -> tuple[int, int]:
 def smallest_budget(*, steps: int, state_floats: int, adjoint_floats: int, input_floats: int, graph_floats: int,
                     elem_size: int = 4, **_) -> int:
     """The smallest ``--sensitivity-memory`` (bytes) that works: one adjoint, checkpoints every ⌈√T⌉ steps."""
-    return _need(_sqrt_interval(steps)[1], 1, state=state_floats, adjoint=adjoint_floats, n_d=input_floats,
+    return _need(_sqrt_checkpoints(steps)[1], 1, state=state_floats, adjoint=adjoint_floats, n_d=input_floats,
                  graph_b_a=graph_floats, elem=elem_size)
 
 
@@ -78,7 +78,7 @@ def plan_memory(budget_bytes: int, *, steps: int, wanted_adjoints: int, state_fl
     """
     t = max(int(steps), 1)
     kw = dict(state=state_floats, adjoint=adjoint_floats, n_d=input_floats, graph_b_a=graph_floats, elem=elem_size)
-    c, ckpt_states = _sqrt_interval(t)
+    c, ckpt_states = _sqrt_checkpoints(t)
     smallest = _need(ckpt_states, 1, **kw)
     if smallest > budget_bytes:
         what = (f"70% of the free memory ({_gib(budget_bytes)})" if default_budget
