@@ -63,8 +63,9 @@ def _scalar(x) -> float:
 
 
 def _torch_kind(opt) -> tuple[str, type]:
-    """``("sgd", SGD)`` or ``("adam", Adam)`` for an optimizer whose ``step`` is torch's; else a ValidationError."""
-    for kind, base in (("sgd", torch.optim.SGD), ("adam", torch.optim.Adam)):
+    """``("sgd", SGD)``, ``("adamw", AdamW)`` or ``("adam", Adam)`` for an optimizer whose ``step`` is torch's;
+    else a ValidationError (AdamW first: before torch 2.9 it is not a subclass of Adam)."""
+    for kind, base in (("sgd", torch.optim.SGD), ("adamw", torch.optim.AdamW), ("adam", torch.optim.Adam)):
         if isinstance(opt, base):
             if inspect.unwrap(type(opt).step) is not inspect.unwrap(base.step):
                 raise ValidationError(f"{_SUPPORTED_MSG}; got {type(opt).__name__}, a subclass of "
@@ -95,7 +96,8 @@ def specs_from_optimizer(opt: torch.optim.Optimizer) -> list[GroupSpec]:
                                    nesterov=bool(group["nesterov"]), **common))
         else:
             b1, b2 = group["betas"]
-            specs.append(GroupSpec("adamw" if group.get("decoupled_weight_decay", False) else "adam",
+            decoupled = kind == "adamw" or group.get("decoupled_weight_decay", False)
+            specs.append(GroupSpec("adamw" if decoupled else "adam",
                                    betas=(_scalar(b1), _scalar(b2)), eps=_scalar(group["eps"]),
                                    amsgrad=bool(group["amsgrad"]), **common))
     return specs
