@@ -25,6 +25,7 @@ from sensprune.measures.buffers import StepBuffer
 from sensprune.measures.loss_sensitivity.proxy_mlp import mlp_h1, mlp_probe_grad
 from sensprune.measures.loss_sensitivity.exact import _ProbeMixin, sgd_step
 from sensprune.train.hooks import Hook, Run, StepInfo
+from sensprune.train.loop import batch_loss
 
 PROBE_MODES = ("fixed", "next-batch")
 
@@ -51,22 +52,15 @@ def _trainable(model: nn.Module) -> list[torch.Tensor]:
     return [p for p in model.parameters() if p.requires_grad]
 
 
-def batch_loss(logits: torch.Tensor, y: torch.Tensor, w: torch.Tensor | None = None) -> torch.Tensor:
-    """The loss the training loop steps on: mean_i ℓ_i, or Σ_i w_i·ℓ_i / |B| with per-example weights ``w``."""
-    if w is None:
-        return F.cross_entropy(logits, y)
-    return (F.cross_entropy(logits, y, reduction="none") * w.to(logits.dtype)).sum() / max(len(y), 1)
-
-
 def h1_input_grads(model: nn.Module, theta_s: list[torch.Tensor], xb: torch.Tensor, yb: torch.Tensor,
                    vs: list, lr: float, wb: torch.Tensor | None = None) -> list[torch.Tensor]:
     """−η·∇_{x_i}[∇_θ L_B(θ_s)·v] for every row x_i of ``xb`` and every v in ``vs``: a list of (B, ...) tensors.
 
     The one implementation of the horizon-1 double backward (Arpit et al., ICML 2017, §3.2, truncated to
     one update; used by :class:`LossSensitivityHook` and the per-class matrix). ``theta_s`` lists values
-    for ``model``'s trainable parameters (in ``parameters()`` order); L_B is ``batch_loss``, with the sample
-    weights ``wb`` of the batch if the run has them. Nothing is accumulated into ``.grad`` and the parameters
-    are left as they were.
+    for ``model``'s trainable parameters (in ``parameters()`` order); L_B is the loop's batch loss
+    (:func:`sensprune.train.loop.batch_loss`), with the sample weights ``wb`` of the batch if the run has them.
+    Nothing is accumulated into ``.grad`` and the parameters are left as they were.
 
     For the built-in ``mlp`` (exactly :class:`~sensprune.train.models.MLP`) the same quantity is computed in
     closed form, forward-over-reverse without autograd (:func:`~.proxy_mlp.mlp_h1`; float
@@ -98,7 +92,7 @@ def _h1_input_grads_autograd(model: nn.Module, theta_s: list[torch.Tensor], xb: 
         # tensors themselves, so restoring them first would silently evaluate the second pass at θ_{s+1}
         for p, t in zip(params, theta_s):
             p.data = t
-        lb = batch_loss(model(leaf), yb, wb)
+        lb = batch_loss(F.cross_entropy(model(leaf), yb, reduction="none"), wb)
         gth = torch.autograd.grad(lb, params, create_graph=True, allow_unused=True)
         for k, v in enumerate(vs):
             pairs = [(g, vi) for g, vi in zip(gth, v) if g is not None and g.requires_grad and vi is not None]
