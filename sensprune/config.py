@@ -24,6 +24,8 @@ from typing import Any, Mapping
 from sensprune.errors import ValidationError
 
 OPTIMIZERS = ("sgd", "adam", "adamw")  # torch.optim.SGD, Adam, AdamW
+#: Noise kinds of ``--corrupt`` (sensprune.data.noise); "none" and "unique" take no level.
+NOISE_KINDS = ("none", "randY", "randY-asym", "randY-uniform", "randX", "unique")
 #: Built-in augmentations of the training loop (sensprune.train.augment).
 AUGMENTS = ("none", "crop-flip")
 SCHEDULES = ("constant", "cosine", "step")
@@ -88,6 +90,27 @@ DEFAULT_PROBE_SIZE = 2048
 #: Default number K of sampled probe steps of loss_sensitivity (``loss_sensitivity.sampled``; no torch here).
 DEFAULT_PROBE_TIMES = 16
 PROBE_MODES = ("fixed", "next-batch")
+
+
+def parse_corruption(text: Any, flag: str = "--corrupt", kinds: tuple[str, ...] = NOISE_KINDS) -> tuple[str, float]:
+    """``"randY:0.2"`` → ``("randY", 0.2)``; ``"none"``/``"unique"`` → ``(kind, 0.0)``: the one parser of a
+    corruption spec (``--corrupt``, ``[grid] corruptions``). A kind outside ``kinds``, a missing or out-of-range
+    level (Q in (0, 1]), or a level given to ``none``/``unique`` is a ValidationError naming ``flag``."""
+    kind, sep, q = str(text).strip().partition(":")
+    if kind not in kinds:
+        forms = ", ".join(k if k in ("none", "unique") else f"{k}:Q" for k in kinds)
+        raise ValidationError(f"`{flag}` must be one of {forms} (Q in (0, 1]); got {text!r}.")
+    if kind in ("none", "unique"):
+        if sep:
+            raise ValidationError(f"`{flag}` {kind} takes no level; got {text!r} (use {kind!r}).")
+        return kind, 0.0
+    try:
+        level = float(q) if sep and q.strip() else float("nan")
+    except ValueError:
+        level = float("nan")
+    if not 0 < level <= 1:
+        raise ValidationError(f"`{flag}` {kind} needs a level Q in (0, 1], like {kind}:0.2; got {text!r}.")
+    return kind, level
 
 
 _UNITS = {"": 1, "B": 1, "KB": 10 ** 3, "MB": 10 ** 6, "GB": 10 ** 9, "TB": 10 ** 12,

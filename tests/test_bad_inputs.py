@@ -85,6 +85,13 @@ SCORE = ["score", "--dataset", "npz:{D}", "--epochs", "1", "--widths", "8", "--q
 PRUNE = ["prune", "--scores", "{S}", "--by", "el2n"]
 DROP = [*PRUNE, "--rule", "drop-high", "--fraction", "0.1", "--per-class"]
 CASES = {
+    # score: --corrupt, one parser for the CLI and the bench grid
+    "score --corrupt randY (no level)": (nothing, [*SCORE, "--corrupt", "randY", "--out", "d"], 1,
+                                         "`--corrupt` randY needs a level Q in (0, 1], like randY:0.2; got 'randY'."),
+    "score --corrupt unique:0.2": (nothing, [*SCORE, "--corrupt", "unique:0.2", "--out", "d"], 1,
+                                   "`--corrupt` unique takes no level; got 'unique:0.2' (use 'unique')."),
+    "score --corrupt randY:1.5": (nothing, [*SCORE, "--corrupt", "randY:1.5", "--out", "d"], 1,
+                                  "`--corrupt` randY needs a level Q in (0, 1], like randY:0.2; got 'randY:1.5'."),
     # score: --out and --force
     "score --force on a user's folder": (lambda w, b: user_folder(w), [*SCORE, "--out", "d", "--force"], 1,
                                          "d is not empty and not a sensprune output (no meta.json of a "

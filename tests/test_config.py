@@ -76,8 +76,11 @@ def test_train_seed_rejected_with_hint(tmp_path):
     (("\"aum\"", "\"aumm\""), r"Unknown measure\(s\) in \[grid\] measures: 'aumm'"),
     (("\"drop-low\"]", "\"drop-lo\"]"), r"Unknown rule\(s\) in \[grid\] rules: 'drop-lo'"),
     (("0.5]", "1.0]"), r"fractions must be floats in \(0, 1\)"),
-    (("\"randX:0.3\"", "\"randX:1.5\""), r"needs a level Q in \(0, 1\)"),
-    (("\"randX:0.3\"", "\"unique\""), r"Unknown corruption 'unique'"),
+    (("\"randX:0.3\"", "\"randX:1.5\""), r"`\[grid\] corruptions` randX needs a level Q in \(0, 1\], like randX:0.2; "
+                                         r"got 'randX:1.5'"),
+    (("\"randX:0.3\"", "\"unique\""), r"`\[grid\] corruptions` must be one of none, randY:Q, randY-asym:Q, randX:Q "
+                                      r"\(Q in \(0, 1\]\); got 'unique'"),
+    (("\"randX:0.3\"", "\"randY\""), r"`\[grid\] corruptions` randY needs a level Q in \(0, 1\]"),
     (("seeds = 3", "seeds = []"), r"\[grid\] seeds must not be empty"),
     (("epochs = 2", "epochs = 2\nel2n_epoch = 9"), r"el2n_epoch must be in 1..2"),
     (("lr = 0.1", "lr = -1.0"), r"The 'lr' parameter must be a positive float"),

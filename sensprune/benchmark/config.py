@@ -136,22 +136,11 @@ class BenchConfig:
 
 
 def parse_corruption(text: str) -> tuple[str, float]:
-    """``"randY:0.2"`` -> ``("randY", 0.2)``; ``"none"`` -> ``("none", 0.0)``."""
-    kind, sep, q = str(text).partition(":")
-    if kind not in CORRUPTION_KINDS:
-        raise ValidationError(f"Unknown corruption {text!r} in [grid] corruptions. Use none, randY:Q, "
-                              "randY-asym:Q or randX:Q with Q in (0, 1).")
-    if kind == "none":
-        if sep:
-            raise ValidationError(f"Corruption 'none' takes no level; got {text!r}.")
-        return kind, 0.0
-    try:
-        level = float(q)
-    except ValueError:
-        level = float("nan")
-    if not 0 < level < 1:
-        raise ValidationError(f"Corruption {text!r} needs a level Q in (0, 1), like '{kind}:0.2'.")
-    return kind, level
+    """``"randY:0.2"`` -> ``("randY", 0.2)``; ``"none"`` -> ``("none", 0.0)`` (:func:`sensprune.config.parse_corruption`
+    restricted to the kinds a bench grid runs)."""
+    from sensprune.config import parse_corruption as parse
+
+    return parse(text, "[grid] corruptions", CORRUPTION_KINDS)
 
 
 def validate(cfg: BenchConfig) -> None:

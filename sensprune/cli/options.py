@@ -109,18 +109,15 @@ def model_options(f):
 
 def load_data(dataset, data_root, subsample, label_column, corrupt, seed=0, stream=False):
     """Load the dataset and apply ``--corrupt``; returns (Dataset, corrupted indices or None)."""
+    from sensprune.config import parse_corruption
     from sensprune.data import load_dataset
     from sensprune.data.noise import apply_corruption
     from sensprune.errors import ValidationError
 
-    data = load_dataset(dataset, data_root=data_root, subsample=subsample, label_column=label_column, stream=stream)
-    if not corrupt:
-        return data, None
-    if stream:
+    parsed = parse_corruption(corrupt) if corrupt else None  # checked before anything loads
+    if parsed and stream:
         raise ValidationError("--corrupt cannot be combined with --stream.")
-    kind, _, q = corrupt.partition(":")
-    try:
-        frac = float(q) if q else 0.0
-    except ValueError:
-        raise ValidationError(f"--corrupt must look like KIND:Q (e.g. randY:0.2); got {corrupt!r}.") from None
-    return apply_corruption(data, kind, frac, seed)
+    data = load_dataset(dataset, data_root=data_root, subsample=subsample, label_column=label_column, stream=stream)
+    if not parsed:
+        return data, None
+    return apply_corruption(data, *parsed, seed)

@@ -29,10 +29,9 @@ import dataclasses
 
 import numpy as np
 
+from sensprune.config import NOISE_KINDS  # noqa: F401  (defined there without numpy, for the CLI)
 from sensprune.data.base import Dataset
 from sensprune.errors import ValidationError
-
-NOISE_KINDS = ("none", "randY", "randY-asym", "randY-uniform", "randX", "unique")
 
 
 def _check_fraction(fraction, owner: str) -> float:
