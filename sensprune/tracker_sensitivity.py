@@ -31,7 +31,7 @@ import torch
 
 from sensprune.errors import ValidationError
 from sensprune.measures.loss_sensitivity.exact import DRIFT_WARN, stratified_probe
-from sensprune.measures.loss_sensitivity.replay import Recipe, StepRecord, replay_drift, run_step
+from sensprune.measures.loss_sensitivity.replay import replay_drift, run_step
 from sensprune.measures.loss_sensitivity.sampled import SampledSensitivityHook
 from sensprune.train import distributed as D
 from sensprune.train.augment import augment as builtin_augment
@@ -139,22 +139,10 @@ class SensitivityRecorder:
 
     def _check_first_step(self) -> None:
         """Replay the first update at once: a loop the engine cannot reproduce is refused here, not at save."""
-        h = self.hook
-        dev = self.x.device
-        theta0 = {k: torch.as_tensor(h.theta0[k], device=dev) for k in h.names}
-        recipe = Recipe(self.model, self.x, self.y, None, h.names, h.groups, h.specs, self.clip, self.augment_fn,
-                        h.t0)
-        from sensprune.measures.loss_sensitivity import optim
-
-        ost = optim.init_state(recipe.spec_of, theta0)
-        for key, v in h.state0.items():
-            group, _, name = key.partition(".")
-            ost.setdefault(group, {})[name] = torch.as_tensor(v, device=dev)
-        bufs = {k: torch.as_tensor(v, device=dev) for k, v in h.buffers0.items()}
-        rec = StepRecord(h.idx[0], h.lrs[0], h.rngs[0], h.aug_seeds[0])
+        recipe, start, records = self.hook.replay_inputs()
         self.replaying = True  # the replay's forward is not a step of the loop
         try:
-            _, rel, blame = replay_drift(run_step(recipe, (theta0, ost, bufs), 1, rec), self.model)
+            _, rel, blame = replay_drift(run_step(recipe, start, 1, records[0]), self.model)
         finally:
             self.replaying = False
         if rel > DRIFT_WARN:

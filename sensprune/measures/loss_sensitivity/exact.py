@@ -310,20 +310,24 @@ class ExactSensitivityHook(_ProbeMixin, Hook):
         self.rngs.append(rng if self.needs_rng_state else None)
         self.aug_seeds.append(aug_seed)
 
-    def finish(self, model: nn.Module) -> None:
-        """After the last step: replay, compare with the trained ``model``, compute the measure."""
+    def replay_inputs(self) -> tuple[Recipe, tuple, list[StepRecord]]:
+        """What was recorded, as the replay takes it: the recipe, the start state (θ_0, optimizer state, buffers)
+        on the training set's device, and one :class:`~.replay.StepRecord` per step so far."""
         dev = self.x.device
-        names = self.names
-        recipe = Recipe(self.model, self.x, self.y, self.weights, names, self.groups, self.specs, self.clip_norm,
-                        self.augment_fn, self.t0)
-        theta0 = {k: torch.as_tensor(self.theta0[k], device=dev) for k in names}
+        recipe = Recipe(self.model, self.x, self.y, self.weights, self.names, self.groups, self.specs,
+                        self.clip_norm, self.augment_fn, self.t0)
+        theta0 = {k: torch.as_tensor(self.theta0[k], device=dev) for k in self.names}
         bufs0 = {k: torch.as_tensor(v, device=dev) for k, v in self.buffers0.items()}
         ost0 = optim.init_state(recipe.spec_of, theta0)
         for key, v in self.state0.items():
             group, _, name = key.partition(".")
             ost0.setdefault(group, {})[name] = torch.as_tensor(v, device=dev)
         records = [StepRecord(i, lr, r, a) for i, lr, r, a in zip(self.idx, self.lrs, self.rngs, self.aug_seeds)]
-        self._compute(recipe, (theta0, ost0, bufs0), records, model)
+        return recipe, (theta0, ost0, bufs0), records
+
+    def finish(self, model: nn.Module) -> None:
+        """After the last step: replay, compare with the trained ``model``, compute the measure."""
+        self._compute(*self.replay_inputs(), model)
 
     def _check_drift(self, final, model) -> None:
         self.replay_error, self.replay_rel_error, self.replay_blame = replay_drift(final, model)

@@ -92,14 +92,17 @@ def module_modes(model: nn.Module, train: bool, dropout: bool):
 
 @contextmanager
 def recorded_rng(rng: tuple | None, device: torch.device):
-    """Restore the recorded global RNG state for the block (dropout masks); the caller's state is kept."""
+    """Restore the recorded global RNG state for the block (dropout masks); the caller's state is kept. Without a
+    recorded state (a forward that draws nothing) the block runs as it is: no state is saved or restored."""
+    if rng is None:
+        yield
+        return
     cuda = device.type == "cuda"
     devs = [device.index if device.index is not None else torch.cuda.current_device()] if cuda else []
     with torch.random.fork_rng(devices=devs, device_type="cuda" if cuda else "cpu"):
-        if rng is not None:
-            torch.set_rng_state(rng[0])
-            if cuda and rng[1] is not None:
-                torch.cuda.set_rng_state(rng[1], device)
+        torch.set_rng_state(rng[0])
+        if cuda and rng[1] is not None:
+            torch.cuda.set_rng_state(rng[1], device)
         yield
 
 
@@ -129,13 +132,6 @@ def run_step(recipe: Recipe, state: State, t: int, rec: StepRecord, *, xb: torch
         new_theta = {k: v.detach() for k, v in new_theta.items()}
         new_state = {k: {n: v.detach() for n, v in d.items()} for k, d in new_state.items()}
     return new_theta, new_state, bufs
-
-
-def state_numel(state: State) -> int:
-    """Number of floats of one stored state (θ, optimizer state, buffers)."""
-    theta, opt_state, buffers = state
-    return (sum(v.numel() for v in theta.values()) + sum(v.numel() for d in opt_state.values() for v in d.values())
-            + sum(v.numel() for v in buffers.values()))
 
 
 class Trajectory:

@@ -42,7 +42,7 @@ from sensprune.errors import ValidationError
 from sensprune.measures.loss_sensitivity.exact import (ExactSensitivityHook, available_bytes, parse_count_or_all,
                                                        probe_loss)
 from sensprune.measures.loss_sensitivity.plan import MemoryPlan, plan_memory, smallest_budget
-from sensprune.measures.loss_sensitivity.replay import Recipe, Trajectory, module_modes, run_step, state_numel
+from sensprune.measures.loss_sensitivity.replay import Recipe, Trajectory, module_modes, run_step
 from sensprune.train.hooks import Run
 
 #: default number of probe steps K: DEFAULT_PROBE_TIMES (chosen from benchmarks/unrolled_accuracy/results.txt)
@@ -108,7 +108,7 @@ def _leaves(d: dict) -> dict:
     return {k: v.detach().requires_grad_(True) for k, v in d.items()}
 
 
-def reverse_sweep(traj: Trajectory, times, probe_fn, *, max_adjoints: int | None = None,
+def reverse_sweep(traj: Trajectory, times, probe_fn, *, losses: int = 1, max_adjoints: int | None = None,
                   progress=None, profile: dict | None = None) -> torch.Tensor:
     """‖∂L^{(c)}_{t_k}/∂X‖₁ per example for every probe step t_k and probe loss c, through all earlier updates.
 
@@ -124,6 +124,8 @@ def reverse_sweep(traj: Trajectory, times, probe_fn, *, max_adjoints: int | None
     times : sequence of int (K,), 1-based steps t_k
     probe_fn : callable (θ_t, buffers_t) → (list of C cotangent dicts ∇_θ L^{(c)}, list of C direct terms
         (|P|, ...) or None); direct terms are added to the rows ``probe_fn.rows`` (the probe indices) of ∂L/∂X.
+    losses : int
+        C, the number of probe losses ``probe_fn`` returns per step (1; the probe classes for per-class).
     max_adjoints : int, optional
         Most (probe step, loss) adjoints per reverse sweep (memory: that many (N, ...) accumulators).
     profile : dict, optional
@@ -142,9 +144,9 @@ def reverse_sweep(traj: Trajectory, times, probe_fn, *, max_adjoints: int | None
     skeys = sorted(traj.start[1])
     order = sorted(range(len(times)), key=lambda k: -int(times[k]))
     out: dict[int, torch.Tensor] = {}
-    c_per = None
-    for g0 in _sweep_starts(order, times, traj, probe_fn, max_adjoints):
-        group, c_per = g0
+    c_per = int(losses)
+    per = max(1, (max_adjoints or 1 << 30) // c_per)
+    for group in (order[g:g + per] for g in range(0, len(order), per)):  # sweeps, latest probe steps first
         pending = list(group)
         lam = lams = acc = None
         ks: list[int] = []
@@ -196,14 +198,6 @@ def reverse_sweep(traj: Trajectory, times, probe_fn, *, max_adjoints: int | None
     return torch.stack([out[k] for k in range(len(times))])
 
 
-def _sweep_starts(order, times, traj, probe_fn, max_adjoints):
-    """The groups of probe steps (latest first) that share one reverse sweep, with C losses per step."""
-    theta, _, bufs = traj.get(int(times[order[0]]))
-    c_per = len(probe_fn(theta, bufs)[0])
-    per = max(1, (max_adjoints or 1 << 30) // c_per)
-    return [(order[g:g + per], c_per) for g in range(0, len(order), per)]
-
-
 def default_budget(device) -> int:
     """The default ``--sensitivity-memory``: 70% of the device's free memory."""
     return int(0.7 * available_bytes(device))
@@ -223,17 +217,30 @@ def activation_floats(model, input_shape, device="cpu") -> int:
     return int(acts[0])
 
 
+def plan_inputs(model, input_shape, device, *, params: int, opt_state: int, buffers: int, n: int, batch: int,
+                steps: int, adjoints: int, elem_size: int = 4) -> dict:
+    """The sizes :func:`~.plan.plan_memory` takes, in floats: one state (θ, optimizer state, buffers), one adjoint
+    (θ and optimizer state), the N·d training inputs and one step's B·(activations + d)."""
+    d = math.prod(input_shape)
+    return dict(steps=steps, wanted_adjoints=adjoints, state_floats=params + opt_state + buffers,
+                adjoint_floats=params + opt_state, input_floats=n * d, elem_size=elem_size,
+                graph_floats=min(batch, n) * (activation_floats(model, input_shape, device) + d))
+
+
+def planned(budget: int | None, device, inputs: dict) -> MemoryPlan:
+    """The plan for ``inputs`` (:func:`plan_inputs`) within ``budget`` bytes (None: 70% of free memory)."""
+    return plan_memory(default_budget(device) if budget is None else int(budget), default_budget=budget is None,
+                       **inputs)
+
+
 def memory_plan(model, optimizer: str, *, n: int, input_shape, batch_size: int, steps: int, adjoints: int,
                 budget: int | None = None, device="cpu", momentum: float = 0.0) -> MemoryPlan:
     """The :class:`~.plan.MemoryPlan` of a run before it trains (the CLI prints it; meta.json stores it)."""
     p = sum(v.numel() for v in model.parameters() if v.requires_grad)
     n_state = {"sgd": 1 if momentum else 0, "adam": 2, "adamw": 2}.get(optimizer, 2)
-    b = sum(v.numel() for v in model.buffers())
-    d = math.prod(input_shape)
-    return plan_memory(default_budget(device) if budget is None else int(budget), steps=steps,
-                       default_budget=budget is None, wanted_adjoints=adjoints, state_floats=p * (1 + n_state) + b,
-                       adjoint_floats=p * (1 + n_state), input_floats=n * d,
-                       graph_floats=min(batch_size, n) * (activation_floats(model, input_shape, device) + d))
+    inputs = plan_inputs(model, tuple(input_shape), device, params=p, opt_state=p * n_state, n=n, batch=batch_size,
+                         buffers=sum(v.numel() for v in model.buffers()), steps=steps, adjoints=adjoints)
+    return planned(budget, device, inputs)
 
 
 class SampledSensitivityHook(ExactSensitivityHook):
@@ -276,16 +283,14 @@ class SampledSensitivityHook(ExactSensitivityHook):
         groups = self._groups()
         c = 1 if groups is None else len(groups)
         x = recipe.x
-        elem = x.element_size()
-        n_theta = sum(v.numel() for v in start[0].values())
-        n_opt = sum(v.numel() for d in start[1].values() for v in d.values())
-        batch = max((len(r.idx) for r in records), default=1)
-        self.plan_inputs = dict(steps=steps, wanted_adjoints=k * c, state_floats=state_numel(start),
-                                adjoint_floats=n_theta + n_opt, input_floats=x.numel(), elem_size=elem,
-                                graph_floats=batch * (activation_floats(model, tuple(x.shape[1:]), x.device)
-                                                      + math.prod(x.shape[1:])))
-        budget = default_budget(x.device) if self.memory is None else int(self.memory)
-        self.plan = plan_memory(budget, default_budget=self.memory is None, **self.plan_inputs)
+        theta, ost, bufs = start
+        self.plan_inputs = plan_inputs(
+            model, tuple(x.shape[1:]), x.device, params=sum(v.numel() for v in theta.values()),
+            opt_state=sum(v.numel() for d in ost.values() for v in d.values()),
+            buffers=sum(v.numel() for v in bufs.values()), n=len(x),
+            batch=max((len(r.idx) for r in records), default=1), steps=steps, adjoints=k * c,
+            elem_size=x.element_size())
+        self.plan = planned(self.memory, x.device, self.plan_inputs)
         self.adjoints_per_sweep = self.plan.adjoints_per_sweep
         traj = Trajectory(recipe, start, records, self.plan.checkpoint_interval)
         xp, yp = self.xp, self.yp
@@ -302,8 +307,8 @@ class SampledSensitivityHook(ExactSensitivityHook):
             final = traj.replay(bar)
             self.profile = {"replay_s": time.perf_counter() - t0}
             self._check_drift(final, model)
-            norms = reverse_sweep(traj, self.times, probe_fn, max_adjoints=self.adjoints_per_sweep, progress=bar,
-                                  profile=self.profile)
+            norms = reverse_sweep(traj, self.times, probe_fn, losses=c, max_adjoints=self.adjoints_per_sweep,
+                                  progress=bar, profile=self.profile)
         self.recomputed_steps = traj.recomputed_steps
         self.profile["adjoint_steps_defined"] = int(self.times.sum()) * c  # Σ_k t_k per probe loss
         return norms
