@@ -17,10 +17,6 @@ class ArtifactMismatchError(SensPruneError):
     """An artifact was made from other data or another config than the one asked for."""
 
 
-class NotFittedError(SensPruneError):
-    """A result was asked for before the object computed it."""
-
-
 class TrainingDivergedError(SensPruneError):
     """The loss became NaN or infinite during training."""
 

@@ -32,7 +32,7 @@ import numpy as np
 from sensprune.errors import ArtifactMismatchError, ValidationError
 from sensprune.io import prepare_out_dir, publish_dir, read_meta, staging_dir, write_csv, write_json, write_npy
 
-KEEP, DROP, WEIGHTS, CSV = "keep.npy", "drop.npy", "weights.npy", "selection.csv"
+KEEP, DROP, WEIGHTS = "keep.npy", "drop.npy", "weights.npy"
 
 
 @dataclass

@@ -271,21 +271,5 @@ def estimator_note(notes: dict) -> str:
             f"each dL_t/dx exact through every earlier update")
 
 
-def spearman(a, b) -> float:
-    """Spearman rank correlation (average ranks for ties); NaN when either side is constant."""
-    def ranks(v):
-        v = np.asarray(v, np.float64)
-        order = np.argsort(v, kind="mergesort")
-        r = np.empty(len(v))
-        r[order] = np.arange(len(v), dtype=np.float64)
-        for u in np.unique(v):
-            r[v == u] = r[v == u].mean()
-        return r
-    ra, rb = ranks(a), ranks(b)
-    if ra.std() == 0 or rb.std() == 0:
-        return float("nan")
-    return float(np.corrcoef(ra, rb)[0, 1])
-
-
 def fmt(v: float, digits: int = 3) -> str:
     return "nan" if v is None or not np.isfinite(v) else f"{v:.{digits}f}"

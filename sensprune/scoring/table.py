@@ -77,10 +77,6 @@ class ScoreTable:
     def measures(self) -> list[str]:
         return list(self.scores)
 
-    @property
-    def dataset_fingerprint(self) -> str | None:
-        return self.meta.get("dataset", {}).get("fingerprint")
-
     def arrays(self) -> dict[str, np.ndarray]:
         out = {"index": self.index.astype(np.int64), "label": self.label.astype(np.int64)}
         if self.source_row is not None:
