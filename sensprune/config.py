@@ -53,7 +53,7 @@ class TrainConfig:
     weight_decay: float = 5e-4
     schedule: str = "cosine"
     seed: int = 0
-    device: str = "cpu"
+    device: str = "auto"  # sensprune.train.loop.resolve_device: CUDA, else MPS, else CPU
     eval_batch_size: int = 128
     amp: str = "none"
     compile: bool = False

@@ -40,7 +40,9 @@ def _shard(ctx, param, value):
               help="Run only units i, i+n, i+2n, ... (0-based) of the plan; join with bench-merge.")
 @click.option("--seeds", type=click.IntRange(1), default=None, help="Override [grid] seeds with 0..N-1.")
 @click.option("--epochs", type=click.IntRange(1), default=None, help="Override [train] epochs.")
-@click.option("--device", default=None, help="Override [train] device (cpu | cuda | auto).")
+@click.option("--device", default=None,
+              help="Override [train] device: auto | cpu | cuda | cuda:i | mps ([train] default auto = CUDA if "
+                   "available, else MPS, else CPU).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def bench(config_path, selection, more_selections, out, resume, force, jobs, shard, seeds, epochs, device, quiet):
     """Retrain on pruned subsets over a grid and answer: does pruning help?

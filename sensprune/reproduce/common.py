@@ -111,13 +111,13 @@ def sens_train(epochs: int, seed: int) -> TrainConfig:
     """Plain SGD of experiments 2 and 3, as in the paper (no momentum, no weight decay, constant lr;
     lr 0.1 stands in for the paper's 0.01)."""
     return TrainConfig(epochs=epochs, batch_size=SENS_BATCH, optimizer="sgd", lr=SENS_LR, momentum=0.0,
-                       weight_decay=0.0, schedule="constant", seed=seed)
+                       weight_decay=0.0, schedule="constant", seed=seed, device="cpu")
 
 
 def mem_train(epochs: int, seed: int, batch_size: int = 128, weight_decay: float = 0.0) -> TrainConfig:
     """Adam config of the memorization model (constant lr, no weight decay unless asked)."""
     return TrainConfig(epochs=epochs, batch_size=batch_size, optimizer="adam", lr=1e-3, weight_decay=weight_decay,
-                       schedule="constant", seed=seed)
+                       schedule="constant", seed=seed, device="cpu")
 
 
 @lru_cache(maxsize=2)

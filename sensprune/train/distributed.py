@@ -46,12 +46,12 @@ def barrier() -> None:
 CUDA_BACKEND = "cpu:gloo,cuda:nccl"
 
 
-def init_from_env(device: str = "cpu") -> int:
+def init_from_env(device: str = "auto") -> int:
     """Join the process group described by torchrun's environment; returns the world size (1 if none)."""
     n = int(os.environ.get("WORLD_SIZE", "1"))
     if n <= 1 or (dist.is_available() and dist.is_initialized()):
         return world_size()
-    cuda = device.startswith("cuda") and torch.cuda.is_available()
+    cuda = (device == "auto" or device.startswith("cuda")) and torch.cuda.is_available()  # as resolve_device
     if cuda:  # before the group starts, so NCCL binds this rank's GPU
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
     dist.init_process_group(CUDA_BACKEND if cuda else "gloo")
