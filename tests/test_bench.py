@@ -424,9 +424,9 @@ def test_reweighting_rows_train_on_all_examples_with_weights(monkeypatch):
     seen = []
     real = BU.retrain
 
-    def spy(cfg_, seed, build, tr, te, data, mask, weights=None):
+    def spy(cfg_, seed, build, tr, te, data, mask, weights=None, **kw):
         seen.append((bool(mask.all()), None if weights is None else float(weights.mean())))
-        return real(cfg_, seed, build, tr, te, data, mask, weights)
+        return real(cfg_, seed, build, tr, te, data, mask, weights, **kw)
 
     monkeypatch.setattr(BU, "retrain", spy)
     rows, _ = BU.run_unit(cfg, BP.plan_units(cfg)[0])
@@ -590,17 +590,25 @@ def test_grid_meta_lists_measures(grid_dir):
     assert list(meta["measures"]) == ["el2n"] and "direction" in meta["measures"]["el2n"]
 
 
-def test_verdict_sentence_follows_the_bh_rule():
+def test_verdict_sentence_opens_with_the_call_and_names_the_budget():
     from sensprune.benchmark.verdict import sentence
 
     row = {"key": "d|none|m|drop-high|0.2", "measure": "m", "rule": "drop-high", "fraction": 0.2, "vs": "random",
            "d_random_mean": 0.02, "d_random_ci95": 0.015, "d_random_n": 5, "d_random_sig": 1, "q_bh": 0.09,
-           "sig_bh": 0, "test_acc_mean": 0.9}
+           "sig_bh": 0, "test_acc_mean": 0.9, "call": "inconclusive", "margin": 0.01, "upper_95": 0.041,
+           "q_tost": 0.3, "budget": "fit-steps"}
     text = sentence(row)
-    assert "raises test accuracy by 2.0 ± 1.5 points vs random — no significant difference after the BH " \
-           "adjustment (the unadjusted interval excludes 0)" in text and "BH q = 0.09;" in text
-    assert "no significant difference" not in sentence({**row, "q_bh": 0.01, "sig_bh": 1})
-    assert "BH q = 0.01, survives" in sentence({**row, "q_bh": 0.01, "sig_bh": 1})
+    assert text.startswith("Under budget `fit-steps` (equal compute: every run the SGD steps the full run needed "
+                           "to fit), dropping the top 20% by m: **inconclusive** vs random (neither a significant "
+                           "difference nor equivalence within ±1.0 points) — it raises test accuracy by 2.0 ± 1.5 "
+                           "points vs random (95% CI of the paired difference, n=5 seeds; gains above +4.1 points "
+                           "ruled out (one-sided 95%); TOST q = 0.3; BH q = 0.09;"), text
+    better = sentence({**row, "q_bh": 0.01, "sig_bh": 1, "call": "better"})
+    assert "**better** than random" in better and "BH q = 0.01, survives" in better
+    equiv = sentence({**row, "d_random_mean": 0.001, "call": "equivalent", "q_tost": 0.02})
+    assert "**equivalent** to random within ±1.0 points" in equiv and "TOST q = 0.02" in equiv
+    untested = sentence({**row, "vs": "", "q_bh": float("nan")}, "random")  # a baseline row: no call
+    assert "**" not in untested and "unadjusted" in untested
 
 
 def test_verdict_answers_with_the_proxy_only_when_named_as_one():
@@ -624,7 +632,8 @@ def test_warmup_cache_is_shared_across_budgets(tmp_path, monkeypatch):
     rows, det = BU.run_unit(cfg, unit)
     files = list(cache.iterdir())
     assert len(files) == 1 and files[0].name.startswith(unit.key + "__")
-    assert set(np.load(files[0])) == {"el2n", "cv_confidence"}
+    assert set(np.load(files[0])) == {"el2n", "cv_confidence", BU.WARMUP_EPOCHS, BU.WARMUP_ACC}
+    assert {r["warmup_epochs"] for r in rows} == {2} and 0 < rows[0]["warmup_train_acc"] <= 1
 
     def no_warmup(*a, **k):
         raise AssertionError("the cached warmup was recomputed")

@@ -14,13 +14,20 @@ A grid file (``sensprune bench --config grid.toml``)::
     [data]      subsample = 4000, data_root = "...", subsample_seed = 0
     [train]     TrainConfig fields of every retrain (epochs, batch_size, lr, optimizer, ...; no seed)
     [score]     warmup: model, widths, dropout, epochs (default = train.epochs), el2n_epoch,
-                measure_options = {horizon = 1, probe_size = 256}   (ScoreConfig.measure_options)
+                measure_options = {horizon = 1, probe_size = 256}   (ScoreConfig.measure_options),
+                budget = "epochs" (the warmup runs [score] epochs with [train] schedule) or "fit" (it trains
+                until it fits its noisy training set, by the [bench] fit rule: fit_threshold, max_epochs,
+                fit_schedule; the measures are averaged over that whole run)
     [bench]     per_class, min_per_class, beta, bins, cv_folds, threads,
                 budget = "epochs" (every retrain runs train.epochs), "steps" (a pruned run gets
-                round(epochs * N / n_kept) epochs, about as many SGD steps as the full run) or "fit"
+                round(epochs * N / n_kept) epochs, about as many SGD steps as the full run), "fit"
                 (train until the training accuracy on the run's own, possibly noisy, examples reaches
                 fit_threshold = 0.99, at most max_epochs = 100, with the lr schedule fit_schedule =
-                "constant" (cosine/step span max_epochs); the warmup keeps [train] schedule),
+                "constant" (cosine/step span max_epochs); the warmup keeps [train] schedule) or
+                "fit-steps" (the full run trains to fit as under "fit"; every other run of its seed
+                trains exactly the SGD steps that took: equal compute). Under both fit budgets the
+                reweighting arms train the full run's steps (they keep every example),
+                margin = 0.01 (the equivalence margin δ of the three-way call, in accuracy: 1 point),
                 temperature = 1.0 (of the reweighting arms, as ``sensprune prune --temperature``),
                 warmup_cache = "DIR" (optional: warmup scores saved per unit and reused by any grid
                 whose unit has the same data and warmup config, e.g. an "epochs" and a "fit" grid)
@@ -54,8 +61,13 @@ BENCH_RULES = ("drop-high", "drop-low", "keep-middle", "stratified")
 CORRUPTION_KINDS = ("none", "randY", "randY-asym", "randX")
 #: Prefix of a reweighting arm in [grid] rules: ``reweight:<method>`` (a method of sensprune.pruning.stage.REWEIGHTS).
 REWEIGHT_PREFIX = "reweight:"
-#: Training budget of a retrain: the same epochs as the full run, about the same SGD steps, or until it fits.
-BUDGETS = ("epochs", "steps", "fit")
+#: Training budget of a retrain: the same epochs as the full run, about the same SGD steps, until it fits, or
+#: exactly the SGD steps the full run of its seed needed to fit.
+BUDGETS = ("epochs", "steps", "fit", "fit-steps")
+#: Length of the warmup that scores the examples: ``[score] epochs``, or until it fits its (noisy) training set.
+WARMUP_BUDGETS = ("epochs", "fit")
+#: Default equivalence margin δ of the three-way call (accuracy, as a fraction: 0.01 = 1 point).
+DEFAULT_MARGIN = 0.01
 
 
 @dataclass(frozen=True)
@@ -83,6 +95,7 @@ class ScoreSpec:
     epochs: int | None = None
     el2n_epoch: int | None = None
     measure_options: dict[str, Any] = field(default_factory=dict)
+    budget: str = "epochs"
 
 
 @dataclass(frozen=True)
@@ -99,6 +112,7 @@ class BenchOptions:
     fit_schedule: str = "constant"
     temperature: float = 1.0
     warmup_cache: str | None = None
+    margin: float = DEFAULT_MARGIN
 
 
 @dataclass(frozen=True)
@@ -185,6 +199,8 @@ def validate(cfg: BenchConfig) -> None:
     if cfg.score.model not in MODEL_NAMES and not cfg.score.model.startswith("plugin:"):
         raise ValidationError(f"Unknown model {cfg.score.model!r} in [score]. Known: {', '.join(MODEL_NAMES)}, "
                               "plugin:module:callable.")
+    if cfg.score.budget not in WARMUP_BUDGETS:
+        raise ValidationError(f"[score] budget must be one of {', '.join(WARMUP_BUDGETS)}; got {cfg.score.budget!r}.")
     warm = cfg.score.epochs or cfg.train.epochs
     if not isinstance(warm, int) or warm < 1:
         raise ValidationError(f"[score] epochs must be an integer >= 1; got {cfg.score.epochs!r}.")
@@ -208,6 +224,9 @@ def validate(cfg: BenchConfig) -> None:
         raise ValidationError(f"[bench] fit_schedule must be one of {', '.join(SCHEDULES)}; got {b.fit_schedule!r}.")
     if b.warmup_cache is not None and (not isinstance(b.warmup_cache, str) or not b.warmup_cache.strip()):
         raise ValidationError(f"[bench] warmup_cache must be a folder path; got {b.warmup_cache!r}.")
+    if not (_is_number(b.margin) and 0 < b.margin < 1):
+        raise ValidationError(f"[bench] margin must be an accuracy difference in (0, 1) (0.01 = 1 point); "
+                              f"got {b.margin!r}.")
     if not (_is_number(b.temperature) and b.temperature > 0):
         raise ValidationError(f"[bench] temperature must be a float > 0; got {b.temperature!r}.")
 

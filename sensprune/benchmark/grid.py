@@ -37,7 +37,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from sensprune.benchmark.config import BenchConfig, config_from_json
+from sensprune.benchmark.config import DEFAULT_MARGIN, BenchConfig, config_from_json
 from sensprune.benchmark.plan import (DETECTION_COLUMNS, RESULT_COLUMNS, Unit, describe_training, measure_meta,
                                       plan_retrains, plan_units)
 from sensprune.benchmark.unit import preflight, run_unit
@@ -209,24 +209,26 @@ def aggregate(cfg: BenchConfig, out: Path, units) -> dict[str, Any]:
         header += f"\n\n**Incomplete:** {len(missing)} unit(s) not run yet: {', '.join(missing)}."
     meta = {"config": cfg.to_dict(), "units": [u.key for u in units], "missing_units": missing,
             "measures": measure_meta(cfg)}
-    return {**write_outputs(out, rows, det, header=header, meta=meta), "missing_units": missing}
+    return {**write_outputs(out, rows, det, header=header, meta=meta, margin=cfg.bench.margin),
+            "missing_units": missing}
 
 
 def write_outputs(out: Path, rows: list[dict], det: list[dict], *, header: str, meta: dict[str, Any],
-                  question: str = "loss_sensitivity") -> dict[str, Any]:
-    """Write results.csv, detection_per_seed.csv, summary.csv, detection.csv, verdict.md and meta.json."""
-    from sensprune.benchmark.stats import (DETECTION_SUMMARY_COLUMNS, FDR, SUMMARY_COLUMNS, summarize,
+                  question: str = "loss_sensitivity", margin: float = DEFAULT_MARGIN) -> dict[str, Any]:
+    """Write results.csv, detection_per_seed.csv, summary.csv, detection.csv, verdict.md and meta.json;
+    ``margin`` is the equivalence margin of the three-way call (``[bench] margin``)."""
+    from sensprune.benchmark.stats import (CALLS, DETECTION_SUMMARY_COLUMNS, FDR, SUMMARY_COLUMNS, summarize,
                                            summarize_detection)
     from sensprune.benchmark.verdict import verdict
 
     write_csv(out / "results.csv", RESULT_COLUMNS, ([r.get(c, "") for c in RESULT_COLUMNS] for r in rows))
     write_csv(out / "detection_per_seed.csv", DETECTION_COLUMNS,
               ([r.get(c, "") for c in DETECTION_COLUMNS] for r in det))
-    summary, dsum = summarize(rows), summarize_detection(det)
+    summary, dsum = summarize(rows, margin=margin), summarize_detection(det)
     write_csv(out / "summary.csv", SUMMARY_COLUMNS, ([r[c] for c in SUMMARY_COLUMNS] for r in summary))
     write_csv(out / "detection.csv", DETECTION_SUMMARY_COLUMNS,
               ([r[c] for c in DETECTION_SUMMARY_COLUMNS] for r in dsum))
-    atomic_write_text(out / "verdict.md", verdict(summary, dsum, header=header, question=question))
+    atomic_write_text(out / "verdict.md", verdict(summary, dsum, header=header, question=question, margin=margin))
     n_failed = sum(r["status"] != "ok" for r in rows)
     tested = [r for r in summary if np.isfinite(r["q_bh"])]
     write_json(out / "meta.json", {
@@ -236,8 +238,12 @@ def write_outputs(out: Path, rows: list[dict], det: list[dict], *, header: str, 
                       "fraction, or the random selection matched to a user selection) and vs full: paired t-test "
                       "(scipy.stats.ttest_rel), 95% CI, p-value; d_*_sig = the CI excludes 0 (uncorrected); "
                       f"q_bh = Benjamini-Hochberg adjusted p of each arm vs its baseline (vs), across all tested "
-                      f"cells; sig_bh = q_bh < {FDR}",
-        "bh": {"fdr": FDR, "tested": len(tested), "survive": sum(bool(r["sig_bh"]) for r in tested)}})
+                      f"cells; sig_bh = q_bh < {FDR}; upper_95 = one-sided 95% upper bound of the primary "
+                      f"difference (gains above it are ruled out); tost_p = two one-sided t-tests at +-margin "
+                      f"({margin:g}), q_tost its BH adjustment; call = better/worse (sig_bh), equivalent "
+                      f"(q_tost < {FDR}), inconclusive otherwise",
+        "bh": {"fdr": FDR, "tested": len(tested), "survive": sum(bool(r["sig_bh"]) for r in tested)},
+        "margin": margin, "calls": {c: sum(r["call"] == c for r in tested) for c in CALLS}})
     return {"out": out, "rows": len(rows), "failed": n_failed, "summary": summary, "detection": dsum}
 
 
@@ -256,7 +262,7 @@ def read_rows(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
-_TEXT_COLS = {"dataset", "corruption", "measure", "rule", "status", "message", "roc_tpr", "budget"}
+_TEXT_COLS = {"dataset", "corruption", "measure", "rule", "status", "message", "roc_tpr", "budget", "warmup_budget"}
 
 
-_INT_COLS = {"seed", "n_total", "n_train", "n_corrupted", "n_corrupted_kept", "epochs", "k"}
+_INT_COLS = {"seed", "n_total", "n_train", "n_corrupted", "n_corrupted_kept", "epochs", "steps", "k", "warmup_epochs"}

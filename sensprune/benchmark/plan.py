@@ -16,11 +16,13 @@ from sensprune.errors import ValidationError
 
 RESULT_COLUMNS = ("dataset", "corruption", "seed", "measure", "rule", "fraction", "status", "n_total", "n_train",
                   "n_corrupted", "n_corrupted_kept", "test_acc", "test_loss", "train_acc", "gen_gap", "epochs",
-                  "budget", "fit_reached", "wall_time_s", "message")
+                  "steps", "budget", "fit_reached", "warmup_budget", "warmup_epochs", "warmup_train_acc",
+                  "wall_time_s", "message")
 
 
 DETECTION_COLUMNS = ("dataset", "corruption", "seed", "measure", "n_total", "k", "auroc", "ap",
-                     "precision_at_k", "status", "message", "roc_tpr")
+                     "precision_at_k", "warmup_budget", "warmup_epochs", "warmup_train_acc", "status", "message",
+                     "roc_tpr")
 
 
 @dataclass(frozen=True)
@@ -101,8 +103,14 @@ def measure_meta(cfg: BenchConfig) -> dict[str, dict[str, Any]]:
 def describe_training(cfg: BenchConfig) -> str:
     """The retrain budget and warmup in words, for verdict.md headers."""
     t, b = cfg.train, cfg.bench
+    fit = (f"until {b.fit_threshold:g} training accuracy on its (noisy) training examples, at most "
+           f"{b.max_epochs} epochs, {b.fit_schedule} lr")
     budget = {"epochs": f"{t.epochs} epochs", "steps": f"about the SGD steps of {t.epochs} full-set epochs",
-              "fit": f"until {b.fit_threshold:g} training accuracy on its (noisy) training examples, at most "
-                     f"{b.max_epochs} epochs, {b.fit_schedule} lr"}[b.budget]
+              "fit": f"{fit}; reweighting arms the SGD steps of their seed's full run",
+              "fit-steps": f"the full set {fit}; every other run of its seed exactly the SGD steps that took "
+                           "(equal compute)"}[b.budget]
+    warm = (f"warmup to fit ({b.fit_threshold:g} training accuracy on its noisy labels, at most {b.max_epochs} "
+            f"epochs, {b.fit_schedule} lr)" if cfg.score.budget == "fit" else
+            f"warmup {cfg.score.epochs or t.epochs} epochs")
     return (f"model {cfg.score.model} {list(cfg.score.widths)}; retrain budget `{b.budget}`: {budget}, "
-            f"{t.optimizer} lr {t.lr}, batch {t.batch_size}; warmup {cfg.score.epochs or t.epochs} epochs")
+            f"{t.optimizer} lr {t.lr}, batch {t.batch_size}; {warm}")

@@ -7,6 +7,14 @@ per seed (both runs share init and batch order) and tested with the paired Stude
 interval that excludes 0 (uncorrected). Across all tested cells of a grid the p-values are adjusted
 with Benjamini–Hochberg (``scipy.stats.false_discovery_control``); ``sig_bh`` marks the cells whose
 adjusted p-value ``q_bh`` is below :data:`FDR` (the false discovery rate controlled).
+
+Equivalence (:func:`equivalence`): beside the test of "no difference", each tested cell gets the
+largest gain its data rule out, ``upper_95`` (the one-sided 95% upper confidence bound of the paired
+difference), and the two one-sided tests (TOST; Schuirmann 1987) of "the difference lies within
+±margin", ``tost_p`` (the larger of the two one-sided p-values), BH-adjusted across the tested cells as
+``q_tost``. The three-way ``call`` (:func:`call`): *better* / *worse* (the difference is significant
+after BH, ``sig_bh`` = +1 / −1), *equivalent* (not significant, and TOST rejects at the margin after
+BH: ``q_tost`` < FDR), *inconclusive* otherwise.
 """
 
 from __future__ import annotations
@@ -22,7 +30,8 @@ SUMMARY_COLUMNS = ("key", "dataset", "corruption", "measure", "rule", "fraction"
                    "gen_gap_mean", "corrupted_kept_mean",
                    "d_random_mean", "d_random_ci95", "d_random_lo", "d_random_hi", "d_random_n", "d_random_sig",
                    "d_full_mean", "d_full_ci95", "d_full_lo", "d_full_hi", "d_full_n", "d_full_sig",
-                   "d_random_p", "d_full_p", "vs", "p_value", "q_bh", "sig_bh", "error")
+                   "d_random_p", "d_full_p", "vs", "p_value", "q_bh", "sig_bh", "budget", "margin", "upper_95",
+                   "tost_p", "q_tost", "call", "steps_mean", "epochs_mean", "fit_reached_frac", "error")
 DETECTION_SUMMARY_COLUMNS = ("dataset", "corruption", "measure", "n", "n_failed", "k_mean", "auroc_mean",
                              "auroc_std", "auroc_ci95", "ap_mean", "ap_std", "precision_at_k_mean",
                              "precision_at_k_std", "roc_tpr_mean")
@@ -33,6 +42,8 @@ NAN = float("nan")
 FDR = 0.05
 #: measures that are baselines, not arms: they get no test of their own
 BASELINES = ("full", "random", "oracle")
+#: the three-way call of a tested cell (and "worse", the mirror of "better"); "" for an untested cell
+CALLS = ("better", "worse", "equivalent", "inconclusive")
 
 
 def t_quantile(p: float, df: int) -> float:
@@ -85,6 +96,41 @@ def paired_t(a: Sequence[float], b: Sequence[float], level: float = 0.95) -> tup
     return float(d.mean()), float(hi - lo) / 2, n, float(res.pvalue)
 
 
+def equivalence(a: Sequence[float], b: Sequence[float], margin: float) -> tuple[float, float]:
+    """(one-sided 95% upper bound of mean(a - b), TOST p-value at ±``margin``) of paired values.
+
+    The upper bound is the largest difference the data do not rule out at 95% (one-sided t bound,
+    ``scipy.stats.ttest_1samp(..., alternative="less")``'s interval); gains above it are ruled out.
+    TOST (Schuirmann 1987): H0 ``mean <= -margin`` and H0 ``mean >= margin`` are each tested one-sided
+    (``ttest_1samp`` against ∓margin); the returned p is the larger of the two, and p < α means the
+    difference lies within (−margin, margin) at level α. NaN where undefined (n < 2). When every
+    difference is the same, the bound is that difference and p is 0 inside the margin, 1 outside.
+    """
+    from scipy.stats import ttest_1samp
+
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    ok = np.isfinite(a) & np.isfinite(b)
+    d = a[ok] - b[ok]
+    if len(d) < 2:
+        return NAN, NAN
+    if np.all(d == d[0]):
+        return float(d[0]), 0.0 if abs(d[0]) < margin else 1.0
+    upper = float(ttest_1samp(d, 0.0, alternative="less").confidence_interval(0.95).high)
+    p_low = float(ttest_1samp(d, -margin, alternative="greater").pvalue)
+    p_high = float(ttest_1samp(d, margin, alternative="less").pvalue)
+    return upper, max(p_low, p_high)
+
+
+def call(sig_bh: int, q_tost: float, tested: bool, fdr: float = FDR) -> str:
+    """The three-way call of a cell (see the module docstring): better / worse / equivalent / inconclusive,
+    or "" for a cell that was not tested (a baseline, or no paired seeds)."""
+    if not tested:
+        return ""
+    if sig_bh:
+        return "better" if sig_bh > 0 else "worse"
+    return "equivalent" if np.isfinite(q_tost) and q_tost < fdr else "inconclusive"
+
+
 def bh_adjust(p_values: Sequence[float]) -> np.ndarray:
     """Benjamini–Hochberg adjusted p-values (``scipy.stats.false_discovery_control``, method ``bh``).
 
@@ -130,14 +176,17 @@ def _sig(mean: float, half: float) -> int:
     return int(np.sign(mean)) if abs(mean) > half else 0
 
 
-def summarize(rows: Sequence[dict[str, Any]], *, fdr: float = FDR) -> list[dict[str, Any]]:
-    """Per-cell statistics of result rows (plan order kept), paired tests and BH adjustment.
+def summarize(rows: Sequence[dict[str, Any]], *, fdr: float = FDR, margin: float = 0.01) -> list[dict[str, Any]]:
+    """Per-cell statistics of result rows (plan order kept), paired tests, equivalence and BH adjustment.
 
     Each cell gets mean/std/95% CI of its test accuracy and the paired difference vs ``random``
     (same fraction; for a user selection, the random selection matched to it) and vs ``full``.
     Its primary comparison (``vs``: random for pruning arms, full for reweighting arms) gives
     ``p_value``; ``q_bh`` is that p-value adjusted by Benjamini–Hochberg across every tested cell
-    in ``rows``, and ``sig_bh`` is the sign of the difference where ``q_bh < fdr``, else 0.
+    in ``rows``, and ``sig_bh`` is the sign of the difference where ``q_bh < fdr``, else 0. ``upper_95``,
+    ``tost_p`` (at ``margin``), ``q_tost`` and ``call`` are those of :func:`equivalence` and :func:`call`
+    for the primary comparison. ``budget`` (the rows' training budget), ``steps_mean``, ``epochs_mean``
+    and ``fit_reached_frac`` say what compute the cell's runs had.
     """
     cells: OrderedDict[str, list[dict]] = OrderedDict()
     for r in rows:
@@ -156,6 +205,9 @@ def summarize(rows: Sequence[dict[str, Any]], *, fdr: float = FDR) -> list[dict[
                "train_acc_mean": _mean(r.get("train_acc") for r in ok),
                "gen_gap_mean": _mean(r.get("gen_gap") for r in ok),
                "corrupted_kept_mean": _mean(r.get("n_corrupted_kept") for r in ok),
+               "budget": next((str(r["budget"]) for r in ok if r.get("budget")), ""), "margin": margin,
+               "steps_mean": _mean(r.get("steps") for r in ok), "epochs_mean": _mean(r.get("epochs") for r in ok),
+               "fit_reached_frac": _mean(r.get("fit_reached") for r in ok),
                "error": next((r["message"] for r in rs if r["status"] != "ok"), "")}
         matched = cell_key(ds, corr, "random", matched_rule(measure), float(frac))
         rand = matched if matched in cells else cell_key(ds, corr, "random", "random", float(frac))
@@ -168,12 +220,18 @@ def summarize(rows: Sequence[dict[str, Any]], *, fdr: float = FDR) -> list[dict[
             row.update({f"d_{name}_mean": m, f"d_{name}_ci95": h, f"d_{name}_lo": m - h, f"d_{name}_hi": m + h,
                         f"d_{name}_n": dn, f"d_{name}_sig": _sig(m, h), f"d_{name}_p": p})
         vs = primary_baseline(measure, rule)
-        row.update({"vs": vs or "", "p_value": row[f"d_{vs}_p"] if vs else NAN})
+        row.update({"vs": vs or "", "p_value": row[f"d_{vs}_p"] if vs else NAN, "upper_95": NAN, "tost_p": NAN})
+        if vs:
+            base = acc.get(bases[vs], {}) if bases[vs] else {}
+            seeds = [s for s in acc[key] if s in base]
+            row["upper_95"], row["tost_p"] = equivalence([acc[key][s] for s in seeds], [base[s] for s in seeds],
+                                                         margin)
         out.append(row)
-    q = bh_adjust([r["p_value"] for r in out])
-    for r, qi in zip(out, q):
-        r["q_bh"] = float(qi)
+    q, qt = bh_adjust([r["p_value"] for r in out]), bh_adjust([r["tost_p"] for r in out])
+    for r, qi, qti in zip(out, q, qt):
+        r["q_bh"], r["q_tost"] = float(qi), float(qti)
         r["sig_bh"] = int(np.sign(r[f"d_{r['vs']}_mean"])) if np.isfinite(qi) and qi < fdr else 0
+        r["call"] = call(r["sig_bh"], r["q_tost"], bool(np.isfinite(qi)), fdr)
     return out
 
 

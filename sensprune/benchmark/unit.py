@@ -7,6 +7,7 @@ The retrains of a unit share their seed (init and batch order), so their differe
 
 from __future__ import annotations
 
+import math
 import time
 import warnings
 from dataclasses import replace
@@ -112,15 +113,20 @@ def _run_unit(cfg, unit, tick, progress):
     scfg = score_config(cfg, unit.dataset, unit.seed)
     want_cv = "cv_confidence" in cfg.grid.measures or kind != "none"
     cache = warmup_cache_path(cfg, unit, data, scfg, want_cv)
+    warm = {"warmup_budget": cfg.score.budget, "warmup_epochs": "", "warmup_train_acc": ""}
     if cache is not None and cache.exists():
         scores.update(read_npz(cache))
     else:
         if cfg.score_measures:
             try:
+                if cfg.score.budget == "fit":
+                    scfg = fit_warmup_config(cfg, data, scfg)
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN Gini rows of early epochs
                     table = score(data, scfg, progress=progress)
                 scores.update({m: table.get(m) for m in cfg.score_measures})
+                scores[WARMUP_EPOCHS] = np.array([scfg.train.epochs])
+                scores[WARMUP_ACC] = np.array([np.mean(table.predicted == data.y_train)])
             except Exception as exc:
                 errors.update(dict.fromkeys(cfg.score_measures, exc))
         if want_cv:
@@ -131,6 +137,8 @@ def _run_unit(cfg, unit, tick, progress):
                 errors["cv_confidence"] = exc
         if cache is not None and not errors:
             write_npz(cache, scores)
+    if WARMUP_EPOCHS in scores:  # caches written before these were recorded lack them
+        warm.update(warmup_epochs=int(scores.pop(WARMUP_EPOCHS)[0]), warmup_train_acc=float(scores.pop(WARMUP_ACC)[0]))
     det = []
     if kind != "none":
         rng = np.random.default_rng(unit.seed)
@@ -141,13 +149,14 @@ def _run_unit(cfg, unit, tick, progress):
             if m in errors:
                 det.append({**base, "status": "failed", "message": str(errors[m])[:500]})
                 continue
-            det.append({**base, **detection_metrics(det_scores[m], corrupted), "status": "ok", "message": ""})
+            det.append({**base, **detection_metrics(det_scores[m], corrupted), **warm, "status": "ok",
+                        "message": ""})
 
     device = resolve_device(cfg.train.device)
     build = model_builder(data, scfg)
     train_src = ArraySource(data.x_train, data.y_train, device)
     test_src = ArraySource(data.x_test, data.y_test, device)
-    rows = []
+    rows, full_steps = [], None
     for measure, rule, fraction in plan:
         t0 = time.perf_counter()
         try:
@@ -165,15 +174,43 @@ def _run_unit(cfg, unit, tick, progress):
                 weights = reweight_weights(cfg, scores[measure], rule, fraction, data.y_train)
             else:
                 mask = _rule_mask(cfg, scores[measure], rule, fraction, data.y_train, unit.seed)
-            res = retrain(cfg, unit.seed, build, train_src, test_src, data, mask, weights)
+            res = retrain(cfg, unit.seed, build, train_src, test_src, data, mask, weights, full_steps=full_steps)
+            if measure == "full":
+                full_steps = res["steps"]
             rows.append({"dataset": unit.dataset, "corruption": unit.corruption, "seed": unit.seed,
                          "measure": measure, "rule": rule, "fraction": fraction, "status": "ok", "n_total": n,
                          "n_corrupted": int(corrupted.sum()), "n_corrupted_kept": int((mask & corrupted).sum()),
-                         **res, "wall_time_s": round(time.perf_counter() - t0, 3), "message": ""})
+                         **res, **warm, "wall_time_s": round(time.perf_counter() - t0, 3), "message": ""})
         except Exception as exc:
             rows.append(_failed(unit, measure, rule, fraction, exc, n))
         tick()
     return rows, det
+
+
+#: keys of a warmup cache file that are not scores: the warmup's epochs and its final training accuracy
+WARMUP_EPOCHS, WARMUP_ACC = "_warmup_epochs", "_warmup_train_acc"
+
+
+def fit_warmup_config(cfg: BenchConfig, data, scfg):
+    """The warmup config of ``[score] budget = "fit"``: as many epochs as the same run needs to fit.
+
+    A plain training run with the warmup's seed, model and data, the ``[bench]`` fit rule
+    (``fit_threshold`` on its own, possibly noisy, training labels, eval mode, checked after every
+    epoch, at most ``max_epochs``) and ``fit_schedule`` finds the epoch count E; the scoring run then
+    trains E epochs with that schedule, so the measures are averaged over the whole run to fit (the
+    same seed gives the same trajectory; the scoring run's own final accuracy is recorded as
+    ``warmup_train_acc``). A run that does not fit by ``max_epochs`` scores over ``max_epochs``.
+    """
+    from sensprune.scoring.stage import model_builder
+    from sensprune.train.loop import resolve_device, train
+    from sensprune.train.sources import ArraySource
+
+    b = cfg.bench
+    tcfg = replace(scfg.train, epochs=b.max_epochs, schedule=b.fit_schedule)
+    src = ArraySource(data.x_train, data.y_train, resolve_device(tcfg.device))
+    res = train(model_builder(data, scfg), src, tcfg, stop=fit_stop(src, b.fit_threshold, tcfg.eval_batch_size),
+                progress=False)
+    return replace(scfg, train=replace(tcfg, epochs=len(res.history)))
 
 
 def warmup_cache_path(cfg: BenchConfig, unit: Unit, data, scfg, with_cv: bool) -> Path | None:
@@ -189,37 +226,68 @@ def warmup_cache_path(cfg: BenchConfig, unit: Unit, data, scfg, with_cv: bool) -
 
     from sensprune.io import fingerprint_arrays
 
-    extra = json.dumps({"score": scfg.to_dict(), "cv": [with_cv, cfg.bench.cv_folds, unit.seed]}, sort_keys=True)
+    doc = {"score": scfg.to_dict(), "cv": [with_cv, cfg.bench.cv_folds, unit.seed]}
+    if cfg.score.budget == "fit":  # the epochs are found by the fit rule: the rule is the key
+        b = cfg.bench
+        doc["warmup"] = ["fit", b.fit_threshold, b.max_epochs, b.fit_schedule]
+    extra = json.dumps(doc, sort_keys=True)
     key = fingerprint_arrays(data.x_train, data.y_train, extra=extra)
     return Path(cfg.bench.warmup_cache) / f"{unit.key}__{key}.npz"
 
 
 def retrain(cfg: BenchConfig, seed: int, build, train_src, test_src, data, mask: np.ndarray,
-            weights: np.ndarray | None = None) -> dict[str, Any]:
+            weights: np.ndarray | None = None, *, full_steps: int | None = None) -> dict[str, Any]:
     """One retrain from scratch on ``mask`` (N,) bool with optional loss ``weights`` (N,), under the
-    grid's budget; returns the result-row fields n_train, test/train accuracy, epochs, budget, fit_reached.
+    grid's budget; returns the result-row fields n_train, test/train accuracy, epochs, steps, budget,
+    fit_reached.
 
     ``train_acc`` is the eval-mode accuracy on the retrain's own training examples (the kept ones,
     with their possibly noisy labels); under ``budget = "fit"`` training stops at the end of the
-    first epoch where it reaches ``fit_threshold`` (or at ``max_epochs``).
+    first epoch where it reaches ``fit_threshold`` (or at ``max_epochs``). ``full_steps`` is the SGD
+    steps of the seed's ``full`` run, which the arms that must match it train exactly
+    (:func:`fixed_steps`); None for the full run itself.
     """
     from sensprune.train.loop import train
     from sensprune.train.sources import ArraySource, evaluate
 
     b, tcfg = cfg.bench, replace(cfg.train, seed=seed)
     kept = ArraySource(data.x_train[mask], data.y_train[mask], train_src.y.device)
-    stop = None
+    stop, steps = None, fixed_steps(cfg, mask, weights, full_steps)
     if b.budget == "steps":
         tcfg = replace(tcfg, epochs=max(1, round(tcfg.epochs * len(mask) / int(mask.sum()))))
-    elif b.budget == "fit":
-        tcfg = replace(tcfg, epochs=b.max_epochs, schedule=b.fit_schedule)
-        stop = fit_stop(kept, b.fit_threshold, tcfg.eval_batch_size)
-    res = train(build, train_src, tcfg, mask=mask, weights=weights, stop=stop, progress=False)
+    elif b.budget in ("fit", "fit-steps"):
+        tcfg = replace(tcfg, schedule=b.fit_schedule)
+        if steps is None:
+            tcfg = replace(tcfg, epochs=b.max_epochs)
+            stop = fit_stop(kept, b.fit_threshold, tcfg.eval_batch_size)
+        else:
+            tcfg = replace(tcfg, epochs=math.ceil(steps / math.ceil(int(mask.sum()) / tcfg.batch_size)))
+    res = train(build, train_src, tcfg, mask=mask, weights=weights, stop=stop, progress=False, max_steps=steps)
     te = evaluate(res.model, test_src, tcfg.eval_batch_size)
     tr = evaluate(res.model, kept, tcfg.eval_batch_size)
+    fit = b.budget in ("fit", "fit-steps")
     return {"n_train": int(mask.sum()), "test_acc": te["acc"], "test_loss": te["loss"], "train_acc": tr["acc"],
-            "gen_gap": tr["acc"] - te["acc"], "epochs": len(res.history), "budget": b.budget,
-            "fit_reached": int(tr["acc"] >= b.fit_threshold) if b.budget == "fit" else ""}
+            "gen_gap": tr["acc"] - te["acc"], "epochs": len(res.history),
+            "steps": res.history[-1]["steps"] if res.history else 0, "budget": b.budget,
+            "fit_reached": int(tr["acc"] >= b.fit_threshold) if fit else ""}
+
+
+def fixed_steps(cfg: BenchConfig, mask: np.ndarray, weights: np.ndarray | None, full_steps: int | None) -> int | None:
+    """The exact SGD steps a retrain must take, or None when its budget decides (epochs, steps, to fit).
+
+    Under ``fit-steps`` every run but the full set's trains ``full_steps`` (the steps the seed's full run
+    needed to fit: equal compute); under ``fit`` the reweighting arms do (they keep every example, so
+    they are compared with the full run at its own compute, not trained to a cap they rarely reach).
+    Raises SensPruneError when that full run is missing (it failed, or the plan has none).
+    """
+    full = weights is None and bool(np.all(mask))
+    need = (cfg.bench.budget == "fit-steps" and not full) or (cfg.bench.budget == "fit" and weights is not None)
+    if not need:
+        return None
+    if full_steps is None:
+        raise SensPruneError(f"budget {cfg.bench.budget!r} trains this run for the SGD steps of its seed's `full` "
+                             "run, and there is none (it failed or was not run); fix the full run first.")
+    return int(full_steps)
 
 
 def fit_stop(kept, threshold: float, batch_size: int):

@@ -1,8 +1,10 @@
 """The plain-language verdict of a bench folder (``verdict.md``), built from the rows of ``summary.csv``.
 
-Every sentence cites the ``summary.csv`` key it rests on. Significance is stated twice: the 95%
-paired t interval of the cell (uncorrected) and the Benjamini–Hochberg adjustment across all tested
-cells of the grid (:func:`sensprune.benchmark.stats.summarize`), whose rule and counts open the file.
+Every sentence cites the ``summary.csv`` key it rests on and names the training budget its runs had.
+A tested cell opens with its three-way call (:func:`sensprune.benchmark.stats.call`: better, worse,
+equivalent within the margin, inconclusive), then the 95% paired t interval (uncorrected), the largest
+gain the data rule out (one-sided 95% upper bound), the TOST and Benjamini–Hochberg adjusted
+p-values; the rule and the counts open the file. No sentence says more than its call.
 """
 
 from __future__ import annotations
@@ -12,7 +14,15 @@ from typing import Sequence
 
 import numpy as np
 
-from sensprune.benchmark.stats import FDR, primary_baseline
+from sensprune.benchmark.stats import CALLS, FDR, primary_baseline
+
+#: each budget in words, as every verdict sentence names it
+BUDGET_WORDS = {"epochs": "budget `epochs` (the same epochs for every run)",
+                "steps": "budget `steps` (about the full run's SGD steps)",
+                "fit": "budget `fit` (each run trained until it fits its own training set; reweighting arms the "
+                       "full run's steps)",
+                "fit-steps": "budget `fit-steps` (equal compute: every run the SGD steps the full run needed to "
+                             "fit)"}
 
 
 def _pts(x: float) -> str:
@@ -52,24 +62,38 @@ def _bh(row: dict) -> str:
 
 
 def sentence(row: dict, vs: str = "random") -> str:
-    """One verdict sentence for a summary row, citing its key."""
+    """One verdict sentence for a summary row, citing its key; a tested comparison opens with its call."""
     m, h, n = row[f"d_{vs}_mean"], row[f"d_{vs}_ci95"], row[f"d_{vs}_n"]
+    budget = BUDGET_WORDS.get(row.get("budget") or "", "")
+    under = f"Under {budget}, " if budget else ""
+    what = _what(row) if under else _what(row)[0].upper() + _what(row)[1:]
     if not np.isfinite(m):
-        return f"{_what(row)}: no paired result vs {vs} (n={n}). [`{row['key']}`]"
+        return f"{under}{what}: no paired result vs {vs} (n={n}). [`{row['key']}`]"
     effect = f"{'raises' if m > 0 else 'lowers'} test accuracy by {_pts(abs(m))} ± {_pts(h)} points vs {vs}"
     tested = row.get("vs") == vs and np.isfinite(row.get("q_bh", float("nan")))
-    sig = row["sig_bh"] if tested else row[f"d_{vs}_sig"]  # the BH rule where the cell was tested
+    if tested and row.get("call"):
+        margin = row.get("margin", float("nan"))
+        head = {"better": f"**better** than {vs}", "worse": f"**worse** than {vs}",
+                "equivalent": f"**equivalent** to {vs} within ±{_pts(margin)} points",
+                "inconclusive": f"**inconclusive** vs {vs} (neither a significant difference nor equivalence "
+                                f"within ±{_pts(margin)} points)"}[row["call"]]
+        upper = row.get("upper_95", float("nan"))
+        rules_out = f"; gains above {100 * upper:+.1f} points ruled out (one-sided 95%)" if np.isfinite(upper) else ""
+        tost = row.get("q_tost", float("nan"))
+        tost = f"; TOST q = {tost:.3g}" if np.isfinite(tost) else ""
+        return (f"{under}{what}: {head} — it {effect} (95% CI of the paired difference, n={n} seeds{rules_out}"
+                f"{tost}{_bh(row)}; {_pts(row['test_acc_mean'])}% test accuracy). [`{row['key']}`]")
+    sig = row[f"d_{vs}_sig"]
     tail = "" if sig else " — no significant difference"
-    if tested and row[f"d_{vs}_sig"] and not sig:
-        tail += " after the BH adjustment (the unadjusted interval excludes 0)"
-    bh = _bh(row) if tested else ""
-    return (f"{_what(row)[0].upper()}{_what(row)[1:]} {effect}{tail} (95% CI of the paired difference, n={n} seeds"
-            f"{bh}; {_pts(row['test_acc_mean'])}% test accuracy). [`{row['key']}`]")
+    return (f"{under}{what} {effect}{tail} (95% CI of the paired difference, n={n} seeds, unadjusted; "
+            f"{_pts(row['test_acc_mean'])}% test accuracy). [`{row['key']}`]")
 
 
-def rule_text(summary: Sequence[dict], fdr: float = FDR) -> str:
-    """The statistics paragraph: the paired design, the tests, the BH rule and how many cells survive."""
+def rule_text(summary: Sequence[dict], fdr: float = FDR, margin: float | None = None) -> str:
+    """The statistics paragraph: the paired design, the tests, the BH rule, the calls and their counts."""
     tested = [r for r in summary if np.isfinite(r.get("q_bh", float("nan")))]
+    margin = margin if margin is not None else next((r["margin"] for r in tested if "margin" in r), 0.01)
+    counts = ", ".join(f"{sum(r.get('call') == c for r in tested)} {c}" for c in CALLS)
     survive = [r for r in tested if r.get("sig_bh")]
     raw = [r for r in tested if r.get("p_value", 1.0) < fdr]
     return (f"Paired design: for each seed every run shares init and batch order; ± is the half-width of the "
@@ -78,17 +102,20 @@ def rule_text(summary: Sequence[dict], fdr: float = FDR) -> str:
             f"set). Rule: a difference counts as significant when its Benjamini–Hochberg adjusted p-value "
             f"(scipy.stats.false_discovery_control, across all {len(tested)} tested cells of this grid) is below "
             f"{fdr:g}. {len(raw)} of {len(tested)} cells have an unadjusted p < {fdr:g}; **{len(survive)} survive "
-            f"the adjustment**. Keys in [brackets] are rows of `summary.csv` (dataset|corruption|measure|rule|"
-            f"fraction).")
+            f"the adjustment**. Each tested cell gets a call: **better** / **worse** (significant after BH), "
+            f"**equivalent** within ±{_pts(margin)} points (two one-sided t-tests at the margin, TOST, BH-adjusted "
+            f"q < {fdr:g}), **inconclusive** otherwise; calls: {counts}. \"Gains above X ruled out\" is the "
+            f"one-sided 95% upper bound of the difference. Keys in [brackets] are rows of `summary.csv` "
+            f"(dataset|corruption|measure|rule|fraction).")
 
 
 def verdict(summary: Sequence[dict], detection: Sequence[dict], *, question: str = "loss_sensitivity",
-            header: str = "") -> str:
+            header: str = "", margin: float | None = None) -> str:
     """The plain-language answer per dataset and corruption; every sentence cites a summary.csv key."""
     lines = ["# Verdict: does pruning training examples by a measure improve test accuracy?", ""]
     if header:
         lines += [header, ""]
-    lines += [rule_text(summary), ""]
+    lines += [rule_text(summary, margin=margin), ""]
     groups: OrderedDict[tuple, list[dict]] = OrderedDict()
     for r in summary:
         groups.setdefault((r["dataset"], r["corruption"]), []).append(r)
@@ -98,7 +125,7 @@ def verdict(summary: Sequence[dict], detection: Sequence[dict], *, question: str
         full = next((r for r in rs if r["measure"] == "full"), None)
         if full is not None:
             lines.append(f"- Full training set: {_pts(full['test_acc_mean'])} ± {_pts(full['test_acc_ci95'])}% "
-                         f"test accuracy (n={full['n']}). [`{full['key']}`]")
+                         f"test accuracy (n={full['n']}{_compute(full)}). [`{full['key']}`]")
         if selections:
             lines.append("- **Your selections** (vs a random selection of the same size per class, and vs full):")
             for r in (r for r in rs if str(r["rule"]).startswith("selection:")):
@@ -133,6 +160,16 @@ def verdict(summary: Sequence[dict], detection: Sequence[dict], *, question: str
                          f"; best: {best['measure']}.")
         lines.append("")
     return "\n".join(lines)
+
+
+def _compute(row: dict) -> str:
+    """", 212 SGD steps (23.6 epochs) on average, 5 of 5 reached the fit threshold" where known."""
+    steps, epochs = row.get("steps_mean", float("nan")), row.get("epochs_mean", float("nan"))
+    out = f", {steps:.0f} SGD steps ({epochs:.1f} epochs) on average" if np.isfinite(steps) else ""
+    frac = row.get("fit_reached_frac", float("nan"))
+    if np.isfinite(frac) and row.get("budget") in ("fit", "fit-steps"):
+        out += f", {round(frac * row['n'])} of {row['n']} reached the fit threshold"
+    return out
 
 
 def _question(rs: list[dict], question: str) -> list[str]:

@@ -100,7 +100,7 @@ def train(build_model: Callable[[], nn.Module], train_data: ArraySource | Loader
           test_data: ArraySource | LoaderSource | None = None, mask: np.ndarray | None = None,
           weights: np.ndarray | None = None, hooks: Sequence[Hook] = (), checkpoint_dir: Path | None = None,
           progress: bool = True, desc: str = "train",
-          stop: Callable[[dict[str, Any], Run], bool] | None = None) -> TrainResult:
+          stop: Callable[[dict[str, Any], Run], bool] | None = None, max_steps: int | None = None) -> TrainResult:
     """Train a fresh model from ``build_model()`` and return it with its per-epoch history.
 
     Parameters
@@ -121,11 +121,19 @@ def train(build_model: Callable[[], nn.Module], train_data: ArraySource | Loader
     stop : callable, optional
         ``stop(record, run) -> bool`` after every epoch (its history record and the live Run); True ends
         training early (e.g. bench's ``fit`` budget). The learning-rate schedule still spans ``cfg.epochs``.
+    max_steps : int, optional
+        End training after exactly this many SGD steps (bench's equal-steps budgets): the last epoch
+        may stop part-way through its batch order; it is then the last history record. ``cfg.epochs``
+        must be at least the epochs that many steps need. Every history record carries ``steps``, the
+        SGD steps taken so far.
     """
+    if max_steps is not None and (isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1):
+        raise ValueError(f"max_steps must be an integer >= 1; got {max_steps!r}")
     device = resolve_device(cfg.device)
     with private_rng(device):  # the seeds below never leak into the caller's global RNG state
         return _train(build_model, train_data, cfg, device, test_data=test_data, mask=mask, weights=weights,
-                      hooks=hooks, checkpoint_dir=checkpoint_dir, progress=progress, desc=desc, stop=stop)
+                      hooks=hooks, checkpoint_dir=checkpoint_dir, progress=progress, desc=desc, stop=stop,
+                      max_steps=max_steps)
 
 
 @contextmanager
@@ -152,7 +160,7 @@ def _seed(seed: int, device: torch.device) -> None:
 
 
 def _train(build_model, train_data, cfg: TrainConfig, device: torch.device, *, test_data, mask, weights, hooks,
-           checkpoint_dir, progress, desc, stop=None) -> TrainResult:
+           checkpoint_dir, progress, desc, stop=None, max_steps=None) -> TrainResult:
 
     t0 = time.perf_counter()
     amp_dtype = autocast_dtype(cfg, device)
@@ -198,6 +206,8 @@ def _train(build_model, train_data, cfg: TrainConfig, device: torch.device, *, t
         step0, epoch_losses = step, []
         batches = train_data.batches_of(index_batches(order, cfg.batch_size, rank, world))
         for n_global, (idx, x, y) in zip(sizes, batches):
+            if max_steps is not None and step >= max_steps:
+                break
             if need_grad and first is None:
                 x = x.detach().requires_grad_(True)
             x_in, aug_seed = x, None
@@ -263,7 +273,7 @@ def _train(build_model, train_data, cfg: TrainConfig, device: torch.device, *, t
             synced = D.sync_hooks(hooks, synced)
         tot_loss, tot_correct, seen = stats.tolist()
         rec = {"epoch": epoch + 1, "lr": lr, "train_loss": tot_loss / max(seen, 1),
-               "train_acc": tot_correct / max(seen, 1)}
+               "train_acc": tot_correct / max(seen, 1), "steps": step}
         if test_data is not None:
             ev = evaluate(model, test_data, cfg.eval_batch_size)
             rec.update(test_loss=ev["loss"], test_acc=ev["acc"])
@@ -275,7 +285,7 @@ def _train(build_model, train_data, cfg: TrainConfig, device: torch.device, *, t
         if checkpoint_dir and rank == 0:
             save_checkpoint(checkpoint_dir, run, hooks, epoch + 1)
         D.barrier()
-        if stop is not None and stop(rec, run):
+        if (stop is not None and stop(rec, run)) or (max_steps is not None and step >= max_steps):
             break
     bar.close()
     if first is not None:
