@@ -52,7 +52,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from sensprune.api import train_fingerprint
+from sensprune.data.given import train_fingerprint
 from sensprune.config import TrainConfig
 from sensprune.errors import ValidationError
 from sensprune.io import fingerprint_arrays, prepare_out_dir

@@ -201,3 +201,28 @@ def test_bench_reweighting_selection_uses_weights_and_shuffled_baseline(tiny_arr
     assert sel.weights is not None and len(sel.keep) == 120
     res = sp.bench((x, y, xt, yt), selections={"w": sel}, seeds=2, epochs=1, widths=(8,))
     assert [r["n_train"] for r in res.rows] == [120] * 6 and "vs_random" in res.summary["w"]
+
+
+def test_prune_and_load_selection_return_one_class_with_a_one_line_repr(tiny_arrays, tmp_path):
+    import sensprune as sp
+    from sensprune.pruning.selection import Selection
+
+    x, y, _, _ = tiny_arrays
+    table = sp.score((x, y), measures=["aum"], epochs=1, widths=(8,))
+    sel = sp.prune(table, by="aum", rule="drop-high", fraction=0.25)
+    loaded = sp.load_selection(sel.save(tmp_path / "p"))
+    assert type(sel) is type(loaded) is Selection is sp.Selection
+    assert all(callable(getattr(loaded, m)) for m in ("subset", "sampler", "save"))
+    assert repr(loaded) == repr(sel) == "Selection(n=120, kept=90, dropped=30, rule='drop-high', by='aum')"
+    np.testing.assert_array_equal(loaded.indices(), sel.keep)
+    w = sp.prune(table, by="aum", reweight="softmax")
+    assert repr(w) == "Selection(n=120, kept=120, dropped=0, reweight='softmax', by='aum')"
+
+
+def test_a_python_model_is_passed_as_an_object(tiny_arrays):
+    import sensprune.api as api
+
+    x, y, _, _ = tiny_arrays
+    assert not hasattr(api, "_user_models")  # no module global holds the user's model while it runs
+    table = api.score((x, y), measures=["aum"], model=_net, epochs=1)
+    assert table.meta["config"]["model"] == "python:_net" and "model_factory" not in table.meta["config"]

@@ -155,3 +155,21 @@ def test_config_without_grid_gives_the_training_settings(folders, tmp_path):
     assert meta["config"]["train"]["batch_size"] == 64 and meta["config"]["score"]["widths"] == [8]
     assert {x["epochs"] for x in read(tmp_path / "B" / "results.csv")} == {"1"}
     assert len(read(tmp_path / "B" / "results.csv")) == 2 * 3
+
+
+def test_sp_bench_runs_the_code_of_bench_selection(folders, tmp_path):
+    import sensprune as sp
+
+    r = run_cli(["bench", "--selection", folders / "P", folders / "W", "--seeds", "2", "--epochs", "1",
+                 "--out", tmp_path / "cli", "--quiet"])
+    assert r.exit_code == 0, r.output
+    data, _, _ = BS.load_selections([folders / "P"])  # the data the folders were made from
+    res = sp.bench(data, selections={"P": folders / "P", "W": sp.load_selection(folders / "W")}, seeds=2,
+                   epochs=1, out=tmp_path / "api")
+    cli, api = read(tmp_path / "cli" / "summary.csv"), read(tmp_path / "api" / "summary.csv")
+    assert len(cli) == 5 and cli == api  # same rows, same numbers: baselines, random draws, tests, BH
+    strip = [{k: v for k, v in x.items() if k != "wall_time_s"} for x in read(tmp_path / "cli" / "results.csv")]
+    assert strip == [{k: v for k, v in x.items() if k != "wall_time_s"} for x in read(tmp_path / "api" / "results.csv")]
+    p = next(x for x in api if x["measure"] == "P")
+    assert res.summary["P"]["q_bh"] == float(p["q_bh"]) and res.out == tmp_path / "api"
+    assert set(res.summary) == {"full", "P", "random[P]", "W", "random[W]"}

@@ -40,7 +40,7 @@ from sensprune.io import prepare_out, staged_dir
 class UserSelection:
     """One prune folder, checked: ``name`` (unique label), ``mask`` (N,) bool, ``weights`` (N,) or None."""
 
-    folder: Path
+    folder: Path | None  # None for a selection given in Python (sp.bench)
     name: str
     rule: str
     fraction: float
@@ -91,14 +91,25 @@ def load_selections(dirs: Sequence[str | Path], *, data_root: str | None = None)
                                         f"examples but {ds_meta.get('spec')!r} has {data.n_train}.")
         name = d.resolve().name or str(d)
         name = name if name not in {s.name for s in out} else f"{name}#{len(out) + 1}"
-        method = sel.meta.get("reweight")
-        rule = f"reweight:{method}" if sel.weights is not None and method else (sel.meta.get("rule") or "given")
-        frac = len(sel.drop) / sel.n if sel.weights is None else float(
-            (sel.meta.get("parameters") or {}).get("fraction") or 0.0)
-        out.append(UserSelection(d, name.replace("|", "_"), rule, frac, sel.mask(), sel.weights, sel.meta))
-    corr = ds_meta.get("corruption")
-    label = f"{corr['kind']}:{corr['fraction']:g}" if isinstance(corr, dict) and corr.get("kind") else "none"
-    return data, label, out
+        out.append(user_selection(name, sel, d))
+    return data, corruption_label(ds_meta), out
+
+
+def user_selection(name: str, sel, folder: str | Path | None = None) -> UserSelection:
+    """A :class:`sensprune.pruning.selection.Selection` as a bench arm named ``name``: its rule
+    (``reweight:<method>`` for a weighted one, ``given`` when it records none) and removed fraction."""
+    method = sel.meta.get("reweight")
+    rule = f"reweight:{method}" if sel.weights is not None and method else (sel.meta.get("rule") or "given")
+    frac = len(sel.drop) / sel.n if sel.weights is None else float(
+        (sel.meta.get("parameters") or {}).get("fraction") or 0.0)
+    return UserSelection(Path(folder) if folder is not None else None, str(name).replace("|", "_"), rule, frac,
+                         sel.mask(), sel.weights, sel.meta)
+
+
+def corruption_label(dataset_meta: dict) -> str:
+    """``kind:level`` of the ``--corrupt`` a score folder's dataset records, else ``none``."""
+    corr = dataset_meta.get("corruption")
+    return f"{corr['kind']}:{corr['fraction']:g}" if isinstance(corr, dict) and corr.get("kind") else "none"
 
 
 def matched_random(sel: UserSelection, labels: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray | None]:
@@ -135,16 +146,40 @@ def run_selections(dirs: Sequence[str | Path], out: str | Path, cfg: BenchConfig
                    progress: bool = True) -> dict[str, Any]:
     """Retrain on each prune folder of ``dirs``, its matched random selection and the full set, for every
     seed of ``cfg.grid.seeds``; write the grid's output files into ``out`` (assembled aside, then moved)."""
+    out = prepare_out(out, force=force, inputs=list(dirs))  # checks only; written at the end via staged_dir
+    data, corruption, sels = load_selections(dirs, data_root=cfg.data.data_root)
+    spec = (sels[0].meta.get("dataset") or {}).get("spec", data.spec)
+    return bench_selections(data, sels, cfg, out, spec=spec, corruption=corruption, progress=progress)
+
+
+def bench_selections(data, sels: Sequence[UserSelection], cfg: BenchConfig, out: Path | None = None, *, spec: str,
+                     corruption: str = "none", model: tuple[str, Any] | None = None,
+                     progress: bool = True) -> dict[str, Any]:
+    """The retrains of ``bench --selection`` and ``sp.bench``: for every seed of ``cfg.grid.seeds``, the full
+    set, then each selection and its :func:`matched_random` counterpart, each through
+    :func:`sensprune.benchmark.unit.retrain`; the statistics are the grid's
+    (:func:`sensprune.benchmark.stats.summarize`: paired t-tests, Benjamini–Hochberg across the selections).
+
+    ``data`` is the training/test data the selections index; ``spec`` and ``corruption`` label its rows.
+    ``model``: ``(name, factory)`` of a model given in Python instead of ``[score] model`` (``factory(num_classes,
+    input_shape) -> nn.Module``). With ``out`` (checked by the caller) the grid's files are written there
+    (assembled aside, then moved); returns ``results`` (the rows of results.csv), ``summary`` (of summary.csv)
+    and ``out``.
+    """
+    from dataclasses import replace
+
     from tqdm.auto import tqdm
 
+    from sensprune.benchmark.stats import summarize
     from sensprune.scoring.stage import model_builder, validate
     from sensprune.train.loop import resolve_device
     from sensprune.train.sources import ArraySource
 
-    out = prepare_out(out, force=force, inputs=list(dirs))  # checks only; written at the end via staged_dir
-    data, corruption, sels = load_selections(dirs, data_root=cfg.data.data_root)
-    spec = (sels[0].meta.get("dataset") or {}).get("spec", data.spec)
     scfg = score_config(cfg, spec, 0)
+    model_name = cfg.score.model
+    if model is not None:
+        model_name = model[0]
+        scfg = replace(scfg, model=model_name, model_factory=model[1])
     validate(data, scfg)
     device = resolve_device(cfg.train.device)
     build = model_builder(data, scfg)
@@ -176,15 +211,23 @@ def run_selections(dirs: Sequence[str | Path], out: str | Path, cfg: BenchConfig
                 bar.update(1)
     finally:
         bar.close()
-    header = (f"Selections: {', '.join(f'{s.name} ({s.folder}, rule {s.rule})' for s in sels)} on dataset "
+    if out is None:
+        return {"results": rows, "summary": summarize(rows), "out": None}
+    training = describe_training(cfg).split("; warmup")[0]
+    config = cfg.to_dict()
+    if model is not None:  # a Python model replaces [score] model (and its widths/dropout)
+        training = training.replace(f"model {cfg.score.model} {list(cfg.score.widths)}", f"model {model_name}", 1)
+        config["score"].update(model=model_name, widths=None, dropout=None)
+    arms = ", ".join(f"{s.name} ({'' if s.folder is None else f'{s.folder}, '}rule {s.rule})" for s in sels)
+    header = (f"Selections: {arms} on dataset "
               f"{spec!r} (fingerprint {data.fingerprint}, corruption {corruption}); each against a random selection "
               f"of the same size per class (weighted selections: their weights shuffled within each class) and "
-              f"the full set; " + describe_training(cfg).split("; warmup")[0] + f"; seeds {list(cfg.grid.seeds)}.")
-    meta = {"mode": "selection", "config": cfg.to_dict(),
+              f"the full set; " + training + f"; seeds {list(cfg.grid.seeds)}.")
+    meta = {"mode": "selection", "config": config,
             "dataset": {"spec": spec, "fingerprint": data.fingerprint, "corruption": corruption},
-            "selections": [{"name": s.name, "folder": str(s.folder), "rule": s.rule, "fraction": s.fraction,
-                            "kept": int(s.mask.sum()), "weighted": s.weights is not None,
+            "selections": [{"name": s.name, "folder": None if s.folder is None else str(s.folder), "rule": s.rule,
+                            "fraction": s.fraction, "kept": int(s.mask.sum()), "weighted": s.weights is not None,
                             "scores_fingerprint": s.meta.get("scores_fingerprint")} for s in sels]}
     with staged_dir(out) as stage:
         res = write_outputs(stage, rows, [], header=header, meta=meta)
-    return {**res, "out": out, "missing_units": []}
+    return {**res, "results": rows, "out": out, "missing_units": []}

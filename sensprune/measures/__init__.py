@@ -130,10 +130,7 @@ def _opt(ctx: HookContext, key: str, default=None):
 
 
 def _model(ctx: HookContext):
-    from sensprune.train.models import build_model
-
-    c = ctx.config
-    return build_model(c.model, ctx.num_classes, ctx.dataset.input_shape, widths=c.widths, dropout=c.dropout)
+    return ctx.config.build_model(ctx.num_classes, ctx.dataset.input_shape)
 
 
 def _probe(ctx: HookContext):

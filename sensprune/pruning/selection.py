@@ -30,12 +30,13 @@ from typing import Any
 import numpy as np
 
 from sensprune.errors import ArtifactMismatchError, ValidationError
-from sensprune.io import prepare_out_dir, publish_dir, read_meta, staging_dir, write_csv, write_json, write_npy
+from sensprune.io import (fingerprint_arrays, prepare_out_dir, publish_dir, read_meta, staging_dir, write_csv,
+                          write_json, write_npy)
 
 KEEP, DROP, WEIGHTS = "keep.npy", "drop.npy", "weights.npy"
 
 
-@dataclass
+@dataclass(repr=False)
 class Selection:
     """Which training examples a rule keeps, and optional per-example loss weights.
 
@@ -75,6 +76,51 @@ class Selection:
         out = np.zeros(self.n, dtype=bool)
         out[self.keep] = True
         return out
+
+    def indices(self) -> np.ndarray:
+        """The kept indices (K,), sorted (``keep``; ``drop`` holds the others)."""
+        return self.keep
+
+    def __repr__(self) -> str:
+        """One line: counts, rule (or reweighting) and measure; the indices are behind :meth:`indices`."""
+        m = self.meta
+        how = f"reweight={m['reweight']!r}" if self.weights is not None and m.get("reweight") else \
+            f"rule={m.get('rule')!r}"
+        by = m.get("measure")
+        by = "+".join(by) if isinstance(by, (list, tuple)) else by
+        return f"Selection(n={self.n}, kept={len(self.keep)}, dropped={len(self.drop)}, {how}, by={by!r})"
+
+    def subset(self, data):
+        """``torch.utils.data.Subset`` of the kept examples of ``data`` (a torch Dataset, arrays or a Dataset).
+
+        The length must match, and the training data's fingerprint where both sides have one (arrays,
+        tensors, ``TensorDataset`` or a sensprune Dataset against a table made by ``sp.score`` or the
+        tracker with inputs): other data of the same length is refused.
+        """
+        from sensprune.data.given import as_dataset, is_torch_dataset, train_fingerprint
+
+        want = (self.meta.get("dataset") or {}).get("train_fingerprint")
+        if isinstance(data, (tuple, list)) and not is_torch_dataset(data[0]):
+            import torch
+            from torch.utils.data import TensorDataset
+
+            ds = as_dataset(tuple(data[:2]), source="sel.subset")
+            have = fingerprint_arrays(ds.x_train, ds.y_train)
+            data = TensorDataset(torch.from_numpy(ds.x_train), torch.from_numpy(ds.y_train))
+        else:
+            have = train_fingerprint(data) if want else None
+        if want and have and want != have and len(data) == self.n:  # (another length: as_subset says so)
+            raise ArtifactMismatchError(f"sel.subset: this data has training fingerprint {have}, but the selection "
+                                        f"was made from data with fingerprint {want}; it indexes other data.")
+        return as_subset(data, self)
+
+    def sampler(self, **kw):
+        """``WeightedRandomSampler`` (see :func:`as_sampler`)."""
+        return as_sampler(self, **kw)
+
+    def save(self, out: str | Path, *, force: bool = False) -> Path:
+        """Write the ``sensprune prune`` folder (keep, drop, selection.csv, meta.json): :func:`save_selection`."""
+        return save_selection(self, out, force=force)
 
 
 def load_selection(folder: str | Path) -> Selection:

@@ -16,7 +16,7 @@ import sys
 import warnings
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -51,6 +51,9 @@ class ScoreConfig:
     data_options: DataOptions = field(default_factory=DataOptions)  # a mapping is converted; unknown keys refused
     measure_options: MeasureOptions = field(default_factory=MeasureOptions)  # likewise
     train: TrainConfig = field(default_factory=TrainConfig)
+    #: a model given in Python: ``(num_classes, input_shape) -> nn.Module`` used instead of the name ``model``
+    #: (which then only describes it, e.g. ``python:MyNet``); not part of :meth:`to_dict`
+    model_factory: Callable[[int, tuple], Any] | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self):
         object.__setattr__(self, "data_options", DataOptions.from_value(self.data_options))
@@ -74,8 +77,16 @@ class ScoreConfig:
         """EL2N epoch; default 10% of the warmup, at least 1 (Paul et al. 2021 score early in training)."""
         return self.el2n_epoch if self.el2n_epoch is not None else max(1, math.ceil(0.1 * self.train.epochs))
 
+    def build_model(self, num_classes: int, input_shape) -> Any:
+        """A fresh model of this config: ``model_factory`` when given, else :func:`sensprune.train.models.build_model`
+        of the name ``model`` (the one model builder of scoring, its hooks and ``bench --selection``)."""
+        if self.model_factory is not None:
+            return self.model_factory(num_classes, tuple(input_shape))
+        return build_model(self.model, num_classes, input_shape, widths=self.widths, dropout=self.dropout)
+
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
+        d = asdict(replace(self, model_factory=None))
+        d.pop("model_factory")
         d["el2n_epoch"] = self.resolved_el2n_epoch
         return json.loads(json.dumps(d))
 
@@ -133,9 +144,9 @@ def collect_extras(hooks: list[Hook]) -> tuple[dict[str, np.ndarray], dict[str, 
 
 
 def model_builder(dataset: Dataset, config: ScoreConfig):
+    """``build() -> nn.Module`` of ``config`` on ``dataset`` (:meth:`ScoreConfig.build_model`)."""
     def build():
-        return build_model(config.model, dataset.num_classes, dataset.input_shape, widths=config.widths,
-                           dropout=config.dropout)
+        return config.build_model(dataset.num_classes, dataset.input_shape)
     return build
 
 
