@@ -173,3 +173,12 @@ def test_sp_bench_runs_the_code_of_bench_selection(folders, tmp_path):
     p = next(x for x in api if x["measure"] == "P")
     assert res.summary["P"]["q_bh"] == float(p["q_bh"]) and res.out == tmp_path / "api"
     assert set(res.summary) == {"full", "P", "random[P]", "W", "random[W]"}
+
+
+def test_fit_steps_budget_gives_every_arm_the_full_runs_steps(folders, tmp_path):
+    (tmp_path / "t.toml").write_text('[bench]\nbudget = "fit-steps"\nmax_epochs = 2\n[score]\nwidths = [8]\n')
+    r = run_cli(["bench", "--selection", folders / "P", folders / "W", "--config", tmp_path / "t.toml", "--seeds",
+                 "1", "--out", tmp_path / "B", "--quiet"])
+    assert r.exit_code == 0, r.output
+    rows = read(tmp_path / "B" / "results.csv")
+    assert all(x["status"] == "ok" for x in rows) and len({x["steps"] for x in rows}) == 1, rows

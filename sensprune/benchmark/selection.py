@@ -191,6 +191,7 @@ def bench_selections(data, sels: Sequence[UserSelection], cfg: BenchConfig, out:
                dynamic_ncols=True)
     try:
         for seed in cfg.grid.seeds:
+            full_steps = None  # the SGD steps of the seed's full run (first in the plan), for the fit budgets
             for measure, rule, fraction, k, is_random in steps:
                 t0 = time.perf_counter()
                 base = {"dataset": spec, "corruption": corruption, "seed": seed, "measure": measure, "rule": rule,
@@ -202,7 +203,9 @@ def bench_selections(data, sels: Sequence[UserSelection], cfg: BenchConfig, out:
                         mask, weights = matched_random(sels[k], data.y_train, seed)
                     else:
                         mask, weights = sels[k].mask, sels[k].weights
-                    res = retrain(cfg, seed, build, train_src, test_src, data, mask, weights)
+                    res = retrain(cfg, seed, build, train_src, test_src, data, mask, weights, full_steps=full_steps)
+                    if k is None:
+                        full_steps = res["steps"]
                     rows.append({**base, "status": "ok", **res, "wall_time_s": round(time.perf_counter() - t0, 3),
                                  "message": ""})
                 except Exception as exc:
@@ -229,5 +232,5 @@ def bench_selections(data, sels: Sequence[UserSelection], cfg: BenchConfig, out:
                             "fraction": s.fraction, "kept": int(s.mask.sum()), "weighted": s.weights is not None,
                             "scores_fingerprint": s.meta.get("scores_fingerprint")} for s in sels]}
     with staged_dir(out) as stage:
-        res = write_outputs(stage, rows, [], header=header, meta=meta)
+        res = write_outputs(stage, rows, [], header=header, meta=meta, margin=cfg.bench.margin)
     return {**res, "results": rows, "out": out, "missing_units": []}
