@@ -1,6 +1,8 @@
-"""The documentation holds together: relative links resolve, the definitions file is cited by its path, and every
-section the code cites exists in ``docs/measures.md``."""
+"""The documentation holds together: relative links (and their anchors) in the README and ``docs/`` resolve, the
+README's result tables are quoted from the committed files they name, the definitions file is cited by its path,
+and every section the code cites exists in ``docs/measures.md``."""
 
+import csv
 import re
 from pathlib import Path
 
@@ -42,16 +44,102 @@ def test_the_definitions_file_exists_with_its_sections():
     assert {str(n) for n in range(1, 9)} <= _sections(), sorted(_sections())
 
 
+def _slug(heading: str) -> str:
+    """GitHub's anchor for a heading: lower case, punctuation dropped (``-`` and ``_`` kept), spaces → ``-``."""
+    text = re.sub(r"[^\w\- ]", "", heading.strip().lower().replace("`", ""))
+    return text.replace(" ", "-")
+
+
+def _anchors(path: Path) -> set[str]:
+    text = FENCE.sub("", path.read_text(encoding="utf-8"))
+    return {_slug(m) for m in re.findall(r"^#{1,6}\s+(.+?)\s*#*$", text, re.M)}
+
+
+def test_slug_follows_github():
+    assert _slug("Stage 3 — `sensprune bench`: does pruning help?") == "stage-3--sensprune-bench-does-pruning-help"
+    assert _slug("The paper's measure against exact mode") == "the-papers-measure-against-exact-mode"
+
+
 @pytest.mark.parametrize("doc", [REPO / "README.md", *DOCS], ids=lambda p: str(p.relative_to(REPO)))
 def test_relative_links_resolve(doc):
-    broken = []
-    for target in _links(doc):
-        if re.match(r"^[a-z][a-z0-9+.-]*:", target, re.I) or target.startswith("#"):
-            continue  # http(s), mailto and other schemes; anchors within the page
-        rel = target.split("#", 1)[0].split("?", 1)[0]
-        if not (doc.parent / rel).exists():
+    broken, links = [], _links(doc)
+    for target in links:
+        if re.match(r"^[a-z][a-z0-9+.-]*:", target, re.I):
+            continue  # http(s), mailto and other schemes
+        rel, _, anchor = target.partition("#")
+        path = doc if not rel else doc.parent / rel.split("?", 1)[0]
+        if not path.exists():
             broken.append(target)
-    assert not broken, f"{doc.relative_to(REPO)}: links to missing files {broken}"
+        elif anchor and path.suffix == ".md" and anchor not in _anchors(path):
+            broken.append(f"{target} (no such heading)")
+    assert links or doc.name != "README.md", "the README links to nothing (the link pattern is stale)"
+    assert not broken, f"{doc.relative_to(REPO)}: broken links {broken}"
+
+
+def _tables(text: str) -> list[list[list[str]]]:
+    """Every Markdown table in ``text`` as rows of stripped cells, the header first (the ``---`` row dropped)."""
+    tables, rows = [], []
+    for line in text.splitlines() + [""]:
+        if line.startswith("|"):
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            if not all(re.fullmatch(r":?-+:?", c) for c in cells):
+                rows.append(cells)
+        elif rows:
+            tables.append(rows)
+            rows = []
+    return tables
+
+
+def _readme_section(heading: str) -> str:
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    m = re.search(rf"^## {re.escape(heading)}\n(.*?)(?=^## |\Z)", text, re.M | re.S)
+    assert m, f"README has no section '## {heading}'"
+    return m.group(1)
+
+
+def test_readme_answer_table_is_quoted_from_the_answer_file_it_names():
+    """Each cell of the README's answer table equals the cell under the same header, in the row of the same
+    dataset and noise, of the committed ``answer.md`` the section names."""
+    section = _readme_section("Does dropping the memorized examples help?")
+    named = re.findall(r"benchmarks/[\w./-]*answer\.md", section)
+    assert named, "the answer section names no committed answer.md"
+    source = REPO / named[0]
+    tables = _tables(section)
+    assert len(tables) == 1 and len(tables[0]) > 1, "the answer section should hold one small table"
+    header, *rows = tables[0]
+    quoted = {}  # (dataset, noise, header) -> cell, from every table of the answer file
+    for t_header, *t_rows in _tables(source.read_text(encoding="utf-8")):
+        for r in t_rows:
+            for h, cell in zip(t_header, r):
+                quoted.setdefault((r[0], r[1], h), set()).add(cell)
+    wrong = [f"{r[0]} {r[1]} '{h}': {cell}" for r in rows for h, cell in zip(header[2:], r[2:])
+             if cell not in quoted.get((r[0], r[1], h), set())]
+    assert not wrong, f"README cells not found in {named[0]}: {wrong}"
+
+
+def test_readme_measure_table_is_quoted_from_detection_csv():
+    """The AUROCs of 'Which measure for what' are the ``auroc_mean`` of the named ``detection.csv`` files, in
+    the order digits / MNIST-1D / Fashion-MNIST, to 3 decimals."""
+    section = _readme_section("Which measure for what")
+    assert "benchmarks/open_question/v2/{digits,mnist1d,fashion-mnist}-fit/detection.csv" in section
+    auroc = {}
+    for ds in ("digits", "mnist1d", "fashion-mnist"):
+        path = REPO / "benchmarks" / "open_question" / "v2" / f"{ds}-fit" / "detection.csv"
+        with open(path, newline="") as fh:
+            for r in csv.DictReader(fh):
+                auroc[(ds, r["corruption"], r["measure"])] = f"{float(r['auroc_mean']):.3f}"
+    (header, *rows), = _tables(section)
+    noises = [re.search(r"`(rand[^`]+)`", h).group(1) for h in header[1:3]]
+    assert noises == ["randY:0.2", "randX:0.2"], header
+    wrong, checked = [], 0
+    for r in rows:
+        measure = r[0].strip("`")
+        for noise, cell in zip(noises, r[1:3]):
+            want = " / ".join(auroc[(ds, noise, measure)] for ds in ("digits", "mnist1d", "fashion-mnist"))
+            checked += 1
+            if cell != want:
+                wrong.append(f"{measure} {noise}: README {cell}, detection.csv {want}")
+    assert checked >= 10 and not wrong, wrong
 
 
 def test_no_citation_of_the_old_definitions_file():

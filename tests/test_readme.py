@@ -5,8 +5,9 @@
   command; every ``--config`` exists), then the cheap commands run for real in a fresh folder: the first
   ``score`` (with ``--epochs 1 --seeds 1`` appended, the last value wins, to keep it cheap), then every
   ``info``, ``prune`` and ``report`` line and the Python blocks that only read their outputs, in README order.
-* ``-m slow``: every block as written, in order, except ``make`` targets (timed separately), SLURM and
-  ``torchrun`` lines, ``. .venv/bin/activate`` and the full open-question grid (hours on 2 cores).
+* ``-m slow``: every block as written, in order, except ``make`` targets (timed separately), ``pip install``
+  lines (the install itself), SLURM and ``torchrun`` lines, ``. .venv/bin/activate`` and the full
+  open-question grid (hours on 2 cores).
 """
 
 import fnmatch
@@ -25,8 +26,8 @@ from sensprune.cli import cli
 REPO = Path(__file__).resolve().parents[1]
 README = REPO / "README.md"
 BIN = Path(sys.executable).parent
-SKIP = (re.compile(r"^make\b"), re.compile(r"^\. \.venv/bin/activate"), re.compile(r"\$SLURM"),
-        re.compile(r"^torchrun\b"))
+SKIP = (re.compile(r"^make\b"), re.compile(r"^pip install\b"), re.compile(r"^\. \.venv/bin/activate"),
+        re.compile(r"\$SLURM"), re.compile(r"^torchrun\b"))
 HOURS = re.compile(r"bench .*--config benchmarks/open_question/(digits|mnist1d|fashion-mnist)\.toml")
 READS_ONLY = ("info", "prune", "report", "bench-merge")  # commands that train nothing
 
@@ -181,7 +182,7 @@ def test_readme_cheap_commands_run_in_order(clone):
         elif cmd in READS_ONLY and all((clone / p).exists() for p in _inputs(argvs[0])):
             _run(kind, text, clone)
             ran.append(line)
-    # the quick start's score, info and prune, Stage 2's two prune lines, the report, the two Python readers
+    # the tour's score, info, two prune lines and report, and the two Python blocks that read the prune folder
     assert len(ran) >= 7, ran
 
 
