@@ -44,7 +44,7 @@ accumulators are summed across ranks (the hook contract's ``sum`` keys), and ran
 
 from __future__ import annotations
 
-import math
+import time
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -56,11 +56,10 @@ from sensprune.data.given import train_fingerprint
 from sensprune.config import TrainConfig
 from sensprune.errors import ValidationError
 from sensprune.io import fingerprint_arrays, prepare_out_dir
-from sensprune.measures import MEASURES
-from sensprune.measures.gini import gini, lorenz
+from sensprune.measures.gini import gini
 from sensprune.measures.input_grad import InputGradHook
 from sensprune.measures.peers import DYNAMICS, DynamicsHook, EL2NHook
-from sensprune.scoring.table import ScoreTable, save_scores
+from sensprune.scoring.table import ScoreTable, save_scores, score_meta
 from sensprune.tracker_sensitivity import SensitivityRecorder
 from sensprune.train import distributed as D
 from sensprune.train.hooks import Run, StepInfo
@@ -165,6 +164,7 @@ class Tracker:
         self.seen_labels = np.full(self.n, -1, np.int64)
         self.epoch = 0
         self.steps = 0
+        self._t0 = time.perf_counter()  # the meta's wall_time_s: from construction to the table
         self.history: list[dict[str, Any]] = []
         self.gini_rows: list[list[float]] = []
         self._epoch_sums = np.zeros(3)  # loss sum, correct, seen (this rank, this epoch)
@@ -268,7 +268,7 @@ class Tracker:
                **{k: float(v) for k, v in metrics.items()}}
         self.history.append(rec)
         vals = self._values()
-        self.gini_rows.append([gini(vals[m]) if np.isfinite(vals[m]).any() else math.nan for m in self.measures])
+        self.gini_rows.append([gini(vals[m]) for m in self.measures])  # NaN while no value is finite
         self._epoch_sums = np.zeros(3)
         self.epoch += 1
 
@@ -317,24 +317,13 @@ class Tracker:
             self.seen_labels = seen.numpy()
         vals = self._values()
         label = self.labels if self.labels is not None else self.seen_labels
-        with np.errstate(all="ignore"):
-            meta = {
-                "config": {"tracker": True, "measures": self.measures, "el2n_epoch": self.el2n_epoch,
-                           "epochs": self.epoch, "steps": self.steps},
-                "seeds": [0],
-                "dataset": {**self.dataset_meta, "num_classes": self.num_classes},
-                "measures": {m: {"direction": MEASURES[m].direction, "description": MEASURES[m].description}
-                             for m in self.measures},
-                "gini_per_epoch": {m: [None if not np.isfinite(r[j]) else float(r[j]) for r in self.gini_rows]
-                                   for j, m in enumerate(self.measures)},
-                "gini": {m: (float(gini(v)) if np.isfinite(v).all() else None) for m, v in vals.items()},
-                "lorenz": {m: lorenz(v).round(6).tolist() for m, v in vals.items() if np.isfinite(v).all()},
-                "history": {"0": self.history},
-                "measure_notes": {k: v for h in self.hooks for k, v in h.meta().items()},
-                "train_accuracy_note": "train_acc is measured at presentation time during each epoch (train mode).",
-                "tracker_note": "computed by sensprune.Tracker in the user's own training loop; examples never "
-                                "presented have NaN.",
-            }
+        meta = score_meta(config={"tracker": True, "measures": self.measures, "el2n_epoch": self.el2n_epoch,
+                                  "epochs": self.epoch, "steps": self.steps},
+                          seeds=[0], dataset={**self.dataset_meta, "num_classes": self.num_classes}, values=vals,
+                          gini_rows=self.gini_rows, history={"0": self.history},
+                          notes={k: v for h in self.hooks for k, v in h.meta().items()},
+                          note="computed by sensprune.Tracker in the user's own training loop; examples never "
+                               "presented have NaN.", wall_time_s=time.perf_counter() - self._t0)
         idx = np.arange(self.n, dtype=np.int64)
         return ScoreTable(idx, label.astype(np.int64), vals, {m: v[None] for m, v in vals.items()}, meta)
 

@@ -178,3 +178,30 @@ def test_tracker_under_ddp_equals_one_process(tiny_arrays, tmp_path):
     assert want["forgetting"].max() >= 1  # the run has forgetting events to reduce
     for m in MEASURES:
         np.testing.assert_allclose(got.scores[m], want[m], rtol=1e-6, atol=1e-9, err_msg=m)
+
+
+def test_tracker_and_score_folders_share_one_meta_builder(tiny_arrays, tmp_path):
+    from sensprune.measures.gini import gini, lorenz
+
+    x, y, _, _ = tiny_arrays
+    tracker = _user_loop(x, y, epochs=2)
+    sp.score((x, y), measures=MEASURES, model=_net, epochs=2, batch_size=32, out=tmp_path / "s")
+    mine = json.loads((tracker.save(tmp_path / "t") / "meta.json").read_text())
+    theirs = json.loads((tmp_path / "s" / "meta.json").read_text())
+    assert set(mine) == set(theirs)
+    # NaN handling: a Tracker that saw half of the examples; gini and lorenz over the finite values
+    half = sp.Tracker(n=120, labels=y, measures=["loss", "aum"])
+    logits = torch.randn(60, 4, generator=torch.Generator().manual_seed(0))
+    half.step(torch.arange(60), logits, torch.from_numpy(y[:60]))
+    half.epoch_end()
+    meta = half.table().meta
+    vals = half.values()
+    assert np.isnan(vals["loss"][60:]).all() and np.isfinite(vals["loss"][:60]).all()
+    assert meta["gini"]["loss"] == pytest.approx(gini(vals["loss"][:60]))
+    np.testing.assert_allclose(meta["lorenz"]["loss"], lorenz(vals["loss"][:60]).round(6))
+    assert meta["gini_per_epoch"]["loss"] == [pytest.approx(gini(vals["loss"][:60]))]
+    from sensprune.scoring.table import score_meta
+
+    none = score_meta(config={}, seeds=[0], dataset={}, values={"loss": np.full(3, np.nan)}, gini_rows=[[np.nan]],
+                      history={}, notes={}, note="", wall_time_s=0.0)
+    assert none["gini"] == {"loss": None} and none["lorenz"] == {} and none["gini_per_epoch"] == {"loss": [None]}

@@ -26,8 +26,8 @@ from sensprune.data import Dataset
 from sensprune.data.base import source_rows
 from sensprune.errors import ValidationError
 from sensprune.io import atomic_write_text, diff_keys, read_npz, write_npz
-from sensprune.measures.gini import gini, lorenz
-from sensprune.scoring.table import ScoreTable, save_scores
+from sensprune.measures.gini import gini
+from sensprune.scoring.table import ScoreTable, save_scores, score_meta
 from sensprune.train import distributed as D
 from sensprune.train.augment import check_augment
 from sensprune.train.hooks import Hook, Run
@@ -215,36 +215,17 @@ def score(dataset: Dataset, config: ScoreConfig, *, workdir: Path | None = None,
     with warnings.catch_warnings():  # a measure not defined yet at an epoch (el2n before its epoch) is NaN
         warnings.simplefilter("ignore", RuntimeWarning)
         gini_mean = np.nanmean(np.stack([r["gini"] for r in runs]), axis=0) if runs else np.zeros((0, 0))
-    meta = {
-        "config": config.to_dict(),
-        "seeds": seeds,
-        "dataset": dataset.describe(),
-        "measures": {m: {"direction": M.MEASURES[m].direction, "description": M.MEASURES[m].description}
-                     for m in config.measures},
-        "gini_per_epoch": {m: [None if not np.isfinite(g) else float(g) for g in gini_mean[:, j]]
-                           for j, m in enumerate(config.measures)},
-        "gini_note": "Gini of each measure's running value after each epoch, mean over seeds; signed "
-                     "measures (aum) are shifted by their minimum first.",
-        "gini": {m: _finite_or_none(gini(mean[m])) for m in config.measures},
-        "lorenz": {m: lorenz(mean[m]).round(6).tolist() for m in config.measures},
-        "history": {str(s): r["history"] for s, r in zip(seeds, runs)},
-        "train_accuracy_note": "train_acc is measured at presentation time during each epoch (train mode).",
-        "wall_time_s": time.perf_counter() - t0,
-    }
-    if runs[0]["notes"]:
-        meta["measure_notes"] = runs[0]["notes"]
-    if extras:
-        meta["extras"] = {k: {**M.EXTRAS[k][2](v), "mean_over_seeds": len(runs)} for k, v in extras.items()}
+    extras_meta = {k: {**M.EXTRAS[k][2](v), "mean_over_seeds": len(runs)} for k, v in extras.items()}
+    meta = score_meta(config=config.to_dict(), seeds=seeds, dataset=dataset.describe(), values=mean,
+                      gini_rows=gini_mean, history={str(s): r["history"] for s, r in zip(seeds, runs)},
+                      notes=runs[0]["notes"], extras=extras_meta, note="computed by sensprune score: warmup run(s) "
+                      "of the training loop, the mean over seeds", wall_time_s=time.perf_counter() - t0)
     idx = np.arange(dataset.n_train, dtype=np.int64)
     votes = np.zeros((dataset.n_train, dataset.num_classes), np.int64)
     for r in runs:
         votes[np.arange(dataset.n_train), r["predicted"]] += 1
     return ScoreTable(idx, dataset.y_train.astype(np.int64), mean, per_seed, meta, extras, votes.argmax(1),
                       source_rows(dataset))
-
-
-def _finite_or_none(v: float):
-    return None if not np.isfinite(v) else float(v)
 
 
 def _cached_seed(dataset, config, seed, sub: Path | None, progress):

@@ -100,6 +100,42 @@ class ScoreTable:
         return self.scores[measure]
 
 
+def score_meta(*, config: dict[str, Any], seeds: list[int], dataset: dict[str, Any], values: dict[str, np.ndarray],
+               gini_rows, history: dict[str, Any], notes: dict[str, Any], extras: dict[str, Any] | None = None,
+               note: str, wall_time_s: float) -> dict[str, Any]:
+    """The ``meta.json`` of a score folder: one builder for ``sensprune score`` and the Tracker (the same keys).
+
+    ``values``: each measure's (N,) values in column order; ``gini_rows``: (epochs, M) Gini of each measure's
+    running value after each epoch. ``gini`` and ``lorenz`` (Arpit et al. 2017, §3.2) are over the examples with
+    a finite value (NaN: not presented, or not defined yet); a measure without any has ``gini`` null and no
+    Lorenz curve, as a NaN in ``gini_per_epoch`` is null. ``note`` says what computed the values.
+    """
+    from sensprune.measures import MEASURES
+    from sensprune.measures.gini import gini, lorenz
+
+    rows = np.asarray(gini_rows, np.float64).reshape(-1, len(values))
+    finite = {m: np.asarray(v, np.float64)[np.isfinite(v)] for m, v in values.items()}
+    return {
+        "config": config,
+        "seeds": list(seeds),
+        "dataset": dataset,
+        "measures": {m: {"direction": MEASURES[m].direction, "description": MEASURES[m].description} for m in values},
+        "gini_per_epoch": {m: [float(g) if np.isfinite(g) else None for g in rows[:, j]]
+                           for j, m in enumerate(values)},
+        "gini_note": "Gini of each measure's running value after each epoch, mean over seeds; signed measures (aum) "
+                     "are shifted by their minimum first; gini and lorenz are over the examples with a finite value "
+                     "(null and no curve when none has one).",
+        "gini": {m: float(gini(f)) if f.size else None for m, f in finite.items()},
+        "lorenz": {m: lorenz(f).round(6).tolist() for m, f in finite.items() if f.size},
+        "history": history,
+        "measure_notes": notes,
+        "extras": extras or {},
+        "train_accuracy_note": "train_acc is measured at presentation time during each epoch (train mode).",
+        "note": note,
+        "wall_time_s": wall_time_s,
+    }
+
+
 def save_scores(table: ScoreTable, out: Path, *, extra_files: dict[str, Any] | None = None) -> None:
     """Write ``table`` as an artifact folder at ``out`` (assembled aside, then moved into place).
 
