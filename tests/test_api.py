@@ -82,7 +82,7 @@ def _readme_python_blocks():
     from pathlib import Path
 
     text = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
-    section = text[text.index("### From Python"):text.index("## Stage 1")]
+    section = text[text.index("### From Python"):text.index("## Which measure for what")]
     return re.findall(r"```python\n(.*?)```", section, flags=re.S)
 
 
