@@ -37,6 +37,12 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
+# build the wheel, install it into a fresh venv (torch pinned as above), run `sensprune --help` and a
+# one-epoch score from outside the checkout; needs PyPI (or a pip cache) for the dependencies
+.PHONY: wheel-check
+wheel-check:
+	PY=$(PY) .ci/wheel_check.sh
+
 lint: $(STAMP)
 	$(BIN)/flake8 sensprune tests benchmarks
 
