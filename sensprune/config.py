@@ -85,10 +85,11 @@ def _check(ok: bool, name: str, what: str, got: Any) -> None:
         raise ValidationError(f"The '{name}' parameter must be {what}. Got {got!r} instead.")
 
 
-#: Default probe-set size of loss_sensitivity and --per-class (also ``loss_sensitivity.exact.DEFAULT_PROBE_SIZE``).
+#: Default probe-set size of loss_sensitivity and --per-class.
 DEFAULT_PROBE_SIZE = 2048
 #: Default number K of sampled probe steps of loss_sensitivity (``loss_sensitivity.sampled``; no torch here).
 DEFAULT_PROBE_TIMES = 16
+#: The probe of the one-step proxy: the fixed probe set P, or the next training minibatch.
 PROBE_MODES = ("fixed", "next-batch")
 
 
@@ -142,8 +143,9 @@ def _refuse_unknown(cls, raw: Mapping[str, Any], source: str) -> None:
                               f"Valid keys: {', '.join(known)}.")
 
 
-def _count_or_all(value: Any, flag: str) -> int | str | None:
-    """None, ``"all"`` or a positive integer (a digit string is converted); anything else is a ValidationError."""
+def parse_count_or_all(value: Any, flag: str) -> int | str | None:
+    """None, ``"all"`` or a positive integer (a digit string is converted); anything else is a ValidationError
+    naming ``flag`` (the one parser of ``--horizon`` and ``--probe-times``)."""
     if isinstance(value, str) and value.strip().lower() == "all":
         return "all"
     v = int(value.strip()) if isinstance(value, str) and value.strip().isdigit() else value
@@ -242,9 +244,9 @@ class MeasureOptions(_Options):
     def __post_init__(self):
         if self.sensitivity_memory is not None:
             object.__setattr__(self, "sensitivity_memory", parse_size(self.sensitivity_memory, "--sensitivity-memory"))
-        h = _count_or_all(self.horizon, "--horizon")
+        h = parse_count_or_all(self.horizon, "--horizon")
         object.__setattr__(self, "horizon", h)
-        pt = _count_or_all(self.probe_times, "--probe-times")
+        pt = parse_count_or_all(self.probe_times, "--probe-times")
         object.__setattr__(self, "probe_times", pt)
         if pt is not None and h is not None and not (h == "all" and pt == "all"):
             raise ValidationError(f"--probe-times {pt} selects the full-horizon loss_sensitivity and --horizon {h} "

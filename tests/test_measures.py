@@ -133,6 +133,18 @@ def test_unknown_measure_named():
         check_measures(["el2n", "bogus"])
 
 
+def test_check_measures_is_a_pure_lookup_of_truncated_proxies():
+    from sensprune.measures import GROUPS, hook_builder, measure_spec
+
+    before = (dict(MEASURES), dict(GROUPS))
+    assert check_measures(["loss_sensitivity_h7", "el2n", "loss_sensitivity_h7"]) == ["loss_sensitivity_h7", "el2n"]
+    assert (dict(MEASURES), dict(GROUPS)) == before  # nothing registered as a side effect
+    spec = measure_spec("loss_sensitivity_h7")
+    assert spec.group == "loss_sensitivity_h7" and "last 7 SGD update" in spec.description
+    assert callable(hook_builder(spec.group)) and measure_spec("loss_sensitivity_h0") is None
+    assert measure_spec("loss_sensitivity_h1") is MEASURES["loss_sensitivity_h1"]
+
+
 # --- horizon-1 proxy: the one double backward, sample weights, --probe-every -------------------------------
 
 def _tiny_run(hooks, tiny_arrays, ckpt=None, epochs=2, weights=None):
@@ -367,7 +379,7 @@ def test_probe_every_survives_a_checkpoint_resume(tiny_arrays, tmp_path):
     assert resumed.meta() == full.meta()
 
 
-@pytest.mark.parametrize("kw", [{"probe_every": 0}, {"probe_every": 2, "horizon": 2},
+@pytest.mark.parametrize("kw", [{"probe_every": 2, "horizon": 2},
                                 {"probe_every": 2, "include_direct": True},
                                 {"probe_every": 2, "probe_mode": "next-batch"}])
 def test_probe_every_is_refused_where_it_does_not_apply(kw):

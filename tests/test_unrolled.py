@@ -12,7 +12,7 @@ from torch import nn
 from torch.func import functional_call
 
 from sensprune.cli import cli
-from sensprune.config import TrainConfig
+from sensprune.config import MeasureOptions, TrainConfig
 from sensprune.data import make_dataset
 from sensprune.errors import ValidationError
 from sensprune.measures.loss_sensitivity import proxy as TR
@@ -104,8 +104,8 @@ def test_per_class_equals_exact_restricted_probe_on_one_step(tiny_arrays):
 @pytest.mark.parametrize("bad", ["0", "-2", "1.5", "two", "", "all2"])
 def test_bad_horizon_is_refused(bad):
     with pytest.raises(ValidationError, match="--horizon must be a positive integer or 'all'"):
-        U.parse_horizon(bad)
-    assert U.parse_horizon("ALL") == "all" and U.parse_horizon("3") == 3
+        MeasureOptions(horizon=bad)
+    assert MeasureOptions(horizon="ALL").horizon == "all" and MeasureOptions(horizon="3").horizon == 3
 
 
 def test_models_the_replay_cannot_reproduce_are_refused():
@@ -265,7 +265,7 @@ def test_next_batch_is_refused_where_it_does_not_apply():
     with pytest.raises(ValidationError, match="--include-direct is not supported"):
         TR.LossSensitivityHook(10, np.arange(10), include_direct=True, probe_mode="next-batch")
     with pytest.raises(ValidationError, match="--probe must be one of fixed, next-batch"):
-        TR.parse_probe_mode("batch")
+        MeasureOptions(probe="batch")
 
 
 def test_cli_probe_next_batch_is_in_meta_and_refused_with_the_full_horizon(tmp_path):

@@ -53,12 +53,28 @@ def register_extra(name: str, option: str, builder: Callable[[HookContext], Any]
     EXTRAS[name] = (option, builder, summarize)
 
 
+def measure_spec(name: Any) -> MeasureSpec | None:
+    """The measure called ``name``: a registered one, or the truncated proxy ``loss_sensitivity_hH`` of any
+    horizon H, built from its name (a pure lookup: nothing is registered); None for an unknown name."""
+    if name in MEASURES:
+        return MEASURES[name]
+    h = truncated_horizon(name) if isinstance(name, str) else None
+    return None if h is None else _truncated_spec(h)
+
+
+def hook_builder(group: str) -> Callable[[HookContext], Any]:
+    """The hook builder of a measure group (:attr:`MeasureSpec.group`), the truncated proxies' included."""
+    if group in GROUPS:
+        return GROUPS[group]
+    h = truncated_horizon(group)
+    if h is None:
+        raise KeyError(group)
+    return lambda ctx: _loss_sensitivity_truncated(ctx, h)
+
+
 def check_measures(names) -> list[str]:
-    for m in names:  # any horizon H of the truncated proxy, by name (loss_sensitivity_h1 is registered below)
-        h = truncated_horizon(m) if isinstance(m, str) else None
-        if h is not None and m not in MEASURES:
-            _register_truncated(h)
-    bad = [m for m in names if m not in MEASURES]
+    """``names`` without duplicates, in order; an unknown name or none at all is a ValidationError (no side effect)."""
+    bad = [m for m in names if measure_spec(m) is None]
     if bad:
         raise ValidationError(f"Unknown measure(s) {', '.join(map(repr, bad))}. Choose from: "
                               f"{', '.join(MEASURES)}.")
@@ -134,9 +150,9 @@ def _model(ctx: HookContext):
 
 
 def _probe(ctx: HookContext):
-    from sensprune.measures.loss_sensitivity.exact import DEFAULT_PROBE_SIZE, stratified_probe
+    from sensprune.measures.loss_sensitivity.exact import stratified_probe
 
-    return stratified_probe(ctx.dataset.y_train, _opt(ctx, "probe_size", DEFAULT_PROBE_SIZE), seed=0)
+    return stratified_probe(ctx.dataset.y_train, _opt(ctx, "probe_size"), seed=0)
 
 
 def _steps(ctx: HookContext) -> int:
@@ -148,6 +164,7 @@ def _loss_sensitivity(ctx: HookContext):
     """The paper's measure, full horizon: sampled probe steps (default) or exact (``probe_times="all"``)."""
     from sensprune.measures.loss_sensitivity import sampled as S
     from sensprune.measures.loss_sensitivity import exact as U
+    from sensprune.train.loop import resolve_device
 
     horizon, times = _opt(ctx, "horizon", None), _opt(ctx, "probe_times", None)
     if horizon not in (None, "all"):
@@ -169,7 +186,8 @@ def _loss_sensitivity(ctx: HookContext):
     k = min(S.DEFAULT_PROBE_TIMES, steps) if times is None else S.check_probe_times(times, steps)
     budget = _opt(ctx, "sensitivity_memory", None)
     plan = S.memory_plan(model, t.optimizer, n=ctx.n, input_shape=ctx.dataset.input_shape, batch_size=t.batch_size,
-                         steps=steps, adjoints=k, budget=budget, device=t.device, momentum=t.momentum)
+                         steps=steps, adjoints=k, budget=budget, device=str(resolve_device(t.device)),
+                         momentum=t.momentum)
     hook = S.SampledSensitivityHook(ctx.n, probe, "all" if times == "all" else k, include_direct=direct,
                                     memory=budget)
     hook.plan_preview = plan
@@ -268,16 +286,18 @@ register("loss_sensitivity", _loss_sensitivity, [
 ])
 
 
-def _register_truncated(h: int) -> None:
-    register(f"loss_sensitivity_h{h}", lambda ctx: _loss_sensitivity_truncated(ctx, h), [
-        (f"loss_sensitivity_h{h}", "higher = larger truncated ‖∂L_t/∂x‖₁ = more sensitive (a proxy)",
-         f"PROXY, not the paper's measure: loss sensitivity truncated to the last {h} SGD update(s) before each step"
-         + (" (a one-step influence surrogate)" if h == 1 else "") + "; its ranking agrees with the paper's "
-         "measure only at Spearman 0.5-0.7 on digits (benchmarks/unrolled_accuracy/results.txt)"),
-    ])
+def _truncated_spec(h: int) -> MeasureSpec:
+    """The truncated proxy of horizon ``h`` (group = its name; its hook: :func:`_loss_sensitivity_truncated`)."""
+    name = f"loss_sensitivity_h{h}"
+    return MeasureSpec(name, name, "higher = larger truncated ‖∂L_t/∂x‖₁ = more sensitive (a proxy)",
+                       f"PROXY, not the paper's measure: loss sensitivity truncated to the last {h} SGD update(s) "
+                       "before each step" + (" (a one-step influence surrogate)" if h == 1 else "") + "; its ranking "
+                       "agrees with the paper's measure only at Spearman 0.5-0.7 on digits "
+                       "(benchmarks/unrolled_accuracy/results.txt)")
 
 
-_register_truncated(1)
+_h1 = _truncated_spec(1)  # listed among the measures; any other horizon is built by name (measure_spec)
+register(_h1.group, hook_builder(_h1.group), [(_h1.name, _h1.direction, _h1.description)])
 register("grand", _grand, [
     ("grand", "higher = larger per-example gradient norm = harder",
      "‖∇_θ ℓ‖₂ over all parameters, eval mode, at --grand-epochs (Paul et al. 2021), torch.func vmap"),

@@ -123,8 +123,8 @@ def collect(hooks: list[Hook]) -> dict[str, np.ndarray]:
 def build_hooks(dataset: Dataset, config: ScoreConfig) -> tuple[list[Hook], list[Hook]]:
     """The measure hooks for ``config.measures`` (one per group) and all hooks including the Gini tracker."""
     ctx = M.HookContext(dataset.n_train, dataset.num_classes, config, dataset)
-    groups = list(dict.fromkeys(M.MEASURES[m].group for m in config.measures))
-    measure_hooks = [M.GROUPS[g](ctx) for g in groups]
+    groups = list(dict.fromkeys(M.measure_spec(m).group for m in config.measures))
+    measure_hooks = [M.hook_builder(g)(ctx) for g in groups]
     opts = config.measure_options or {}
     extra_hooks = [builder(ctx) for option, builder, _ in M.EXTRAS.values() if opts.get(option)]
     tracker = GiniTracker(measure_hooks, list(config.measures))

@@ -110,7 +110,7 @@ def score_meta(*, config: dict[str, Any], seeds: list[int], dataset: dict[str, A
     a finite value (NaN: not presented, or not defined yet); a measure without any has ``gini`` null and no
     Lorenz curve, as a NaN in ``gini_per_epoch`` is null. ``note`` says what computed the values.
     """
-    from sensprune.measures import MEASURES
+    from sensprune.measures import measure_spec
     from sensprune.measures.gini import gini, lorenz
 
     rows = np.asarray(gini_rows, np.float64).reshape(-1, len(values))
@@ -119,7 +119,8 @@ def score_meta(*, config: dict[str, Any], seeds: list[int], dataset: dict[str, A
         "config": config,
         "seeds": list(seeds),
         "dataset": dataset,
-        "measures": {m: {"direction": MEASURES[m].direction, "description": MEASURES[m].description} for m in values},
+        "measures": {m: {"direction": measure_spec(m).direction, "description": measure_spec(m).description}
+                     for m in values},
         "gini_per_epoch": {m: [float(g) if np.isfinite(g) else None for g in rows[:, j]]
                            for j, m in enumerate(values)},
         "gini_note": "Gini of each measure's running value after each epoch, mean over seeds; signed measures (aum) "

@@ -42,28 +42,8 @@ from sensprune.train.hooks import Hook, Run, StepInfo
 from sensprune.train.loop import batch_loss
 from sensprune.train.sources import ArraySource
 
-DEFAULT_PROBE_SIZE = 2048
 #: relative difference between replayed and trained weights above which the replay is reported as drifting
 DRIFT_WARN = 1e-4
-
-
-def parse_count_or_all(value, flag: str) -> int | str:
-    """``"all"`` or a positive integer (also given as a string) for the option ``flag``; else a ValidationError."""
-    if isinstance(value, str) and value.strip().lower() == "all":
-        return "all"
-    try:
-        h = int(str(value).strip())
-        ok = str(h) == str(value).strip() and h >= 1
-    except ValueError:
-        ok = False
-    if not ok:
-        raise ValidationError(f"{flag} must be a positive integer or 'all'. Got {value!r} instead.")
-    return h
-
-
-def parse_horizon(value) -> int | str:
-    """``"all"`` or a positive integer (also given as a string); anything else is a ValidationError."""
-    return parse_count_or_all(value, "--horizon")
 
 
 def stratified_probe(y: np.ndarray, size: int, seed: int = 0) -> np.ndarray:

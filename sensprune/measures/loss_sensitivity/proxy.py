@@ -27,8 +27,6 @@ from sensprune.measures.loss_sensitivity.exact import _ProbeMixin, sgd_step
 from sensprune.train.hooks import Hook, Run, StepInfo
 from sensprune.train.loop import batch_loss
 
-PROBE_MODES = ("fixed", "next-batch")
-
 
 class WindowStep(NamedTuple):
     """One SGD step s held in the horizon window: the parameters θ_s it started from, the optimizer's momentum
@@ -38,14 +36,6 @@ class WindowStep(NamedTuple):
     bufs: dict[str, torch.Tensor] | None
     idx: torch.Tensor
     lr: float
-
-
-def parse_probe_mode(value) -> str:
-    """``"fixed"`` (the probe set P) or ``"next-batch"`` (the next training minibatch); else ValidationError."""
-    mode = str(value).strip().lower()
-    if mode not in PROBE_MODES:
-        raise ValidationError(f"--probe must be one of {', '.join(PROBE_MODES)}. Got {value!r} instead.")
-    return mode
 
 
 def _trainable(model: nn.Module) -> list[torch.Tensor]:
@@ -136,11 +126,8 @@ class LossSensitivityHook(_ProbeMixin, Hook):
     def __init__(self, n: int, probe: np.ndarray, horizon: int = 1, include_direct: bool = False,
                  probe_mode: str = "fixed", probe_every: int = 1, step_every: int = 1):
         self.probe, self.horizon, self.include_direct = np.asarray(probe), int(horizon), include_direct
-        self.probe_mode = parse_probe_mode(probe_mode)
-        if not isinstance(probe_every, (int, np.integer)) or isinstance(probe_every, bool) or probe_every < 1:
-            raise ValidationError(f"--probe-every must be an integer >= 1. Got {probe_every!r} instead.")
-        if not isinstance(step_every, (int, np.integer)) or isinstance(step_every, bool) or step_every < 1:
-            raise ValidationError(f"--step-every must be an integer >= 1. Got {step_every!r} instead.")
+        # probe_mode, probe_every, step_every: validated once, by sensprune.config.MeasureOptions
+        self.probe_mode = probe_mode
         self.probe_every, self.step_every = int(probe_every), int(step_every)
         if self.probe_every > 1 and (self.horizon != 1 or self.probe_mode != "fixed" or include_direct):
             raise ValidationError("--probe-every applies to the fixed probe at horizon 1 without --include-direct "

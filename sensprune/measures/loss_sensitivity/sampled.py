@@ -38,9 +38,9 @@ import torch
 from tqdm.auto import tqdm
 
 from sensprune.config import DEFAULT_PROBE_TIMES  # noqa: F401  (16, defined in config.py without torch)
+from sensprune.config import parse_count_or_all
 from sensprune.errors import ValidationError
-from sensprune.measures.loss_sensitivity.exact import (ExactSensitivityHook, available_bytes, parse_count_or_all,
-                                                       probe_loss)
+from sensprune.measures.loss_sensitivity.exact import ExactSensitivityHook, available_bytes, probe_loss
 from sensprune.measures.loss_sensitivity.plan import MemoryPlan, plan_memory, smallest_budget
 from sensprune.measures.loss_sensitivity.replay import Recipe, Trajectory, module_modes, run_step
 from sensprune.train.hooks import Run
@@ -51,7 +51,10 @@ SAMPLING_SALT = 0x5E45
 
 def parse_probe_times(value) -> int | str:
     """``"all"`` or a positive integer K (also given as a string); anything else is a ValidationError."""
-    return parse_count_or_all(value, "--probe-times")
+    k = parse_count_or_all(value, "--probe-times")
+    if k is None:
+        raise ValidationError("--probe-times must be a positive integer or 'all'. Got None instead.")
+    return k
 
 
 def check_probe_times(k, steps: int) -> int:
