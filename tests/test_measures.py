@@ -147,6 +147,13 @@ def test_check_measures_is_a_pure_lookup_of_truncated_proxies():
 
 # --- horizon-1 proxy: the one double backward, sample weights, --probe-every -------------------------------
 
+def _h1_input_grad(model, theta, xb, yb, v, lr, wb=None):
+    """The h1 proxy's input gradient for one direction v."""
+    from sensprune.measures.loss_sensitivity.proxy import h1_input_grads
+
+    return h1_input_grads(model, theta, xb, yb, [v], lr, wb)[0]
+
+
 def _tiny_run(hooks, tiny_arrays, ckpt=None, epochs=2, weights=None):
     from sensprune.config import TrainConfig
     from sensprune.train.loop import train
@@ -162,7 +169,7 @@ def _tiny_run(hooks, tiny_arrays, ckpt=None, epochs=2, weights=None):
 def test_h1_several_vectors_equal_one_at_a_time_and_weights_enter_the_batch_loss():
     from torch.func import functional_call
 
-    from sensprune.measures.loss_sensitivity.proxy import h1_input_grad, h1_input_grads
+    from sensprune.measures.loss_sensitivity.proxy import h1_input_grads
     from sensprune.train.models import MLP
 
     torch.manual_seed(0)
@@ -174,7 +181,7 @@ def test_h1_several_vectors_equal_one_at_a_time_and_weights_enter_the_batch_loss
     vs = [[torch.randn_like(t) for t in theta] for _ in range(2)]
     both = h1_input_grads(model, theta, x, y, vs, 0.3, w)
     for v, g in zip(vs, both):
-        assert torch.equal(g, h1_input_grad(model, theta, x, y, v, 0.3, w))
+        assert torch.equal(g, _h1_input_grad(model, theta, x, y, v, 0.3, w))
     # by hand: -lr * d/dx [grad_theta (sum_i w_i l_i / B) . v] with functional_call
     names = [k for k, _ in model.named_parameters()]
     leaf = x.clone().requires_grad_(True)
@@ -392,7 +399,7 @@ def test_probe_every_is_refused_where_it_does_not_apply(kw):
 def test_weighted_run_h1_uses_the_weighted_batch_loss(tiny_arrays):
     """With sample weights the update of step s is on sum(w_i l_i)/|B|: one step, checked by hand."""
     from sensprune.config import TrainConfig
-    from sensprune.measures.loss_sensitivity.proxy import LossSensitivityHook, h1_input_grad
+    from sensprune.measures.loss_sensitivity.proxy import LossSensitivityHook
     from sensprune.train.hooks import Hook
     from sensprune.train.loop import train
     from sensprune.train.models import MLP
@@ -412,8 +419,8 @@ def test_weighted_run_h1_uses_the_weighted_batch_loss(tiny_arrays):
     res = train(lambda: MLP(4, (6,), widths=(8,)), ArraySource(x, y, torch.device("cpu")),
                 TrainConfig(epochs=1, batch_size=120, lr=0.1), hooks=[hook, rec], weights=w, progress=False)
     xt, yt = torch.as_tensor(x), torch.as_tensor(y)
-    want = h1_input_grad(res.model, rec.theta, xt, yt, rec.v, 0.1, torch.as_tensor(w, dtype=torch.float32))
-    unweighted = h1_input_grad(res.model, rec.theta, xt, yt, rec.v, 0.1)
+    want = _h1_input_grad(res.model, rec.theta, xt, yt, rec.v, 0.1, torch.as_tensor(w, dtype=torch.float32))
+    unweighted = _h1_input_grad(res.model, rec.theta, xt, yt, rec.v, 0.1)
     got = hook.values()["loss_sensitivity_h1"]
     np.testing.assert_allclose(got, want.abs().sum(1).double().numpy(), rtol=1e-5)
     assert not np.allclose(got, unweighted.abs().sum(1).double().numpy(), rtol=1e-2)
@@ -421,7 +428,7 @@ def test_weighted_run_h1_uses_the_weighted_batch_loss(tiny_arrays):
 
 def test_probe_every_reuses_exactly_the_v_of_its_last_refresh(tiny_arrays):
     """Reference by hand: v = grad L_P at theta_1 (after the first update) for every step when k > T."""
-    from sensprune.measures.loss_sensitivity.proxy import LossSensitivityHook, h1_input_grad
+    from sensprune.measures.loss_sensitivity.proxy import LossSensitivityHook
     from sensprune.train.hooks import Hook
 
     class Rec(Hook):
@@ -443,7 +450,7 @@ def test_probe_every_reuses_exactly_the_v_of_its_last_refresh(tiny_arrays):
     want = np.zeros(120)
     final = [p.detach().clone() for p in res.model.parameters()]
     for theta, b, lr in rec.steps:
-        g = h1_input_grad(res.model, theta, rec.x[b], rec.y[b], rec.v0, lr)
+        g = _h1_input_grad(res.model, theta, rec.x[b], rec.y[b], rec.v0, lr)
         want[b.numpy()] += g.abs().flatten(1).sum(1).double().numpy()
     assert all(torch.equal(p, q) for p, q in zip(res.model.parameters(), final))
     np.testing.assert_allclose(hook.values()["loss_sensitivity_h1"], want / len(rec.steps), rtol=1e-5)  # float32

@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from click.testing import CliRunner
-from nets import central_fd, fd_problem, tiny_mlp
+from nets import central_fd, fd_problem, replay_sgd, tiny_mlp, unrolled_sensitivity
 from scipy.stats import spearmanr
 from torch.func import functional_call
 
@@ -29,12 +29,12 @@ def test_exact_mode_whole_measure_matches_central_finite_differences_float64():
     w = torch.tensor([1.0, 0.5, 2.0, 1.5, 1.0, 0.7], dtype=torch.float64)
     kw = dict(momentum=0.9, weight_decay=1e-2, weights=w)
     probe = np.array([0, 2, 3, 5])
-    gbar = U.unrolled_sensitivity(model, x, y, batches, lrs, **kw, probe=probe)
+    gbar = unrolled_sensitivity(model, x, y, batches, lrs, **kw, probe=probe)
 
     def losses(xx):  # L_t for t = 1..T, probe inputs constant (indirect effect only)
         out = []
         for t in range(1, len(lrs) + 1):
-            theta = U.replay_sgd(model, xx, y, batches[:t], lrs[:t], **kw)
+            theta = replay_sgd(model, xx, y, batches[:t], lrs[:t], **kw)
             out.append(float(F.cross_entropy(functional_call(model, theta, (x[probe],)), y[probe])))
         return np.array(out)
 
@@ -95,8 +95,8 @@ def test_sampled_is_the_stratified_estimate_of_exact_and_unbiased(tiny_arrays):
     src = ArraySource(*tiny_arrays[:2], torch.device("cpu"))
     batches = [torch.as_tensor(b) for b in rec.idx]
     theta0 = {k: torch.as_tensor(v) for k, v in rec.theta0.items()}
-    per_step = U.unrolled_sensitivity(tiny_mlp(6, 8, 4, torch.float32), src.x, src.y, batches, rec.lrs, params=theta0,
-                                      momentum=0.9, weight_decay=1e-3, probe=probe, per_step=True)  # (T, N)
+    per_step = unrolled_sensitivity(tiny_mlp(6, 8, 4, torch.float32), src.x, src.y, batches, rec.lrs, params=theta0,
+                                    momentum=0.9, weight_decay=1e-3, probe=probe, per_step=True)  # (T, N)
     T = len(batches)
     np.testing.assert_allclose(per_step.mean(0), rec.value, rtol=1e-6)
     for h in hooks:

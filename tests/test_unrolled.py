@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from click.testing import CliRunner
-from nets import central_fd, fd_problem, tiny_mlp
+from nets import central_fd, fd_problem, replay_sgd, tiny_mlp, unrolled_sensitivity
 from torch import nn
 from torch.func import functional_call
 
@@ -27,10 +27,10 @@ from sensprune.train.sources import ArraySource
 def test_exact_mode_matches_central_finite_differences_float64():
     model, x, y, batches, lrs = fd_problem()
     kw = dict(momentum=0.9, weight_decay=1e-2)
-    _, grad = U.unrolled_sensitivity(model, x, y, batches, lrs, **kw, return_last_grad=True)
+    _, grad = unrolled_sensitivity(model, x, y, batches, lrs, **kw, return_last_grad=True)
 
     def final_loss(xx):
-        theta = U.replay_sgd(model, xx, y, batches, lrs, **kw)
+        theta = replay_sgd(model, xx, y, batches, lrs, **kw)
         return float(F.cross_entropy(functional_call(model, theta, (x,)), y))  # probe inputs constant
 
     fd = torch.from_numpy(central_fd(final_loss, x))

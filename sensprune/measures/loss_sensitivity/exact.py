@@ -96,13 +96,6 @@ def buffers_of(model: nn.Module) -> dict[str, torch.Tensor]:
     return {k: b.detach().clone() for k, b in model.named_buffers()}
 
 
-def sgd_recipe(model: nn.Module, x, y, *, momentum: float = 0.0, weight_decay: float = 0.0, weights=None) -> Recipe:
-    """A :class:`~.replay.Recipe` for one-group ``torch.optim.SGD`` (the proxy's and the tests' runs)."""
-    names = [k for k, p in model.named_parameters() if p.requires_grad]
-    spec = optim.GroupSpec("sgd", momentum=momentum, weight_decay=weight_decay)
-    return Recipe(model, x, y, weights, names, [0] * len(names), [spec])
-
-
 def sgd_step(model, params, bufs, xb, yb, lr, momentum=0.0, weight_decay=0.0, create_graph=True, wb=None):
     """One functional step of ``torch.optim.SGD`` on the batch loss (:func:`sensprune.train.loop.batch_loss`),
     for the truncated proxy: ``(new_params, new_bufs)`` (``new_bufs`` None without momentum; ``bufs`` None
@@ -115,16 +108,6 @@ def sgd_step(model, params, bufs, xb, yb, lr, momentum=0.0, weight_decay=0.0, cr
     new_p, new_s = optim.step(params, dict(zip(names, grads)), state, 1 if bufs is None else 2,
                               dict.fromkeys(names, lr), dict.fromkeys(names, spec))
     return new_p, (new_s["buf"] if momentum else None)
-
-
-def records_of(batches, lrs, rngs=None, aug_seeds=None) -> list[StepRecord]:
-    """:class:`~.replay.StepRecord` of each step from its batch, lr (one group or a tuple), RNG state, seed."""
-    out = []
-    for t, (b, lr) in enumerate(zip(batches, lrs)):
-        idx = b.cpu().numpy() if torch.is_tensor(b) else np.asarray(b)
-        out.append(StepRecord(idx.astype(np.int64), tuple(lr) if isinstance(lr, (tuple, list)) else (float(lr),),
-                              None if rngs is None else rngs[t], None if aug_seeds is None else aug_seeds[t]))
-    return out
 
 
 def probe_loss(model: nn.Module, theta: dict, buffers: dict, xp: torch.Tensor, yp: torch.Tensor,
@@ -164,33 +147,6 @@ def unrolled_sensitivity_of(recipe: Recipe, start, records: list[StepRecord], *,
     if return_last_grad:
         return out, (torch.zeros_like(x) if g is None else g.detach())
     return out
-
-
-def _sgd_start(model, x, params, momentum):
-    theta = {k: v.detach().clone().to(x.dtype) for k, v in (params or params_of(model)).items()}
-    return theta, (optim.init_state(optim.GroupSpec("sgd", momentum=momentum), theta)), buffers_of(model)
-
-
-def unrolled_sensitivity(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batches, lrs, *,
-                         params: dict | None = None, momentum: float = 0.0, weight_decay: float = 0.0,
-                         probe: np.ndarray | None = None, include_direct: bool = False,
-                         return_last_grad: bool = False, weights: torch.Tensor | None = None,
-                         per_step: bool = False):
-    """:func:`unrolled_sensitivity_of` for a one-group SGD run given as batches (index tensors) and learning
-    rates; θ_0 = ``params`` or the model's. Returns ḡ (N,), higher = more sensitive."""
-    recipe = sgd_recipe(model, x, y, momentum=momentum, weight_decay=weight_decay, weights=weights)
-    return unrolled_sensitivity_of(recipe, _sgd_start(model, x, params, momentum), records_of(batches, lrs),
-                                   probe=probe, include_direct=include_direct, per_step=per_step,
-                                   return_last_grad=return_last_grad)
-
-
-def replay_sgd(model, x, y, batches, lrs, *, params=None, momentum=0.0, weight_decay=0.0, weights=None):
-    """θ_T after replaying a one-group SGD run functionally (no graph kept)."""
-    recipe = sgd_recipe(model, x, y, momentum=momentum, weight_decay=weight_decay, weights=weights)
-    state = _sgd_start(model, x, params, momentum)
-    for t, rec in enumerate(records_of(batches, lrs), start=1):
-        state = run_step(recipe, state, t, rec)
-    return state[0]
 
 
 def available_bytes(device: str = "cpu") -> int:

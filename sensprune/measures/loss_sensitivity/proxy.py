@@ -98,12 +98,6 @@ def _h1_input_grads_autograd(model: nn.Module, theta_s: list[torch.Tensor], xb: 
     return out
 
 
-def h1_input_grad(model: nn.Module, theta_s: list[torch.Tensor], xb: torch.Tensor, yb: torch.Tensor,
-                  v, lr: float, wb: torch.Tensor | None = None) -> torch.Tensor:
-    """:func:`h1_input_grads` for one v: −η·∇_{x_i}[∇_θ L_B(θ_s)·v], (B, ...) like ``xb``."""
-    return h1_input_grads(model, theta_s, xb, yb, [v], lr, wb)[0]
-
-
 def _l1_rows(g: torch.Tensor) -> torch.Tensor:
     return g.abs().flatten(1).sum(1)
 
