@@ -36,7 +36,7 @@ def main() -> None:
     from sensprune.benchmark.config import load_config, parse_corruption
     from sensprune.benchmark.plan import plan_retrains, plan_units
     from sensprune.benchmark.stats import cv_confidence
-    from sensprune.benchmark.unit import load_unit_data, retrain, score_config
+    from sensprune.benchmark.unit import fit_warmup_config, load_unit_data, retrain, score_config
     from sensprune.data.noise import apply_corruption
     from sensprune.scoring.stage import model_builder, score
     from sensprune.train.sources import ArraySource
@@ -57,6 +57,8 @@ def main() -> None:
         noisy, _ = apply_corruption(clean, kind, level, 0) if kind != "none" else (clean, None)
         scfg = score_config(cfg, spec, 0)
         t0 = time.perf_counter()
+        if cfg.score.budget == "fit":
+            scfg = fit_warmup_config(cfg, noisy, scfg)
         score(noisy, scfg, progress=False)
         cv_confidence(noisy.x_train, noisy.y_train, folds=cfg.bench.cv_folds, seed=0)
         warm = time.perf_counter() - t0
@@ -74,15 +76,14 @@ def main() -> None:
         cost = 0.0
         for u in units:
             t, res = rt["clean" if u.corruption == "none" else noisy_c]
-            for _, rule, _ in plan_retrains(cfg, u):
-                capped = cfg.bench.budget == "fit" and rule.startswith("reweight:")
-                cost += t / res["epochs"] * cfg.bench.max_epochs if capped else t
+            cost += t * len(plan_retrains(cfg, u))
         wall = (len(units) * warm + cost) / args.jobs
         total += wall
-        print(f"{path}: {spec}, n_train {clean.n_train}, budget {cfg.bench.budget}; warmup+cv {warm:.1f} s; "
+        print(f"{path}: {spec}, n_train {clean.n_train}, budget {cfg.bench.budget}; warmup+cv {warm:.1f} s "
+              f"({scfg.train.epochs} epochs, [score] budget {cfg.score.budget}, on {noisy_c}); "
               + "; ".join(f"full retrain {k}: {v[0]:.1f} s, {v[1]['epochs']} epochs, train_acc {v[1]['train_acc']:.3f}"
                           f", test_acc {v[1]['test_acc']:.3f}" + (f", fit_reached {v[1]['fit_reached']}"
-                                                                  if cfg.bench.budget == "fit" else "")
+                                                                  if cfg.bench.budget in ("fit", "fit-steps") else "")
                           for k, v in rt.items())
               + f"; {len(units)} units, {retrains} retrains -> about {wall / 3600:.2f} h with {args.jobs} jobs")
     print(f"total: about {total / 3600:.1f} h")
