@@ -200,3 +200,16 @@ def test_bad_margin_in_python_is_refused():
     with pytest.raises(ValidationError, match=r"\[bench\] margin must be"):
         tiny(margin=1.5)
     assert replace(tiny(), bench=replace(tiny().bench)).bench.margin == 0.01
+
+
+def test_a_grid_takes_any_truncated_proxy_by_name():
+    cfg = tiny()
+    raw = {k: dict(v) for k, v in TINY.items()}
+    raw["grid"]["measures"] = ["loss_sensitivity_h3", "random"]
+    assert config_from_dict(raw).score_measures == ("loss_sensitivity_h3",)
+    assert BP.measure_meta(config_from_dict(raw))["loss_sensitivity_h3"]["estimator"] == \
+        "PROXY: truncated to the last 3 update(s)"
+    raw["grid"]["measures"] = ["loss_sensitivity_hx"]
+    with pytest.raises(Exception, match=r"Unknown measure\(s\) in \[grid\] measures: 'loss_sensitivity_hx'"):
+        config_from_dict(raw)
+    assert cfg.bench.budget == "epochs"

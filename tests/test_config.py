@@ -120,7 +120,8 @@ def test_direct_construction_validates():
 
 
 def test_budget_checked(tmp_path):
-    with pytest.raises(ValidationError, match=r"\[bench\] budget must be one of epochs, steps, fit; got 'iters'"):
+    with pytest.raises(ValidationError,
+                       match=r"\[bench\] budget must be one of epochs, steps, fit, fit-steps; got 'iters'"):
         load_config(write(tmp_path, GOOD + '\n[bench]\nbudget = "iters"\n'))
 
 

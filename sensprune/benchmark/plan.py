@@ -82,12 +82,12 @@ def measure_meta(cfg: BenchConfig) -> dict[str, dict[str, Any]]:
     is the truncated proxy.
     """
     from sensprune.config import DEFAULT_PROBE_TIMES  # not measures.loss_sensitivity.sampled: merging needs no torch
-    from sensprune.measures import MEASURES, truncated_horizon
+    from sensprune.measures import measure_spec, truncated_horizon
 
     opts = dict(cfg.score.measure_options)
     out = {}
     for m in cfg.score_measures:
-        spec = MEASURES[m]
+        spec = measure_spec(m)
         entry = {"direction": spec.direction, "description": spec.description}
         if m == "loss_sensitivity":
             k = opts.get("probe_times")
