@@ -20,6 +20,7 @@ from sensprune.benchmark.config import REWEIGHT_PREFIX, BenchConfig, parse_corru
 from sensprune.benchmark.plan import Unit, plan_retrains
 from sensprune.errors import SensPruneError, ValidationError
 from sensprune.io import read_npz, write_npz
+from sensprune.train.fit import fit_stop  # the fit rule lives in train/ (measures use it); re-exported here
 
 _DATA_CACHE: dict[tuple, Any] = {}
 
@@ -288,15 +289,6 @@ def fixed_steps(cfg: BenchConfig, mask: np.ndarray, weights: np.ndarray | None, 
         raise SensPruneError(f"budget {cfg.bench.budget!r} trains this run for the SGD steps of its seed's `full` "
                              "run, and there is none (it failed or was not run); fix the full run first.")
     return int(full_steps)
-
-
-def fit_stop(kept, threshold: float, batch_size: int):
-    """The stop callback of the ``fit`` budget: True once the eval-mode accuracy on ``kept`` reaches ``threshold``."""
-    from sensprune.train.sources import evaluate
-
-    def stop(rec: dict, run) -> bool:
-        return evaluate(run.model, kept, batch_size)["acc"] >= threshold
-    return stop
 
 
 def reweight_weights(cfg: BenchConfig, scores: np.ndarray, rule: str, fraction: float,
