@@ -24,15 +24,22 @@ demo: $(STAMP)
 	$(BIN)/sensprune score --dataset digits --model mlp --epochs 15 --seeds 2 \
 		--measures input_grad,loss_sensitivity,loss,el2n,forgetting,aum,confidence,variability,correctness \
 		--out demo-out/scores --force; \
-	echo "== 2/4 prune: drop the 20% most sensitive examples per class =="; \
+	echo "== 2/4 prune: drop the 20% most loss-sensitive examples per class (loss_sensitivity, Arpit et al. 2017) =="; \
 	$(BIN)/sensprune prune --scores demo-out/scores --by loss_sensitivity --rule drop-high --fraction 0.2 \
 		--per-class --out demo-out/pruned --force; \
-	echo "== 3/4 bench: retrain on each selection vs random, 3 paired seeds (demo.toml) =="; \
-	$(BIN)/sensprune bench --config benchmarks/open_question/demo.toml --out demo-out/bench --jobs 2 --force; \
+	echo "== 3/4 bench --selection demo-out/pruned: retrain on that selection vs a random one of the same size per class vs full, 3 paired seeds =="; \
+	$(BIN)/sensprune bench --selection demo-out/pruned --config benchmarks/open_question/demo.toml --seeds 3 \
+		--out demo-out/bench --force --quiet >/dev/null; \
 	echo "== 4/4 report =="; \
 	$(BIN)/sensprune report demo-out/scores --force --quiet; \
-	echo; echo "Results: demo-out/scores (scores.csv, meta.json), demo-out/pruned (keep.npy), demo-out/bench"; \
-	echo "(verdict.md, summary.csv), demo-out/scores/report/report.html  [$$(( $$(date +%s) - start )) s]"
+	echo; echo "Verdict on demo-out/pruned (from demo-out/bench/verdict.md):"; \
+	grep -E "the selection pruned .* vs (random|full)" demo-out/bench/verdict.md | sed 's/^ *- /  /'; \
+	echo; echo "Folders:"; \
+	echo "  scores  $$(pwd)/demo-out/scores   (scores.csv, scores.npz, meta.json)"; \
+	echo "  pruned  $$(pwd)/demo-out/pruned   (keep.npy, drop.npy, selection.csv, meta.json)"; \
+	echo "  bench   $$(pwd)/demo-out/bench    (verdict.md, summary.csv, results.csv)"; \
+	echo "  report  $$(pwd)/demo-out/scores/report/report.html"; \
+	echo "[$$(( $$(date +%s) - start )) s]"
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
