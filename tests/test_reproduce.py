@@ -18,8 +18,9 @@ from sensprune.errors import ValidationError
 from sensprune.reproduce import EXPERIMENTS, parse_only, run_reproduce
 from sensprune.reproduce import csr_noise, dropout, easy_hard, epochs, gini, per_class
 from sensprune.reproduce.common import SCALES, input_norms, norm_matched_random_inputs, paper_data
+from sensprune.reproduce.settings import load_settings
 from sensprune.reproduce.verdict import (INCONCLUSIVE, NOT_REPRODUCED, REPRODUCED, VERDICT_WORDS, Interval, all_of,
-                                         binomial_se, bootstrap_ci, decide, slope_ci, t_ci)
+                                         binomial_se, bootstrap_ci, decide, seed_slopes, t_ci)
 from cli_helpers import assert_one_line_error as _one_line_error, run_cli as _run
 
 needs_fashion = pytest.mark.skipif(not fashion_mnist_available(),
@@ -56,7 +57,8 @@ def test_every_line_has_interval_seeds_rule_and_csv_rows(tiny_run):
     assert [int(HEAD.match(ln).group(1)) for ln in heads] == [1, 2, 3, 4, 5, 6]
     assert extras and all(EXTRA.match(ln) for ln in extras), extras
     for ln in heads + extras:
-        assert INTERVAL.search(ln) and SEEDS.search(ln), ln  # every verdict: an interval and the number of seeds
+        # every verdict: an interval (or the runs that did not fit, listed) and the number of seeds
+        assert (INTERVAL.search(ln) or "did not fit" in ln) and SEEDS.search(ln), ln
     verdict_lines = [ln for ln in lines if HEAD.match(ln) or ln.startswith("    - ")]
     assert [ln for ln in r.stdout.splitlines() if ln.strip()] == verdict_lines  # stdout = the verdict lines
     for n in EXPERIMENTS:
@@ -100,7 +102,13 @@ def test_verdict_follows_the_csv(tiny_run):
         for row in csv.DictReader(f):
             off.setdefault(row["data"], {})[int(row["seed"])] = float(row["off_diagonal_fraction"])
     seeds = sorted(off["real"])
-    want, _ = per_class.judge([off["real"][s] for s in seeds], [off["randX"][s] for s in seeds])
+    acc = {}
+    with open(out / "exp3_per_class.csv", newline="") as f:
+        for row in csv.DictReader(f):
+            acc.setdefault(row["data"], {})[int(row["seed"])] = float(row["train_acc_final"])
+    thr = load_settings().scales["tiny"].rules.fit_threshold
+    pairs = ((off, "real"), (off, "randX norm-matched"), (acc, "real"), (acc, "randX norm-matched"))
+    want, _ = per_class.judge(*([d[k][s] for s in seeds] for d, k in pairs), threshold=thr)
     meta = json.loads((out / "meta.json").read_text())
     assert meta["experiments"]["3"]["verdict"] == want.word
 
@@ -122,8 +130,9 @@ def test_decide_three_outcomes():
 def test_intervals():
     iv = t_ci([1.0, 2.0, 3.0])
     assert iv.est == 2.0 and iv.lo == pytest.approx(2 - 4.302653 / np.sqrt(3), rel=1e-5) and iv.n == 3
-    s = slope_ci([0, 0, 1, 1, 2, 2], [0.1, 0.12, 0.2, 0.22, 0.3, 0.32])
-    assert s.est == pytest.approx(0.1) and s.lo > 0
+    s, per = seed_slopes([[0, 1, 2], [0, 1, 2]], [[0.1, 0.2, 0.3], [0.12, 0.24, 0.36]])
+    assert per == pytest.approx([0.1, 0.12]) and s.est == pytest.approx(0.11) and s.n == 2
+    assert seed_slopes([[0, 1], [0, 1]], [[3, 3], [3, 3]])[1] == [0.0, 0.0]  # flat: exactly 0, no spurious sign
     assert binomial_se(0.5, 100) == pytest.approx(0.05)
     b = bootstrap_ci(lambda a: a.mean(), np.arange(100.0), n_boot=300)
     assert b.lo < 49.5 < b.hi
@@ -154,11 +163,12 @@ def test_rule_easy_hard_dispersion():
 
 
 def test_rule_csr():
-    up = {k: [(q, 0.03 + 0.1 * q + e) for q, e in zip([0, 0.5, 1] * 3, np.tile([0, 0.004, -0.003], 3))]
+    def per_seed(ys):
+        return [list(zip([0, 0.5, 1], ys[i:i + 3])) for i in (0, 3, 6)]
+    up = {k: per_seed([0.03 + 0.1 * q + e for q, e in zip([0, 0.5, 1] * 3, np.tile([0, 0.004, -0.003], 3))])
           for k in ("random labels", "randX")}
-    down = {k: [(q, 0.2 - c) for q, c in v] for k, v in up.items()}
-    flat = {k: [(q, 0.05 + e) for q, e in zip([0, 0.5, 1] * 3, [0.01, -0.01, 0.0, -0.01, 0.01, 0.0, 0, 0.01, -0.01])]
-            for k in up}
+    down = {k: [[(q, 0.2 - c) for q, c in pts] for pts in v] for k, v in up.items()}
+    flat = {k: per_seed([0.05 + e for e in [0.01, -0.01, 0.0, -0.01, 0.01, 0.0, 0, 0.01, -0.01]]) for k in up}
     assert csr_noise.judge([10, 12, 11], up)[0].word == REPRODUCED
     assert csr_noise.judge([10, 12, 11], down)[0].word == NOT_REPRODUCED
     assert csr_noise.judge([-10, -12, -11], up)[0].word == NOT_REPRODUCED
@@ -176,10 +186,13 @@ def test_rule_dropout():
 
 
 def test_rule_epochs():
-    q = [0, 0.5, 1] * 3
-    assert epochs.judge(q, [60, 80, 100, 62, 79, 101, 58, 81, 99])[0].word == REPRODUCED
-    assert epochs.judge(q, [60, 40, 20, 62, 41, 22, 58, 39, 19])[0].word == NOT_REPRODUCED
-    assert epochs.judge(q, [60, 70, 50, 40, 62, 61, 58, 45, 66])[0].word == INCONCLUSIVE
+    n = [250, 500, 1000]
+    real = [[62, 70, 71], [60, 69, 72], [64, 71, 70]]      # grows with N
+    flat = [[22, 23, 21], [23, 22, 22], [21, 24, 21]]      # Gaussian inputs: flat (the committed full run's shape)
+    steep = [[20, 40, 80], [22, 41, 79], [19, 42, 81]]
+    assert epochs.judge(n, real, steep)[0].word == REPRODUCED
+    assert epochs.judge(n, real, flat)[0].word == NOT_REPRODUCED
+    assert epochs.judge(n, real, [[62, 69, 72], [61, 70, 70], [63, 71, 71]])[0].word == INCONCLUSIVE
 
 
 # -- data -------------------------------------------------------------------------------------------------------

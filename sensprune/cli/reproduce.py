@@ -21,9 +21,12 @@ from sensprune.cli.options import OneLineErrors
               help="Seeds per experiment 2-6 (default: 3, or 5 where affordable; experiment 1's seeds are its "
                    "one-epoch runs).")
 @click.option("--threads", type=click.IntRange(1), default=1, show_default=True, help="torch CPU threads.")
+@click.option("--settings", type=click.Path(path_type=Path), default=None,
+              help="Settings file (TOML) with every experiment's sizes, epochs, seeds, thresholds and margins "
+                   "[default: benchmarks/paper/settings.toml].")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @click.option("--tiny", is_flag=True, hidden=True, help="Test-only: a few seconds per experiment.")
-def reproduce(out, quick, force, only, seed, seeds, threads, quiet, tiny):
+def reproduce(out, quick, force, only, seed, seeds, threads, settings, quiet, tiny):
     """Reproduce Arpit et al. 2017 ("A Closer Look at Memorization in Deep Networks") at CPU scale.
 
     \b
@@ -58,9 +61,10 @@ def reproduce(out, quick, force, only, seed, seeds, threads, quiet, tiny):
     command = " ".join(["sensprune reproduce --out", shlex.quote(str(out)), *flags]
                        + ([f"--only {','.join(map(str, chosen))}"] if only else [])
                        + ([f"--seed {seed}"] if seed else []) + ([f"--seeds {seeds}"] if seeds else [])
-                       + ([f"--threads {threads}"] if threads != 1 else []))
+                       + ([f"--threads {threads}"] if threads != 1 else [])
+                       + ([f"--settings {shlex.quote(str(settings))}"] if settings else []))
     meta = run_reproduce(out, scale=scale, only=chosen, seed=seed, seeds=seeds, force=force, progress=not quiet,
-                         command=command)
+                         command=command, settings=settings)
     for e in meta["experiments"].values():
         for line in e["lines"]:
             click.echo(line)

@@ -26,7 +26,8 @@ from sensprune import __version__
 from sensprune.errors import ValidationError
 from sensprune.io import (atomic_write_bytes, atomic_write_text, base_meta, is_artifact, prepare_out, read_json,
                           staged_dir, write_json)
-from sensprune.reproduce.common import SCALES, STAND_IN, Outcome, Scale
+from sensprune.reproduce.common import STAND_IN, Outcome, Scale
+from sensprune.reproduce.settings import SCALES, load_settings, provenance
 from sensprune.reproduce.verdict import VERDICT_WORDS
 
 __all__ = ["EXPERIMENTS", "SCALES", "VERDICT_WORDS", "parse_only", "run_reproduce"]
@@ -53,15 +54,17 @@ def _module(number: int):
     return importlib.import_module(f"sensprune.reproduce.{EXPERIMENTS[number]}")
 
 
-def verdict_lines(number: int, outcome: Outcome) -> list[str]:
-    """``"N. TITLE: **WORD** (detail) — evidence. Rule: …. CSV: …"`` and one indented line per extra row."""
+def verdict_lines(number: int, outcome: Outcome, settings: str = "") -> list[str]:
+    """``"N. TITLE: **WORD** (detail) — evidence. Rule: …. CSV: …. Settings: …."`` and one indented line per
+    extra row (each ending with the settings file and commit, ``settings``, when given)."""
     v = outcome.verdict
     detail = f" ({v.detail})" if v.detail else ""
+    tail = f" Settings: {settings}." if settings else ""
     lines = [f"{number}. {_module(number).TITLE}: **{v.word}**{detail} — {outcome.evidence}. "
-             f"Rule: {outcome.rule} CSV: {outcome.rows}."]
+             f"Rule: {outcome.rule} CSV: {outcome.rows}.{tail}"]
     for name, ev, text in outcome.extra:
         d = f" ({ev.detail})" if ev.detail else ""
-        lines.append(f"    - {name}: **{ev.word}**{d} — {text}.")
+        lines.append(f"    - {name}: **{ev.word}**{d} — {text}.{tail}")
     return lines
 
 
@@ -91,7 +94,7 @@ def _machine() -> dict:
 
 def run_reproduce(out: str | Path, *, scale: str | Scale = "full", only: list[int] | None = None, seed: int = 0,
                   seeds: int | None = None, force: bool = False, progress: bool = True,
-                  command: str | None = None) -> dict:
+                  command: str | None = None, settings: str | Path | None = None) -> dict:
     """Run the chosen experiments into ``out``; returns ``meta`` (also written to ``out/meta.json``).
 
     Parameters
@@ -99,18 +102,22 @@ def run_reproduce(out: str | Path, *, scale: str | Scale = "full", only: list[in
     out : path
         Output folder; must not exist unless ``force``, and then only an earlier sensprune output is
         replaced (once every experiment is done; a README.md in it is kept).
-    scale : "tiny", "quick", "full" or a Scale
+    scale : a scale of the settings file ("tiny", "quick", "full") or a Scale
     only : list of int, optional
         Experiment numbers (default: all six).
     seed : int
         Base seed: run r of an experiment uses ``seed + r``; corruptions use ``seed``.
     seeds : int, optional
         Seeds per experiment 2-6 (default: the scale's, 3-5); experiment 1's seeds are its one-epoch runs.
+    settings : path, optional
+        The settings file (default ``benchmarks/paper/settings.toml``, :mod:`sensprune.reproduce.settings`);
+        every verdict line names it and the git commit it was read at.
     """
     out = Path(out)
-    if isinstance(scale, str) and scale not in SCALES:
-        raise ValidationError(f"Unknown scale {scale!r}; choose one of {', '.join(SCALES)}.")
-    sc = SCALES[scale] if isinstance(scale, str) else scale
+    st = load_settings(settings)
+    if isinstance(scale, str) and scale not in st.scales:
+        raise ValidationError(f"Unknown scale {scale!r}; choose one of {', '.join(st.scales)} (in {st.path}).")
+    sc = st.scales[scale] if isinstance(scale, str) else scale
     k = check_seeds(seeds)
     sc = sc if k is None else sc.with_seeds(k)
     only = list(EXPERIMENTS) if only is None else only
@@ -121,7 +128,7 @@ def run_reproduce(out: str | Path, *, scale: str | Scale = "full", only: list[in
     _reproduce_or_empty(out)  # ... of kind reproduce
     t_all = time.perf_counter()
     with staged_dir(out) as stage:  # the old folder stays until every experiment is done
-        meta = _run_all(stage, sc, only, seed, progress, command, t_all)
+        meta = _run_all(stage, sc, only, seed, progress, command, t_all, st)
         _carry_over(out, stage, CARRIED)
     return meta
 
@@ -135,25 +142,27 @@ def _carry_over(out: Path, stage: Path, names) -> None:
             atomic_write_bytes(stage / name, (out / name).read_bytes())
 
 
-def _run_all(stage: Path, sc: Scale, only, seed, progress, command, t_all) -> dict:
+def _run_all(stage: Path, sc: Scale, only, seed, progress, command, t_all, st) -> dict:
+    where = provenance(st.path)
     meta = {**base_meta("reproduce"),
             "paper": "Arpit et al., A Closer Look at Memorization in Deep Networks, ICML 2017 (arXiv 1706.05394)",
             "command": command, "version": __version__,
             "date": datetime.datetime.now().isoformat(timespec="seconds"), "machine": _machine(),
-            "config": {"scale": asdict(sc), "seed": seed, "only": only}, "stand_in": STAND_IN,
+            "config": {"scale": asdict(sc), "seed": seed, "only": only, "settings": where,
+                       "changes": list(st.changes)}, "stand_in": STAND_IN,
             "load_average_start": _load(), "experiments": {}, "wall_time_s": None}
     lines: list[str] = []
     for number in only:
         t0 = time.perf_counter()
         outcome = _module(number).run(stage, sc, seed, progress)
-        exp_lines = verdict_lines(number, outcome)
+        exp_lines = verdict_lines(number, outcome, f"{where} [scale.{sc.name}]")
         lines.extend(exp_lines)
         meta["experiments"][str(number)] = {
             "title": _module(number).TITLE, "verdict": outcome.word, "verdict_label": outcome.verdict.label,
             "rule": outcome.rule, "lines": exp_lines, "numbers": outcome.numbers, "files": outcome.files,
             "config": outcome.config, "wall_time_s": round(time.perf_counter() - t0, 2), "load_average_end": _load()}
         meta["wall_time_s"] = round(time.perf_counter() - t_all, 2)
-        _write(stage, meta, lines, sc)
+        _write(stage, meta, lines, sc, st.changes)
     return meta
 
 
@@ -165,7 +174,17 @@ def _load() -> list[float] | None:
         return None
 
 
-def _write(out: Path, meta: dict, lines: list[str], sc: Scale) -> None:
+def _changes(changes, only) -> str:
+    """The settings changed after a result was seen (the settings file's ``[[changes]]``), for verdicts.md."""
+    rows = [c for c in changes if int(c["experiment"]) in only]
+    if not rows:
+        return ""
+    items = [f"- exp {c['experiment']}, `{c['setting']}` {c['from']} → {c['to']}: earlier result "
+             f"{c['earlier_result']}; {c['reason']}." for c in rows]
+    return "\n\n## Settings changed after a result was seen\n\n" + "\n".join(items)
+
+
+def _write(out: Path, meta: dict, lines: list[str], sc: Scale, changes=()) -> None:
     head = (f"# Reproduction of Arpit et al. 2017 (arXiv 1706.05394) — scale `{sc.name}`\n\n"
             f"sensprune {meta['version']}, {meta['date']}, {meta['machine']['cpu_count']} CPU cores "
             f"({meta['machine']['torch_threads']} torch thread(s)), total wall time {meta['wall_time_s']:.0f} s, "
@@ -173,6 +192,10 @@ def _write(out: Path, meta: dict, lines: list[str], sc: Scale) -> None:
             f"{STAND_IN}; the other stand-ins are listed in `sensprune/reproduce/common.py`.\n"
             "Each verdict compares a 95% interval of the effect (positive = the paper's direction) with 0: "
             "above 0 → reproduced, below 0 → not reproduced at this scale, containing 0 → inconclusive. "
-            "Intervals are paired t-intervals over seeds unless the line says otherwise.\n\n")
-    atomic_write_text(out / "verdicts.md", head + "\n".join(lines) + "\n")
+            "Intervals are paired t-intervals over seeds unless the line says otherwise "
+            "(sensprune.benchmark.stats). "
+            f"Settings: {meta['config']['settings']} [scale.{sc.name}], fixed before the run; exps 2-3 count only "
+            f"runs with training accuracy >= {sc.rules.fit_threshold:g}.\n\n")
+    only = [int(k) for k in meta["experiments"]]
+    atomic_write_text(out / "verdicts.md", head + "\n".join(lines) + _changes(changes, only) + "\n")
     write_json(out / "meta.json", meta)

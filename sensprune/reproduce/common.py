@@ -39,6 +39,7 @@ from sensprune.data.noise import apply_corruption, corrupt_inputs
 from sensprune.data.registry import subsample_dataset
 from sensprune.reporting.plots import _save as save_png  # noqa: F401  (PNG written atomically)
 from sensprune.reporting.plots import _subplots as subplots  # noqa: F401  (a matplotlib Figure; no pyplot)
+from sensprune.reproduce.settings import SCALES, Rules, Scale  # noqa: F401  (re-exported)
 from sensprune.reproduce.verdict import Verdict
 from sensprune.scoring.stage import ScoreConfig, score
 from sensprune.train.hooks import Hook, Run
@@ -50,57 +51,6 @@ FASHION = "fashion-mnist-14x14"
 RANDOM_LABELS = "randY-uniform"  # the paper's random labels
 STAND_IN = ("Fashion-MNIST 14x14 stands in for the paper's MNIST")
 
-
-@dataclass(frozen=True)
-class Scale:
-    """Sizes of one reproduction run (``tiny`` for tests, ``quick`` < 10 min, ``full`` < 30 min on 2 cores)."""
-
-    name: str
-    dataset: str                             # FASHION, or "digits" (ships with scikit-learn; tests)
-    n_test: int                              # validation examples (first n_test test images)
-    mem_widths: tuple[int, ...]              # memorization MLP, experiments 1, 4, 5, 6
-    easy_n: int                              # exp 1: training examples
-    easy_runs: int                           # exp 1: one-epoch runs (= seeds) per data set
-    sens_n: int                              # exps 2, 3: training examples
-    sens_epochs: int                         # exps 2, 3: plain-SGD epochs of the MLP 16-16
-    sens_seeds: int                          # exps 2, 3
-    noise_levels: tuple[float, ...]          # exp 4
-    csr_n: int                               # exp 4: training examples
-    csr_epochs: int                          # exp 4
-    csr_samples: int                         # exp 4: validation examples searched by LASS per epoch
-    csr_seeds: int                           # exp 4
-    reg_n: int                               # exp 5: training examples
-    dropouts: tuple[float, ...]              # exp 5 (0 = no regularizer)
-    weight_decays: tuple[float, ...]         # exp 5 (L2 coefficient of Adam)
-    reg_epochs: int                          # exp 5
-    reg_seeds: int                           # exp 5
-    sizes: tuple[int, ...]                   # exp 6
-    input_noise: tuple[float, ...]           # exp 6: proportions of Gaussian inputs (Fig. 6)
-    max_epochs: int                          # exp 6: cap on epochs to reach the threshold
-    fit_seeds: int                           # exp 6
-
-    def with_seeds(self, k: int) -> "Scale":
-        """The same scale with ``k`` seeds in experiments 2-6 (experiment 1's seeds are its one-epoch runs)."""
-        return dataclasses.replace(self, sens_seeds=k, csr_seeds=k, reg_seeds=k, fit_seeds=k)
-
-
-SCALES = {
-    "tiny": Scale("tiny", "digits", n_test=200, mem_widths=(64, 64), easy_n=120, easy_runs=4,
-                  sens_n=100, sens_epochs=2, sens_seeds=2, noise_levels=(0.0, 0.5, 1.0), csr_n=120, csr_epochs=3,
-                  csr_samples=40, csr_seeds=2, reg_n=120, dropouts=(0.0, 0.5), weight_decays=(1e-3,),
-                  reg_epochs=3, reg_seeds=2, sizes=(60, 120), input_noise=(0.0, 0.5, 1.0), max_epochs=3,
-                  fit_seeds=2),
-    "quick": Scale("quick", FASHION, n_test=1000, mem_widths=(512, 512), easy_n=1000, easy_runs=20,
-                   sens_n=200, sens_epochs=25, sens_seeds=3, noise_levels=(0.0, 0.4, 0.8), csr_n=500,
-                   csr_epochs=30, csr_samples=300, csr_seeds=3, reg_n=500, dropouts=(0.0, 0.5),
-                   weight_decays=(1e-3,), reg_epochs=40, reg_seeds=3, sizes=(250, 500),
-                   input_noise=(0.0, 0.5, 1.0), max_epochs=120, fit_seeds=3),
-    "full": Scale("full", FASHION, n_test=2000, mem_widths=(512, 512), easy_n=1500, easy_runs=40,
-                  sens_n=400, sens_epochs=60, sens_seeds=5, noise_levels=(0.0, 0.4, 0.8), csr_n=600,
-                  csr_epochs=50, csr_samples=400, csr_seeds=5, reg_n=500, dropouts=(0.0, 0.5, 0.8),
-                  weight_decays=(1e-3,), reg_epochs=60, reg_seeds=5, sizes=(250, 500, 1000),
-                  input_noise=(0.0, 0.5, 1.0), max_epochs=200, fit_seeds=5),
-}
 
 #: the paper's MLP for the loss-sensitivity experiments (§3.2)
 PAPER_WIDTHS = (16, 16)

@@ -11,9 +11,10 @@ learns the patterns first; (b) the CSR (a proxy for the complexity of the learne
 with the amount of noise.
 Effects: (a) per seed, the mean over label-noise levels q > 0 of (first epoch at which half of the
 corrupted examples are fit − epoch of peak validation accuracy), a run whose noise is never fit
-counting as fit after the last epoch; 95% paired t-interval over seeds. (b) for each noise kind, the
-OLS slope of the CSR (mean over the last third of the epochs) against q over all (seed, level)
-points, with its 95% t-interval; each point's binomial SE is in the CSV.
+counting as fit after the last epoch; 95% paired t-interval over seeds. (b) for each noise kind, with seeds
+as clusters: within each seed, the OLS slope of the CSR (mean over the last third of the epochs) against q
+over that seed's levels; the per-seed slopes averaged, with the 95% t-interval over seeds (the levels of
+one seed share its initialisation and are not independent points). Each point's binomial SE is in the CSV.
 Verdict: reproduced if the intervals of (a) and of both slopes (b) lie above 0; not reproduced at
 this scale if any lies below 0; otherwise inconclusive. Each part is also listed with its own verdict.
 """
@@ -32,20 +33,22 @@ from sensprune.io import write_csv
 from sensprune.measures.csr import CSRHook, lass_parameters
 from sensprune.reproduce.common import (RANDOM_LABELS, FitTracker, Outcome, Scale, fit, fmt, mem_train, paper_data,
                                         save_png, subplots)
-from sensprune.reproduce.verdict import all_of, binomial_se, decide, slope_ci, t_ci
+from sensprune.reproduce.verdict import all_of, binomial_se, decide, seed_slopes, t_ci
 
 TITLE = "CSR and validation accuracy under noise (§4, Figs. 7–9)"
-FIT = 0.5    # the noise counts as fit once this fraction of corrupted examples is predicted as labelled
 KINDS = {"random labels": RANDOM_LABELS, "randX": "randX"}
 RULE = ("reproduced if the 95% intervals of (a) fit epoch − peak epoch (paired t over seeds) and of (b) both CSR "
-        "slopes against noise (t over points) lie above 0, not reproduced if any lies below 0, else inconclusive.")
+        "slopes against noise (per-seed slopes, t over seeds) lie above 0, not reproduced if any lies below 0, "
+        "else inconclusive.")
 
 
 def judge(gaps, points: dict):
-    """The rule: ``gaps`` = per-seed (fit epoch − peak epoch); ``points[kind]`` = [(noise, late CSR), ...].
-    Returns (Verdict, Interval of (a), {kind: slope Interval}, Verdict of (a), {kind: Verdict of (b)})."""
+    """The rule: ``gaps`` = per-seed (fit epoch − peak epoch); ``points[kind]`` = one list per seed of
+    (noise, late CSR) pairs. Returns (Verdict, Interval of (a), {kind: Interval of the mean per-seed slope},
+    Verdict of (a), {kind: Verdict of (b)})."""
     a = t_ci(gaps)
-    slopes = {k: slope_ci(*zip(*pts)) for k, pts in points.items()}
+    slopes = {k: seed_slopes([[q for q, _ in pts] for pts in per_seed],
+                             [[y for _, y in pts] for pts in per_seed])[0] for k, per_seed in points.items()}
     va = decide(a, "validation accuracy peaks after the random labels are fit")
     vb = {k: decide(iv, f"CSR falls with {k}") for k, iv in slopes.items()}
     return all_of(va, *vb.values()), a, slopes, va, vb
@@ -78,13 +81,13 @@ def run(out: Path, scale: Scale, seed: int, progress: bool = True) -> Outcome:
         per = []
         for q in levels:
             c = curves[(s, "random labels", q)]
-            fit_ep = np.flatnonzero(c["train_acc_noisy"] >= FIT)
+            fit_ep = np.flatnonzero(c["train_acc_noisy"] >= scale.rules.noise_fit)
             fit_at = int(fit_ep[0]) + 1 if fit_ep.size else scale.csr_epochs + 1
             peak = int(np.argmax(c["val_acc"])) + 1
             peaks[(s, q)] = (peak, fit_at, bool(fit_ep.size))
             per.append(fit_at - peak)
         gaps.append(float(np.mean(per)) if per else float("nan"))
-    verdict, a, slopes, va, vb = judge(gaps, {k: [(q, late[(s, k, q)]) for s in seeds for q in scale.noise_levels]
+    verdict, a, slopes, va, vb = judge(gaps, {k: [[(q, late[(s, k, q)]) for q in scale.noise_levels] for s in seeds]
                                               for k in KINDS})
     n = len(seeds)
     never = sum(not f for _, _, f in peaks.values())
@@ -94,7 +97,8 @@ def run(out: Path, scale: Scale, seed: int, progress: bool = True) -> Outcome:
     evidence = (f"(a) fit epoch − peak validation epoch with random labels = {a.text(1)} epochs (95% CI, {n} seeds, "
                 f"mean over levels {', '.join(f'{q:g}' for q in levels)}; noise never fit in {never} of "
                 f"{len(peaks)} runs); (b) CSR slope per unit noise random labels {slopes['random labels'].text(3)}, "
-                f"randX {slopes['randX'].text(3)} (95% CI over {n} seeds × {len(scale.noise_levels)} levels; CSR "
+                f"randX {slopes['randX'].text(3)} (mean of per-seed slopes, 95% t-interval over {n} seeds, "
+                f"{len(scale.noise_levels)} levels each; CSR "
                 f"real {fmt(real_csr)} vs {top:g} noise random labels "
                 f"{fmt(np.mean([late[(s, 'random labels', top)] for s in seeds]))}, randX "
                 f"{fmt(np.mean([late[(s, 'randX', top)] for s in seeds]))}, binomial SE about "
@@ -103,8 +107,8 @@ def run(out: Path, scale: Scale, seed: int, progress: bool = True) -> Outcome:
               f"{a.text(1)} epochs (95% CI, {n} seeds); CSV rows kind=random labels, columns val_acc and "
               "train_acc_noisy")]
     for k, iv in slopes.items():
-        extra.append((f"(b) CSR rises with {k}", vb[k], f"slope {iv.text(3)} per unit noise (95% CI, {n} seeds × "
-                                                        f"{len(scale.noise_levels)} levels); "
+        extra.append((f"(b) CSR rises with {k}", vb[k], f"mean per-seed slope {iv.text(3)} per unit noise "
+                                                        f"(95% t-interval over {n} seeds); "
                                                         f"CSV rows kind={k} and kind=real, column csr"))
 
     csv = out / "exp4_csr.csv"
@@ -139,4 +143,4 @@ def run(out: Path, scale: Scale, seed: int, progress: bool = True) -> Outcome:
         [png.name, csv.name],
         {"seeds": seeds, "widths": list(scale.mem_widths), "train": {**asdict(tc), "seed": "per run"}, "lass": params,
          "csr_samples": scale.csr_samples, "noise_levels": list(scale.noise_levels), "n_train": real.n_train,
-         "noise_fit_threshold": FIT, "random_labels": RANDOM_LABELS}, extra)
+         "noise_fit_threshold": scale.rules.noise_fit, "random_labels": RANDOM_LABELS}, extra)

@@ -12,9 +12,16 @@ after the last epoch, for each seed (training and corruption seed alike):
 
 Claim (§3.2): loss sensitivity is more unequal over examples for real data, G(real) > G(random).
 Effect: per seed, G(real) − G(randX, norm-matched); 95% paired t-interval over seeds.
+Only runs that learned count: a seed's pair counts only if both runs reach the settings file's
+``fit_threshold`` training accuracy (eval mode, on their own training labels, after the last epoch, where
+the sensitivity is measured); runs below it are listed and left out, and with fewer than 2 pairs left the
+verdict is "inconclusive (did not fit …)".
+The experiment runs at every training length in ``sens_epochs`` (the settings file): each length gets its
+own row with the rule below; the headline is that verdict when every length agrees, otherwise
+"inconclusive (the outcome depends on the training length …)".
 Verdict: reproduced if the interval lies above 0, not reproduced at this scale if below 0,
-inconclusive if it contains 0. Extra rows, same rule: G(real) − G(randX) (the paper's comparison,
-norms not matched) and the unique-class control G(real) − G(randX).
+inconclusive if it contains 0. Extra rows at the last length, same rule: G(real) − G(randX) (the paper's
+comparison, norms not matched) and the unique-class control G(real) − G(randX).
 """
 
 from __future__ import annotations
@@ -29,20 +36,44 @@ from sensprune.io import write_csv
 from sensprune.reproduce.common import (PAPER_WIDTHS, Outcome, Scale, estimator_note, fmt, input_norms,
                                         norm_matched_random_inputs, paper_data, save_png, sens_train, sensitivity_run,
                                         subplots)
-from sensprune.reproduce.verdict import extra_row, gini, judge_paired, t_ci
+from sensprune.reproduce.verdict import INCONCLUSIVE, Verdict, gini, judge_fitted
 
 TITLE = "Gini of loss sensitivity, real vs random inputs (§3.2, Fig. 3)"
 SETS = ("real", "randX", "randX norm-matched", "real, unique class", "randX, unique class")
-RULE = ("reproduced if the 95% paired t-interval over seeds of G(real) − G(randX norm-matched) lies above 0, "
-        "not reproduced if below 0, inconclusive if it contains 0.")
+RULE = ("at each training length, over the seeds whose two runs reached the fit threshold, reproduced if the 95% "
+        "paired t-interval of G(real) − G(randX norm-matched) lies above 0, not reproduced if below 0, "
+        "inconclusive if it contains 0 or fewer than 2 seeds fit; the headline is the lengths' verdict if they "
+        "agree, else inconclusive.")
 
 
 REASON = "random inputs with the real input norms are more unequal in sensitivity"
 
 
-def judge(g_real, g_control):
-    """The rule on per-seed Ginis (paired by seed): (Verdict, Interval of G(real) − G(control))."""
-    return judge_paired(g_real, g_control, REASON)
+def judge(g_real, g_control, acc_real=None, acc_control=None, threshold: float = 0.0):
+    """The rule on per-seed Ginis (paired by seed), counting only seeds whose two runs reached ``threshold``
+    training accuracy (all, when no accuracies are given): (Verdict, Interval of G(real) − G(control))."""
+    ones = np.ones(len(g_real))
+    v, iv, _ = judge_fitted(g_real, g_control, ones if acc_real is None else acc_real,
+                            ones if acc_control is None else acc_control, threshold, REASON)
+    return v, iv
+
+
+def across_lengths(verdicts: dict) -> Verdict:
+    """The headline over training lengths {epochs: Verdict}: their verdict when all agree, else inconclusive
+    naming what each length gave."""
+    words = {v.word for v in verdicts.values()}
+    if len(words) == 1:
+        only = next(iter(verdicts.values()))
+        return only if len(verdicts) == 1 else Verdict(only.word, "; ".join(dict.fromkeys(
+            v.detail for v in verdicts.values() if v.detail)))
+    return Verdict(INCONCLUSIVE, "the outcome depends on the training length: " + ", ".join(
+        f"{e} epochs {v.word}" for e, v in verdicts.items()))
+
+
+def excluded(acc: dict, seeds, threshold: float, names) -> str:
+    """Which runs did not reach the fit threshold, e.g. ``"real s0 (0.79)"``; empty if none."""
+    out = [f"{k} s{s} ({acc[k][i]:.2f})" for k in names for i, s in enumerate(seeds) if acc[k][i] < threshold]
+    return ", ".join(out)
 
 
 def datasets(real, seed: int) -> dict:
@@ -56,57 +87,77 @@ def datasets(real, seed: int) -> dict:
 def run(out: Path, scale: Scale, seed: int, progress: bool = True) -> Outcome:
     real = paper_data(scale.sens_n, scale)
     seeds = [seed + r for r in range(scale.sens_seeds)]
-    g = {k: [] for k in SETS}
-    acc = {k: [] for k in SETS}
+    thr = scale.rules.fit_threshold
+    lengths = list(scale.sens_epochs)
+    g = {e: {k: [] for k in SETS} for e in lengths}
+    acc = {e: {k: [] for k in SETS} for e in lengths}
     norm_gini = {k: [] for k in SETS}
     notes = {}
-    bar = tqdm(total=len(SETS) * len(seeds), desc="2 Gini: training runs", disable=not progress, dynamic_ncols=True)
-    for s in seeds:
-        for name, d in datasets(real, s).items():
-            r = sensitivity_run(d, s, scale.sens_epochs, per_class=d.num_classes == real.num_classes)
-            g[name].append(gini(r["values"]))
-            acc[name].append(r["train_acc"])
-            norm_gini[name].append(gini(input_norms(d, 1)))
-            notes = notes or r["notes"]
-            bar.update()
+    bar = tqdm(total=len(lengths) * len(SETS) * len(seeds), desc="2 Gini: training runs", disable=not progress,
+               dynamic_ncols=True)
+    for e in lengths:
+        for s in seeds:
+            for name, d in datasets(real, s).items():
+                r = sensitivity_run(d, s, e, per_class=d.num_classes == real.num_classes)
+                g[e][name].append(gini(r["values"]))
+                acc[e][name].append(r["train_acc"])
+                if e == lengths[0]:
+                    norm_gini[name].append(gini(input_norms(d, 1)))
+                notes = notes or r["notes"]
+                bar.update()
     bar.close()
-
-    def diff(a, b):
-        return t_ci(np.subtract(g[a], g[b]))
-    verdict, head = judge(g["real"], g["randX norm-matched"])
-    plain = diff("real", "randX")
-    uniq = diff("real, unique class", "randX, unique class")
     n = len(seeds)
+    last = lengths[-1]
 
-    def mean(k):
-        return fmt(float(np.mean(g[k])))
-    evidence = (f"G(real) − G(randX norm-matched) = {head.text()} (95% CI, {n} seeds; G(real) {mean('real')}, "
-                f"G(randX norm-matched) {mean('randX norm-matched')}) after {scale.sens_epochs} epochs of plain SGD, "
-                f"N={real.n_train}; training accuracy real {fmt(np.mean(acc['real']), 2)}, randX norm-matched "
-                f"{fmt(np.mean(acc['randX norm-matched']), 2)}; estimator: {estimator_note(notes)}")
-    extra = [
-        extra_row("G(real) − G(randX), norms not matched (the paper's comparison)", plain,
-                  "random inputs are more unequal in sensitivity",
-                  f"(95% CI, {n} seeds; G(randX) {mean('randX')}); the Gini of the input norms ‖x‖₁ "
-                  f"alone is {fmt(np.mean(norm_gini['real']))} real vs {fmt(np.mean(norm_gini['randX']))} randX vs "
-                  f"{fmt(np.mean(norm_gini['randX norm-matched']))} norm-matched; CSV rows data=real, data=randX"),
-        extra_row("unique-class control G(real) − G(randX), every example its own class", uniq,
-                  "random inputs are more unequal in sensitivity",
-                  f"(95% CI, {n} seeds; {mean('real, unique class')} vs {mean('randX, unique class')}; "
-                  f"training accuracy {fmt(np.mean(acc['real, unique class']), 2)} vs "
-                  f"{fmt(np.mean(acc['randX, unique class']), 2)}); CSV rows data=real, unique class and "
-                  f"data=randX, unique class"),
+    def compare(e, a, b):
+        v, iv, k = judge_fitted(g[e][a], g[e][b], acc[e][a], acc[e][b], thr, REASON)
+        return v, iv, k
+
+    def mean(e, k):
+        return fmt(float(np.mean(g[e][k])))
+
+    def accs(e, a, b):
+        return f"training accuracy {a} {fmt(np.mean(acc[e][a]), 2)}, {b} {fmt(np.mean(acc[e][b]), 2)}"
+
+    def counted(e, a, b, k):
+        out = excluded(acc[e], seeds, thr, (a, b))
+        return f"{k} of {n} seeds counted" + (f"; below {thr:g}, excluded: {out}" if out else "")
+
+    per_length = {e: compare(e, "real", "randX norm-matched") for e in lengths}
+    verdict = across_lengths({e: v for e, (v, _, _) in per_length.items()})
+    heads = "; ".join(f"{e} epochs: G(real) − G(randX norm-matched) = {iv.text()} (95% CI over the counted "
+                      f"seeds; {counted(e, 'real', 'randX norm-matched', k)}; "
+                      f"{accs(e, 'real', 'randX norm-matched')}; G(real) {mean(e, 'real')}, "
+                      f"G(randX norm-matched) {mean(e, 'randX norm-matched')})" for e, (_, iv, k) in per_length.items())
+    evidence = (f"{heads}; {n} seeds, N={real.n_train}, plain SGD; a run counts if its training accuracy is "
+                f">= {thr:g}; estimator: {estimator_note(notes)}")
+    extra = []
+    if len(lengths) > 1:
+        extra += [(f"G(real) − G(randX norm-matched) after {e} epochs", v,
+                   f"{iv.text()} (95% CI, {n} seeds run; {counted(e, 'real', 'randX norm-matched', k)}); CSV rows "
+                   f"epochs={e}") for e, (v, iv, k) in per_length.items()]
+    pv, plain, pk = compare(last, "real", "randX")
+    uv, uniq, uk = compare(last, "real, unique class", "randX, unique class")
+    extra += [
+        (f"G(real) − G(randX), norms not matched (the paper's comparison), {last} epochs", pv,
+         f"{plain.text()} (95% CI, {n} seeds run; {counted(last, 'real', 'randX', pk)}; G(randX) "
+         f"{mean(last, 'randX')}); the Gini of the input norms ‖x‖₁ alone is {fmt(np.mean(norm_gini['real']))} real "
+         f"vs {fmt(np.mean(norm_gini['randX']))} randX vs {fmt(np.mean(norm_gini['randX norm-matched']))} "
+         f"norm-matched; CSV rows data=real, data=randX"),
+        (f"unique-class control G(real) − G(randX), every example its own class, {last} epochs", uv,
+         f"{uniq.text()} (95% CI, {n} seeds run; {counted(last, 'real, unique class', 'randX, unique class', uk)}; "
+         f"{mean(last, 'real, unique class')} vs {mean(last, 'randX, unique class')}); CSV rows "
+         f"data=real, unique class and data=randX, unique class"),
     ]
-
     csv = out / "exp2_gini.csv"
     est = estimator_note(notes)
-    write_csv(csv, ["data", "seed", "gini_loss_sensitivity", "train_acc_final", "gini_input_l1_norm", "epochs",
-                    "estimator"],
-              [(k, s, g[k][i], acc[k][i], norm_gini[k][i], scale.sens_epochs, est) for k in SETS
-               for i, s in enumerate(seeds)])
+    write_csv(csv, ["data", "seed", "gini_loss_sensitivity", "train_acc_final", "counted", "gini_input_l1_norm",
+                    "epochs", "fit_threshold", "estimator"],
+              [(k, s, g[e][k][i], acc[e][k][i], acc[e][k][i] >= thr, norm_gini[k][i], e, thr, est) for e in lengths
+               for k in SETS for i, s in enumerate(seeds)])
     png = out / "exp2_gini.png"
     fig, axs = subplots(1, 2, figsize=(13, 4.2))
-    for ax, vals, ylab in ((axs[0], g, "Gini of loss sensitivity (full horizon)"),
+    for ax, vals, ylab in ((axs[0], g[last], "Gini of loss sensitivity (full horizon)"),
                            (axs[1], norm_gini, "Gini of input norm ‖x‖₁")):
         for i, k in enumerate(SETS):
             ax.scatter([i] * len(vals[k]), vals[k], color="tab:blue" if k.startswith("real") else "tab:red", s=18)
@@ -115,17 +166,19 @@ def run(out: Path, scale: Scale, seed: int, progress: bool = True) -> Outcome:
         ax.set_xticks(range(len(SETS)), [k.replace(", ", "\n") for k in SETS], fontsize=8)
         ax.set(ylabel=ylab)
         ax.grid(alpha=0.3)
-    axs[0].set_title(f"{len(seeds)} seeds, MLP 16-16, plain SGD, {scale.sens_epochs} epochs (dots = seeds)")
+    axs[0].set_title(f"{len(seeds)} seeds, MLP 16-16, plain SGD, {last} epochs (dots = seeds)")
     axs[1].set_title("input-norm inequality alone")
     save_png(fig, png)
     return Outcome(
         verdict, evidence, RULE, "exp2_gini.csv rows data=real and data=randX norm-matched (one row per seed)",
-        {"gini": g, "train_acc": acc, "gini_input_l1_norm": norm_gini,
-         "effects": {"real - randX norm-matched": head.__dict__, "real - randX": plain.__dict__,
-                     "unique: real - randX": uniq.__dict__}},
+        {"gini": {str(e): v for e, v in g.items()}, "train_acc": {str(e): v for e, v in acc.items()},
+         "gini_input_l1_norm": norm_gini, "fit_threshold": thr,
+         "effects": {**{f"real - randX norm-matched @ {e} epochs": iv.__dict__ for e, (_, iv, _) in per_length.items()},
+                     "real - randX": plain.__dict__, "unique: real - randX": uniq.__dict__},
+         "verdict_by_length": {str(e): v.label for e, (v, _, _) in per_length.items()}},
         [png.name, csv.name],
         {"seeds": seeds, "widths": list(PAPER_WIDTHS),
-         "train": {**sens_train(scale.sens_epochs, seed).__dict__, "seed": "per run"},
+         "train": {**sens_train(last, seed).__dict__, "seed": "per run", "epochs": lengths},
          "n_train": real.n_train, "measure": ("loss_sensitivity, full-horizon estimator "
                                               "(sensprune.measures.loss_sensitivity.sampled)"),
          "estimator": notes, "noise": "randX at 1.0 (corruption seed = training seed); norm-matched randX"},
