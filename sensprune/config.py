@@ -91,6 +91,11 @@ DEFAULT_PROBE_SIZE = 2048
 DEFAULT_PROBE_TIMES = 16
 #: The probe of the one-step proxy: the fixed probe set P, or the next training minibatch.
 PROBE_MODES = ("fixed", "next-batch")
+#: memorization: the most subset models ``--mem-models`` may ask for (each keeps two (N,) bool arrays; a larger M
+#: is refused before anything is allocated), and the defaults of ``--mem-models`` and ``--mem-subset``.
+MEM_MODELS_MAX = 10_000
+DEFAULT_MEM_MODELS = 200
+DEFAULT_MEM_SUBSET = 0.7
 
 
 def parse_corruption(text: Any, flag: str = "--corrupt", kinds: tuple[str, ...] = NOISE_KINDS) -> tuple[str, float]:
@@ -223,6 +228,9 @@ class MeasureOptions(_Options):
         loss_sensitivity_h1 with the fixed probe, APPROXIMATIONS of the proxy (1 = off, the default): recompute
         the probe gradient only every k-th step and reuse it in between (its measured error goes to meta.json);
         score only every s-th step.
+    mem_models, mem_subset : int, float
+        memorization (Feldman & Zhang 2020): the number M of subset models (2..:data:`MEM_MODELS_MAX`) and the
+        fraction of the training set each one trains on, in (0, 1). A digit or number string is converted.
     """
 
     SOURCE = "measure option"
@@ -240,8 +248,12 @@ class MeasureOptions(_Options):
     probe_every: int = 1
     step_every: int = 1
     sensitivity_memory: int | str | None = None
+    mem_models: int | str = DEFAULT_MEM_MODELS
+    mem_subset: float | str = DEFAULT_MEM_SUBSET
 
     def __post_init__(self):
+        object.__setattr__(self, "mem_models", _parse_mem_models(self.mem_models))
+        object.__setattr__(self, "mem_subset", _parse_mem_subset(self.mem_subset))
         if self.sensitivity_memory is not None:
             object.__setattr__(self, "sensitivity_memory", parse_size(self.sensitivity_memory, "--sensitivity-memory"))
         h = parse_count_or_all(self.horizon, "--horizon")
@@ -271,6 +283,23 @@ class MeasureOptions(_Options):
                 raise ValidationError(f"The measure option 'grand_epochs' must be a list of epochs >= 1. "
                                       f"Got {self.grand_epochs!r} instead.")
             object.__setattr__(self, "grand_epochs", tuple(ge) or None)
+
+
+def _parse_mem_models(value: Any) -> int:
+    v = int(value.strip()) if isinstance(value, str) and value.strip().isdigit() else value
+    if not (_is_int(v) and 2 <= v <= MEM_MODELS_MAX):
+        raise ValidationError(f"`--mem-models` must be an integer in 2..{MEM_MODELS_MAX}; got {value!r}.")
+    return v
+
+
+def _parse_mem_subset(value: Any) -> float:
+    try:
+        v = float(value) if isinstance(value, (int, float, str)) and not isinstance(value, bool) else math.nan
+    except ValueError:
+        v = math.nan
+    if not 0 < v < 1:
+        raise ValidationError(f"`--mem-subset` must be a fraction in (0, 1); got {value!r}.")
+    return v
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,11 @@ GROUPS: dict[str, Callable[[HookContext], Any]] = {}
 # extra, non-per-example outputs switched on by a truthy ``measure_options[option]``:
 # name -> (option, builder(ctx) -> Hook with extras(), summarize(mean array) -> dict for meta.json)
 EXTRAS: dict[str, tuple[str, Callable[[HookContext], Any], Callable[[Any], dict]]] = {}
+# measures that are their own set of training runs, not a hook of the warmup: group -> (check(dataset, config),
+# estimate(dataset, config, *, workdir, progress) -> ({name: (N,)}, note for meta.json)); the score stage runs
+# them beside the warmup. COMPANIONS: the columns a requested measure always brings along (its standard error...).
+STANDALONE: dict[str, tuple[Callable[..., None], Callable[..., Any]]] = {}
+COMPANIONS: dict[str, tuple[str, ...]] = {}
 
 
 def register(group: str, builder: Callable[[HookContext], Any], specs: list[tuple[str, str, str]]) -> None:
@@ -51,6 +56,16 @@ def register_extra(name: str, option: str, builder: Callable[[HookContext], Any]
                    summarize: Callable[[Any], dict]) -> None:
     """Register a hook computing an extra array ``name`` (e.g. a (K, K) matrix), on when ``option`` is set."""
     EXTRAS[name] = (option, builder, summarize)
+
+
+def register_standalone(group: str, check: Callable[..., None], estimate: Callable[..., Any],
+                        specs: list[tuple[str, str, str]]) -> None:
+    """Register a measure group computed by its own training runs (see :data:`STANDALONE`); the first spec is the
+    measure, the others its companion columns."""
+    STANDALONE[group] = (check, estimate)
+    for name, direction, description in specs:
+        MEASURES[name] = MeasureSpec(name, group, direction, description)
+    COMPANIONS[specs[0][0]] = tuple(name for name, _, _ in specs[1:])
 
 
 def measure_spec(name: Any) -> MeasureSpec | None:
@@ -301,6 +316,30 @@ register(_h1.group, hook_builder(_h1.group), [(_h1.name, _h1.direction, _h1.desc
 register("grand", _grand, [
     ("grand", "higher = larger per-example gradient norm = harder",
      "‖∇_θ ℓ‖₂ over all parameters, eval mode, at --grand-epochs (Paul et al. 2021), torch.func vmap"),
+])
+
+
+def _memorization_check(dataset, config) -> None:
+    from sensprune.measures.memorization import check
+
+    check(dataset, config)
+
+
+def _memorization(dataset, config, *, workdir=None, progress=True):
+    from sensprune.measures.memorization import estimate
+
+    return estimate(dataset, config, workdir=workdir, progress=progress)
+
+
+register_standalone("memorization", _memorization_check, _memorization, [
+    ("memorization", "higher = the label is fitted only when the example is trained on = more memorized",
+     "Feldman & Zhang 2020 §2, subsampled memorization: P(h(x)=y | x in S) - P(h(x)=y | x not in S) over "
+     "--mem-models models trained to fit (the bench's fit rule) on random --mem-subset subsets S "
+     "(docs/measures.md §9)"),
+    ("memorization_se", "higher = less certain memorization estimate (not a ranking of examples)",
+     "standard error of memorization: sqrt(p_in(1-p_in)/n_in + p_out(1-p_out)/n_out), binomial plug-in"),
+    ("memorization_n_in", "the number of subset models that trained on the example (not a ranking of examples)",
+     "n_in of memorization; the other --mem-models minus n_in models estimate p_out"),
 ])
 register_extra("per_class", "per_class", _per_class, _per_class_summary)
 register_extra("csr", "csr", _csr, _csr_summary)

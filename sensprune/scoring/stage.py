@@ -62,7 +62,9 @@ class ScoreConfig:
         # --horizon H turns the paper's loss_sensitivity into the truncated proxy, which is named as one
         names = [f"loss_sensitivity_h{h}" if m == "loss_sensitivity" and isinstance(h, int) else m
                  for m in self.measures]
-        object.__setattr__(self, "measures", tuple(M.check_measures(names)))
+        names = M.check_measures(names)
+        names = [c for m in names for c in (m, *M.COMPANIONS.get(m, ()))]  # memorization -> its SE and n_in too
+        object.__setattr__(self, "measures", tuple(dict.fromkeys(names)))
         if not isinstance(self.seeds, int) or self.seeds < 1:
             raise ValidationError(f"The 'seeds' parameter must be an integer >= 1. Got {self.seeds!r} instead.")
         e = self.resolved_el2n_epoch
@@ -88,6 +90,9 @@ class ScoreConfig:
         d = asdict(replace(self, model_factory=None))
         d.pop("model_factory")
         d["el2n_epoch"] = self.resolved_el2n_epoch
+        if "memorization" not in {M.measure_spec(m).group for m in self.measures}:
+            # options of a measure not requested stay out: configs (resume, caches) from before them still match
+            d["measure_options"] = {k: v for k, v in d["measure_options"].items() if not k.startswith("mem_")}
         return json.loads(json.dumps(d))
 
 
@@ -120,14 +125,24 @@ def collect(hooks: list[Hook]) -> dict[str, np.ndarray]:
     return out
 
 
+def hook_measures(config: ScoreConfig) -> list[str]:
+    """The measures of ``config`` computed by hooks of the warmup run (not by their own runs, M.STANDALONE)."""
+    return [m for m in config.measures if M.measure_spec(m).group not in M.STANDALONE]
+
+
+def standalone_groups(config: ScoreConfig) -> list[str]:
+    """The groups of ``config.measures`` that train their own models (M.STANDALONE), in order."""
+    return list(dict.fromkeys(g for g in (M.measure_spec(m).group for m in config.measures) if g in M.STANDALONE))
+
+
 def build_hooks(dataset: Dataset, config: ScoreConfig) -> tuple[list[Hook], list[Hook]]:
     """The measure hooks for ``config.measures`` (one per group) and all hooks including the Gini tracker."""
     ctx = M.HookContext(dataset.n_train, dataset.num_classes, config, dataset)
-    groups = list(dict.fromkeys(M.measure_spec(m).group for m in config.measures))
+    groups = list(dict.fromkeys(M.measure_spec(m).group for m in hook_measures(config)))
     measure_hooks = [M.hook_builder(g)(ctx) for g in groups]
     opts = config.measure_options or {}
     extra_hooks = [builder(ctx) for option, builder, _ in M.EXTRAS.values() if opts.get(option)]
-    tracker = GiniTracker(measure_hooks, list(config.measures))
+    tracker = GiniTracker(measure_hooks, hook_measures(config))
     return measure_hooks, [*measure_hooks, *extra_hooks, tracker]
 
 
@@ -165,6 +180,8 @@ def validate(dataset: Dataset, config: ScoreConfig) -> None:
         if needs_memory:
             raise ValidationError(f"{', '.join(needs_memory)} need(s) the data in memory; drop --stream "
                                   "or these measures.")
+    for g in standalone_groups(config):
+        M.STANDALONE[g][0](dataset, config)
     _, hooks = build_hooks(dataset, config)  # hook builders check their options (and refuse what they cannot do)
     for h in hooks:  # the loss_sensitivity memory plan, before anything trains
         if getattr(h, "plan_preview", None) is not None:
@@ -188,7 +205,7 @@ def score_one_seed(dataset: Dataset, config: ScoreConfig, seed: int, *, workdir:
     vals = collect(measure_hooks)
     extras, notes = collect_extras(hooks)
     pred = predict_logits(result.model, train_src, cfg.eval_batch_size).argmax(1)
-    return {"values": {m: vals[m] for m in config.measures}, "gini": hooks[-1].rows,
+    return {"values": {m: vals[m] for m in hook_measures(config)}, "gini": hooks[-1].rows,
             "history": result.history, "extras": extras, "notes": notes, "predicted": pred.cpu().numpy()}
 
 
@@ -203,29 +220,40 @@ def score(dataset: Dataset, config: ScoreConfig, *, workdir: Path | None = None,
     t0 = time.perf_counter()
     if not validated:
         validate(dataset, config)
-    seeds = [config.train.seed + k for k in range(config.seeds)]
+    hooked = hook_measures(config)
+    seeds = [config.train.seed + k for k in range(config.seeds)] if hooked else []  # no warmup without hooks
     runs = []
     for s in seeds:
         sub = None if workdir is None else workdir / f"seed{s}"
         runs.append(_cached_seed(dataset, config, s, sub, progress))
-    per_seed = {m: np.stack([r["values"][m] for r in runs]) for m in config.measures}
+    per_seed = {m: np.stack([r["values"][m] for r in runs]) for m in hooked}
     with np.errstate(all="ignore"):
-        mean = {m: np.nanmean(v, axis=0) if np.isfinite(v).any() else v[0] for m, v in per_seed.items()}
-    extras = {k: np.mean(np.stack([r["extras"][k] for r in runs]), axis=0) for k in runs[0]["extras"]}
+        own = {m: np.nanmean(v, axis=0) if np.isfinite(v).any() else v[0] for m, v in per_seed.items()}
+    notes = dict(runs[0]["notes"]) if runs else {}
+    for g in standalone_groups(config):  # measures that are their own training runs (memorization)
+        vals, notes[g] = M.STANDALONE[g][1](dataset, config, workdir=None if workdir is None else workdir / g,
+                                            progress=progress)
+        own.update(vals)
+    mean = {m: own[m] for m in config.measures}
+    extras = {k: np.mean(np.stack([r["extras"][k] for r in runs]), axis=0) for k in runs[0]["extras"]} if runs else {}
     with warnings.catch_warnings():  # a measure not defined yet at an epoch (el2n before its epoch) is NaN
         warnings.simplefilter("ignore", RuntimeWarning)
-        gini_mean = np.nanmean(np.stack([r["gini"] for r in runs]), axis=0) if runs else np.zeros((0, 0))
+        g_hooked = np.nanmean(np.stack([r["gini"] for r in runs]), axis=0) if runs else np.zeros((0, 0))
+    gini_mean = np.full((len(g_hooked), len(mean)), np.nan)  # no per-epoch Gini for a standalone measure
+    for j, m in enumerate(mean):
+        if m in hooked:
+            gini_mean[:, j] = g_hooked[:, hooked.index(m)]
     extras_meta = {k: {**M.EXTRAS[k][2](v), "mean_over_seeds": len(runs)} for k, v in extras.items()}
     meta = score_meta(config=config.to_dict(), seeds=seeds, dataset=dataset.describe(), values=mean,
                       gini_rows=gini_mean, history={str(s): r["history"] for s, r in zip(seeds, runs)},
-                      notes=runs[0]["notes"], extras=extras_meta, note="computed by sensprune score: warmup run(s) "
+                      notes=notes, extras=extras_meta, note="computed by sensprune score: warmup run(s) "
                       "of the training loop, the mean over seeds", wall_time_s=time.perf_counter() - t0)
     idx = np.arange(dataset.n_train, dtype=np.int64)
     votes = np.zeros((dataset.n_train, dataset.num_classes), np.int64)
     for r in runs:
         votes[np.arange(dataset.n_train), r["predicted"]] += 1
-    return ScoreTable(idx, dataset.y_train.astype(np.int64), mean, per_seed, meta, extras, votes.argmax(1),
-                      source_rows(dataset))
+    return ScoreTable(idx, dataset.y_train.astype(np.int64), mean, per_seed, meta, extras,
+                      votes.argmax(1) if runs else None, source_rows(dataset))
 
 
 def _cached_seed(dataset, config, seed, sub: Path | None, progress):
@@ -234,7 +262,8 @@ def _cached_seed(dataset, config, seed, sub: Path | None, progress):
         done = json.loads((sub / "done.json").read_text())
         done = done if isinstance(done, dict) else {"history": done, "notes": {}}
         extras = {k[len("__extra/"):]: v for k, v in arrs.items() if k.startswith("__extra/")}
-        return {"values": {m: arrs[m] for m in config.measures}, "gini": arrs["__gini"], "predicted": arrs["__pred"],
+        return {"values": {m: arrs[m] for m in hook_measures(config)}, "gini": arrs["__gini"],
+                "predicted": arrs["__pred"],
                 "history": done["history"], "extras": extras, "notes": done["notes"]}
     if sub is not None and D.is_main():
         sub.mkdir(parents=True, exist_ok=True)
@@ -282,6 +311,9 @@ def run_score(dataset: Dataset, config: ScoreConfig, out: Path, *, force: bool =
     D.barrier()
     table = score(dataset, config, workdir=partial, progress=progress, validated=True)
     if D.is_main():
+        from sensprune.data.locate import record_location
+
+        table.meta["dataset"] = record_location(table.meta.get("dataset") or {}, out)  # folders that travel
         save_scores(table, out, extra_files=extra_files)
         shutil.rmtree(partial, ignore_errors=True)
     D.barrier()
