@@ -81,7 +81,7 @@ def load_selections(dirs: Sequence[str | Path], *, data_root: str | None = None)
                 f"(fingerprint {m.get('fingerprint')}) vs {ds_meta.get('spec')!r} (fingerprint "
                 f"{ds_meta.get('fingerprint')}); bench selections of one dataset per run.")
     try:
-        data = load_matching_dataset(ds_meta, data_root=data_root)
+        data = load_matching_dataset(ds_meta, data_root=data_root, folder=first_dir)
     except ArtifactMismatchError as exc:
         raise ArtifactMismatchError(f"--selection {first_dir} was made from other data: {exc}") from None
     out = []
@@ -226,8 +226,13 @@ def bench_selections(data, sels: Sequence[UserSelection], cfg: BenchConfig, out:
               f"{spec!r} (fingerprint {data.fingerprint}, corruption {corruption}); each against a random selection "
               f"of the same size per class (weighted selections: their weights shuffled within each class) and "
               f"the full set; " + training + f"; seeds {list(cfg.grid.seeds)}.")
+    from sensprune.data.locate import record_location
+
+    made_from = {**(sels[0].meta.get("dataset") or {}), "spec": spec, "fingerprint": data.fingerprint}
+    located = record_location(made_from, out, read_from=sels[0].folder, data_root=cfg.data.data_root)
     meta = {"mode": "selection", "config": config,
-            "dataset": {"spec": spec, "fingerprint": data.fingerprint, "corruption": corruption},
+            "dataset": {"spec": spec, "fingerprint": data.fingerprint, "corruption": corruption,
+                        **({"location": located["location"]} if "location" in located else {})},
             "selections": [{"name": s.name, "folder": None if s.folder is None else str(s.folder), "rule": s.rule,
                             "fraction": s.fraction, "kept": int(s.mask.sum()), "weighted": s.weights is not None,
                             "scores_fingerprint": s.meta.get("scores_fingerprint")} for s in sels]}

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from sensprune.cli.options import OneLineErrors
+from sensprune.data.locate import record_location
 from sensprune.errors import ValidationError
 from sensprune.io import check_not_input, dataset_inputs, prepare_out, prepare_out_file
 from sensprune.pruning.export import check_export_path
@@ -46,7 +47,8 @@ UNIT_HALF = click.FloatRange(0, 1, max_open=True)
 @click.option("--export-data", "export_path", type=click.Path(path_type=Path),
               help="Also write a cleaned copy of the data (.npz, CSV, or an ImageFolder file list).")
 @click.option("--data-root", type=click.Path(path_type=Path),
-              help="Where to find the data for --export-data.")
+              help="Folder holding the data for --export-data when it moved (tried first; then the path "
+                   "relative to the score folder, the recorded absolute path, the spec as typed).")
 def prune(scores_dir, by, rule, reweight_method, fraction, per_class, min_per_class, allow_empty_class, low,
           high, beta, bins, above, below, temperature, seed, out, force, export_path, data_root):
     """Remove (or down-weight) the most or least sensitive training examples.
@@ -95,7 +97,9 @@ def prune(scores_dir, by, rule, reweight_method, fraction, per_class, min_per_cl
     sel = select(table, by, rule, reweight_method=reweight_method, temperature=temperature, **opts)
     dataset = None
     if export_path is not None:
-        dataset = load_matching_dataset(sel.meta["dataset"], data_root=data_root)
+        dataset = load_matching_dataset(sel.meta["dataset"], data_root=data_root, folder=scores_dir)
+    # folders that travel: where the data is, relative to --out too
+    sel.meta["dataset"] = record_location(sel.meta["dataset"], out, read_from=scores_dir, data_root=data_root)
     save_selection(sel, out, force=force)
     _summary(sel)
     click.echo(f"Wrote {out}/ (keep.npy, drop.npy, selection.csv, meta.json"

@@ -222,43 +222,19 @@ def save_selection(selection: Selection, out: str | Path, *, force: bool = False
     return out
 
 
-def load_matching_dataset(dataset_meta: dict, *, data_root: str | Path | None = None):
+def load_matching_dataset(dataset_meta: dict, *, data_root: str | Path | None = None,
+                          folder: str | Path | None = None):
     """Reload the dataset a score file was made from (its meta's ``dataset`` dict) and check it.
 
-    The spec's ``?subsample=...`` suffix is replaced by the ``subsample``/``subsample_seed``
-    entries, and a recorded ``corruption`` (``--corrupt``) is replayed; ``data_root`` defaults to the
-    one recorded. Raises ArtifactMismatchError when the
-    data loaded now has another fingerprint than the scored data.
+    ``folder``: the folder whose ``meta.json`` holds ``dataset_meta`` (its recorded location is relative to
+    it). The data is looked for in the order of :mod:`sensprune.data.locate` (``data_root``, the path
+    relative to ``folder``, the recorded absolute path, the spec as typed); the recorded subsample and
+    ``corruption`` (``--corrupt``) are replayed. Raises ArtifactMismatchError when the data loaded now
+    has another fingerprint than the scored data.
     """
-    from sensprune.data import load_dataset
+    from sensprune.data.locate import load_recorded
 
-    spec = dataset_meta.get("spec")
-    if not spec:
-        raise ValidationError("The score file's meta.json has no dataset spec; cannot export data.")
-    kwargs: dict[str, Any] = {}
-    source = dataset_meta.get("source")
-    root = data_root
-    if root is None and isinstance(source, dict):
-        root = source.get("data_root")
-    for key, value in (("data_root", root), ("subsample", dataset_meta.get("subsample")),
-                       ("label_column", dataset_meta.get("label_column")),
-                       ("seed", dataset_meta.get("subsample_seed"))):
-        if value is not None:
-            kwargs[key] = str(value) if key == "data_root" else value
-    corruption = dataset_meta.get("corruption")
-    base = spec.rsplit("+", 1)[0] if corruption else spec  # apply_corruption appends "+<kind>..."
-    base = base.split("?", 1)[0] if "subsample" in kwargs else base
-    ds = load_dataset(base, **kwargs)
-    if corruption:  # the scored training set was corrupted with --corrupt: replay it (seeded)
-        from sensprune.data.noise import apply_corruption
-
-        ds, _ = apply_corruption(ds, corruption["kind"], corruption["fraction"], corruption["seed"])
-    want = dataset_meta.get("fingerprint")
-    if want != ds.fingerprint:
-        raise ArtifactMismatchError(f"The scores were made from dataset {spec!r} with fingerprint {want}, "
-                                    f"but that spec now loads data with fingerprint {ds.fingerprint}; "
-                                    "rescore, or point --data-root at the original data.")
-    return ds
+    return load_recorded(dataset_meta, folder=folder, data_root=data_root)
 
 
 def export_data(dataset, selection: Selection, path: str | Path) -> str:
