@@ -71,6 +71,11 @@ from sensprune.measures import DEFAULT_MEASURES, MEASURES, estimator_text
               help="Random test examples per CSR evaluation.")
 @click.option("--grand-epochs", default=None, callback=int_list, metavar="E1,E2",
               help="Epochs (1-based) at which grand is taken, averaged [default: the EL2N epoch].")
+@click.option("--mem-models", default="200", show_default=True, metavar="M",
+              help="memorization (Feldman & Zhang 2020): number of subset models, each trained to fit (the bench's "
+                   "fit rule) on a seeded random subset; 2..10000.")
+@click.option("--mem-subset", default="0.7", show_default=True, metavar="F",
+              help="memorization: fraction of the training set each subset model trains on, in (0, 1).")
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Output folder.")
 @click.option("--force", is_flag=True, help="Overwrite --out if it exists.")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run with the same config.")
@@ -80,7 +85,7 @@ def score(dataset, data_root, subsample, label_column, corrupt, stream, workers,
           measures, el2n_epoch, at_checkpoints, probe_times, horizon, probe_size, probe_mode, probe_every, step_every,
           sensitivity_memory, include_direct, per_class,
           per_class_every, csr,
-          csr_samples, grand_epochs, out, force, resume, quiet):
+          csr_samples, grand_epochs, mem_models, mem_subset, out, force, resume, quiet):
     """Train warmup model(s) and score every training example (higher = harder).
 
     Writes OUT/scores.csv, OUT/scores.npz and OUT/meta.json, and prints a summary.
@@ -96,6 +101,7 @@ def score(dataset, data_root, subsample, label_column, corrupt, stream, workers,
       sensprune score --dataset npz:cifar_small.npz --model resnet18 --optimizer adamw --augment crop-flip
           --measures loss_sensitivity --sensitivity-memory 4GB --out runs/resnet
       sensprune score --dataset digits --measures loss_sensitivity_h1 --probe next-batch --out runs/proxy
+      sensprune score --dataset digits --measures memorization --mem-models 50 --out runs/mem
       sensprune score --dataset digits --measures loss_sensitivity_h1 --probe-size 256 --probe-every 4
           --out runs/proxy-fast
       torchrun --nproc_per_node 4 -m sensprune score --dataset cifar10 --data-root data
@@ -123,7 +129,8 @@ def score(dataset, data_root, subsample, label_column, corrupt, stream, workers,
                                        "include_direct": include_direct, "per_class": per_class,
                                        "sensitivity_memory": sensitivity_memory,
                                        "per_class_every": per_class_every, "csr": csr, "csr_samples": csr_samples,
-                                       "grand_epochs": list(grand_epochs) if grand_epochs else None},
+                                       "grand_epochs": list(grand_epochs) if grand_epochs else None,
+                                       "mem_models": mem_models, "mem_subset": mem_subset},
                       train=tcfg)
     extra = {} if corrupted is None else {"corrupted.npy": lambda p: write_npy(p, np.asarray(corrupted, np.int64))}
     fresh = not os.path.lexists(partial)
