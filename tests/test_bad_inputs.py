@@ -188,6 +188,9 @@ CASES = {
     "prune --above with drop-high": (nothing, [*DROP, "--above", "q0.9", "--out", "o"], 1,
                                      "--above does not apply to --rule drop-high"),
     # prune: other bad input
+    "prune --dataset on a score folder": (nothing, [*DROP, "--dataset", "digits", "--out", "o"], 1,
+                                          "`--dataset` is only for folders made by a Tracker without dataset=; "
+                                          "got 'digits', but the scores record dataset 'npz:"),
     "prune rule and reweight": (nothing, [*DROP, "--reweight", "softmax", "--out", "o"], 1,
                                 "Pass exactly one of a rule (--rule) or a reweighting (--reweight)."),
     "prune no rule": (nothing, [*PRUNE, "--out", "o"], 1, "Pass exactly one of a rule"),

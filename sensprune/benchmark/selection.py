@@ -72,6 +72,11 @@ def load_selections(dirs: Sequence[str | Path], *, data_root: str | None = None)
     ds_meta = first.meta.get("dataset") or {}
     for d, sel in loaded:
         m = sel.meta.get("dataset") or {}
+        if not m.get("fingerprint") and m.get("spec") == "python:tracker":
+            raise ValidationError(f"--selection {d} was pruned from a Tracker folder made without dataset=, so it "
+                                  "does not say which data it indexes; prune it again with `sensprune prune "
+                                  "--dataset SPEC` (checked against the Tracker's training fingerprint), or give "
+                                  "Tracker(..., dataset=...).")
         if not m.get("fingerprint"):
             raise ValidationError(f"--selection {d}: its meta.json records no dataset fingerprint; "
                                   "redo it with `sensprune prune`.")

@@ -49,8 +49,12 @@ UNIT_HALF = click.FloatRange(0, 1, max_open=True)
 @click.option("--data-root", type=click.Path(path_type=Path),
               help="Folder holding the data for --export-data when it moved (tried first; then the path "
                    "relative to the score folder, the recorded absolute path, the spec as typed).")
+@click.option("--dataset", "dataset_spec", default=None, metavar="SPEC",
+              help="For a folder made by a Tracker without dataset=: the data it scored (checked against the "
+                   "Tracker's training fingerprint), recorded in --out so --export-data and bench --selection "
+                   "can reload it.")
 def prune(scores_dir, by, rule, reweight_method, fraction, per_class, min_per_class, allow_empty_class, low,
-          high, beta, bins, above, below, temperature, seed, out, force, export_path, data_root):
+          high, beta, bins, above, below, temperature, seed, out, force, export_path, data_root, dataset_spec):
     """Remove (or down-weight) the most or least sensitive training examples.
 
     Scores are oriented higher = harder. --fraction is always the fraction
@@ -96,7 +100,10 @@ def prune(scores_dir, by, rule, reweight_method, fraction, per_class, min_per_cl
         opts = dict(fraction=fraction, per_class=per_class, seed=seed)
     sel = select(table, by, rule, reweight_method=reweight_method, temperature=temperature, **opts)
     dataset = None
-    if export_path is not None:
+    if dataset_spec is not None:
+        dataset = _tracker_dataset(sel.meta.get("dataset") or {}, dataset_spec, data_root)
+        sel.meta["dataset"] = {**dataset.describe(), "train_fingerprint": sel.meta["dataset"]["train_fingerprint"]}
+    if export_path is not None and dataset is None:
         dataset = load_matching_dataset(sel.meta["dataset"], data_root=data_root, folder=scores_dir)
     # folders that travel: where the data is, relative to --out too
     sel.meta["dataset"] = record_location(sel.meta["dataset"], out, read_from=scores_dir, data_root=data_root)
@@ -107,6 +114,27 @@ def prune(scores_dir, by, rule, reweight_method, fraction, per_class, min_per_cl
     if dataset is not None:
         fmt = export_data(dataset, sel, export_path)
         click.echo(f"Wrote {export_path} ({fmt}, {len(sel.keep)} training examples)")
+
+
+def _tracker_dataset(made_from: dict, spec: str, data_root):
+    """The dataset ``--dataset spec`` names, checked against a Tracker folder's training fingerprint."""
+    from sensprune.data import load_dataset
+    from sensprune.io import fingerprint_arrays
+
+    if made_from.get("spec") != "python:tracker":
+        raise ValidationError(f"`--dataset` is only for folders made by a Tracker without dataset=; got {spec!r}, "
+                              f"but the scores record dataset {made_from.get('spec')!r} (remove --dataset).")
+    want = made_from.get("train_fingerprint")
+    if not want:
+        raise ValidationError(f"`--dataset` {spec!r} cannot be checked: the Tracker folder records no training "
+                              "fingerprint (give Tracker(..., dataset=...) or eval_data=(x, y) of the whole "
+                              "training set).")
+    ds = load_dataset(spec, data_root=None if data_root is None else str(data_root))
+    have = fingerprint_arrays(ds.x_train, ds.y_train)
+    if have != want:
+        raise ValidationError(f"`--dataset` must be the data the Tracker scored (training fingerprint {want}); "
+                              f"got {spec!r}, whose training split has fingerprint {have}.")
+    return ds
 
 
 # option -> (the rules / reweightings it applies to, why); an option given explicitly elsewhere is refused
