@@ -152,7 +152,9 @@ def _load_done(workdir: Path | None, masks: list[np.ndarray]) -> dict[int, dict]
         if f.is_file():
             arrs = read_npz(f)
             if np.array_equal(arrs["mask"], mask):
-                done[k] = {key: arrs[key] for key in ("correct", "train_acc", "epochs")}
+                done[k] = {"correct": arrs["correct"].astype(bool),  # npz keeps a scalar as a (1,) array
+                           "train_acc": np.float64(arrs["train_acc"].reshape(-1)[0]),
+                           "epochs": np.int64(arrs["epochs"].reshape(-1)[0])}
     return done
 
 
