@@ -338,7 +338,7 @@ register_standalone("memorization", _memorization_check, _memorization, [
      "(docs/measures.md §9)"),
     ("memorization_se", "higher = less certain memorization estimate (not a ranking of examples)",
      "standard error of memorization: sqrt(p_in(1-p_in)/n_in + p_out(1-p_out)/n_out), binomial plug-in"),
-    ("memorization_n_in", "the number of subset models that trained on the example (not a ranking of examples)",
+    ("memorization_n_in", "higher = more subset models trained on the example (a count, not a ranking of examples)",
      "n_in of memorization; the other --mem-models minus n_in models estimate p_out"),
 ])
 register_extra("per_class", "per_class", _per_class, _per_class_summary)
