@@ -209,14 +209,26 @@ def _inside(a: Path, b: Path) -> bool:
     return b in a.parents
 
 
+def resolve_path(path: str | os.PathLike, option: str = "--out") -> Path:
+    """``Path(path).resolve()``, with a symlink loop refused in one line naming ``option``."""
+    try:
+        return Path(path).resolve()
+    except (RuntimeError, OSError) as exc:  # Python < 3.13 raises RuntimeError("Symlink loop ...")
+        raise ValidationError(f"{option} {path}: the path is a symlink loop ({' '.join(str(exc).split())}); "
+                              f"choose another {option}.") from None
+
+
 def check_not_input(out: str | os.PathLike, inputs: Iterable[str | os.PathLike | None], *,
                     allow_inside: bool = False, option: str = "--out") -> None:
     """Refuse an output equal to, above or (unless ``allow_inside``) inside one of ``inputs``."""
-    o = Path(out).resolve()
+    o = resolve_path(out, option)
     for inp in inputs:
         if inp is None:
             continue
-        i = Path(inp).resolve()
+        try:
+            i = Path(inp).resolve()
+        except (RuntimeError, OSError):  # a link loop: its loader says so in one line
+            i = Path(os.path.abspath(inp))
         if o == i:
             raise ValidationError(f"{option} {out} is the input {inp}; choose another {option}.")
         if _inside(i, o):

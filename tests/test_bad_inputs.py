@@ -9,6 +9,7 @@ Exit codes: 1 for a refused input (``Error: ...``), 2 for a bad option value or 
 import hashlib
 import os
 import shutil
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -53,6 +54,9 @@ def _snapshot(*roots):
                 snap[os.path.join(dirpath, d)] = "dir"
             for f in filenames:
                 p = os.path.join(dirpath, f)
+                if not stat.S_ISREG(os.lstat(p).st_mode):  # a FIFO or a link loop: never read (it would block)
+                    snap[p] = f"special {stat.S_IFMT(os.lstat(p).st_mode)}"
+                    continue
                 snap[p] = hashlib.sha256(Path(p).read_bytes()).hexdigest()
     return snap
 
@@ -80,6 +84,18 @@ def nothing(w, base):
     pass
 
 
+def csv_file(w, body, name="d.csv"):
+    (w / name).write_text(body)
+
+
+def fifo(w, name):
+    os.mkfifo(w / name)
+
+
+def loop(w, name):
+    os.symlink(name, w / name)  # a link to itself: ELOOP
+
+
 # id -> (set-up(w, base), args with {S} {P} {D} {B} {DEMO} placeholders, exit code, pinned message)
 SCORE = ["score", "--dataset", "npz:{D}", "--epochs", "1", "--widths", "8", "--quiet"]
 PRUNE = ["prune", "--scores", "{S}", "--by", "el2n"]
@@ -92,6 +108,28 @@ CASES = {
                                    "`--corrupt` unique takes no level; got 'unique:0.2' (use 'unique')."),
     "score --corrupt randY:1.5": (nothing, [*SCORE, "--corrupt", "randY:1.5", "--out", "d"], 1,
                                   "`--corrupt` randY needs a level Q in (0, 1], like randY:0.2; got 'randY:1.5'."),
+    # score: CSV labels, special files and links (one line, never a hang)
+    "score csv empty label": (lambda w, b: csv_file(w, "label,a\n0,1\n,2\n1,3\n"),
+                              [*SCORE[:2], "csv:d.csv", *SCORE[3:], "--out", "o"], 1,
+                              "csv:d.csv: every label must be a class id or name; got an empty label in data row "
+                              "2."),
+    "score csv huge label": (lambda w, b: csv_file(w, "label,a\n" + "".join(f"{v},{i}\n" for i, v in enumerate(
+        [0, 1] * 5 + [1000000000000]))), [*SCORE[:2], "csv:d.csv", *SCORE[3:], "--out", "o"], 1,
+                             "csv:d.csv: labels must be class ids below 100000; got 1000000000000 (map class "
+                             "names or sparse ids to 0..K-1)."),
+    "score csv ragged after blank lines": (lambda w, b: csv_file(w, "label,a\n\n\n0,1\n1,2,3\n"),
+                                           [*SCORE[:2], "csv:d.csv", *SCORE[3:], "--out", "o"], 1,
+                                           "csv:d.csv: line 5 has 3 fields, the header has 2."),
+    "score csv:FIFO": (lambda w, b: fifo(w, "p.csv"), [*SCORE[:2], "csv:p.csv", *SCORE[3:], "--out", "o"], 1,
+                       "csv:p.csv: the path must be a regular file; got not a regular file (a FIFO, socket or "
+                       "device)."),
+    "score npz:FIFO": (lambda w, b: fifo(w, "p.npz"), [*SCORE[:2], "npz:p.npz", *SCORE[3:], "--out", "o"], 1,
+                       "npz:p.npz: the path must be a regular file; got not a regular file (a FIFO, socket or "
+                       "device)."),
+    "score npz symlink loop": (lambda w, b: loop(w, "l.npz"), [*SCORE[:2], "npz:l.npz", *SCORE[3:], "--out", "o"],
+                               1, "npz:l.npz: the path is a symlink loop; point it at a file."),
+    "score csv symlink loop": (lambda w, b: loop(w, "l.csv"), [*SCORE[:2], "csv:l.csv", *SCORE[3:], "--out", "o"],
+                               1, "csv:l.csv: the path is a symlink loop; point it at a file."),
     # score: --out and --force
     "score --force on a user's folder": (lambda w, b: user_folder(w), [*SCORE, "--out", "d", "--force"], 1,
                                          "d is not empty and not a sensprune output (no meta.json of a "

@@ -505,3 +505,13 @@ def test_make_dataset_direct_checks():
         make_dataset(x_tr.astype(str), y_tr, x_te, y_te, spec="t")
     ds = make_dataset((x_tr * 255).clip(0, 255).astype(np.uint8), y_tr, x_te, y_te, spec="t")
     assert ds.x_train.max() <= 1.0
+
+
+def test_csv_named_labels_write_numbers_one_way(tmp_path):
+    """With a non-numeric label present, `1`, `1.0` and ` 1` are still one class (not three)."""
+    from sensprune.data import load_dataset
+
+    rows = "".join(f"{lab},{i}\n" for i, lab in enumerate(["cat", "1", "1.0", " 1", "cat", "1"] * 4))
+    (tmp_path / "d.csv").write_text("label,a\n" + rows)
+    ds = load_dataset(f"csv:{tmp_path / 'd.csv'}")
+    assert ds.num_classes == 2

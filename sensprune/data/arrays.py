@@ -25,15 +25,17 @@ from __future__ import annotations
 
 import codecs
 import csv
+import errno
 import hashlib
 import io
 import os
+import stat
 from dataclasses import dataclass
 
 import numpy as np
 from sklearn.model_selection import train_test_split
 
-from sensprune.data.base import Dataset, make_dataset
+from sensprune.data.base import MAX_CLASSES, Dataset, make_dataset
 from sensprune.errors import ValidationError
 from sensprune.io import fingerprint_file, read_npz
 from sensprune.plugins import resolve_plugin
@@ -70,8 +72,7 @@ def stratified_indices(y: np.ndarray, *, train_size, random_state: int,
 def load_npz(path: str, *, spec: str) -> Dataset:
     """Load ``npz:PATH`` (keys ``x_train, y_train, x_test, y_test``)."""
     source = f"npz:{path}"
-    if not os.path.isfile(path):
-        raise ValidationError(f"{source}: file not found.")
+    regular_file(path, source)
     arrays = read_npz(path)
     missing = [k for k in NPZ_KEYS if k not in arrays]
     if missing:
@@ -102,6 +103,7 @@ class CsvText:
 
 def read_csv_text(path: str, source: str) -> CsvText:
     """Parse ``path`` keeping each record's exact text; a ValidationError names ``source``."""
+    regular_file(path, source)
     try:
         with open(path, "rb") as fh:
             data = fh.read()
@@ -128,27 +130,62 @@ def read_csv_text(path: str, source: str) -> CsvText:
     return CsvText(lines, spans, records, bom, hashlib.sha256(data).hexdigest()[:16])
 
 
+def regular_file(path: str, source: str) -> None:
+    """Refuse a path that is missing, a symlink loop, or not a regular file (a FIFO or device would block)."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise ValidationError(f"{source}: file not found.") from None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise ValidationError(f"{source}: the path is a symlink loop; point it at a file.") from None
+        raise ValidationError(f"{source}: cannot be read ({exc.strerror}).") from None
+    if not stat.S_ISREG(st.st_mode):
+        what = "a folder" if stat.S_ISDIR(st.st_mode) else "not a regular file (a FIFO, socket or device)"
+        raise ValidationError(f"{source}: the path must be a regular file; got {what}.")
+
+
 def _read_csv(path: str, source: str) -> tuple[list[str], list[list[str]]]:
-    rows = read_csv_text(path, source).records
+    text = read_csv_text(path, source)
+    rows = text.records
     if not rows:
         raise ValidationError(f"{source} is empty.")
     header = [c.strip() for c in rows[0]]
-    for i, r in enumerate(rows[1:], start=2):
-        if len(r) != len(header):
-            raise ValidationError(f"{source}: line {i} has {len(r)} fields, the header has {len(header)}.")
+    for r, (first, _) in zip(rows[1:], text.spans[1:]):
+        if len(r) != len(header):  # the line number in the file, blank lines counted
+            raise ValidationError(f"{source}: line {first + 1} has {len(r)} fields, the header has {len(header)}.")
     return header, rows[1:]
+
+
+def _canonical(value: str) -> str:
+    """A label as written, with numbers written one way (``1``, ``1.0`` and `` 1`` are one class)."""
+    v = value.strip()
+    try:
+        f = float(v)
+    except ValueError:
+        return v
+    return str(int(f)) if np.isfinite(f) and f == round(f) else repr(f)
 
 
 def _labels(values: list[str], source: str) -> tuple[np.ndarray, list[str] | None]:
     """Integer labels as given, or names mapped to 0..K-1 in sorted order."""
+    empty = [i for i, v in enumerate(values) if not v.strip()]
+    if empty:
+        more = f" (and {len(empty) - 1} more)" if len(empty) > 1 else ""
+        raise ValidationError(f"{source}: every label must be a class id or name; got an empty label in data row "
+                              f"{empty[0] + 1}{more}.")
     try:
         as_float = np.array([float(v) for v in values], dtype=np.float64)
     except ValueError:
+        values = [_canonical(v) for v in values]
         classes = sorted(set(values))
         lookup = {c: i for i, c in enumerate(classes)}
         return np.array([lookup[v] for v in values], dtype=np.int64), classes
     if not (np.isfinite(as_float).all() and np.all(as_float == np.round(as_float))):
         raise ValidationError(f"{source}: labels must be integers or class names.")
+    if as_float.size and as_float.max() >= MAX_CLASSES:  # before the split and any K-sized allocation
+        raise ValidationError(f"{source}: labels must be class ids below {MAX_CLASSES}; got {int(as_float.max())} "
+                              "(map class names or sparse ids to 0..K-1).")
     return as_float.astype(np.int64), None
 
 

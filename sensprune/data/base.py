@@ -130,6 +130,10 @@ def source_rows(dataset) -> np.ndarray:
     return np.arange(dataset.n_train, dtype=np.int64) if rows is None else np.asarray(rows, np.int64)
 
 
+#: The most classes a dataset may have: a label is a class id, and K-sized tables are allocated from it.
+MAX_CLASSES = 100_000
+
+
 def make_dataset(x_train, y_train, x_test, y_test, *, spec: str, num_classes: int | None = None,
                  info: dict | None = None, train_files: list[str] | None = None,
                  train_rows=None, source: str = "data") -> Dataset:
@@ -181,7 +185,12 @@ def make_dataset(x_train, y_train, x_test, y_test, *, spec: str, num_classes: in
         elif not np.issubdtype(y.dtype, np.integer):
             raise ValidationError(f"{source}: {name} has dtype {y.dtype}, expected integer labels.")
         ys[name] = y.astype(np.int64)
-    k = int(num_classes) if num_classes is not None else int(max(ys["y_train"].max(), ys["y_test"].max())) + 1
+    top = int(max(ys["y_train"].max(), ys["y_test"].max()))
+    if top >= MAX_CLASSES or (num_classes is not None and int(num_classes) > MAX_CLASSES):
+        # checked before anything of size K is allocated (one-hot targets, per-class tables)
+        raise ValidationError(f"{source}: labels must be class ids below {MAX_CLASSES}; got "
+                              f"{max(top, int(num_classes or 0))} (map class names or sparse ids to 0..K-1).")
+    k = int(num_classes) if num_classes is not None else top + 1
     for name, y in ys.items():
         if y.min() < 0 or y.max() >= k:
             raise ValidationError(f"{source}: {name} has labels outside 0..{k - 1} "
