@@ -130,6 +130,16 @@ CASES = {
                                1, "npz:l.npz: the path is a symlink loop; point it at a file."),
     "score csv symlink loop": (lambda w, b: loop(w, "l.csv"), [*SCORE[:2], "csv:l.csv", *SCORE[3:], "--out", "o"],
                                1, "csv:l.csv: the path is a symlink loop; point it at a file."),
+    # sizes a user types are bounded before anything is allocated
+    "score --widths 100000000": (nothing, [*SCORE, "--widths", "100000000", "--out", "o"], 2,
+                                 "Invalid value for '--widths': each width must be at most 65536; got '100000000'"),
+    "score --seeds 1000000000": (nothing, [*SCORE, "--seeds", "1000000000", "--out", "o"], 2,
+                                 "Invalid value for '--seeds': 1000000000 is not in the range 1<=x<=1000."),
+    "bench --seeds 1000000000": (nothing, ["bench", "--config", "{DEMO}", "--seeds", "1000000000", "--out", "o"], 2,
+                                 "Invalid value for '--seeds': 1000000000 is not in the range 1<=x<=1000."),
+    "bench --selection --seeds 100000000": (nothing, ["bench", "--selection", "{P}", "--seeds", "100000000", "--out",
+                                                      "o"], 2,
+                                            "Invalid value for '--seeds': 100000000 is not in the range 1<=x<=1000."),
     # score: --out and --force
     "score --force on a user's folder": (lambda w, b: user_folder(w), [*SCORE, "--out", "d", "--force"], 1,
                                          "d is not empty and not a sensprune output (no meta.json of a "

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from sensprune.cli.options import OneLineErrors
+from sensprune.cli.options import MAX_SEEDS, OneLineErrors
 
 
 def _shard(ctx, param, value):
@@ -38,7 +38,7 @@ def _shard(ctx, param, value):
 @click.option("--jobs", type=click.IntRange(1), default=1, show_default=True, help="Local worker processes.")
 @click.option("--shard", default=None, callback=_shard, metavar="i/n",
               help="Run only units i, i+n, i+2n, ... (0-based) of the plan; join with bench-merge.")
-@click.option("--seeds", type=click.IntRange(1), default=None, help="Override [grid] seeds with 0..N-1.")
+@click.option("--seeds", type=click.IntRange(1, MAX_SEEDS), default=None, help="Override [grid] seeds with 0..N-1.")
 @click.option("--epochs", type=click.IntRange(1), default=None, help="Override [train] epochs.")
 @click.option("--device", default=None,
               help="Override [train] device: auto | cpu | cuda | cuda:i | mps ([train] default auto = CUDA if "

@@ -29,6 +29,11 @@ class OneLineErrors(click.Command):
             raise
 
 
+#: Bounds on sizes a user types, checked before anything is allocated.
+MAX_WIDTH = 65_536
+MAX_SEEDS = 1_000
+
+
 def int_list(ctx, param, value):
     if value is None or value == "":
         return None
@@ -38,6 +43,8 @@ def int_list(ctx, param, value):
         raise click.BadParameter(f"expected comma-separated integers, got {value!r}") from None
     if any(v <= 0 for v in out):
         raise click.BadParameter(f"expected positive integers, got {value!r}")
+    if any(v > MAX_WIDTH for v in out):  # checked before any layer is allocated
+        raise click.BadParameter(f"each width must be at most {MAX_WIDTH}; got {value!r}")
     return out
 
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import click
 import numpy as np
 
-from sensprune.cli.options import (OneLineErrors, dataset_options, int_list, load_data, model_options, str_list,
-                                   train_options)
+from sensprune.cli.options import (MAX_SEEDS, OneLineErrors, dataset_options, int_list, load_data, model_options,
+                                   str_list, train_options)
 from sensprune.errors import SensPruneError, ValidationError
 from sensprune.io import check_not_input, check_writable, dataset_inputs, prepare_out
 from sensprune.measures import DEFAULT_MEASURES, MEASURES, estimator_text
@@ -20,7 +20,7 @@ from sensprune.measures import DEFAULT_MEASURES, MEASURES, estimator_text
 @dataset_options
 @model_options
 @train_options
-@click.option("--seeds", type=click.IntRange(1), default=1, show_default=True,
+@click.option("--seeds", type=click.IntRange(1, MAX_SEEDS), default=1, show_default=True,
               help="Number of warmup runs (seeds seed..seed+N-1); scores are the mean, per-seed arrays kept.")
 @click.option("--measures", default=",".join(DEFAULT_MEASURES), show_default=True, callback=str_list,
               help="Comma-separated measures: " + ", ".join(MEASURES))
