@@ -70,11 +70,27 @@ def test_wheel_metadata_requires_the_runtime_dependencies_with_floors(wheel):
     assert [_name(r) for r in runtime] == [_name(r) for r in _project()["dependencies"]]
 
 
+def _guarded(tree: ast.AST) -> set[ast.AST]:
+    """Nodes inside the body of a ``try`` that catches ImportError: an optional import with a fallback."""
+    out: set[ast.AST] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Try) and any(
+                isinstance(h.type, ast.Name) and h.type.id in ("ImportError", "ModuleNotFoundError")
+                for h in node.handlers):
+            out.update(n for stmt in node.body for n in ast.walk(stmt))
+    return out
+
+
 def _third_party_imports() -> dict[str, set[str]]:
-    """Top-level module -> files of sensprune/ that import it (not stdlib, not sensprune itself)."""
+    """Top-level module -> files of sensprune/ that import it (not stdlib, not sensprune itself, not an
+    optional import guarded by ``except ImportError``)."""
     found: dict[str, set[str]] = {}
     for path in (REPO / "sensprune").rglob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        guarded = _guarded(tree)
+        for node in ast.walk(tree):
+            if node in guarded:
+                continue
             if isinstance(node, ast.Import):
                 mods = [a.name for a in node.names]
             elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
