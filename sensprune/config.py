@@ -85,6 +85,8 @@ def _check(ok: bool, name: str, what: str, got: Any) -> None:
         raise ValidationError(f"The '{name}' parameter must be {what}. Got {got!r} instead.")
 
 
+#: Most seeds a run or a grid may ask for (`--seeds`, `[grid] seeds`), checked before anything is built.
+MAX_SEEDS = 1_000
 #: Default probe-set size of loss_sensitivity and --per-class.
 DEFAULT_PROBE_SIZE = 2048
 #: Default number K of sampled probe steps of loss_sensitivity (``loss_sensitivity.sampled``; no torch here).

@@ -213,3 +213,15 @@ def test_a_grid_takes_any_truncated_proxy_by_name():
     with pytest.raises(Exception, match=r"Unknown measure\(s\) in \[grid\] measures: 'loss_sensitivity_hx'"):
         config_from_dict(raw)
     assert cfg.bench.budget == "epochs"
+
+
+@pytest.mark.parametrize("seeds, message", [
+    (1000000000, "Error: g.toml: [grid] seeds must be in 1..1000 or a list of at most 1000 seeds; got 1000000000."),
+    (0, "Error: g.toml: [grid] seeds must be in 1..1000 or a list of at most 1000 seeds; got 0."),
+    (list(range(1001)), "Error: [grid] seeds must be in 1..1000 or a list of at most 1000 seeds; got a list of 1001."),
+])
+def test_grid_seeds_are_bounded_before_anything_is_built(tmp_path, seeds, message):
+    (tmp_path / "g.toml").write_text(TOML.replace("[data]", f"seeds = {seeds}\n[data]"))
+    res = CliRunner().invoke(cli, ["bench", "--config", str(tmp_path / "g.toml"), "--out", str(tmp_path / "o")])
+    assert res.exit_code == 1 and res.output.strip().splitlines() == [message]
+    assert not (tmp_path / "o").exists()

@@ -45,7 +45,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from sensprune.config import SCHEDULES, MeasureOptions, TrainConfig
+from sensprune.config import MAX_SEEDS, SCHEDULES, MeasureOptions, TrainConfig
 from sensprune.errors import ValidationError
 
 if sys.version_info >= (3, 11):
@@ -183,6 +183,9 @@ def validate(cfg: BenchConfig) -> None:
         ok = isinstance(f, (int, float)) and not isinstance(f, bool) and math.isfinite(f) and 0 < f < 1
         if not ok:
             raise ValidationError(f"[grid] fractions must be floats in (0, 1) (the fraction removed); got {f!r}.")
+    if len(g.seeds) > MAX_SEEDS:
+        raise ValidationError(f"[grid] seeds must be in 1..{MAX_SEEDS} or a list of at most {MAX_SEEDS} "
+                              f"seeds; got a list of {len(g.seeds)}.")
     for s in g.seeds:
         if isinstance(s, bool) or not isinstance(s, int) or s < 0:
             raise ValidationError(f"[grid] seeds must be non-negative integers; got {s!r}.")
@@ -272,8 +275,9 @@ def config_from_dict(raw: dict[str, Any], *, source: str = "config") -> BenchCon
         for k in _TUPLES & set(kw):
             v = kw[k]
             if k == "seeds" and isinstance(v, int) and not isinstance(v, bool):
-                if v < 1:
-                    raise ValidationError(f"{source}: [grid] seeds must be >= 1 or a list of seeds; got {v}.")
+                if not 1 <= v <= MAX_SEEDS:  # checked before a range of that length is built
+                    raise ValidationError(f"{source}: [grid] seeds must be in 1..{MAX_SEEDS} or a list of at "
+                                          f"most {MAX_SEEDS} seeds; got {v}.")
                 v = list(range(v))
             if not isinstance(v, (list, tuple)):
                 raise ValidationError(f"{source}: [{name}] {k} must be a list; got {v!r}.")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from sensprune.config import MAX_SEEDS  # noqa: F401 (the commands' --seeds bound, re-exported)
 from sensprune.config import AMP_MODES, AUGMENTS, OPTIMIZERS, SCHEDULES  # torch-free, so --help stays fast
 
 
@@ -29,9 +30,8 @@ class OneLineErrors(click.Command):
             raise
 
 
-#: Bounds on sizes a user types, checked before anything is allocated.
+#: Bounds on sizes a user types, checked before anything is allocated (MAX_SEEDS: sensprune.config, the TOML's too).
 MAX_WIDTH = 65_536
-MAX_SEEDS = 1_000
 
 
 def int_list(ctx, param, value):
