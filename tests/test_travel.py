@@ -99,3 +99,21 @@ def test_other_data_at_the_path_is_refused_by_fingerprint(scored, tmp_path, monk
                  "--fraction", "0.2", "--out", "P", "--export-data", "kept.npz"])
     assert_one_line_error(r, "(relative to ")
     assert "fingerprint" in r.output and not (tmp_path / "P").exists()
+
+
+def test_report_gallery_finds_the_data_from_anywhere(scored, tmp_path, monkeypatch):
+    from sensprune.reporting.scores import load_inputs
+
+    b = tmp_path / "B"
+    b.mkdir()
+    monkeypatch.chdir(b)  # the spec as typed (npz:data/d.npz) no longer resolves from here
+    meta = json.loads((scored / "runs" / "S" / "meta.json").read_text())
+    x, why = load_inputs(meta, scored / "runs" / "S")
+    assert why == "" and x.shape == (40, 4)
+    moved = tmp_path / "C"
+    shutil.move(str(scored), str(moved))  # data and folder moved together: found relative to the folder
+    x, why = load_inputs(meta, moved / "runs" / "S")
+    assert why == "" and x.shape == (40, 4)
+    shutil.move(str(moved / "data"), str(tmp_path / "elsewhere"))
+    x, why = load_inputs(meta, moved / "runs" / "S")
+    assert x is None and why.startswith("the dataset 'npz:data/d.npz' could not be reloaded")

@@ -80,7 +80,7 @@ def scores_page(page: _Page, folder: Path, table, measure: str, top: int) -> Non
         page.figure("accuracy_csr", "test accuracy per seed (solid), train accuracy at presentation time "
                     "(dotted)" + ("; CSR of test examples (black, right axis)" if csr is not None else ""),
                     lambda p: plots.accuracy_and_csr(test, p, train_acc=train, csr=csr))
-    _gallery(page, table, measure, s, corrupted, top)
+    _gallery(page, folder, table, measure, s, corrupted, top)
 
 
 def computed_at(config: dict, measures: list[str]) -> dict[str, list[int]]:
@@ -97,13 +97,13 @@ def computed_at(config: dict, measures: list[str]) -> dict[str, list[int]]:
     return {m: [int(e) for e in at[m]] for m in measures if m in at}
 
 
-def _gallery(page: _Page, table, measure: str, s: np.ndarray, corrupted, top: int) -> None:
+def _gallery(page: _Page, folder: Path, table, measure: str, s: np.ndarray, corrupted, top: int) -> None:
     from sensprune.reporting import plots
 
     order = np.argsort(-np.nan_to_num(s, nan=-np.inf), kind="stable")
     k = min(top, len(order))
     picks = {"most": order[:k], "least": order[::-1][:k]}
-    x, why = load_inputs(table.meta)
+    x, why = load_inputs(table.meta, folder)
     shape = list(table.meta.get("dataset", {}).get("input_shape", []))
     spec = str(table.meta.get("dataset", {}).get("spec", ""))
     drawable = x is not None and (len(shape) in (2, 3) or (len(shape) == 1 and not spec.startswith("csv:")
@@ -142,23 +142,15 @@ def _gallery(page: _Page, table, measure: str, s: np.ndarray, corrupted, top: in
         page.p(_NOT_STORED_PRED, "note")
 
 
-def load_inputs(meta: dict) -> tuple[np.ndarray | None, str]:
-    """Reload the scored training inputs (N, ...) or return (None, why not); checks the fingerprint."""
-    from sensprune.data import load_dataset
-    from sensprune.data.noise import apply_corruption
+def load_inputs(meta: dict, folder: Path | None = None) -> tuple[np.ndarray | None, str]:
+    """Reload the scored training inputs (N, ...) or return (None, why not): the data is found as every
+    stage finds it (:func:`sensprune.pruning.selection.load_matching_dataset`: ``--data-root``, the path
+    relative to ``folder``, the recorded absolute path, the spec as typed) and checked by fingerprint."""
+    from sensprune.pruning.selection import load_matching_dataset
 
     ds = meta.get("dataset", {})
-    opts = meta.get("config", {}).get("data_options") or {}
-    spec = meta.get("config", {}).get("dataset") or ds.get("spec")
     try:
-        data = load_dataset(spec, data_root=opts.get("data_root"), subsample=opts.get("subsample"),
-                            label_column=opts.get("label_column"))
-        corr = ds.get("corruption")
-        if corr:
-            data, _ = apply_corruption(data, corr["kind"], corr["fraction"], corr["seed"])
+        data = load_matching_dataset(ds, folder=folder)
     except Exception as exc:  # any failure to reload only costs the pictures
-        return None, f"the dataset {spec!r} could not be reloaded: {' '.join(str(exc).split())[:200]}"
-    if data.fingerprint != ds.get("fingerprint"):
-        return None, (f"the dataset {spec!r} now loads with fingerprint {data.fingerprint}, not the scored "
-                      f"{ds.get('fingerprint')}")
+        return None, f"the dataset {ds.get('spec')!r} could not be reloaded: {' '.join(str(exc).split())[:200]}"
     return np.asarray(data.x_train), ""
