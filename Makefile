@@ -55,8 +55,8 @@ lint: $(STAMP)
 
 bench-overhead: $(STAMP)
 	apt-get install -y dataset-fashion-mnist >/dev/null 2>&1 || true
-	$(BIN)/python benchmarks/overhead.py
-	$(BIN)/python benchmarks/overhead_parts.py
+	$(BIN)/python benchmarks/overhead.py online
+	$(BIN)/python benchmarks/overhead.py parts
 
 # the paper's six experiments at CPU scale (about 10 minutes on 2 cores); outputs in benchmarks/paper/
 bench-paper: $(STAMP)
