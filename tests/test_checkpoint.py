@@ -1,6 +1,6 @@
 """Checkpoints keep every RNG the loop draws from: the CPU generator and, when CUDA is in use, each CUDA
 device's generator (dropout on a GPU), so a resumed run is exact (issue 13, item 10). CUDA is faked here;
-benchmarks/cuda_paths_check.py checks the same on a real GPU."""
+benchmarks/device_check/cuda_paths.py checks the same on a real GPU."""
 
 import numpy as np
 import pytest

@@ -276,7 +276,7 @@ def test_deferred_divergence_check_names_the_same_step(tiny_arrays, monkeypatch)
 
 @pytest.mark.slow
 def test_gpu_check_script_dry_run_on_cpu(tmp_path):
-    """benchmarks/gpu_check.sh end to end at toy sizes (GPU_CHECK_TINY=1): every section runs, the report is
+    """benchmarks/device_check.sh end to end at toy sizes (GPU_CHECK_TINY=1): every section runs, the report is
     written under $OUT and names the device."""
     import os
     import subprocess
@@ -284,10 +284,10 @@ def test_gpu_check_script_dry_run_on_cpu(tmp_path):
 
     root = Path(__file__).resolve().parents[1]
     env = {**os.environ, "GPU_CHECK_TINY": "1", "OUT": str(tmp_path)}
-    proc = subprocess.run(["bash", str(root / "benchmarks" / "gpu_check.sh")], env=env, capture_output=True,
+    proc = subprocess.run(["bash", str(root / "benchmarks" / "device_check.sh")], env=env, capture_output=True,
                           text=True, timeout=1200)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-    report = (tmp_path / "gpu_check.txt").read_text()
+    report = (tmp_path / "device_check.txt").read_text()
     for title in ("## 0. machine", "## 1. CIFAR-10-sized", "## 2. committed overhead", "## 3. throughput",
                   "## 4. DDP"):
         assert title in report

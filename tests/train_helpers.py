@@ -1,10 +1,11 @@
 """Training helpers shared by tests and the CUDA checks in benchmarks/ (torch only, no pytest: a bare GPU machine
 imports them too).
 
-- :func:`user_loop`: a user's own PyTorch loop feeding sp.Tracker (tests/test_tracker.py, benchmarks/api_cuda_check.py).
-  It replays the run ``sp.score`` trains (same init seed, same batch order, same SGD), so the tracker's values can
-  be compared with the score table's;
-- :class:`KillInSecondEpoch`: stands for a killed process (tests/test_checkpoint.py, benchmarks/cuda_paths_check.py).
+- :func:`user_loop`: a user's own PyTorch loop feeding sp.Tracker (tests/test_tracker.py,
+  benchmarks/device_check/api_cuda.py). It replays the run ``sp.score`` trains (same init seed, same batch
+  order, same SGD), so the tracker's values can be compared with the score table's;
+- :class:`KillInSecondEpoch`: stands for a killed process (tests/test_checkpoint.py,
+  benchmarks/device_check/cuda_paths.py).
 """
 
 from __future__ import annotations

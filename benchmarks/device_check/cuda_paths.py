@@ -1,6 +1,6 @@
-"""CUDA paths the CPU tests cannot see (issue 13, item 10). Run on a machine with a CUDA device:
+"""CUDA paths the CPU tests cannot see: part ``cuda-paths`` of ``benchmarks/device_check.sh``. On a CUDA device:
 
-    .venv/bin/python benchmarks/cuda_paths_check.py        # prints PASS/FAIL lines; exit 1 on a failure
+    .venv/bin/python benchmarks/device_check/cuda_paths.py       # prints PASS/FAIL lines; exit 1 on a failure
 
 1. Collectives under NCCL. With one GPU a real 2-rank NCCL group cannot be built (NCCL refuses two ranks on
    one device), so a 1-rank group is used and sensprune is told the world has 2 ranks: the training loop then
@@ -32,7 +32,7 @@ from sensprune.train.loop import train
 from sensprune.train.models import MLP
 from sensprune.train.sources import ArraySource
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests"))
 from train_helpers import KillInSecondEpoch, Killed  # noqa: E402  (shared with tests/test_checkpoint.py)
 
 FAILED = []

@@ -1,6 +1,6 @@
-"""CUDA check of issue 12's Python surface (run on a machine with a GPU, from the repository root).
+"""CUDA check of the Python surface: part ``api`` of ``benchmarks/device_check.sh`` (run from the repository root).
 
-    PYTHONPATH=. python3 benchmarks/api_cuda_check.py      # PASS/FAIL lines; exit 1 on a failure
+    PYTHONPATH=. python3 benchmarks/device_check/api_cuda.py     # PASS/FAIL lines; exit 1 on a failure
 
 1) train() on CUDA seeds inside a forked RNG: the caller's CPU and CUDA generator states are unchanged
    after it, and two runs (dropout on) give identical weights.
@@ -21,7 +21,7 @@ from sensprune.config import TrainConfig
 from sensprune.train.loop import train
 from sensprune.train.sources import ArraySource
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests"))
 from train_helpers import user_loop  # noqa: E402  (the user loop of tests/test_tracker.py)
 
 FAILED = []

@@ -1,4 +1,4 @@
-"""GPU check, the Python side of ``benchmarks/gpu_check.sh`` (issue 14, item 5).
+"""GPU check, part ``cifar`` of ``benchmarks/device_check.sh``.
 
 A CIFAR-10-sized synthetic problem (50 000 × 3×32×32, 10 classes, made on the device), scored by the
 training loop with and without the online measures, with and without ``--amp bf16``:
@@ -16,7 +16,7 @@ of each variant to plain training (target ≤ 1.05), the per-epoch ratio over th
 examples per second. ``el2n`` is scored after epoch 1, so its one forward pass over N weighs 1/E of the
 E-epoch run; the measured ratios are for ``--epochs``.
 
-    python benchmarks/gpu_check.py [--n 50000] [--epochs 2] [--repeats 2] [--tiny]
+    python benchmarks/device_check/cifar.py [--n 50000] [--epochs 2] [--repeats 2] [--tiny]
 """
 
 from __future__ import annotations
