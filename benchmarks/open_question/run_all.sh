@@ -17,5 +17,5 @@ for ds in ${DATASETS:-digits mnist1d fashion-mnist}; do
   $BIN/sensprune bench --config $OQ/$ds.toml --out $OQ/$ds --jobs 2 --resume --quiet > /dev/null
   echo "  $ds done in $(( $(date +%s) - start )) s at $(date -u +%H:%M:%SZ)" >> $OQ/run.log
 done
-$BIN/python $OQ/make_table.py $OQ/digits $OQ/mnist1d $OQ/fashion-mnist > $OQ/TABLE.md
+$BIN/python $OQ/archive/make_table.py $OQ/digits $OQ/mnist1d $OQ/fashion-mnist > $OQ/TABLE.md
 echo "table: $OQ/TABLE.md" >> $OQ/run.log
