@@ -1,7 +1,7 @@
 """Print the README's markdown tables from bench output folders (summary.csv and detection.csv).
 
-Usage: python benchmarks/open_question/make_table.py [--headline] DIR [DIR ...] > TABLE.md
-(--headline: only the loss_sensitivity table and the detection table, as pasted into README.md)
+Usage: python benchmarks/open_question/archive/make_table.py [--headline] DIR [DIR ...] > TABLE.md
+(--headline: only the loss_sensitivity_h1 table and the detection table, as pasted into README.md)
 Every number is read from a row of DIR/summary.csv or DIR/detection.csv; nothing is recomputed.
 """
 
@@ -11,7 +11,8 @@ import csv
 import sys
 from pathlib import Path
 
-QUESTION = "loss_sensitivity"
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tables import cell  # noqa: E402  (the one cell format: bold = sig_bh)
 
 
 def read(path: Path) -> list[dict]:
@@ -21,22 +22,13 @@ def read(path: Path) -> list[dict]:
         return list(csv.DictReader(fh))
 
 
-def cell(row: dict | None, vs: str = "random") -> str:
-    if row is None:
-        return "–"
-    if int(row["n"]) == 0:
-        return "failed"
-    m, h = float(row[f"d_{vs}_mean"]), float(row[f"d_{vs}_ci95"])
-    if m != m:
-        return "–"
-    star = "**" if int(row[f"d_{vs}_sig"]) else ""
-    return f"{star}{100 * m:+.1f} ± {100 * h:.1f}{star}"
-
-
 def main(dirs: list[str], headline: bool = False) -> None:
     summary = [r for d in dirs for r in read(Path(d) / "summary.csv")]
     detection = [r for d in dirs for r in read(Path(d) / "detection.csv")]
     by_key = {r["key"]: r for r in summary}
+    # the archived grids name their one-step proxy loss_sensitivity_h1; a grid run today, loss_sensitivity
+    QUESTION = "loss_sensitivity_h1" if any(r["measure"] == "loss_sensitivity_h1" for r in summary) \
+        else "loss_sensitivity"
     settings = list(dict.fromkeys((r["dataset"], r["corruption"]) for r in summary))
     fractions = sorted({r["fraction"] for r in summary if r["measure"] not in ("full", "oracle")}, key=float)
     measures = list(dict.fromkeys(r["measure"] for r in summary if r["measure"] not in ("full", "oracle", "random")))
@@ -48,7 +40,8 @@ def main(dirs: list[str], headline: bool = False) -> None:
         return f"{ds}|{corr}|{m}|{rule}|{float(f):g}"
 
     print(f"Test-accuracy change in points vs `random` at the same removed fraction: mean ± 95% CI half-width of the "
-          f"paired per-seed difference (n = {', '.join(n)} seeds); **bold** = the CI excludes 0. "
+          f"paired per-seed difference (n = {', '.join(n)} seeds); **bold** = significant after the "
+          "Benjamini–Hochberg adjustment (`sig_bh`; none in a summary.csv without that column). "
           "`full` = test accuracy without pruning; `oracle` = dropping exactly the corrupted examples, vs full.\n")
     print(f"### The question: drop the most sensitive examples by `{QUESTION}` (drop-high)\n")
     print("| dataset | noise | full acc % | " + " | ".join(fr) + " | oracle vs full |")

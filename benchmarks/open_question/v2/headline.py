@@ -15,6 +15,9 @@ import csv
 import sys
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tables import cell  # noqa: E402  (the one cell format: bold = sig_bh)
+
 MEASURES = ("loss_sensitivity", "loss_sensitivity_h1", "aum")
 FRACTIONS = ("0.2", "0.5")
 
@@ -22,13 +25,6 @@ FRACTIONS = ("0.2", "0.5")
 def read(path: Path) -> list[dict]:
     with open(path, newline="") as f:
         return list(csv.DictReader(f))
-
-
-def cell(row: dict | None, vs: str) -> str:
-    if row is None or not row.get(f"d_{vs}_mean"):
-        return "–"
-    text = f"{100 * float(row[f'd_{vs}_mean']):+.1f} ± {100 * float(row[f'd_{vs}_ci95']):.1f}"
-    return f"**{text}**" if row.get("sig_bh") in ("1", "-1") else text  # -1: significantly worse
 
 
 def table(label: str, folder: Path) -> list[str]:
