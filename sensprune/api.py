@@ -111,7 +111,8 @@ def score(data, *, measures: Sequence[str] | None = None, model="mlp", epochs: i
     out : path, optional
         Also write the score folder (``scores.npz``, ``scores.csv``, ``meta.json``) there.
     **train_kw
-        :data:`TRAIN_KEYS` (``batch_size``, ``lr``, ``optimizer``, ``device``, ...).
+        :data:`TRAIN_KEYS` (``batch_size``, ``lr``, ``optimizer``, ``device`` (default ``"auto"``: CUDA if
+        available, else MPS, else CPU), ...).
     """
     from sensprune import measures as M
     from sensprune.scoring.stage import ScoreConfig

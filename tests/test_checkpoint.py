@@ -34,7 +34,7 @@ def test_cuda_rng_states_are_saved_and_restored(tmp_path, monkeypatch):
     x, y = _data()
     states = [torch.arange(16, dtype=torch.uint8), torch.arange(16, 32, dtype=torch.uint8)]
     set_calls = _fake_cuda(monkeypatch, states)
-    cfg = TrainConfig(epochs=1, batch_size=8)
+    cfg = TrainConfig(epochs=1, batch_size=8, device="cpu")  # CPU training beside a (fake) CUDA device
     build = lambda: MLP(2, (5,), widths=(8,), dropout=0.5)  # noqa: E731
     train(build, ArraySource(x, y, torch.device("cpu")), cfg, checkpoint_dir=tmp_path, progress=False)
     with np.load(tmp_path / CKPT_NPZ) as z:

@@ -84,7 +84,7 @@ def test_option_types_and_stage_packages_import_without_torch():
     assert TrainConfig is torch_free  # one class, one home
 
 
-GRID = Path(__file__).resolve().parents[1] / "benchmarks" / "open_question" / "digits"
+GRID = Path(__file__).resolve().parents[1] / "benchmarks" / "open_question" / "v2" / "small" / "digits-fit"
 
 
 @pytest.mark.skipif(not (GRID / "config.json").exists(), reason="the committed digits grid is absent")
