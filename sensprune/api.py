@@ -92,7 +92,7 @@ def _train_config(epochs: int, seed: int, train_kw: Mapping[str, Any], source: s
 
 # -- stage 1 --------------------------------------------------------------------------------------------
 
-def score(data, *, measures: Sequence[str] | None = None, model="mlp", epochs: int = 15, seed: int = 0,
+def score(data, *, measures: Sequence[str] | None = None, model="mlp", epochs: int | None = None, seed: int = 0,
           seeds: int = 1, widths: Sequence[int] = (256, 128), dropout: float = 0.0, el2n_epoch: int | None = None,
           at_checkpoints: Sequence[int] | None = None, measure_options=None, num_classes: int | None = None,
           out: str | Path | None = None, force: bool = False, progress: bool = False, **train_kw):
@@ -105,7 +105,8 @@ def score(data, *, measures: Sequence[str] | None = None, model="mlp", epochs: i
         Registered measure names (``sensprune.measures.MEASURES``); default the CLI's default set.
     model : str, nn.Module or factory
     epochs, seed, seeds : int
-        Warmup epochs, base seed, number of warmup runs (seeds ``seed .. seed+seeds-1``).
+        Warmup epochs (default :func:`sensprune.config.default_epochs`: 80 with ``loss_sensitivity``, else 40,
+        as ``sensprune score``), base seed, number of warmup runs (seeds ``seed .. seed+seeds-1``).
     measure_options : dict or :class:`sensprune.config.MeasureOptions`
         ``horizon``, ``probe_size``, ... — an unknown key is refused with the valid keys listed.
     out : path, optional
@@ -115,18 +116,20 @@ def score(data, *, measures: Sequence[str] | None = None, model="mlp", epochs: i
         available, else MPS, else CPU), ...).
     """
     from sensprune import measures as M
+    from sensprune.config import default_epochs
     from sensprune.scoring.stage import ScoreConfig
     from sensprune.scoring.stage import score as _score
     from sensprune.scoring.table import save_scores
 
     source = "sp.score"
     dataset = as_dataset(data, num_classes=num_classes, source=source)
-    tcfg = _train_config(epochs, seed, train_kw, source)
+    measures = tuple(measures if measures is not None else M.DEFAULT_MEASURES)
+    tcfg = _train_config(epochs or default_epochs(measures), seed, train_kw, source)
     if out is not None:
         out = prepare_out(out, force=force)  # checked before training; written at the end
     model_name, factory = _model(model, source)
     cfg = ScoreConfig(dataset=dataset.spec, model=model_name, model_factory=factory, widths=tuple(widths),
-                      dropout=dropout, measures=tuple(measures if measures is not None else M.DEFAULT_MEASURES),
+                      dropout=dropout, measures=measures,
                       seeds=seeds, el2n_epoch=el2n_epoch,
                       at_checkpoints=tuple(at_checkpoints) if at_checkpoints else None,
                       measure_options=measure_options, train=tcfg)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, fields
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from sensprune.errors import ValidationError
 
@@ -83,6 +83,21 @@ class TrainConfig:
 def _check(ok: bool, name: str, what: str, got: Any) -> None:
     if not ok:
         raise ValidationError(f"The '{name}' parameter must be {what}. Got {got!r} instead.")
+
+
+#: Default warmup length of ``sensprune score`` and ``sp.score``, from the warmup-length curve
+#: (``benchmarks/warmup_length/summary.md``: digits, 20% symmetric and asymmetric flips, 3 seeds, AUROC for the
+#: flipped examples): the paper's loss_sensitivity needs about 80 epochs (0.916 at 20, 0.973 at 40, 0.986 at 80
+#: symmetric; 0.822 / 0.901 / 0.955 asymmetric), the other measures level off by 40 (el2n 0.913 at 20, 0.975
+#: at 40). Only digits is measured yet; MNIST-1D and Fashion-MNIST are planned by the same script.
+DEFAULT_EPOCHS = 40
+DEFAULT_EPOCHS_SENSITIVITY = 80
+
+
+def default_epochs(measures: Sequence[str]) -> int:
+    """The default warmup epochs for ``measures``: :data:`DEFAULT_EPOCHS_SENSITIVITY` when the paper's
+    ``loss_sensitivity`` is among them, else :data:`DEFAULT_EPOCHS`."""
+    return DEFAULT_EPOCHS_SENSITIVITY if "loss_sensitivity" in measures else DEFAULT_EPOCHS
 
 
 #: Most seeds a run or a grid may ask for (`--seeds`, `[grid] seeds`), checked before anything is built.

@@ -225,3 +225,38 @@ def test_grid_seeds_are_bounded_before_anything_is_built(tmp_path, seeds, messag
     res = CliRunner().invoke(cli, ["bench", "--config", str(tmp_path / "g.toml"), "--out", str(tmp_path / "o")])
     assert res.exit_code == 1 and res.output.strip().splitlines() == [message]
     assert not (tmp_path / "o").exists()
+
+
+# -- the default warmup length follows the committed curve -----------------------------------------------
+
+def test_default_warmup_follows_the_curve():
+    from pathlib import Path
+
+    from sensprune.config import DEFAULT_EPOCHS, DEFAULT_EPOCHS_SENSITIVITY, default_epochs
+
+    assert default_epochs(["aum", "el2n"]) == DEFAULT_EPOCHS == 40
+    assert default_epochs(["aum", "loss_sensitivity"]) == DEFAULT_EPOCHS_SENSITIVITY == 80
+    assert default_epochs(["loss_sensitivity_h1"]) == 40
+    # the curve the defaults cite: loss_sensitivity levels off at 80 epochs, the others by 40
+    summary = Path(__file__).resolve().parents[1] / "benchmarks" / "warmup_length" / "summary.csv"
+    rows = [r.split(",") for r in summary.read_text().splitlines()[1:]]
+    auroc = {(d, n, L, m): float(a) for d, n, L, m, _, a, *_ in rows if d == "digits"}
+    for noise in ("randY:0.2", "randY-asym:0.2"):
+        ls = [auroc[("digits", noise, L, "loss_sensitivity")] for L in ("20", "40", "80")]
+        assert ls[0] < ls[1] < ls[2]  # still rising until 80
+        for m in ("aum", "loss", "confidence"):
+            assert auroc[("digits", noise, "80", m)] - auroc[("digits", noise, "40", m)] < 0.01  # level by 40
+
+
+def test_cli_and_facade_resolve_the_default_warmup(tmp_path):
+    import json
+
+    import sensprune as sp
+
+    r = CliRunner().invoke(cli, ["score", "--dataset", "digits", "--subsample", "60", "--measures", "loss",
+                                 "--widths", "4", "--batch-size", "64", "--quiet", "--out", str(tmp_path / "s")])
+    assert r.exit_code == 0, r.output
+    assert json.loads((tmp_path / "s" / "meta.json").read_text())["config"]["train"]["epochs"] == 40
+    x = np.random.default_rng(0).normal(size=(40, 3)).astype(np.float32)
+    table = sp.score((x, np.arange(40) % 2), measures=["loss"], widths=(4,), batch_size=64)
+    assert table.meta["config"]["train"]["epochs"] == 40

@@ -78,7 +78,9 @@ def dataset_options(f):
 
 def train_options(f):
     opts = [
-        click.option("--epochs", type=click.IntRange(1), default=20, show_default=True),
+        click.option("--epochs", type=click.IntRange(1), default=None,
+                     help="Warmup epochs [default: 80 when loss_sensitivity is measured, else 40: where the "
+                          "measures level off in benchmarks/warmup_length/summary.md]."),
         click.option("--batch-size", type=click.IntRange(1), default=128, show_default=True),
         click.option("--optimizer", type=click.Choice(OPTIMIZERS), default="sgd", show_default=True,
                      help="torch.optim.SGD (with --momentum), Adam or AdamW (decoupled --weight-decay)."),

@@ -107,16 +107,16 @@ def score(dataset, data_root, subsample, label_column, corrupt, stream, workers,
       torchrun --nproc_per_node 4 -m sensprune score --dataset cifar10 --data-root data
           --model resnet18 --device cuda --amp bf16 --at-checkpoints 5,10 --out runs/cifar
     """
-    from sensprune.config import TrainConfig
+    from sensprune.config import TrainConfig, default_epochs
     from sensprune.io import write_npy
     from sensprune.scoring.stage import ScoreConfig, run_score, summary_rows
     from sensprune.train import distributed as D
     from sensprune.train.loop import autocast_dtype, resolve_device
 
     partial = _check_out(out, force, resume, dataset, data_root)
-    tcfg = TrainConfig(epochs=epochs, batch_size=batch_size, optimizer=optimizer, lr=lr, momentum=momentum,
-                       weight_decay=weight_decay, schedule=schedule, seed=seed, device=device, amp=amp,
-                       compile=compile_, augment=augment)
+    tcfg = TrainConfig(epochs=epochs or default_epochs(measures), batch_size=batch_size, optimizer=optimizer,
+                       lr=lr, momentum=momentum, weight_decay=weight_decay, schedule=schedule, seed=seed,
+                       device=device, amp=amp, compile=compile_, augment=augment)
     D.init_from_env(device)
     autocast_dtype(tcfg, resolve_device(device))  # refuse --amp fp16 on CPU before anything is written
     data, corrupted = load_data(dataset, data_root, subsample, label_column, corrupt, seed, stream)
