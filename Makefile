@@ -20,8 +20,8 @@ venv: $(STAMP)
 
 demo: $(STAMP)
 	@start=$$(date +%s); set -e; \
-	echo "== 1/4 score: warmup on digits, every online measure + loss_sensitivity =="; \
-	$(BIN)/sensprune score --dataset digits --model mlp --epochs 15 --seeds 2 \
+	echo "== 1/4 score: warmup on digits (80 epochs, the default with loss_sensitivity), every online measure + loss_sensitivity =="; \
+	$(BIN)/sensprune score --dataset digits --model mlp --seeds 1 \
 		--measures input_grad,loss_sensitivity,loss,el2n,forgetting,aum,confidence,variability,correctness \
 		--out demo-out/scores --force; \
 	echo "== 2/4 prune: drop the 20% most loss-sensitive examples per class (loss_sensitivity, Arpit et al. 2017) =="; \
