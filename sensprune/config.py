@@ -82,7 +82,7 @@ class TrainConfig:
 
 def _check(ok: bool, name: str, what: str, got: Any) -> None:
     if not ok:
-        raise ValidationError(f"The '{name}' parameter must be {what}. Got {got!r} instead.")
+        raise ValidationError(f"The '{name}' parameter must be {what}; got {got!r}.")
 
 
 #: Default warmup length of ``sensprune score`` and ``sp.score``, from the warmup-length curve
@@ -172,7 +172,7 @@ def parse_count_or_all(value: Any, flag: str) -> int | str | None:
         return "all"
     v = int(value.strip()) if isinstance(value, str) and value.strip().isdigit() else value
     if not (v is None or (_is_int(v) and v >= 1)):
-        raise ValidationError(f"{flag} must be a positive integer or 'all'. Got {value!r} instead.")
+        raise ValidationError(f"{flag} must be a positive integer or 'all'; got {value!r}.")
     return v
 
 
@@ -283,22 +283,22 @@ class MeasureOptions(_Options):
                                   "(--probe-times all is exact mode).")
         mode = str(self.probe).strip().lower()
         if mode not in PROBE_MODES:
-            raise ValidationError(f"--probe must be one of {', '.join(PROBE_MODES)}. Got {self.probe!r} instead.")
+            raise ValidationError(f"--probe must be one of {', '.join(PROBE_MODES)}; got {self.probe!r}.")
         object.__setattr__(self, "probe", mode)
         for name in ("probe_size", "per_class_every", "csr_samples", "probe_every", "step_every"):
             v = getattr(self, name)
             if not (_is_int(v) and v >= 1):
-                raise ValidationError(f"The measure option '{name}' must be an integer >= 1. Got {v!r} instead.")
+                raise ValidationError(f"The measure option '{name}' must be an integer >= 1; got {v!r}.")
         for name in ("include_direct", "per_class", "csr"):
             if not isinstance(getattr(self, name), bool):
-                raise ValidationError(f"The measure option '{name}' must be true or false. "
-                                      f"Got {getattr(self, name)!r} instead.")
+                raise ValidationError(f"The measure option '{name}' must be true or false; "
+                                      f"got {getattr(self, name)!r}.")
         ge = self.grand_epochs
         if ge is not None:
             ge = (ge,) if _is_int(ge) else ge
             if not isinstance(ge, (list, tuple)) or not all(_is_int(e) and e >= 1 for e in ge):
-                raise ValidationError(f"The measure option 'grand_epochs' must be a list of epochs >= 1. "
-                                      f"Got {self.grand_epochs!r} instead.")
+                raise ValidationError(f"The measure option 'grand_epochs' must be a list of epochs >= 1; "
+                                      f"got {self.grand_epochs!r}.")
             object.__setattr__(self, "grand_epochs", tuple(ge) or None)
 
 
@@ -338,15 +338,14 @@ class DataOptions(_Options):
 
     def __post_init__(self):
         if self.subsample is not None and not (_is_int(self.subsample) and self.subsample >= 1):
-            raise ValidationError(f"The data option 'subsample' must be a positive integer. Got {self.subsample!r} "
-                                  "instead.")
+            raise ValidationError(f"The data option 'subsample' must be a positive integer; got {self.subsample!r}.")
         if not (_is_int(self.workers) and self.workers >= 0):
-            raise ValidationError(f"The data option 'workers' must be an integer >= 0. Got {self.workers!r} instead.")
+            raise ValidationError(f"The data option 'workers' must be an integer >= 0; got {self.workers!r}.")
         if not _is_int(self.subsample_seed):
-            raise ValidationError(f"The data option 'subsample_seed' must be an integer. Got {self.subsample_seed!r} "
-                                  "instead.")
+            raise ValidationError(f"The data option 'subsample_seed' must be an integer; "
+                                  f"got {self.subsample_seed!r}.")
         if not isinstance(self.stream, bool):
-            raise ValidationError(f"The data option 'stream' must be true or false. Got {self.stream!r} instead.")
+            raise ValidationError(f"The data option 'stream' must be true or false; got {self.stream!r}.")
         if self.data_root is not None:
             object.__setattr__(self, "data_root", str(self.data_root))
 

@@ -448,7 +448,7 @@ def test_corrupt_labels_asymmetric_and_bounds():
     assert len(corrupt_labels(y, 4, 0.0, seed=0)[1]) == 0
     assert len(corrupt_labels(y, 4, 1.0, seed=0)[1]) == 20
     with pytest.raises(ValidationError, match=r"'fraction' parameter of corrupt_labels must be a float in "
-                                              r"\[0, 1\]\. Got 1\.5 instead\."):
+                                              r"\[0, 1\]; got 1\.5\."):
         corrupt_labels(y, 4, 1.5, seed=0)
     with pytest.raises(ValidationError, match="at least 2 classes"):
         corrupt_labels(np.zeros(3, int), 1, 0.5, seed=0)

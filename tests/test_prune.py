@@ -141,7 +141,7 @@ def test_min_per_class_and_empty_class():
 
 @pytest.mark.parametrize("bad", [0.0, 1.0, 1.5, -0.1, float("nan"), "0.5", True])
 def test_fraction_message(bad):
-    with pytest.raises(ValidationError, match=r"The 'fraction' parameter must be a float in \(0, 1\)\. Got"):
+    with pytest.raises(ValidationError, match=r"The 'fraction' parameter must be a float in \(0, 1\); got"):
         keep_mask(_scores(), "drop-high", fraction=bad)
 
 

@@ -191,8 +191,8 @@ _BASE = ["score", "--dataset", "digits", "--subsample", "100", "--epochs", "2", 
 
 
 @pytest.mark.parametrize("extra, msg", [
-    (["--probe-times", "0"], "--probe-times must be a positive integer or 'all'. Got '0' instead."),
-    (["--probe-times", "-3"], "--probe-times must be a positive integer or 'all'. Got '-3' instead."),
+    (["--probe-times", "0"], "--probe-times must be a positive integer or 'all'; got '0'."),
+    (["--probe-times", "-3"], "--probe-times must be a positive integer or 'all'; got '-3'."),
     (["--probe-times", "5"], "--probe-times 5 is larger than the number of SGD steps of the warmup (4)"),
     (["--probe-times", "2", "--horizon", "1"], "--probe-times 2 selects the full-horizon loss_sensitivity and "
                                                "--horizon 1 the truncated proxy; give only one"),

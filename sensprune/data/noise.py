@@ -40,8 +40,8 @@ def _check_fraction(fraction, owner: str) -> float:
     except (TypeError, ValueError):
         value = float("nan")
     if not 0.0 <= value <= 1.0:
-        raise ValidationError(f"The 'fraction' parameter of {owner} must be a float in [0, 1]. "
-                              f"Got {fraction!r} instead.")
+        raise ValidationError(f"The 'fraction' parameter of {owner} must be a float in [0, 1]; "
+                              f"got {fraction!r}.")
     return value
 
 
@@ -78,7 +78,7 @@ def corrupt_labels(y, num_classes: int, fraction: float, *, mode: str = "symmetr
     k = int(num_classes)
     if mode not in ("symmetric", "asymmetric"):
         raise ValidationError(f"The 'mode' parameter of corrupt_labels must be 'symmetric' or "
-                              f"'asymmetric'. Got {mode!r} instead.")
+                              f"'asymmetric'; got {mode!r}.")
     if k < 2:
         raise ValidationError(f"corrupt_labels needs at least 2 classes, got {k}.")
     if y.ndim != 1 or (y.size and (y.min() < 0 or y.max() >= k)):

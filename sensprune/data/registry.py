@@ -75,7 +75,7 @@ def subsample_dataset(dataset: Dataset, n: int, *, seed: int = 0) -> Dataset:
     number of classes present in it.
     """
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValidationError(f"The 'subsample' parameter must be a positive integer. Got {n!r} instead.")
+        raise ValidationError(f"The 'subsample' parameter must be a positive integer; got {n!r}.")
     n_train = dataset.n_train
     present = len(set(dataset.y_train.tolist()))
     if n > n_train:

@@ -94,7 +94,7 @@ class CSRHook(Hook):
     def __init__(self, x_test: np.ndarray, params: dict[str, float], samples: int = 500, seed: int = 0,
                  max_iter: int = 100):
         if not isinstance(samples, int) or samples < 1:
-            raise ValidationError(f"--csr-samples must be an integer >= 1. Got {samples!r} instead.")
+            raise ValidationError(f"--csr-samples must be an integer >= 1; got {samples!r}.")
         rng = np.random.RandomState(seed)
         self.pick = np.sort(rng.choice(len(x_test), min(samples, len(x_test)), replace=False))
         self.x = np.asarray(x_test)[self.pick]

@@ -42,7 +42,7 @@ class PerClassHook(_ProbeMixin, Hook):
         if num_classes < 2:
             raise ValidationError(f"--per-class needs at least 2 classes; the dataset has {num_classes}.")
         if not isinstance(every, int) or every < 1:
-            raise ValidationError(f"--per-class-every must be an integer >= 1. Got {every!r} instead.")
+            raise ValidationError(f"--per-class-every must be an integer >= 1; got {every!r}.")
         self.k, self.every, self.probe = int(num_classes), every, np.asarray(probe)
         self.class_size = np.bincount(np.asarray(y), minlength=self.k).astype(np.float64)
         self.total = np.zeros((self.k, self.k), np.float64)

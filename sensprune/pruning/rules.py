@@ -28,7 +28,7 @@ RULES = ("drop-high", "drop-low", "keep-middle", "stratified", "threshold", "ran
 
 
 def param_error(name: str, what: str, got: Any) -> ValidationError:
-    return ValidationError(f"The '{name}' parameter must be {what}. Got {got!r} instead.")
+    return ValidationError(f"The '{name}' parameter must be {what}; got {got!r}.")
 
 
 def unit_fraction(name: str, value, *, closed_low: bool = False) -> float:

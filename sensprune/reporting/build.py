@@ -63,7 +63,7 @@ def build_report(folder: str | Path, *, out: str | Path | None = None, measure: 
     folder = Path(folder)
     meta = _read_folder_meta(folder)
     if not isinstance(top, int) or top < 1:
-        raise ValidationError(f"The 'top' parameter must be an integer >= 1. Got {top!r} instead.")
+        raise ValidationError(f"The 'top' parameter must be an integer >= 1; got {top!r}.")
     if out is None:
         html_path, fig_dir, prefix = folder / "report" / "report.html", folder / "report", ""
     else:

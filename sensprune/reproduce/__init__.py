@@ -73,7 +73,7 @@ def check_seeds(seeds) -> int | None:
     if seeds is None:
         return None
     if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
-        raise ValidationError(f"--seeds must be an integer >= 1. Got {seeds!r} instead.")
+        raise ValidationError(f"--seeds must be an integer >= 1; got {seeds!r}.")
     return seeds
 
 

@@ -66,7 +66,7 @@ class ScoreConfig:
         names = [c for m in names for c in (m, *M.COMPANIONS.get(m, ()))]  # memorization -> its SE and n_in too
         object.__setattr__(self, "measures", tuple(dict.fromkeys(names)))
         if not isinstance(self.seeds, int) or self.seeds < 1:
-            raise ValidationError(f"The 'seeds' parameter must be an integer >= 1. Got {self.seeds!r} instead.")
+            raise ValidationError(f"The 'seeds' parameter must be an integer >= 1; got {self.seeds!r}.")
         e = self.resolved_el2n_epoch
         if not 1 <= e <= self.train.epochs:
             raise ValidationError(f"--el2n-epoch must be in 1..{self.train.epochs} (the warmup's epochs); got {e}.")

@@ -1,5 +1,6 @@
 #!/bin/sh
-# Runs the six grids of the second answer (issue 11) one after the other, 2 worker processes each, and logs
+# Runs the six grids of the second answer one after the other (or, with V2=DIR, the grids of DIR: v3/run_all.sh),
+# 2 worker processes each, and logs
 # command, machine, date and wall time to benchmarks/open_question/v2/run.log. Resumable: rerun it (finished
 # units are skipped; V2=DIR runs the grids of another folder, as small/run.sh does). Order: the short "epochs"
 # grids first, then the "fit" grids (much longer, see

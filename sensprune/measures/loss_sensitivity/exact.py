@@ -50,7 +50,7 @@ def stratified_probe(y: np.ndarray, size: int, seed: int = 0) -> np.ndarray:
     """Sorted indices (≤ size,) of a class-stratified random sample of ``y`` (all of it if N ≤ size)."""
     y = np.asarray(y)
     if not isinstance(size, (int, np.integer)) or size < 1:
-        raise ValidationError(f"--probe-size must be an integer >= 1. Got {size!r} instead.")
+        raise ValidationError(f"--probe-size must be an integer >= 1; got {size!r}.")
     if len(y) <= size:
         return np.arange(len(y))
     rng = np.random.RandomState(seed)

@@ -53,7 +53,7 @@ def parse_probe_times(value) -> int | str:
     """``"all"`` or a positive integer K (also given as a string); anything else is a ValidationError."""
     k = parse_count_or_all(value, "--probe-times")
     if k is None:
-        raise ValidationError("--probe-times must be a positive integer or 'all'. Got None instead.")
+        raise ValidationError("--probe-times must be a positive integer or 'all'; got None.")
     return k
 
 
@@ -71,7 +71,7 @@ def check_probe_times(k, steps: int) -> int:
 def sample_probe_times(steps: int, k: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """K probe steps (1-based, increasing) and their stratum sizes (K,), one uniform draw per stratum."""
     if not 1 <= k <= steps:
-        raise ValidationError(f"--probe-times must be in 1..{steps} (the number of SGD steps). Got {k}.")
+        raise ValidationError(f"--probe-times must be in 1..{steps} (the number of SGD steps); got {k}.")
     strata = np.array_split(np.arange(1, steps + 1), k)
     rng = np.random.default_rng([int(seed), SAMPLING_SALT])
     times = np.array([int(rng.choice(s)) for s in strata], np.int64)
