@@ -55,10 +55,8 @@ def table_rows(ds: str, grid: str, budget: str, warm: str) -> tuple[list[str], l
             if r is None or not r["call"]:
                 continue
             lo, hi = float(r[f"d_{vs}_lo"]), float(r[f"d_{vs}_hi"])
-            out.append(f"| {budget} | {warm} | {ds} | {c} | {rule} 20% by {m} vs {vs} | **{r['call']}** | "
-                       f"{pts(r[f'd_{vs}_mean'], True)} | [{pts(lo, True)}, {pts(hi, True)}] | "
-                       f"{pts(r['upper_95'], True)} | {r[f'd_{vs}_n']} |" if rule == "drop-high" else
-                       f"| {budget} | {warm} | {ds} | {c} | {rule} by {m} vs {vs} | **{r['call']}** | "
+            arm = f"{rule} 20% by {m} vs {vs}" if rule == "drop-high" else f"{rule} by {m} vs {vs}"
+            out.append(f"| {ds} | {c} | {budget} | {warm} | {arm} | **{r['call']}** | "
                        f"{pts(r[f'd_{vs}_mean'], True)} | [{pts(lo, True)}, {pts(hi, True)}] | "
                        f"{pts(r['upper_95'], True)} | {r[f'd_{vs}_n']} |")
             if (m, rule) == ("loss_sensitivity", "drop-high"):
@@ -112,7 +110,7 @@ def main() -> None:
                                if cs.count(k))
             print(f"- Under {budget}, {warm} warmup: dropping the top 20% by the paper's `loss_sensitivity` vs "
                   f"20% at random — {counts} (of {len(cs)} dataset × noise cells).")
-    print("\n| budget | warmup | dataset | noise | arm | call | difference | 95% CI | largest gain not ruled out "
+    print("\n| dataset | noise | budget | warmup | arm | call | difference | 95% CI | largest gain not ruled out "
           "| seeds |\n|---|---|---|---|---|---|---|---|---|---|")
     print("\n".join(rows))
     det = [r for ds in DATASETS for r in detection_rows(ds)]
