@@ -104,7 +104,8 @@ from sensprune.train.models import build_model
 from sensprune.train.sources import ArraySource, predict_logits
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "unrolled_accuracy"))
-from common import digits_dataset, paper_dataset, spearman  # noqa: E402  (the paper part's data and rank test)
+# the paper part's data, rank test and peak-RSS counter
+from common import digits_dataset, paper_dataset, peak_rss_reset, spearman, status_kib  # noqa: E402
 
 
 # ---- part "online" (benchmarks/overhead.txt) -------------------------------------------------------------------
@@ -301,14 +302,6 @@ def _overhead(name, data, widths, repeats=7):
     return med["plain"]
 
 
-def _status_kib(key):
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(key):
-                return int(line.split()[1])
-    return 0
-
-
 def _exact_child(q):
     data = paper_dataset()
     hook = ExactSensitivityHook(data.n_train, stratified_probe(data.y_train, 2048))
@@ -317,16 +310,12 @@ def _exact_child(q):
 
     def timed(self, epoch, run):
         if epoch + 1 == run.config.epochs:
-            try:
-                with open("/proc/self/clear_refs", "w") as f:
-                    f.write("5")  # reset the peak-RSS counter
-            except OSError:
-                pass
-            timing["rss0"] = _status_kib("VmRSS:")
+            peak_rss_reset()
+            timing["rss0"] = status_kib("VmRSS:")
             t0 = time.perf_counter()
             hook_train(self, epoch, run)
             timing["s"] = time.perf_counter() - t0
-            timing["hwm"] = _status_kib("VmHWM:")
+            timing["hwm"] = status_kib("VmHWM:")
     ExactSensitivityHook.on_epoch_end = timed
     _train(data, [hook])
     q.put((timing["s"], (timing["hwm"] - timing["rss0"]) / 1024, timing["hwm"] / 1024, hook.replay_error))

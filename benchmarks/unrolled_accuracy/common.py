@@ -38,10 +38,15 @@ def peak_rss_reset():
         pass
 
 
-def peak_rss_mib() -> float:
-    """Peak resident memory (VmHWM) since the last :func:`peak_rss_reset`, in MiB."""
+def status_kib(key: str) -> float:
+    """A ``/proc/self/status`` field in KiB (``"VmHWM:"``, ``"VmRSS:"``); NaN if absent."""
     with open("/proc/self/status") as f:
         for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
+            if line.startswith(key):
+                return int(line.split()[1])
     return float("nan")
+
+
+def peak_rss_mib() -> float:
+    """Peak resident memory (VmHWM) since the last :func:`peak_rss_reset`, in MiB."""
+    return status_kib("VmHWM:") / 1024
