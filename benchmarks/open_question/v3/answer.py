@@ -83,7 +83,7 @@ def detection_rows(ds: str) -> list[str]:
         if m not in ("loss_sensitivity", "aum"):
             continue
         f = b.get((c, m))
-        tr = {k: f"{min(v):.3f}–{max(v):.3f}" for k, v in (((k, acc.get((k, c))) for k in ("short", "fit"))) if v}
+        tr = {k: f"{min(acc[(k, c)]):.3f}–{max(acc[(k, c)]):.3f}" for k in ("short", "fit") if (k, c) in acc}
         out.append(f"| {ds} | {c} | {m} | {float(r['auroc_mean']):.3f} ± {float(r['auroc_ci95']):.3f} | "
                    + (f"{float(f['auroc_mean']):.3f} ± {float(f['auroc_ci95']):.3f}" if f else "–")
                    + f" | {tr.get('short', '–')} | {tr.get('fit', '–')} |")
