@@ -36,9 +36,9 @@ def main() -> None:
     from sensprune.benchmark.config import load_config, parse_corruption
     from sensprune.benchmark.plan import plan_retrains, plan_units
     from sensprune.benchmark.stats import cv_confidence
-    from sensprune.benchmark.unit import fit_warmup_config, load_unit_data, retrain, score_config
+    from sensprune.benchmark.unit import WARMUP_EPOCHS, load_unit_data, retrain, score_config, warmup_scores
     from sensprune.data.noise import apply_corruption
-    from sensprune.scoring.stage import model_builder, score
+    from sensprune.scoring.stage import model_builder
     from sensprune.train.sources import ArraySource
 
     torch.set_num_threads(1)
@@ -57,9 +57,7 @@ def main() -> None:
         noisy, _ = apply_corruption(clean, kind, level, 0) if kind != "none" else (clean, None)
         scfg = score_config(cfg, spec, 0)
         t0 = time.perf_counter()
-        if cfg.score.budget == "fit":
-            scfg = fit_warmup_config(cfg, noisy, scfg)
-        score(noisy, scfg, progress=False)
+        scores = warmup_scores(cfg, noisy, scfg)  # what a unit runs (memorization's subset models included)
         cv_confidence(noisy.x_train, noisy.y_train, folds=cfg.bench.cv_folds, seed=0)
         warm = time.perf_counter() - t0
         build = model_builder(noisy, scfg)
@@ -80,7 +78,8 @@ def main() -> None:
         wall = (len(units) * warm + cost) / args.jobs
         total += wall
         print(f"{path}: {spec}, n_train {clean.n_train}, budget {cfg.bench.budget}; warmup+cv {warm:.1f} s "
-              f"({scfg.train.epochs} epochs, [score] budget {cfg.score.budget}, on {noisy_c}); "
+              f"({int(scores[WARMUP_EPOCHS][0]) if WARMUP_EPOCHS in scores else 'no'} warmup epochs, [score] budget "
+              f"{cfg.score.budget}, on {noisy_c}); "
               + "; ".join(f"full retrain {k}: {v[0]:.1f} s, {v[1]['epochs']} epochs, train_acc {v[1]['train_acc']:.3f}"
                           f", test_acc {v[1]['test_acc']:.3f}" + (f", fit_reached {v[1]['fit_reached']}"
                                                                   if cfg.bench.budget in ("fit", "fit-steps") else "")

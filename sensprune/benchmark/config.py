@@ -15,6 +15,8 @@ A grid file (``sensprune bench --config grid.toml``)::
     [train]     TrainConfig fields of every retrain (epochs, batch_size, lr, optimizer, ...; no seed)
     [score]     warmup: model, widths, dropout, epochs (default = train.epochs), el2n_epoch,
                 measure_options = {horizon = 1, probe_size = 256}   (ScoreConfig.measure_options),
+                mem_models = 200, mem_subset = 0.7 (the measure memorization: ``sensprune score --mem-models
+                --mem-subset``; its M subset models train to fit by their own rule, whatever the budget),
                 budget = "epochs" (the warmup runs [score] epochs with [train] schedule) or "fit" (it trains
                 until it fits its noisy training set, by the [bench] fit rule: fit_threshold, max_epochs,
                 fit_schedule; the measures are averaged over that whole run)
@@ -45,7 +47,8 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from sensprune.config import MAX_SEEDS, SCHEDULES, MeasureOptions, TrainConfig
+from sensprune.config import (DEFAULT_MEM_MODELS, DEFAULT_MEM_SUBSET, MAX_SEEDS, MEM_MODELS_MAX, SCHEDULES,
+                              MeasureOptions, TrainConfig)
 from sensprune.errors import ValidationError
 
 if sys.version_info >= (3, 11):
@@ -96,6 +99,8 @@ class ScoreSpec:
     el2n_epoch: int | None = None
     measure_options: dict[str, Any] = field(default_factory=dict)
     budget: str = "epochs"
+    mem_models: int = DEFAULT_MEM_MODELS
+    mem_subset: float = DEFAULT_MEM_SUBSET
 
 
 @dataclass(frozen=True)
@@ -160,7 +165,7 @@ def parse_corruption(text: str) -> tuple[str, float]:
 def validate(cfg: BenchConfig) -> None:
     """Raise ValidationError for any grid entry that cannot run; nothing is trained here."""
     from sensprune.config import MODEL_NAMES  # not sensprune.train.models: checking a config needs no torch
-    from sensprune.measures import MEASURES, measure_spec
+    from sensprune.measures import COMPANIONS, MEASURES, measure_spec
 
     g = cfg.grid
     for name in ("datasets", "corruptions", "measures", "rules", "fractions", "seeds"):
@@ -178,6 +183,11 @@ def validate(cfg: BenchConfig) -> None:
     if bad:
         raise ValidationError(f"Unknown measure(s) in [grid] measures: {', '.join(map(repr, bad))}. "
                               f"Known: {', '.join([*MEASURES, *BENCH_MEASURES])}.")
+    of = {c: m for m, cs in COMPANIONS.items() for c in cs}  # memorization_se, _n_in: columns, not rankings
+    bad = [m for m in g.measures if m in of]
+    if bad:
+        raise ValidationError(f"[grid] measures must rank the examples; got {bad[0]!r}, a column that comes with "
+                              f"{of[bad[0]]!r} (name {of[bad[0]]!r} instead).")
     _check_rules(g.rules)
     for f in g.fractions:
         ok = isinstance(f, (int, float)) and not isinstance(f, bool) and math.isfinite(f) and 0 < f < 1
@@ -205,6 +215,7 @@ def validate(cfg: BenchConfig) -> None:
     if cfg.score.el2n_epoch is not None and not 1 <= cfg.score.el2n_epoch <= warm:
         raise ValidationError(f"[score] el2n_epoch must be in 1..{warm} (the warmup's epochs); "
                               f"got {cfg.score.el2n_epoch}.")
+    _check_memorization(cfg.score)
     MeasureOptions.from_value(cfg.score.measure_options, source="[score] measure_options")  # unknown keys refused
     b = cfg.bench
     if not isinstance(b.cv_folds, int) or b.cv_folds < 2:
@@ -227,6 +238,18 @@ def validate(cfg: BenchConfig) -> None:
                               f"got {b.margin!r}.")
     if not (_is_number(b.temperature) and b.temperature > 0):
         raise ValidationError(f"[bench] temperature must be a float > 0; got {b.temperature!r}.")
+
+
+def _check_memorization(s: ScoreSpec) -> None:
+    """``[score] mem_models`` and ``mem_subset``, with the bounds of ``sensprune score --mem-models --mem-subset``
+    (checked before anything is allocated); the options are these keys only, not ``measure_options`` entries."""
+    if isinstance(s.measure_options, dict) and any(k in s.measure_options for k in ("mem_models", "mem_subset")):
+        raise ValidationError(f"[score] measure_options must not hold mem_models or mem_subset (they are [score] "
+                              f"keys of their own); got {dict(s.measure_options)!r}.")
+    if isinstance(s.mem_models, bool) or not isinstance(s.mem_models, int) or not 2 <= s.mem_models <= MEM_MODELS_MAX:
+        raise ValidationError(f"[score] mem_models must be an integer in 2..{MEM_MODELS_MAX}; got {s.mem_models!r}.")
+    if not (_is_number(s.mem_subset) and 0 < s.mem_subset < 1):
+        raise ValidationError(f"[score] mem_subset must be a fraction in (0, 1); got {s.mem_subset!r}.")
 
 
 def _is_number(v) -> bool:

@@ -209,14 +209,17 @@ def aggregate(cfg: BenchConfig, out: Path, units) -> dict[str, Any]:
         header += f"\n\n**Incomplete:** {len(missing)} unit(s) not run yet: {', '.join(missing)}."
     meta = {"config": cfg.to_dict(), "units": [u.key for u in units], "missing_units": missing,
             "measures": measure_meta(cfg)}
-    return {**write_outputs(out, rows, det, header=header, meta=meta, margin=cfg.bench.margin),
+    arms_of = tuple(m for m in cfg.score_measures if m == "memorization")  # stated arm by arm in verdict.md
+    return {**write_outputs(out, rows, det, header=header, meta=meta, margin=cfg.bench.margin, arms_of=arms_of),
             "missing_units": missing}
 
 
 def write_outputs(out: Path, rows: list[dict], det: list[dict], *, header: str, meta: dict[str, Any],
-                  question: str = "loss_sensitivity", margin: float = DEFAULT_MARGIN) -> dict[str, Any]:
+                  question: str = "loss_sensitivity", margin: float = DEFAULT_MARGIN,
+                  arms_of: Sequence[str] = ()) -> dict[str, Any]:
     """Write results.csv, detection_per_seed.csv, summary.csv, detection.csv, verdict.md and meta.json;
-    ``margin`` is the equivalence margin of the three-way call (``[bench] margin``)."""
+    ``margin`` is the equivalence margin of the three-way call (``[bench] margin``), ``arms_of`` the measures
+    whose every arm verdict.md states (:func:`sensprune.benchmark.verdict.verdict`)."""
     from sensprune.benchmark.stats import (CALLS, DETECTION_SUMMARY_COLUMNS, FDR, SUMMARY_COLUMNS, summarize,
                                            summarize_detection)
     from sensprune.benchmark.verdict import verdict
@@ -228,7 +231,8 @@ def write_outputs(out: Path, rows: list[dict], det: list[dict], *, header: str, 
     write_csv(out / "summary.csv", SUMMARY_COLUMNS, ([r[c] for c in SUMMARY_COLUMNS] for r in summary))
     write_csv(out / "detection.csv", DETECTION_SUMMARY_COLUMNS,
               ([r[c] for c in DETECTION_SUMMARY_COLUMNS] for r in dsum))
-    atomic_write_text(out / "verdict.md", verdict(summary, dsum, header=header, question=question, margin=margin))
+    text = verdict(summary, dsum, header=header, question=question, margin=margin, arms_of=arms_of)
+    atomic_write_text(out / "verdict.md", text)
     n_failed = sum(r["status"] != "ok" for r in rows)
     tested = [r for r in summary if np.isfinite(r["q_bh"])]
     write_json(out / "meta.json", {

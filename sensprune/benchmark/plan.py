@@ -82,6 +82,7 @@ def measure_meta(cfg: BenchConfig) -> dict[str, dict[str, Any]]:
     is the truncated proxy.
     """
     from sensprune.config import DEFAULT_PROBE_TIMES  # not measures.loss_sensitivity.sampled: merging needs no torch
+    from sensprune.train.fit import FIT_MAX_EPOCHS, FIT_THRESHOLD
     from sensprune.measures import measure_spec, truncated_horizon
 
     opts = dict(cfg.score.measure_options)
@@ -96,6 +97,9 @@ def measure_meta(cfg: BenchConfig) -> dict[str, dict[str, Any]]:
                                        "the number of SGD steps; each exact through every earlier update)")
         elif truncated_horizon(m):
             entry["estimator"] = f"PROXY: truncated to the last {truncated_horizon(m)} update(s)"
+        elif m == "memorization":
+            entry["estimator"] = memorization_text(cfg) + (f" (train accuracy {FIT_THRESHOLD:g} on the subset, "
+                                                           f"at most {FIT_MAX_EPOCHS} epochs)")
         out[m] = entry
     return out
 
@@ -112,5 +116,13 @@ def describe_training(cfg: BenchConfig) -> str:
     warm = (f"warmup to fit ({b.fit_threshold:g} training accuracy on its noisy labels, at most {b.max_epochs} "
             f"epochs, {b.fit_schedule} lr)" if cfg.score.budget == "fit" else
             f"warmup {cfg.score.epochs or t.epochs} epochs")
+    mem = f"; {memorization_text(cfg)}" if "memorization" in cfg.score_measures else ""
     return (f"model {cfg.score.model} {list(cfg.score.widths)}; retrain budget `{b.budget}`: {budget}, "
-            f"{t.optimizer} lr {t.lr}, batch {t.batch_size}; {warm}")
+            f"{t.optimizer} lr {t.lr}, batch {t.batch_size}; {warm}{mem}")
+
+
+def memorization_text(cfg: BenchConfig) -> str:
+    """How the grid's memorization is estimated, in words: its M models and their subsets."""
+    s = cfg.score
+    return (f"memorization (Feldman & Zhang 2020, subsampled) from {s.mem_models} models per unit, each on a "
+            f"random {s.mem_subset:g} of its training set, trained to fit")

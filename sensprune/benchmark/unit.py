@@ -56,6 +56,8 @@ def preflight(cfg: BenchConfig) -> None:
 
 
 def score_config(cfg: BenchConfig, spec: str, seed: int):
+    """The ScoreConfig of a unit's warmup: ``[score]``, ``[train]`` at the unit's seed, the grid's measures
+    (``[score] mem_models`` / ``mem_subset`` are memorization's measure options)."""
     from sensprune.scoring.stage import ScoreConfig
 
     s = cfg.score
@@ -63,7 +65,29 @@ def score_config(cfg: BenchConfig, spec: str, seed: int):
     measures = cfg.score_measures or ("loss",)
     return ScoreConfig(dataset=spec, model=s.model, widths=tuple(s.widths), dropout=s.dropout,
                        measures=measures, seeds=1, el2n_epoch=s.el2n_epoch, train=warm,
-                       measure_options=dict(s.measure_options))
+                       measure_options={**s.measure_options, "mem_models": s.mem_models, "mem_subset": s.mem_subset})
+
+
+def warmup_scores(cfg: BenchConfig, data, scfg, *, progress: bool = False) -> dict[str, np.ndarray]:
+    """The grid's warmup measures on ``data`` (N,) each, by :func:`sensprune.scoring.stage.score` (the function
+    ``sensprune score`` calls), plus :data:`WARMUP_EPOCHS` and :data:`WARMUP_ACC` when a warmup run trained.
+
+    Under ``[score] budget = "fit"`` the warmup's epochs are found first (:func:`fit_warmup_config`), unless
+    every measure trains its own models (memorization alone: no warmup run).
+    """
+    from sensprune.scoring.stage import hook_measures, score
+
+    warm = bool(hook_measures(scfg))
+    if cfg.score.budget == "fit" and warm:
+        scfg = fit_warmup_config(cfg, data, scfg)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN Gini rows of early epochs
+        table = score(data, scfg, progress=progress)
+    out = {m: table.get(m) for m in cfg.score_measures}
+    if warm:
+        out[WARMUP_EPOCHS] = np.array([scfg.train.epochs])
+        out[WARMUP_ACC] = np.array([np.mean(table.predicted == data.y_train)])
+    return out
 
 
 def run_unit(cfg: BenchConfig, unit: Unit, *, on_retrain: Callable[[], None] | None = None,
@@ -92,7 +116,7 @@ def _run_unit(cfg, unit, tick, progress):
     from sensprune.benchmark.stats import cv_confidence, detection_metrics
     from sensprune.data.noise import apply_corruption
     from sensprune.pruning.stage import keep_mask
-    from sensprune.scoring.stage import model_builder, score
+    from sensprune.scoring.stage import model_builder
     from sensprune.train.loop import resolve_device
     from sensprune.train.sources import ArraySource
 
@@ -120,16 +144,11 @@ def _run_unit(cfg, unit, tick, progress):
     else:
         if cfg.score_measures:
             try:
-                if cfg.score.budget == "fit":
-                    scfg = fit_warmup_config(cfg, data, scfg)
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN Gini rows of early epochs
-                    table = score(data, scfg, progress=progress)
-                scores.update({m: table.get(m) for m in cfg.score_measures})
-                scores[WARMUP_EPOCHS] = np.array([scfg.train.epochs])
-                scores[WARMUP_ACC] = np.array([np.mean(table.predicted == data.y_train)])
+                scores.update(warmup_scores(cfg, data, scfg, progress=progress))
             except Exception as exc:
                 errors.update(dict.fromkeys(cfg.score_measures, exc))
+            if "memorization" in scores and not np.isfinite(scores["memorization"]).all():
+                errors["memorization"] = memorization_undefined(cfg, scores["memorization"])
         if want_cv:
             try:
                 scores["cv_confidence"] = cv_confidence(data.x_train, data.y_train, folds=cfg.bench.cv_folds,
@@ -190,6 +209,15 @@ def _run_unit(cfg, unit, tick, progress):
 
 #: keys of a warmup cache file that are not scores: the warmup's epochs and its final training accuracy
 WARMUP_EPOCHS, WARMUP_ACC = "_warmup_epochs", "_warmup_train_acc"
+
+
+def memorization_undefined(cfg: BenchConfig, mem: np.ndarray) -> ValidationError:
+    """Why a memorization array (N,) with NaN (an example in every subset model's subset, or in none) cannot
+    rank the examples: its cells fail with this, the other measures of the unit go on."""
+    bad = int(np.sum(~np.isfinite(mem)))
+    return ValidationError(f"[score] mem_models must be large enough that every example is in some subsets and out "
+                           f"of others; got {cfg.score.mem_models}, which leaves memorization undefined (NaN) for "
+                           f"{bad} of {len(mem)} examples.")
 
 
 def fit_warmup_config(cfg: BenchConfig, data, scfg):

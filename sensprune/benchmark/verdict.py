@@ -110,8 +110,12 @@ def rule_text(summary: Sequence[dict], fdr: float = FDR, margin: float | None = 
 
 
 def verdict(summary: Sequence[dict], detection: Sequence[dict], *, question: str = "loss_sensitivity",
-            header: str = "", margin: float | None = None) -> str:
-    """The plain-language answer per dataset and corruption; every sentence cites a summary.csv key."""
+            header: str = "", margin: float | None = None, arms_of: Sequence[str] = ()) -> str:
+    """The plain-language answer per dataset and corruption; every sentence cites a summary.csv key.
+
+    ``question``'s drop-high rows are stated first; every pruning arm (each rule and fraction) of the measures
+    ``arms_of`` (e.g. memorization) follows, whatever its call.
+    """
     lines = ["# Verdict: does pruning training examples by a measure improve test accuracy?", ""]
     if header:
         lines += [header, ""]
@@ -132,6 +136,7 @@ def verdict(summary: Sequence[dict], detection: Sequence[dict], *, question: str
                 lines += [f"  - {sentence(r, r['vs'] or 'random')}", f"  - {sentence(r, 'full')}"]
         else:
             lines += _question(rs, question)
+            lines += _arms(rs, arms_of)
         for r in rs:
             if r["measure"] == "oracle":
                 text = sentence(r, "full")
@@ -142,7 +147,7 @@ def verdict(summary: Sequence[dict], detection: Sequence[dict], *, question: str
                          "--reweight`), vs the full set:")
             lines += [f"  - {sentence(r, 'full')}" for r in rew]
         sig = [r for r in rs if primary_baseline(r["measure"], r["rule"]) == "random" and r["sig_bh"]
-               and not (r["measure"] == question and r["rule"] == "drop-high")
+               and not (r["measure"] == question and r["rule"] == "drop-high") and r["measure"] not in arms_of
                and not str(r["rule"]).startswith("selection:")]
         if sig:
             lines.append("- Other arms that differ from random at the same fraction after the BH adjustment:")
@@ -170,6 +175,17 @@ def _compute(row: dict) -> str:
     if np.isfinite(frac) and row.get("budget") in ("fit", "fit-steps"):
         out += f", {round(frac * row['n'])} of {row['n']} reached the fit threshold"
     return out
+
+
+def _arms(rs: list[dict], measures: Sequence[str]) -> list[str]:
+    """Each pruning arm of ``measures`` vs random at the same fraction, by rule then fraction."""
+    lines = []
+    for m in measures:
+        mine = [r for r in rs if r["measure"] == m and primary_baseline(r["measure"], r["rule"]) == "random"]
+        if mine:
+            lines.append(f"- **{m}** (every rule and fraction, vs random at the same fraction):")
+            lines += [f"  - {sentence(r)}" for r in sorted(mine, key=lambda r: (str(r["rule"]), r["fraction"]))]
+    return lines
 
 
 def _question(rs: list[dict], question: str) -> list[str]:

@@ -29,6 +29,7 @@ MEASURE_COLORS = {
     "loss_sensitivity": "#d62728", "input_grad": "#1f77b4", "loss": "#ff7f0e", "el2n": "#17becf",
     "grand": "#9467bd", "forgetting": "#2ca02c", "aum": "#8c564b", "confidence": "#e377c2",
     "variability": "#bcbd22", "correctness": "#7f7f7f", "random": "#4d4d4d", "oracle": "#000000",
+    "memorization": "#6a3d9a",
 }
 _SPARE = ("#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173", "#3182bd", "#e6550d", "#31a354")
 #: Line style and marker per selection rule: the question's rule (drop-high) solid; reweighting arms (nothing removed,
@@ -111,6 +112,58 @@ def sensitivity_map(score: np.ndarray, out: str | Path, *, p_label: np.ndarray |
         _yscale(ax, score)
         ax.grid(alpha=0.3)
     fig.suptitle(f"Sensitivity map: {measure}, {len(score)} training examples")
+    return _save(fig, out)
+
+
+def score_histogram(score: np.ndarray, out: str | Path, *, measure: str = "score",
+                    corrupted: np.ndarray | None = None, bins: int = 40,
+                    value_range: tuple[float, float] | None = None) -> Path:
+    """Histogram of one measure's (N,) finite values, with corrupted and correct labels stacked apart when
+    ``corrupted`` (N,) bool is given; ``value_range`` fixes the bins' span (memorization: [-1, 1])."""
+    score = np.asarray(score, np.float64)
+    ok = np.isfinite(score)
+    edges = np.histogram_bin_edges(score[ok] if ok.any() else [0.0, 1.0], bins=bins, range=value_range)
+    fig, ax = _subplots(figsize=(6, 4))
+    if corrupted is not None:
+        c = np.asarray(corrupted, bool)
+        ax.hist([score[ok & ~c], score[ok & c]], bins=edges, stacked=True, color=[measure_color(measure), "tab:red"],
+                label=[f"correct label ({int((ok & ~c).sum())})", f"corrupted label ({int((ok & c).sum())})"])
+        ax.legend(fontsize=8, **_OUTSIDE)
+    else:
+        ax.hist(score[ok], bins=edges, color=measure_color(measure))
+    ax.set_xlabel(f"{measure} (higher = more {'memorized' if measure == 'memorization' else 'sensitive'})")
+    ax.set_ylabel("training examples")
+    nan = f", {int((~ok).sum())} undefined (NaN) left out" if (~ok).any() else ""
+    ax.set_title(f"{measure}: {int(ok.sum())} examples{nan}")
+    ax.grid(alpha=0.3)
+    return _save(fig, out)
+
+
+def score_scatter(x: np.ndarray, y: np.ndarray, out: str | Path, *, xlabel: str, ylabel: str,
+                  corrupted: np.ndarray | None = None) -> Path:
+    """One point per example: measure ``y`` (N,) against measure ``x`` (N,) (examples finite in both), their
+    Spearman rank correlation in the title; corrupted labels as red crosses when ``corrupted`` is given."""
+    from scipy.stats import spearmanr
+
+    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    ok = np.isfinite(x) & np.isfinite(y)
+    c = np.zeros(len(x), bool) if corrupted is None else np.asarray(corrupted, bool)
+    fig, ax = _subplots(figsize=(6, 4.5))
+    ax.scatter(x[ok & ~c], y[ok & ~c], s=6, alpha=0.5, c="tab:blue",
+               label=f"correct label ({int((ok & ~c).sum())})" if corrupted is not None else None)
+    if corrupted is not None:
+        ax.scatter(x[ok & c], y[ok & c], s=10, alpha=0.8, c="tab:red", marker="x",
+                   label=f"corrupted label ({int((ok & c).sum())})")
+        ax.legend(fontsize=8, **_OUTSIDE)
+    rho = spearmanr(x[ok], y[ok]).statistic if ok.sum() > 2 else float("nan")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    _yscale(ax, y[ok])
+    v = x[ok]
+    if v.size and v.min() > 0 and v.max() / v.min() > 100:
+        ax.set_xscale("log")
+    ax.set_title(f"{int(ok.sum())} examples; Spearman ρ = {rho:.3f}")
+    ax.grid(alpha=0.3)
     return _save(fig, out)
 
 

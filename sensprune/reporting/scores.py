@@ -80,7 +80,11 @@ def scores_page(page: _Page, folder: Path, table, measure: str, top: int) -> Non
         page.figure("accuracy_csr", "test accuracy per seed (solid), train accuracy at presentation time "
                     "(dotted)" + ("; CSR of test examples (black, right axis)" if csr is not None else ""),
                     lambda p: plots.accuracy_and_csr(test, p, train_acc=train, csr=csr))
-    _gallery(page, folder, table, measure, s, corrupted, top)
+    inputs = _inputs(table, folder)
+    if "memorization" in table.scores:
+        _memorization(page, table, inputs, corrupted, top)
+    _gallery(page, table, inputs, measure, s, corrupted, top,
+             ("least",) if measure == "memorization" else ("most", "least"))  # most memorized: shown above
 
 
 def computed_at(config: dict, measures: list[str]) -> dict[str, list[int]]:
@@ -97,49 +101,104 @@ def computed_at(config: dict, measures: list[str]) -> dict[str, list[int]]:
     return {m: [int(e) for e in at[m]] for m in measures if m in at}
 
 
-def _gallery(page: _Page, folder: Path, table, measure: str, s: np.ndarray, corrupted, top: int) -> None:
-    from sensprune.reporting import plots
-
-    order = np.argsort(-np.nan_to_num(s, nan=-np.inf), kind="stable")
-    k = min(top, len(order))
-    picks = {"most": order[:k], "least": order[::-1][:k]}
+def _inputs(table, folder: Path) -> tuple[np.ndarray | None, str, bool]:
+    """The scored inputs (N, ...) or None, why not, and whether they can be drawn (images, or long 1-D signals)."""
     x, why = load_inputs(table.meta, folder)
     shape = list(table.meta.get("dataset", {}).get("input_shape", []))
     spec = str(table.meta.get("dataset", {}).get("spec", ""))
     drawable = x is not None and (len(shape) in (2, 3) or (len(shape) == 1 and not spec.startswith("csv:")
                                                            and shape[0] >= 16))
-    for which, idx in picks.items():
-        page.h2(f"{which.capitalize()} sensitive examples by {measure}")
-        pred = table.predicted
-        src = table.source_row
-        rows = [[int(table.index[i])] + ([src[i].item()] if src is not None else []) + [int(table.label[i])]
-                + ([int(pred[i])] if pred is not None else [])
-                + [float(s[i])] + ([bool(corrupted[i])] if corrupted is not None else []) for i in idx]
-        head = (["index"] + (["source row"] if src is not None else []) + ["given label"]
-                + (["predicted"] if pred is not None else []) + [measure]
-                + (["corrupted"] if corrupted is not None else []))
-        if drawable:
-            caps = [f"#{int(table.index[i])} y={int(table.label[i])}"
-                    + (f" ŷ={int(pred[i])}" if pred is not None else "")
-                    + (" (corr.)" if corrupted is not None and corrupted[i] else "") + f"\n{float(s[i]):.3g}"
-                    for i in idx]
-            xs = x[table.index[idx]]
-            caption = (f"{which} sensitive by {measure}. Each title: #index in the training split, y = the given "
-                       "label" + (", ŷ = the label the warmup model predicts after its last epoch (majority over "
-                                  "seeds); y ≠ ŷ marks an example the model does not fit" if pred is not None else "")
-                       + (", (corr.) = a corrupted label" if corrupted is not None else "")
-                       + f"; second line: the {measure} score")
-            page.figure(f"gallery_{which}", caption,
-                        lambda p, xs=xs, caps=caps, w=which: plots.gallery(xs, caps, p, title=f"{w} sensitive"))
-        elif x is not None:
-            feats = x[table.index[idx]].reshape(len(idx), -1)[:, :8]
-            head += [f"x{j}" for j in range(feats.shape[1])]
-            rows = [r + [float(v) for v in f] for r, f in zip(rows, feats)]
-        else:
-            page.p(f"The inputs cannot be drawn ({why}); showing index, label and score only.", "note")
-        page.raw(_table(head, rows))
+    return x, why, drawable
+
+
+def _gallery(page: _Page, table, inputs, measure: str, s: np.ndarray, corrupted, top: int,
+             which: tuple[str, ...] = ("most", "least")) -> None:
+    order = np.argsort(-np.nan_to_num(s, nan=-np.inf), kind="stable")
+    k = min(top, len(order))
+    picks = {"most": order[:k], "least": order[::-1][:k]}
+    for w in which:
+        page.h2(f"{w.capitalize()} sensitive examples by {measure}")
+        _examples(page, table, inputs, f"gallery_{w}", f"{w} sensitive", f"{w} sensitive by {measure}", picks[w],
+                  measure, s, corrupted)
     if table.predicted is None:
         page.p(_NOT_STORED_PRED, "note")
+
+
+def _examples(page: _Page, table, inputs, name: str, title: str, what: str, idx: np.ndarray, measure: str,
+              s: np.ndarray, corrupted, extra: dict[str, np.ndarray] | None = None) -> None:
+    """The examples ``idx``: a gallery ``name`` of their inputs (images, 1-D signals) titled with index, label and
+    score, its caption opening with ``what``, then a table of their rows (index, source row, labels, ``measure``,
+    the ``extra`` columns); for other data the table alone, with its first features."""
+    from sensprune.reporting import plots
+
+    x, why, drawable = inputs
+    extra = extra or {}
+    pred = table.predicted
+    src = table.source_row
+    rows = [[int(table.index[i])] + ([src[i].item()] if src is not None else []) + [int(table.label[i])]
+            + ([int(pred[i])] if pred is not None else [])
+            + [float(s[i])] + [float(v[i]) for v in extra.values()]
+            + ([bool(corrupted[i])] if corrupted is not None else []) for i in idx]
+    head = (["index"] + (["source row"] if src is not None else []) + ["given label"]
+            + (["predicted"] if pred is not None else []) + [measure] + list(extra)
+            + (["corrupted"] if corrupted is not None else []))
+    if drawable:
+        caps = [f"#{int(table.index[i])} y={int(table.label[i])}"
+                + (f" ŷ={int(pred[i])}" if pred is not None else "")
+                + (" (corr.)" if corrupted is not None and corrupted[i] else "") + f"\n{float(s[i]):.3g}"
+                for i in idx]
+        xs = x[table.index[idx]]
+        caption = (f"{what}. Each title: #index in the training split, y = the given "
+                   "label" + (", ŷ = the label the warmup model predicts after its last epoch (majority over "
+                              "seeds); y ≠ ŷ marks an example the model does not fit" if pred is not None else "")
+                   + (", (corr.) = a corrupted label" if corrupted is not None else "")
+                   + f"; second line: the {measure} score")
+        page.figure(name, caption, lambda p, xs=xs, caps=caps: plots.gallery(xs, caps, p, title=title))
+    elif x is not None:
+        feats = x[table.index[idx]].reshape(len(idx), -1)[:, :8]
+        head += [f"x{j}" for j in range(feats.shape[1])]
+        rows = [r + [float(v) for v in f] for r, f in zip(rows, feats)]
+    else:
+        page.p(f"The inputs cannot be drawn ({why}); showing index, label and score only.", "note")
+    page.raw(_table(head, rows))
+
+
+def _memorization(page: _Page, table, inputs, corrupted, top: int) -> None:
+    """Memorization (Feldman & Zhang 2020): its histogram, a scatter against the paper's loss_sensitivity (else
+    the first other measure) and the most memorized examples with their labels."""
+    from sensprune.measures import COMPANIONS
+    from sensprune.reporting import plots
+
+    mem = table.scores["memorization"]
+    note = (table.meta.get("measure_notes") or {}).get("memorization") or {}
+    page.h2("Memorization (Feldman & Zhang 2020)")
+    how = (f" from {note['models']} models, each trained on a random {note['subset_fraction']:g} of the training "
+           f"set to fit ({note.get('models_fit', '?')} of {note['models']} fit)"
+           if {"models", "subset_fraction"} <= set(note) else "")
+    page.p(f"memorization = P(h(x) = y | x in the subset) − P(h(x) = y | x not in it), estimated{how}: near 1 "
+           "= the given label is predicted only when the example is trained on (memorized), near 0 = predicted "
+           "either way (or never).")
+    page.figure("memorization_hist", "memorization of each training example, in [−1, 1]"
+                + ("; red = corrupted label" if corrupted is not None else ""),
+                lambda p: plots.score_histogram(mem, p, measure="memorization", corrupted=corrupted,
+                                                value_range=(-1.0, 1.0)))
+    others = [m for m in table.measures if m != "memorization" and m not in COMPANIONS["memorization"]]
+    other = "loss_sensitivity" if "loss_sensitivity" in others else (others[0] if others else None)
+    if other is None:
+        page.p("No other measure in this folder to set memorization against.", "note")
+    else:
+        why = ("the paper's measure" if other == "loss_sensitivity" else
+               "the first other measure in this folder (the paper's loss_sensitivity is not in it)")
+        page.figure("memorization_scatter", f"memorization against {other}, {why}; one point per training example"
+                    + ("; red crosses = corrupted labels" if corrupted is not None else ""),
+                    lambda p: plots.score_scatter(table.scores[other], mem, p, xlabel=other, ylabel="memorization",
+                                                  corrupted=corrupted))
+    order = np.argsort(-np.nan_to_num(mem, nan=-np.inf), kind="stable")[:min(top, len(mem))]
+    page.h2("Most memorized examples")
+    extra = {c: table.scores[c] for c in ("memorization_se", "memorization_n_in") if c in table.scores}
+    _examples(page, table, inputs, "gallery_memorized", "most memorized",
+              "The most memorized examples (y, the given label, is the one the subset models trained on)", order,
+              "memorization", mem, corrupted, extra)
 
 
 def load_inputs(meta: dict, folder: Path | None = None) -> tuple[np.ndarray | None, str]:
