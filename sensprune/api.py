@@ -121,7 +121,13 @@ def score(data, *, measures: Sequence[str] | None = None, model="mlp", epochs: i
     from sensprune.scoring.stage import score as _score
     from sensprune.scoring.table import save_scores
 
+    from sensprune.config import MAX_SEEDS, check_seed
+    from sensprune.train.model_check import check_model
+
     source = "sp.score"
+    check_seed(seed, f"{source}: seed")
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or not 1 <= seeds <= MAX_SEEDS:
+        raise ValidationError(f"{source}: seeds must be an integer in 1..{MAX_SEEDS}; got {seeds!r}.")
     dataset = as_dataset(data, num_classes=num_classes, source=source)
     measures = tuple(measures if measures is not None else M.DEFAULT_MEASURES)
     tcfg = _train_config(epochs or default_epochs(measures), seed, train_kw, source)
@@ -133,6 +139,7 @@ def score(data, *, measures: Sequence[str] | None = None, model="mlp", epochs: i
                       seeds=seeds, el2n_epoch=el2n_epoch,
                       at_checkpoints=tuple(at_checkpoints) if at_checkpoints else None,
                       measure_options=measure_options, train=tcfg)
+    check_model(cfg.build_model, dataset, f"{source}: the model {model_name}")  # one forward, before training
     table = _score(dataset, cfg, progress=progress)
     if hasattr(dataset, "x_train"):
         table.meta["dataset"]["train_fingerprint"] = fingerprint_arrays(dataset.x_train, dataset.y_train)
@@ -144,18 +151,31 @@ def score(data, *, measures: Sequence[str] | None = None, model="mlp", epochs: i
 # -- stage 2 --------------------------------------------------------------------------------------------
 
 def prune(table, *, by, rule: str | None = None, fraction: float | None = None, per_class: bool = False,
-          reweight: str | None = None, **options) -> Selection:
+          reweight: str | None = None, out: str | Path | None = None, force: bool = False,
+          **options) -> Selection:
     """Select (or reweight) examples by a measure (``sensprune prune``); returns a :class:`Selection`.
 
     ``table`` is a ScoreTable (from :func:`score`, the tracker or ``load_scores``) or a score folder.
     ``fraction`` is the fraction REMOVED. ``options``: ``min_per_class``, ``low``, ``high``, ``beta``,
-    ``bins``, ``above``, ``below``, ``allow_empty_class``, ``seed``, ``temperature`` (reweighting).
+    ``bins``, ``above``, ``below``, ``allow_empty_class``, ``seed`` (0..2**32-1), ``temperature`` (reweighting).
+    ``out``: also write the ``sensprune prune`` folder there (``force`` replaces one), with the location of the
+    data recorded relative to it as the CLI does, so that ``bench --selection`` finds the data when the folder
+    and the data move together.
     """
+    from sensprune.config import check_seed
+    from sensprune.data.locate import record_location
+    from sensprune.pruning.selection import save_selection
     from sensprune.pruning.stage import select
     from sensprune.scoring.table import ScoreTable, load_scores
 
+    folder = None
     if isinstance(table, (str, Path)):
+        folder = table
+        if out is not None:
+            prepare_out(out, force=force, inputs=[folder])  # checked before anything is read or written
         table = load_scores(table)
+    elif out is not None:
+        prepare_out(out, force=force)
     if not isinstance(table, ScoreTable):
         raise ValidationError(f"sp.prune: table must be a ScoreTable or a score folder; got {type(table).__name__}.")
     known = ("min_per_class", "low", "high", "beta", "bins", "above", "below", "allow_empty_class", "seed",
@@ -164,6 +184,8 @@ def prune(table, *, by, rule: str | None = None, fraction: float | None = None, 
     if bad:
         raise ValidationError(f"sp.prune: unknown option(s) {', '.join(map(repr, bad))}. Valid: by, rule, fraction, "
                               f"per_class, reweight, {', '.join(known)}.")
+    if "seed" in options:
+        check_seed(options["seed"], "sp.prune: seed")
     temperature = options.pop("temperature", 1.0)
     if reweight is not None:
         extra = [k for k in options if k != "seed"]
@@ -171,6 +193,9 @@ def prune(table, *, by, rule: str | None = None, fraction: float | None = None, 
             raise ValidationError(f"sp.prune: reweighting does not take {', '.join(extra)}.")
     sel = select(table, by, rule, reweight_method=reweight, temperature=temperature, fraction=fraction,
                  per_class=per_class, **options)
+    if out is not None:  # folders that travel: where the data is, relative to out too (as sensprune prune)
+        sel.meta["dataset"] = record_location(sel.meta["dataset"], out, read_from=folder)
+        save_selection(sel, out, force=force)
     return sel
 
 
@@ -229,14 +254,16 @@ def bench(data, *, selections: Mapping[str, Any], model="mlp", seeds: int = 5, e
     """
     from sensprune.benchmark.config import BenchConfig, GridSpec, ScoreSpec
     from sensprune.benchmark.selection import bench_selections, corruption_label, user_selection
+    from sensprune.config import MAX_SEEDS
     from sensprune.pruning.selection import load_selection
+    from sensprune.train.model_check import check_model
 
     source = "sp.bench"
     ds = as_dataset(data, num_classes=num_classes, source=source)
     if not hasattr(ds, "x_test") or len(ds.y_test) == 0:
         raise ValidationError(f"{source}: the data needs a test split, e.g. (x_train, y_train, x_test, y_test).")
-    if not isinstance(seeds, int) or isinstance(seeds, bool) or seeds < 1:
-        raise ValidationError(f"{source}: seeds must be an integer >= 1; got {seeds!r}.")
+    if not isinstance(seeds, int) or isinstance(seeds, bool) or not 1 <= seeds <= MAX_SEEDS:
+        raise ValidationError(f"{source}: seeds must be an integer in 1..{MAX_SEEDS}; got {seeds!r}.")
     if not isinstance(selections, Mapping) or not selections:
         raise ValidationError(f"{source}: selections must be a non-empty mapping name -> selection.")
     n = ds.n_train
@@ -265,6 +292,8 @@ def bench(data, *, selections: Mapping[str, Any], model="mlp", seeds: int = 5, e
         sels.append(user_selection(name, sel, folder))
     tcfg = _train_config(epochs, 0, train_kw, source)
     model_name, factory = _model(model, source)
+    if factory is not None:
+        check_model(factory, ds, f"{source}: the model {model_name}")  # one forward, before training
     score = ScoreSpec(model=model_name if factory is None else "mlp", widths=tuple(widths), dropout=dropout)
     cfg = BenchConfig(grid=GridSpec(seeds=tuple(range(seeds))), train=tcfg, score=score)
     if out is not None:

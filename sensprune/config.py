@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 from dataclasses import dataclass, fields
 from typing import Any, Mapping, Sequence
 
@@ -102,6 +103,18 @@ def default_epochs(measures: Sequence[str]) -> int:
 
 #: Most seeds a run or a grid may ask for (`--seeds`, `[grid] seeds`), checked before anything is built.
 MAX_SEEDS = 1_000
+#: Largest base seed (`--seed`, ``seed=``): the streams derived from it (init, batch order, dropout, augmentation,
+#: a rule's draw) stay inside what numpy's and torch's generators take.
+MAX_SEED = 2**32 - 1
+
+
+def check_seed(seed: Any, name: str = "seed") -> int:
+    """``seed`` as an int when it is an integer in 0..MAX_SEED, else a ValidationError naming ``name``."""
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed <= MAX_SEED:
+        raise ValidationError(f"{name} must be an integer in 0..{MAX_SEED}; got {seed!r}.")
+    return int(seed)
+
+
 #: Default probe-set size of loss_sensitivity and --per-class.
 DEFAULT_PROBE_SIZE = 2048
 #: Default number K of sampled probe steps of loss_sensitivity (``loss_sensitivity.sampled``; no torch here).

@@ -20,7 +20,8 @@ What each measure needs
 -----------------------
 ``loss``, ``forgetting``, ``aum``, ``confidence``, ``variability``, ``correctness``
     ``idx``, the logits of the batch *at presentation* (train mode, before the step's update) and the labels.
-    Each example must appear at most once per epoch (one pass over the data), as in Toneva et al. 2019.
+    Each example must appear at most once per epoch (one pass over the data, closed by ``epoch_end``), as in
+    Toneva et al. 2019; ``step`` refuses a second presentation (with these measures or ``input_grad``).
 ``input_grad``
     ``x`` with ``requires_grad`` set **before the forward**, and ``step`` called before
     ``loss.backward()`` (or after ``backward(retain_graph=True)``): the tracker takes
@@ -53,7 +54,7 @@ import torch
 import torch.nn.functional as F
 
 from sensprune.data.given import train_fingerprint
-from sensprune.config import TrainConfig
+from sensprune.config import TrainConfig, check_seed
 from sensprune.errors import ValidationError
 from sensprune.io import fingerprint_arrays, prepare_out_dir
 from sensprune.measures.gini import gini
@@ -134,11 +135,16 @@ class Tracker:
                 raise ValidationError(f"Tracker: labels must be {self.n} non-negative integers (one per training "
                                       f"example); got {lab.dtype} of shape {lab.shape}.")
             self.labels = lab.astype(np.int64)
-        self.num_classes = num_classes if num_classes is not None else (
-            int(self.labels.max()) + 1 if self.labels is not None else None)
+        top = int(self.labels.max()) if self.labels is not None and self.labels.size else -1
+        if num_classes is not None and (isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer))
+                                        or num_classes < max(1, top + 1)):
+            raise ValidationError(f"Tracker: num_classes must be an integer >= {max(1, top + 1)} (above every label); "
+                                  f"got {num_classes!r}.")
+        self.num_classes = int(num_classes) if num_classes is not None else (top + 1 if top >= 0 else None)
         if isinstance(el2n_epoch, bool) or not isinstance(el2n_epoch, int) or el2n_epoch < 1:
             raise ValidationError(f"Tracker: el2n_epoch must be an integer >= 1; got {el2n_epoch!r}.")
         self.el2n_epoch = el2n_epoch
+        check_seed(seed, "Tracker: seed")
         self.dataset_meta: dict[str, Any] = {"spec": "python:tracker", "n_train": self.n, "fingerprint": None}
         if dataset is not None:
             if not hasattr(dataset, "describe") or getattr(dataset, "n_train", None) != self.n:
@@ -162,6 +168,9 @@ class Tracker:
                                              probe_size=probe_size, memory=sensitivity_memory, seed=seed)
             self.hooks.append(self._sens.hook)
         self.seen_labels = np.full(self.n, -1, np.int64)
+        self._presented = np.zeros(self.n, bool)  # this epoch, this rank
+        # the per-presentation measures take one pass over the data per epoch (loss_sensitivity replays any batches)
+        self._once_per_epoch = any(m in DYNAMICS or m == "input_grad" for m in self.measures)
         self.epoch = 0
         self.steps = 0
         self._t0 = time.perf_counter()  # the meta's wall_time_s: from construction to the table
@@ -176,53 +185,98 @@ class Tracker:
         """Record one minibatch: ``idx`` (B,) positions, ``logits`` (B, K) at presentation, labels ``y`` (B,).
 
         Call it after the forward and before ``loss.backward()`` when ``input_grad`` is tracked (``x``
-        must then be the input tensor, with ``requires_grad`` set before the forward).
+        must then be the input tensor, with ``requires_grad`` set before the forward). Everything is checked
+        before anything is recorded: ``idx`` distinct integers in ``0..n-1`` (not yet presented this epoch when
+        a per-presentation measure is tracked, i.e. any but ``el2n`` and ``loss_sensitivity``);
+        ``logits`` a finite floating-point (B, K) tensor; ``y`` integer labels (an integer dtype: a float
+        label is refused, even 1.0, as ``F.cross_entropy`` refuses it) equal to ``labels[idx]`` when the
+        Tracker was given ``labels=``, else the same at every presentation of an example.
         """
-        idx_t = _tensor(idx, "idx").detach()
-        if idx_t.dim() != 1 or idx_t.dtype.is_floating_point or idx_t.dtype == torch.bool:
-            raise ValidationError(f"Tracker.step: idx must be a 1-D integer tensor of positions; got "
-                                  f"{idx_t.dtype} of shape {tuple(idx_t.shape)}.")
-        b = len(idx_t)
-        if b and (int(idx_t.min()) < 0 or int(idx_t.max()) >= self.n):
-            raise ValidationError(f"Tracker.step: indices must be in 0..{self.n - 1} (n={self.n}); got "
-                                  f"{int(idx_t.min())}..{int(idx_t.max())}.")
-        if not isinstance(logits, torch.Tensor):
-            raise ValidationError(f"Tracker.step: logits must be a torch tensor; got {type(logits).__name__}.")
-        k = self.num_classes
-        if logits.dim() != 2 or logits.shape[0] != b or (k is not None and logits.shape[1] != k):
-            want = f"({b}, {k if k is not None else 'K'})"
-            raise ValidationError(f"Tracker.step: logits have shape {tuple(logits.shape)}, expected {want} "
-                                  "(one row per index, one column per class).")
-        if self.num_classes is None:
-            self.num_classes = int(logits.shape[1])
-        if y is None:
-            if self.labels is None:
-                raise ValidationError("Tracker.step: pass the labels y (or labels= to Tracker).")
-            y_t = torch.as_tensor(self.labels[idx_t.cpu().numpy()], device=logits.device)
-        else:
-            y_t = _tensor(y, "y").to(logits.device).reshape(-1).long()
-            if y_t.shape != (b,):
-                raise ValidationError(f"Tracker.step: y has shape {tuple(y_t.shape)}, expected ({b},).")
-        if b and (int(y_t.min()) < 0 or int(y_t.max()) >= logits.shape[1]):
-            raise ValidationError(f"Tracker.step: labels must be in 0..{logits.shape[1] - 1}; got "
-                                  f"{int(y_t.min())}..{int(y_t.max())}.")
+        idx_t, idx_np, y_t = self._check_step(idx, logits, y)
+        b = len(idx_np)
         idx_t = idx_t.to(logits.device).long()
         losses = F.cross_entropy(logits, y_t, reduction="none")
         gx = None
         if self._input_grad:
             gx = self._input_gradient(losses, x, b)
-        self.seen_labels[idx_t.cpu().numpy()] = y_t.cpu().numpy()
+        if self._sens is not None:
+            self._sens.on_batch(idx_t, x, y_t)
+        # checked: from here on the step is recorded
+        if self.num_classes is None:
+            self.num_classes = int(logits.shape[1])
+        self._presented[idx_np] = True
+        self.seen_labels[idx_np] = y_t.cpu().numpy()
         hit = logits.argmax(1) == y_t  # integer ops: nothing recorded for autograd
         info = StepInfo(self.epoch, self.steps, idx_t, None if x is None else x.detach(), y_t, logits.detach(),
                         losses.detach(), gx, float("nan"), hit)
-        if self._sens is not None:
-            self._sens.on_batch(idx_t, x, y_t)
         for h in self.hooks:
             if h is not getattr(self._sens, "hook", None):
                 h.on_step(info, None)
         with torch.no_grad():
             self._epoch_sums += [float(losses.sum()), float(hit.sum()), b]
         self.steps += 1
+
+    def _check_step(self, idx, logits, y) -> tuple[torch.Tensor, np.ndarray, torch.Tensor]:
+        """``(idx tensor, idx (B,) int64 on the host, y (B,) long on the logits' device)``, or a ValidationError."""
+        idx_t = _tensor(idx, "idx").detach()
+        if idx_t.dim() != 1 or idx_t.dtype.is_floating_point or idx_t.dtype.is_complex or idx_t.dtype == torch.bool:
+            raise ValidationError(f"Tracker.step: idx must be a 1-D integer tensor of positions; got "
+                                  f"{idx_t.dtype} of shape {tuple(idx_t.shape)}.")
+        idx_np = idx_t.cpu().numpy().astype(np.int64)
+        b = len(idx_np)
+        if b and (idx_np.min() < 0 or idx_np.max() >= self.n):
+            raise ValidationError(f"Tracker.step: indices must be in 0..{self.n - 1} (n={self.n}); got "
+                                  f"{idx_np.min()}..{idx_np.max()}.")
+        uniq, first, counts = np.unique(idx_np, return_index=True, return_counts=True)
+        if len(uniq) < b:
+            i = int(np.argmin(np.where(counts > 1, first, b)))
+            raise ValidationError(f"Tracker.step: the indices of a batch must be distinct (each example once per "
+                                  f"epoch); got index {uniq[i]} {counts[i]} times.")
+        again = np.flatnonzero(self._presented[idx_np]) if self._once_per_epoch else ()
+        if len(again):
+            raise ValidationError(f"Tracker.step: each example must be presented at most once per epoch (call "
+                                  f"tracker.epoch_end() after each pass over the data); got index "
+                                  f"{idx_np[again[0]]} a second time in epoch {self.epoch + 1}.")
+        if not isinstance(logits, torch.Tensor):
+            raise ValidationError(f"Tracker.step: logits must be a torch tensor; got {type(logits).__name__}.")
+        if not logits.is_floating_point():
+            raise ValidationError(f"Tracker.step: logits must be a floating-point tensor (the model's raw outputs); "
+                                  f"got {logits.dtype}.")
+        k = self.num_classes
+        if logits.dim() != 2 or logits.shape[0] != b or (k is not None and logits.shape[1] != k):
+            want = f"({b}, {k if k is not None else 'K'})"
+            raise ValidationError(f"Tracker.step: logits must have shape {want} (one row per index, one column "
+                                  f"per class); got {tuple(logits.shape)}.")
+        finite = torch.isfinite(logits.detach()).all(1)
+        if not bool(finite.all()):
+            row = int(torch.nonzero(~finite)[0, 0])
+            bad = logits.detach()[row][~torch.isfinite(logits.detach()[row])][0].item()
+            raise ValidationError(f"Tracker.step: logits must be finite; got {bad} in the row of index "
+                                  f"{idx_np[row]} (the training diverged or the model's output is broken).")
+        if y is None:
+            if self.labels is None:
+                raise ValidationError("Tracker.step: pass the labels y (or labels= to Tracker).")
+            y_np = self.labels[idx_np]
+        else:
+            y_t = _tensor(y, "y").detach()
+            if y_t.dtype.is_floating_point or y_t.dtype.is_complex or y_t.dtype == torch.bool:
+                raise ValidationError(f"Tracker.step: y must hold integer class ids (an integer dtype, as "
+                                      f"F.cross_entropy takes); got {y_t.dtype}.")
+            if y_t.numel() != b or y_t.dim() > 2 or (y_t.dim() == 2 and y_t.shape[1] != 1):
+                raise ValidationError(f"Tracker.step: y must hold one label per index, shape ({b},); got shape "
+                                      f"{tuple(y_t.shape)}.")
+            y_np = y_t.reshape(-1).cpu().numpy().astype(np.int64)
+        if b and (y_np.min() < 0 or y_np.max() >= logits.shape[1]):
+            raise ValidationError(f"Tracker.step: labels must be in 0..{logits.shape[1] - 1}; got "
+                                  f"{y_np.min()}..{y_np.max()}.")
+        known = self.labels[idx_np] if self.labels is not None else self.seen_labels[idx_np]
+        differ = np.flatnonzero((known >= 0) & (known != y_np))
+        if len(differ):
+            j = differ[0]
+            whose = "the labels= the Tracker was given" if self.labels is not None else "its label at an earlier step"
+            raise ValidationError(f"Tracker.step: y must equal {whose}; got y={y_np[j]} for index {idx_np[j]}, "
+                                  f"whose label is {known[j]}.")
+        return idx_t, idx_np, torch.as_tensor(y_np, device=logits.device)
 
     def augment(self, x: torch.Tensor) -> torch.Tensor:
         """The batch ``x`` after the tracker's ``augment=``, with this step's seed recorded for the replay of
@@ -270,6 +324,7 @@ class Tracker:
         vals = self._values()
         self.gini_rows.append([gini(vals[m]) for m in self.measures])  # NaN while no value is finite
         self._epoch_sums = np.zeros(3)
+        self._presented[:] = False
         self.epoch += 1
 
     def _eval_run(self, model, eval_data, batch_size: int) -> Run:

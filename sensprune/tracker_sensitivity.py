@@ -78,8 +78,11 @@ class SensitivityRecorder:
                                          source="Tracker option")
         device = next(iter(model.parameters()), torch.zeros(())).device
         x, y = _training_set(data, n, device)
-        if labels is not None and not np.array_equal(np.asarray(labels), y.cpu().numpy()):
-            raise ValidationError("Tracker: the labels of data= differ from labels=; pass the same training set.")
+        differ = np.flatnonzero(np.asarray(labels) != y.cpu().numpy()) if labels is not None else ()
+        if len(differ):
+            i = int(differ[0])
+            raise ValidationError(f"Tracker: the labels of data= must equal labels= (the same training set); got "
+                                  f"{int(y[i])} for index {i}, whose label is {int(labels[i])}.")
         if augment is not None and not (augment == "crop-flip" or callable(augment)):
             raise ValidationError(f"Tracker: augment= must be 'crop-flip' or a function (x, seed) -> x'; got "
                                   f"{augment!r}.")
@@ -112,8 +115,12 @@ class SensitivityRecorder:
         if self.pending_idx is not None:
             raise ValidationError("Tracker.step: two batches before one optimizer.step(); loss_sensitivity replays "
                                   "one batch per update (no gradient accumulation).")
-        if not torch.equal(y.to(self.y.device), self.y[idx.to(self.y.device)]):
-            raise ValidationError("Tracker.step: y differs from data[idx]'s labels; idx must index data= in order.")
+        want = self.y[idx.to(self.y.device)]
+        differ = torch.nonzero(y.to(self.y.device) != want)
+        if len(differ):
+            j = int(differ[0, 0])
+            raise ValidationError(f"Tracker.step: y must equal the labels of data[idx] (idx indexes data= in order); "
+                                  f"got y={int(y[j])} for index {int(idx[j])}, whose label is {int(want[j])}.")
         if x is not None and self.augment_fn is None:
             same = x.shape == self.x[idx].shape and torch.allclose(x.detach().to(self.x.dtype), self.x[idx])
             if not same:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from sensprune.config import MAX_SEEDS  # noqa: F401 (the commands' --seeds bound, re-exported)
-from sensprune.config import AMP_MODES, AUGMENTS, OPTIMIZERS, SCHEDULES  # torch-free, so --help stays fast
+from sensprune.config import AMP_MODES, AUGMENTS, MAX_SEED, OPTIMIZERS, SCHEDULES  # torch-free, so --help stays fast
 
 
 class OneLineErrors(click.Command):
@@ -88,7 +88,8 @@ def train_options(f):
         click.option("--momentum", type=click.FloatRange(0, 1, max_open=True), default=0.9, show_default=True),
         click.option("--weight-decay", type=click.FloatRange(0), default=5e-4, show_default=True),
         click.option("--schedule", type=click.Choice(SCHEDULES), default="cosine", show_default=True),
-        click.option("--seed", type=int, default=0, show_default=True, help="Base seed (init, order, dropout)."),
+        click.option("--seed", type=click.IntRange(0, MAX_SEED), default=0, show_default=True,
+                     help="Base seed (init, order, dropout)."),
         click.option("--device", default="auto", show_default=True,
                      help="auto (CUDA if available, else MPS, else CPU) | cpu | cuda | cuda:i | mps"),
         click.option("--amp", type=click.Choice(AMP_MODES), default="none", show_default=True,

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from sensprune.cli.options import OneLineErrors
+from sensprune.config import MAX_SEED
 from sensprune.data.locate import record_location
 from sensprune.errors import ValidationError
 from sensprune.io import check_not_input, dataset_inputs, prepare_out, prepare_out_file
@@ -40,7 +41,7 @@ UNIT_HALF = click.FloatRange(0, 1, max_open=True)
 @click.option("--below", help="threshold: remove scores below this (number, q0.1 or z-2.0).")
 @click.option("--temperature", type=click.FloatRange(0, min_open=True), default=1.0, show_default=True,
               help="Reweighting temperature (larger = flatter weights).")
-@click.option("--seed", type=int, default=0, show_default=True,
+@click.option("--seed", type=click.IntRange(0, MAX_SEED), default=0, show_default=True,
               help="Seed of the random and stratified rules.")
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Output folder.")
 @click.option("--force", is_flag=True, help="Replace --out (and --export-data) if it exists.")

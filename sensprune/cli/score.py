@@ -112,6 +112,7 @@ def score(dataset, data_root, subsample, label_column, corrupt, stream, workers,
     from sensprune.scoring.stage import ScoreConfig, run_score, summary_rows
     from sensprune.train import distributed as D
     from sensprune.train.loop import autocast_dtype, resolve_device
+    from sensprune.train.model_check import check_model
 
     partial = _check_out(out, force, resume, dataset, data_root)
     tcfg = TrainConfig(epochs=epochs or default_epochs(measures), batch_size=batch_size, optimizer=optimizer,
@@ -132,6 +133,7 @@ def score(dataset, data_root, subsample, label_column, corrupt, stream, workers,
                                        "grand_epochs": list(grand_epochs) if grand_epochs else None,
                                        "mem_models": mem_models, "mem_subset": mem_subset},
                       train=tcfg)
+    check_model(cfg.build_model, data, f"--model {model}")  # one forward on one example, before anything is written
     extra = {} if corrupted is None else {"corrupted.npy": lambda p: write_npy(p, np.asarray(corrupted, np.int64))}
     fresh = not os.path.lexists(partial)
     try:
