@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from sensprune.cli.options import MAX_SEEDS, OneLineErrors
+from sensprune.cli.options import MAX_SEEDS, OneLineErrors, RegularFile
 
 
 def _shard(ctx, param, value):
@@ -23,8 +23,7 @@ def _shard(ctx, param, value):
 
 
 @click.command(cls=OneLineErrors)
-@click.option("--config", "config_path", default=None,
-              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+@click.option("--config", "config_path", default=None, type=RegularFile(path_type=Path),
               help="Grid TOML ([grid], [data], [train], [score], [bench]); with --selection only its training "
                    "settings and seeds are used.")
 @click.option("--selection", "selection", default=None, type=click.Path(path_type=Path), metavar="DIR [DIR ...]",

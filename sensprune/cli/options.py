@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import click
 
 from sensprune.config import MAX_SEEDS  # noqa: F401 (the commands' --seeds bound, re-exported)
@@ -28,6 +30,25 @@ class OneLineErrors(click.Command):
                 exc.message = f"{exc.message} (see '{ctx.command_path} --help')"
                 exc.ctx = None
             raise
+
+
+class RegularFile(click.Path):
+    """An existing regular file (``click.Path(exists=True, dir_okay=False)`` also lets a FIFO or device through,
+    and reading one blocks); a symlink loop, a FIFO, socket or device is a usage error (exit 2)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(exists=True, dir_okay=False, **kwargs)
+
+    def convert(self, value, param, ctx):
+        from sensprune.data.arrays import regular_file  # the check of npz:/csv: paths (torch-free)
+        from sensprune.errors import ValidationError
+
+        if os.path.lexists(value):  # a missing file: click's own message
+            try:
+                regular_file(str(value), f"File {str(value)!r}")
+            except ValidationError as exc:
+                self.fail(str(exc), param, ctx)
+        return super().convert(value, param, ctx)
 
 
 #: Bounds on sizes a user types, checked before anything is allocated (MAX_SEEDS: sensprune.config, the TOML's too).

@@ -17,9 +17,10 @@ Splits
     ``PATH/train/<class>/<image>`` and ``PATH/test/<class>/<image>`` (torchvision
     ``ImageFolder`` layout). Classes are the sorted class folders of ``train/``; ``test/``
     must have the same class folders. Every image must have the same size. Images are RGB,
-    inputs ``(N, 3, H, W)``, unless every image is grayscale, then ``(N, H, W)``. The order
-    is ImageFolder's (class, then file name); ``Dataset.train_files`` lists each training
-    image relative to PATH.
+    inputs ``(N, 3, H, W)``, unless every image is grayscale, then ``(N, H, W)``, read at their
+    bit depth (8-bit / 255, 16-bit / 65535). The order is ImageFolder's (class, then file name);
+    ``Dataset.train_files`` lists each training image relative to PATH. What is refused (link
+    loops, FIFOs, modes that cannot be read faithfully, ...): :mod:`sensprune.data.images`.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from sensprune.data.base import Dataset, make_dataset
+from sensprune.data.images import as_float, read_image, scan_imagefolder, survey
 from sensprune.errors import ValidationError
 
 DEFAULT_DATA_ROOT = "./data"
@@ -90,29 +92,13 @@ def load_torchvision(name: str, *, data_root: str | None = None, spec: str | Non
                         info=info, source=name)
 
 
-def _scan(folder: Path, source: str):
-    from torchvision.datasets import ImageFolder
-
-    try:
-        return ImageFolder(str(folder))
-    except (FileNotFoundError, OSError) as exc:
-        raise ValidationError(f"{source}: {folder} is not in ImageFolder layout ({exc}).") from None
-
-
-def _read_images(samples, source: str) -> tuple[list[np.ndarray], list[str]]:
-    from PIL import Image, UnidentifiedImageError
-
-    images, modes = [], []
-    for path, _ in samples:
-        try:
-            with Image.open(path) as img:
-                img.load()
-                gray = img.mode in ("1", "L", "I", "I;16", "F")
-                modes.append(gray)
-                images.append(img.convert("L") if gray else img.convert("RGB"))
-        except (UnidentifiedImageError, OSError) as exc:
-            raise ValidationError(f"{source}: cannot read image {path} ({exc}).") from None
-    return images, modes
+def _stack(samples, layout, source: str) -> np.ndarray:
+    """(N, *layout.shape): uint8 when every image is 8-bit (``make_dataset`` scales it), else float32 in [0, 1]."""
+    x = np.empty((len(samples), *layout.shape), np.float32 if layout.deep else np.uint8)
+    for i, (path, _) in enumerate(samples):
+        pixels, scale = read_image(path, source, layout.gray)
+        x[i] = as_float(pixels, scale) if layout.deep else pixels
+    return x
 
 
 def load_imagefolder(path: str, *, spec: str) -> Dataset:
@@ -122,36 +108,13 @@ def load_imagefolder(path: str, *, spec: str) -> Dataset:
     grayscale, and ``train_files`` relative to PATH.
     """
     source = f"imagefolder:{path}"
-    root = Path(path)
-    if not root.is_dir():
-        raise ValidationError(f"{source}: folder {path} not found.")
-    missing = [sub for sub in ("train", "test") if not (root / sub).is_dir()]
-    if missing:
-        raise ValidationError(f"{source}: {' and '.join(f'{path}/{m}' for m in missing)} not found; expected "
-                              f"PATH/train/<class>/<image> and PATH/test/<class>/<image>.")
-    train, test = _scan(root / "train", source), _scan(root / "test", source)
-    if train.classes != test.classes:
-        raise ValidationError(f"{source}: test/ has classes {', '.join(test.classes)} but train/ has "
-                              f"{', '.join(train.classes)}; they must be the same.")
-    imgs_tr, gray_tr = _read_images(train.samples, source)
-    imgs_te, gray_te = _read_images(test.samples, source)
-    all_gray = all(gray_tr) and all(gray_te)
-    sizes = {img.size for img in imgs_tr + imgs_te}
-    if len(sizes) > 1:
-        shown = ", ".join(f"{w}x{h}" for w, h in sorted(sizes)[:5])
-        raise ValidationError(f"{source}: images have different sizes ({shown}); resize them all to one "
-                              f"size first (e.g. with PIL or ImageMagick 'mogrify -resize WxH!').")
-
-    def stack(imgs):
-        if all_gray:
-            return np.stack([np.asarray(i.convert("L"), dtype=np.uint8) for i in imgs])
-        return np.stack([np.asarray(i.convert("RGB"), dtype=np.uint8).transpose(2, 0, 1) for i in imgs])
-
-    x_tr, x_te = stack(imgs_tr), stack(imgs_te)
-    y_tr = np.array([c for _, c in train.samples], dtype=np.int64)
-    y_te = np.array([c for _, c in test.samples], dtype=np.int64)
-    files = [Path(os.path.relpath(p, root)).as_posix() for p, _ in train.samples]
-    info = {"split": "given by the train/ and test/ folders", "classes": list(train.classes),
-            "source": {"path": path}, "color": "grayscale" if all_gray else "rgb"}
-    return make_dataset(x_tr, y_tr, x_te, y_te, spec=spec, num_classes=len(train.classes), info=info,
+    classes, train, test = scan_imagefolder(path, source)
+    layout = survey([p for p, _ in train + test], source)  # headers only: sizes and modes before any pixel
+    x_tr, x_te = _stack(train, layout, source), _stack(test, layout, source)
+    y_tr = np.array([c for _, c in train], dtype=np.int64)
+    y_te = np.array([c for _, c in test], dtype=np.int64)
+    files = [Path(os.path.relpath(p, path)).as_posix() for p, _ in train]
+    info = {"split": "given by the train/ and test/ folders", "classes": list(classes),
+            "source": {"path": path}, "color": "grayscale" if layout.gray else "rgb"}
+    return make_dataset(x_tr, y_tr, x_te, y_te, spec=spec, num_classes=len(classes), info=info,
                         train_files=files, source=source)

@@ -20,27 +20,22 @@ from typing import Any
 import numpy as np
 import torch
 
-from sensprune.errors import ValidationError
+from sensprune.data.images import as_float, read_image, scan_imagefolder, survey
 from sensprune.io import fingerprint_arrays
 
 
 class ImageFiles(torch.utils.data.Dataset):
     """Map-style dataset: item i is (float32 tensor in [0, 1] of ``shape``, int label)."""
 
-    def __init__(self, paths: list[str], labels: np.ndarray, gray: bool):
-        self.paths, self.labels, self.gray = paths, labels, gray
+    def __init__(self, paths: list[str], labels: np.ndarray, gray: bool, source: str = "imagefolder"):
+        self.paths, self.labels, self.gray, self.source = paths, labels, gray, source
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def __getitem__(self, i):
-        from PIL import Image
-
-        with Image.open(self.paths[i]) as img:
-            arr = np.asarray(img.convert("L" if self.gray else "RGB"), dtype=np.uint8)
-        if not self.gray:
-            arr = arr.transpose(2, 0, 1)
-        return torch.from_numpy(arr.astype(np.float32) / 255.0), int(self.labels[i])
+        pixels, scale = read_image(self.paths[i], self.source, self.gray)
+        return torch.from_numpy(as_float(pixels, scale)), int(self.labels[i])
 
 
 @dataclass(frozen=True)
@@ -94,32 +89,20 @@ class StreamedDataset:
 
 
 def open_imagefolder(path: str, *, spec: str) -> StreamedDataset:
-    """Index ``PATH/train`` and ``PATH/test`` without reading pixels (one image is opened for the shape)."""
-    from PIL import Image
-    from torchvision.datasets import ImageFolder
+    """Index ``PATH/train`` and ``PATH/test`` and read every image's header (size and mode), not its pixels.
 
+    A pixel that cannot be read (a truncated file, a transparent one) is refused when its batch is read, by
+    the DataLoader worker, with the same one-line message as the in-memory path.
+    """
     source = f"imagefolder:{path}"
-    root = Path(path)
-    for sub in ("train", "test"):
-        if not (root / sub).is_dir():
-            raise ValidationError(f"{source}: {path}/{sub} not found; expected PATH/train/<class>/<image> "
-                                  "and PATH/test/<class>/<image>.")
-    try:
-        tr, te = ImageFolder(str(root / "train")), ImageFolder(str(root / "test"))
-    except (FileNotFoundError, OSError) as exc:
-        raise ValidationError(f"{source}: not in ImageFolder layout ({exc}).") from None
-    if tr.classes != te.classes:
-        raise ValidationError(f"{source}: test/ and train/ must have the same class folders.")
-    with Image.open(tr.samples[0][0]) as img:
-        gray = img.mode in ("1", "L", "I", "I;16", "F")
-        w, h = img.size
-    shape = (h, w) if gray else (3, h, w)
-    files = [Path(os.path.relpath(p, root)).as_posix() for p, _ in tr.samples]
-    y_tr = np.array([c for _, c in tr.samples], np.int64)
-    y_te = np.array([c for _, c in te.samples], np.int64)
-    info = {"split": "given by the train/ and test/ folders", "classes": list(tr.classes),
-            "source": {"path": path}, "color": "grayscale" if gray else "rgb", "input_range": 1.0,
+    classes, train, test = scan_imagefolder(path, source)
+    layout = survey([p for p, _ in train + test], source)  # the in-memory path's checks, before any training
+    files = [Path(os.path.relpath(p, path)).as_posix() for p, _ in train]
+    y_tr = np.array([c for _, c in train], np.int64)
+    y_te = np.array([c for _, c in test], np.int64)
+    info = {"split": "given by the train/ and test/ folders", "classes": list(classes),
+            "source": {"path": path}, "color": "grayscale" if layout.gray else "rgb", "input_range": 1.0,
             "fingerprint_note": "streamed: paths, file sizes and labels are hashed, not pixels"}
-    return StreamedDataset(ImageFiles([p for p, _ in tr.samples], y_tr, gray),
-                           ImageFiles([p for p, _ in te.samples], y_te, gray),
-                           len(tr.classes), spec, shape, info, files)
+    return StreamedDataset(ImageFiles([p for p, _ in train], y_tr, layout.gray, source),
+                           ImageFiles([p for p, _ in test], y_te, layout.gray, source),
+                           len(classes), spec, layout.shape, info, files)
