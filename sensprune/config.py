@@ -32,6 +32,8 @@ AUGMENTS = ("none", "crop-flip")
 SCHEDULES = ("constant", "cosine", "step")
 AMP_MODES = ("none", "bf16", "fp16")
 MODEL_NAMES = ("mlp", "cnn", "resnet18")  # built by sensprune.train.models (besides plugin:module:callable)
+#: Widest hidden layer a run may ask for (``--widths``, ``[score] widths``), checked before any layer is built.
+MAX_WIDTH = 65_536
 
 
 @dataclass(frozen=True)
@@ -61,16 +63,19 @@ class TrainConfig:
     augment: str = "none"
 
     def __post_init__(self):
-        _check(isinstance(self.epochs, int) and self.epochs >= 1, "epochs", "an integer >= 1", self.epochs)
-        _check(isinstance(self.batch_size, int) and self.batch_size >= 1, "batch_size", "an integer >= 1",
-               self.batch_size)
+        for name in ("epochs", "batch_size", "eval_batch_size"):
+            v = getattr(self, name)
+            _check(_is_int(v) and v >= 1, name, "an integer >= 1", v)
         _check(self.optimizer in OPTIMIZERS, "optimizer", f"one of {OPTIMIZERS}", self.optimizer)
         _check(self.schedule in SCHEDULES, "schedule", f"one of {SCHEDULES}", self.schedule)
-        _check(self.lr > 0 and math.isfinite(self.lr), "lr", "a positive float", self.lr)
-        _check(0 <= self.momentum < 1, "momentum", "a float in [0, 1)", self.momentum)
-        _check(self.weight_decay >= 0, "weight_decay", "a float >= 0", self.weight_decay)
+        _check(_is_finite(self.lr) and self.lr > 0, "lr", "a positive float", self.lr)
+        _check(_is_finite(self.momentum) and 0 <= self.momentum < 1, "momentum", "a float in [0, 1)", self.momentum)
+        _check(_is_finite(self.weight_decay) and self.weight_decay >= 0, "weight_decay", "a float >= 0",
+               self.weight_decay)
         _check(self.amp in AMP_MODES, "amp", f"one of {AMP_MODES}", self.amp)
         _check(self.augment in AUGMENTS, "augment", f"one of {AUGMENTS}", self.augment)
+        _check(isinstance(self.device, str), "device", "a device name such as 'cpu', 'cuda' or 'auto'", self.device)
+        _check(isinstance(self.compile, bool), "compile", "true or false", self.compile)
 
     def lr_at(self, epoch: int) -> float:
         """Learning rate for 0-based ``epoch``: constant, cosine to 0, or ×0.1 at 50% and 75%."""
@@ -84,6 +89,11 @@ class TrainConfig:
 def _check(ok: bool, name: str, what: str, got: Any) -> None:
     if not ok:
         raise ValidationError(f"The '{name}' parameter must be {what}; got {got!r}.")
+
+
+def _is_finite(v: Any) -> bool:
+    """A real number (an int, a float or a numpy scalar of either; not a bool) that is finite."""
+    return isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v)
 
 
 #: Default warmup length of ``sensprune score`` and ``sp.score``, from the warmup-length curve

@@ -47,7 +47,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from sensprune.config import (DEFAULT_MEM_MODELS, DEFAULT_MEM_SUBSET, MAX_SEEDS, MEM_MODELS_MAX, SCHEDULES,
+from sensprune.config import (DEFAULT_MEM_MODELS, DEFAULT_MEM_SUBSET, MAX_SEEDS, MAX_WIDTH, MEM_MODELS_MAX, SCHEDULES,
                               MeasureOptions, TrainConfig)
 from sensprune.errors import ValidationError
 
@@ -199,7 +199,7 @@ def validate(cfg: BenchConfig) -> None:
     for s in g.seeds:
         if isinstance(s, bool) or not isinstance(s, int) or s < 0:
             raise ValidationError(f"[grid] seeds must be non-negative integers; got {s!r}.")
-    if "stratified" in g.rules and any(cfg.bench.beta > f for f in g.fractions):
+    if "stratified" in g.rules and _is_number(cfg.bench.beta) and any(cfg.bench.beta > f for f in g.fractions):
         raise ValidationError(f"[bench] beta ({cfg.bench.beta}) must not exceed any of [grid] fractions.")
     if cfg.data.subsample is not None and (isinstance(cfg.data.subsample, bool)
                                            or not isinstance(cfg.data.subsample, int) or cfg.data.subsample < 1):
@@ -217,7 +217,18 @@ def validate(cfg: BenchConfig) -> None:
                               f"got {cfg.score.el2n_epoch}.")
     _check_memorization(cfg.score)
     MeasureOptions.from_value(cfg.score.measure_options, source="[score] measure_options")  # unknown keys refused
+    bad = [w for w in cfg.score.widths if not (_is_int(w) and 1 <= w <= MAX_WIDTH)]
+    if bad:
+        raise ValidationError(f"[score] widths must be integers in 1..{MAX_WIDTH}; got {bad[0]!r}.")
+    if not (_is_number(cfg.score.dropout) and 0 <= cfg.score.dropout < 1):
+        raise ValidationError(f"[score] dropout must be a float in [0, 1); got {cfg.score.dropout!r}.")
     b = cfg.bench
+    if not (_is_number(b.beta) and 0 <= b.beta < 1):
+        raise ValidationError(f"[bench] beta must be a float in [0, 1); got {b.beta!r}.")
+    if not (_is_int(b.bins) and b.bins >= 1):
+        raise ValidationError(f"[bench] bins must be an integer >= 1; got {b.bins!r}.")
+    if not (_is_int(b.min_per_class) and b.min_per_class >= 0):
+        raise ValidationError(f"[bench] min_per_class must be an integer >= 0; got {b.min_per_class!r}.")
     if not isinstance(b.cv_folds, int) or b.cv_folds < 2:
         raise ValidationError(f"[bench] cv_folds must be an integer >= 2; got {b.cv_folds!r}.")
     if b.budget not in BUDGETS:
@@ -275,6 +286,50 @@ _SECTIONS = {"grid": GridSpec, "data": DataSpec, "train": TrainConfig, "score": 
 _TUPLES = {"datasets", "corruptions", "measures", "rules", "fractions", "seeds", "widths"}
 
 
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+#: a field's annotation (less ``| None``) -> (what a TOML value of it must be, its test); a list field's test is of
+#: each element. A field that may be None also takes None (a config.json written by bench stores null).
+_TYPES = {
+    "int": ("an integer", _is_int), "float": ("a number", _is_number),
+    "bool": ("true or false", lambda v: isinstance(v, bool)), "str": ("a string", lambda v: isinstance(v, str)),
+    "dict[str, Any]": ("a table", lambda v: isinstance(v, dict)),
+    "tuple[int, ...]": ("a list of integers", _is_int), "tuple[float, ...]": ("a list of numbers", _is_number),
+    "tuple[str, ...]": ("a list of strings", lambda v: isinstance(v, str)),
+}
+#: keys whose check in :func:`validate` states more than the type: the type check uses the same words
+_WHAT = {("grid", "fractions"): "floats in (0, 1) (the fraction removed)",
+         ("grid", "seeds"): "non-negative integers",
+         ("data", "subsample"): "a positive integer",
+         ("score", "mem_models"): f"an integer in 2..{MEM_MODELS_MAX}",
+         ("score", "mem_subset"): "a fraction in (0, 1)",
+         ("bench", "fit_threshold"): "a training accuracy in (0, 1]",
+         ("bench", "margin"): "an accuracy difference in (0, 1) (0.01 = 1 point)",
+         ("bench", "temperature"): "a float > 0",
+         ("bench", "max_epochs"): "an integer >= 1",
+         ("bench", "cv_folds"): "an integer >= 2",
+         ("bench", "threads"): "an integer >= 1"}
+
+
+def _check_types(name: str, cls, section: dict[str, Any]) -> None:
+    """Every key of the section ``[name]`` holds its field's type (numbers finite, no bool for a number): the
+    one type check of the grid file, before any value is compared or used."""
+    annotations = {f.name: f.type for f in fields(cls)}
+    for key, value in section.items():
+        kind = annotations[key]
+        if value is None and kind.endswith(" | None"):
+            continue
+        what, ok = _TYPES[kind.removesuffix(" | None")]
+        what = _WHAT.get((name, key), what)
+        for v in value if isinstance(value, tuple) else (value,):  # a list field: each element (made a tuple)
+            if not ok(v):
+                if isinstance(v, float) and what == "a number":  # inf or nan
+                    what = "a finite number"
+                raise ValidationError(f"[{name}] {key} must be {what}; got {v!r}.")
+
+
 def config_from_dict(raw: dict[str, Any], *, source: str = "config") -> BenchConfig:
     """Build a BenchConfig from a parsed TOML/JSON mapping; unknown sections and keys are named."""
     if not isinstance(raw, dict):
@@ -305,6 +360,7 @@ def config_from_dict(raw: dict[str, Any], *, source: str = "config") -> BenchCon
             if not isinstance(v, (list, tuple)):
                 raise ValidationError(f"{source}: [{name}] {k} must be a list; got {v!r}.")
             kw[k] = tuple(v)
+        _check_types(name, cls, kw)
         try:
             parts[name] = cls(**kw)
         except TypeError as exc:  # pragma: no cover - guarded by the key check above
@@ -323,8 +379,13 @@ def load_config(path: str | Path, *, require_grid: bool = True) -> BenchConfig:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ValidationError(f"Config file {path} not found.") from None
-    except tomllib.TOMLDecodeError as exc:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ValidationError(f"{path} is not valid TOML ({exc}).") from None
+    except RecursionError:
+        raise ValidationError(f"{path} is nested too deeply to read; a grid file needs tables of keys and "
+                              "flat lists.") from None
+    except OSError as exc:
+        raise ValidationError(f"Cannot read the config file {path} ({exc.strerror or exc}).") from None
     if require_grid and "grid" not in raw:  # an empty file would otherwise run the whole default grid
         raise ValidationError(f"{path} has no [grid] section{' (the file is empty)' if not raw else ''}; a bench "
                               "needs at least [grid] measures = [...] (see benchmarks/open_question/demo.toml).")
