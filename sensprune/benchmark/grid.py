@@ -120,7 +120,7 @@ def run_grid(cfg: BenchConfig, out: str | Path, *, jobs: int = 1, shard: tuple[i
 
     Returns the dict of :func:`aggregate` (paths and counts).
     """
-    from tqdm.auto import tqdm
+    from sensprune.progress import progress_bar, use_thread_lock
 
     out = Path(out)
     i, n = shard
@@ -134,7 +134,7 @@ def run_grid(cfg: BenchConfig, out: str | Path, *, jobs: int = 1, shard: tuple[i
     write_json(work / "shard.json", {"shard": [i, n], "units": [u.key for u in units]})
     todo = [u for u in units if not unit_paths(work, u)[0].exists()]
     total = sum(len(plan_retrains(cfg, u)) for u in todo)
-    bar = tqdm(total=total, desc="bench retrains", disable=not progress, dynamic_ncols=True)
+    bar = progress_bar(total=total, desc="bench retrains", enabled=progress, dynamic_ncols=True)
     _exit_on_sigterm()  # so a killed grid also stops its worker processes (finished units stay)
     try:
         if jobs == 1 or len(todo) <= 1:
@@ -143,9 +143,8 @@ def run_grid(cfg: BenchConfig, out: str | Path, *, jobs: int = 1, shard: tuple[i
                 _write_unit(work, u, rows, det)
         else:
             import multiprocessing as mp
-            import threading
 
-            tqdm.set_lock(threading.RLock())  # tqdm's default multiprocessing lock leaks a semaphore under spawn
+            use_thread_lock()  # tqdm's default multiprocessing lock leaks a semaphore under spawn
             with mp.get_context("spawn").Pool(min(jobs, len(todo))) as pool:
                 for k in pool.imap_unordered(_run_and_write, [(cfg, u, work) for u in todo]):
                     bar.update(k)

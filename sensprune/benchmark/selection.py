@@ -173,7 +173,7 @@ def bench_selections(data, sels: Sequence[UserSelection], cfg: BenchConfig, out:
     """
     from dataclasses import replace
 
-    from tqdm.auto import tqdm
+    from sensprune.progress import progress_bar
 
     from sensprune.benchmark.stats import summarize
     from sensprune.scoring.stage import model_builder, validate
@@ -192,8 +192,8 @@ def bench_selections(data, sels: Sequence[UserSelection], cfg: BenchConfig, out:
     test_src = ArraySource(data.x_test, data.y_test, device)
     steps = plan(sels)
     rows = []
-    bar = tqdm(total=len(steps) * len(cfg.grid.seeds), desc="bench retrains", disable=not progress,
-               dynamic_ncols=True)
+    bar = progress_bar(total=len(steps) * len(cfg.grid.seeds), desc="bench retrains", enabled=progress,
+                       dynamic_ncols=True)
     try:
         for seed in cfg.grid.seeds:
             full_steps = None  # the SGD steps of the seed's full run (first in the plan), for the fit budgets

@@ -184,7 +184,7 @@ def _fit_config(config, k: int):
 
 def _train_sequential(dataset, config, todo, masks, progress):
     """One model at a time through the training loop, stopped by the ``fit`` rule."""
-    from tqdm.auto import tqdm
+    from sensprune.progress import progress_bar
 
     from sensprune.train.fit import fit_stop
     from sensprune.train.loop import resolve_device, train
@@ -196,7 +196,7 @@ def _train_sequential(dataset, config, todo, masks, progress):
 
     def build():
         return config.build_model(dataset.num_classes, dataset.input_shape)
-    for k in tqdm(todo, desc="memorization models", disable=not progress, leave=False):
+    for k in progress_bar(todo, desc="memorization models", enabled=progress, leave=False):
         tcfg, mask = _fit_config(config, k), masks[k]
         kept = ArraySource(dataset.x_train[mask], dataset.y_train[mask], device)
         res = train(build, src, tcfg, mask=mask, stop=fit_stop(kept, FIT_THRESHOLD, tcfg.eval_batch_size),
@@ -219,7 +219,7 @@ def _train_ensemble(dataset, config, todo, masks, progress):
     import torch
     import torch.nn.functional as F
     from torch.func import functional_call, grad, stack_module_state, vmap
-    from tqdm.auto import tqdm
+    from sensprune.progress import progress_bar
 
     from sensprune.train.loop import batch_loss, epoch_order, private_rng, resolve_device
 
@@ -255,7 +255,7 @@ def _train_ensemble(dataset, config, todo, masks, progress):
                 out.append(logits.argmax(-1) == y[i:i + t.eval_batch_size])
         return torch.cat(out, 1)
 
-    bar = tqdm(total=len(todo), desc="memorization ensemble", disable=not progress, leave=False)
+    bar = progress_bar(total=len(todo), desc="memorization ensemble", enabled=progress, leave=False)
     for epoch in range(FIT_MAX_EPOCHS):
         lr = replace(t, epochs=FIT_MAX_EPOCHS, schedule=FIT_SCHEDULE).lr_at(epoch)
         orders = torch.stack([epoch_order(n, seeds[a], epoch, mask_t[a]) for a in active]).to(device)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import html
-import sys
 from pathlib import Path
 from typing import Any, Callable
 
@@ -35,10 +34,10 @@ class Page:
         self.parts.append((name, caption, draw))
 
     def render(self, progress: bool) -> str:
-        from tqdm.auto import tqdm
+        from sensprune.progress import progress_bar
 
         figs = [p for p in self.parts if isinstance(p, tuple)]
-        bar = tqdm(total=len(figs), desc="report figures", file=sys.stderr, delay=2, disable=not progress)
+        bar = progress_bar(total=len(figs), desc="report figures", delay=2, enabled=progress)
         body = []
         try:
             for part in self.parts:

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 from matplotlib import colormaps
-from tqdm.auto import tqdm
+from sensprune.progress import progress_bar
 
 from sensprune.data.noise import apply_corruption
 from sensprune.io import write_csv
@@ -62,7 +62,7 @@ def run(out: Path, scale: Scale, seed: int, progress: bool = True) -> Outcome:
     levels = [q for q in scale.noise_levels if q > 0]
     runs = [(s, "real", 0.0) for s in seeds] + [(s, k, q) for s in seeds for k in KINDS for q in levels]
     curves = {}
-    for s, kind, q in tqdm(runs, desc="4 CSR: training runs", disable=not progress, dynamic_ncols=True):
+    for s, kind, q in progress_bar(runs, desc="4 CSR: training runs", enabled=progress, dynamic_ncols=True):
         d, idx = (real, np.zeros(0, np.int64)) if kind == "real" else apply_corruption(real, KINDS[kind], q, s)
         tracker = FitTracker(idx)
         csr = CSRHook(real.x_test, params, scale.csr_samples, seed=s)

@@ -27,7 +27,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
+from sensprune.progress import progress_bar
 
 from sensprune.io import write_csv
 from sensprune.reproduce.common import (FitTracker, Outcome, Scale, fit, fmt, mem_train, paper_data, random_labels,
@@ -98,8 +98,8 @@ def run(out: Path, scale: Scale, seed: int, progress: bool = True) -> Outcome:
     seeds = [seed + r for r in range(scale.reg_seeds)]
     sets = settings(scale)
     mem, val = {}, {}
-    bar = tqdm(total=2 * len(sets) * len(seeds), desc="5 regularizers: training runs", disable=not progress,
-               dynamic_ncols=True)
+    bar = progress_bar(total=2 * len(sets) * len(seeds), desc="5 regularizers: training runs", enabled=progress,
+                       dynamic_ncols=True)
     for s in seeds:
         rand = random_labels(real, 1.0, s)[0]
         for name, p, w in sets:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
+from sensprune.progress import progress_bar
 
 from sensprune.data.noise import apply_corruption
 from sensprune.io import write_csv
@@ -61,8 +61,8 @@ def run(out: Path, scale: Scale, seed: int, progress: bool = True) -> Outcome:
     seeds = [seed + r for r in range(scale.easy_runs)]
     R = len(seeds)
     counts = {}
-    bar = tqdm(total=len(sets) * len(seeds), desc="1 easy/hard: one-epoch runs", disable=not progress,
-               dynamic_ncols=True)
+    bar = progress_bar(total=len(sets) * len(seeds), desc="1 easy/hard: one-epoch runs", enabled=progress,
+                       dynamic_ncols=True)
     for name, d in sets.items():
         wrong = np.zeros(d.n_train)
         src = ArraySource(d.x_train, d.y_train, torch.device("cpu"))

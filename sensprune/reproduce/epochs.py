@@ -28,7 +28,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
+from sensprune.progress import progress_bar
 
 from sensprune.data.noise import apply_corruption
 from sensprune.io import write_csv
@@ -68,8 +68,8 @@ def run(out: Path, scale: Scale, seed: int, progress: bool = True) -> Outcome:
     thr = scale.rules.fit_to
     big = max(scale.sizes)
     widths = [w for w in scale.fit_widths if (w, w) != tuple(scale.mem_widths)]
-    bar = tqdm(total=(len(kinds) * len(scale.sizes) + 2 * len(widths)) * len(seeds),
-               desc="6 time to fit: training runs", disable=not progress, dynamic_ncols=True)
+    bar = progress_bar(total=(len(kinds) * len(scale.sizes) + 2 * len(widths)) * len(seeds),
+                       desc="6 time to fit: training runs", enabled=progress, dynamic_ncols=True)
     for n in scale.sizes:
         real = paper_data(n, scale)
         for s in seeds:

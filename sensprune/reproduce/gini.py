@@ -29,7 +29,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
+from sensprune.progress import progress_bar
 
 from sensprune.data.noise import apply_corruption
 from sensprune.io import write_csv
@@ -93,8 +93,8 @@ def run(out: Path, scale: Scale, seed: int, progress: bool = True) -> Outcome:
     acc = {e: {k: [] for k in SETS} for e in lengths}
     norm_gini = {k: [] for k in SETS}
     notes = {}
-    bar = tqdm(total=len(lengths) * len(SETS) * len(seeds), desc="2 Gini: training runs", disable=not progress,
-               dynamic_ncols=True)
+    bar = progress_bar(total=len(lengths) * len(SETS) * len(seeds), desc="2 Gini: training runs", enabled=progress,
+                       dynamic_ncols=True)
     for e in lengths:
         for s in seeds:
             for name, d in datasets(real, s).items():

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 from matplotlib.colors import LogNorm
-from tqdm.auto import tqdm
+from sensprune.progress import progress_bar
 
 from sensprune.data.noise import apply_corruption
 from sensprune.io import write_csv
@@ -60,8 +60,8 @@ def run(out: Path, scale: Scale, seed: int, progress: bool = True) -> Outcome:
     epochs = scale.sens_epochs[-1]
     thr = scale.rules.fit_threshold
     notes = {}
-    bar = tqdm(total=len(SETS) * len(seeds), desc="3 per-class: training runs", disable=not progress,
-               dynamic_ncols=True)
+    bar = progress_bar(total=len(SETS) * len(seeds), desc="3 per-class: training runs", enabled=progress,
+                       dynamic_ncols=True)
     for s in seeds:
         sets = {"real": real, "randX": apply_corruption(real, "randX", 1.0, s)[0],
                 "randX norm-matched": norm_matched_random_inputs(real, s)}

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
+from sensprune.progress import progress_bar
 
 from sensprune.config import TrainConfig
 from sensprune.errors import TrainingDivergedError, ValidationError
@@ -189,8 +189,8 @@ def _train(build_model, train_data, cfg: TrainConfig, device: torch.device, *, t
     first = None if layer is None else FirstLayerInputGrad(layer)
     # on an accelerator, `if not isfinite(loss)` would stall the queue every step: check at the epoch end
     defer_check = device.type != "cpu" if DEFER_FINITE_CHECK is None else DEFER_FINITE_CHECK
-    bar = tqdm(range(start, cfg.epochs), desc=desc, disable=not progress or rank != 0, leave=False,
-               dynamic_ncols=True, initial=start, total=cfg.epochs)
+    bar = progress_bar(range(start, cfg.epochs), desc=desc, enabled=progress and rank == 0, leave=False,
+                       dynamic_ncols=True, initial=start, total=cfg.epochs)
     step = start * math.ceil(int(mask_t.sum()) / cfg.batch_size if mask_t is not None else n / cfg.batch_size)
     for epoch in bar:
         te = time.perf_counter()

@@ -35,7 +35,7 @@ import time
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
+from sensprune.progress import progress_bar
 
 from sensprune.config import DEFAULT_PROBE_TIMES  # noqa: F401  (16, defined in config.py without torch)
 from sensprune.config import parse_count_or_all
@@ -304,8 +304,8 @@ class SampledSensitivityHook(ExactSensitivityHook):
         per = max(1, self.adjoints_per_sweep // c)
         order = sorted(self.times.tolist(), reverse=True)
         total = steps + sum(order[g] for g in range(0, len(order), per))  # the replay + reverse steps of all sweeps
-        with tqdm(total=total, desc="loss_sensitivity replay + reverse sweep", unit="step", leave=False,
-                  disable=None, dynamic_ncols=True) as bar:
+        with progress_bar(total=total, desc="loss_sensitivity replay + reverse sweep", unit="step", leave=False,
+                          dynamic_ncols=True) as bar:
             t0 = time.perf_counter()
             final = traj.replay(bar)
             self.profile = {"replay_s": time.perf_counter() - t0}
