@@ -271,6 +271,9 @@ class MeasureOptions(_Options):
     mem_models, mem_subset : int, float
         memorization (Feldman & Zhang 2020): the number M of subset models (2..:data:`MEM_MODELS_MAX`) and the
         fraction of the training set each one trains on, in (0, 1). A digit or number string is converted.
+    mem_jobs : int
+        memorization: worker processes that train the subset models (``sensprune score --jobs``), each with one
+        torch thread; the values do not depend on it.
     """
 
     SOURCE = "measure option"
@@ -290,6 +293,7 @@ class MeasureOptions(_Options):
     sensitivity_memory: int | str | None = None
     mem_models: int | str = DEFAULT_MEM_MODELS
     mem_subset: float | str = DEFAULT_MEM_SUBSET
+    mem_jobs: int = 1
 
     def __post_init__(self):
         object.__setattr__(self, "mem_models", _parse_mem_models(self.mem_models))
@@ -308,7 +312,7 @@ class MeasureOptions(_Options):
         if mode not in PROBE_MODES:
             raise ValidationError(f"--probe must be one of {', '.join(PROBE_MODES)}; got {self.probe!r}.")
         object.__setattr__(self, "probe", mode)
-        for name in ("probe_size", "per_class_every", "csr_samples", "probe_every", "step_every"):
+        for name in ("probe_size", "per_class_every", "csr_samples", "probe_every", "step_every", "mem_jobs"):
             v = getattr(self, name)
             if not (_is_int(v) and v >= 1):
                 raise ValidationError(f"The measure option '{name}' must be an integer >= 1; got {v!r}.")

@@ -9,6 +9,7 @@ import pytest
 from cli_helpers import assert_one_line_error, run_cli
 from sensprune.benchmark.config import BenchOptions
 from sensprune.data import load_dataset
+from sensprune.errors import ValidationError
 from sensprune.measures import memorization as mz
 from sensprune.scoring.stage import ScoreConfig
 from sensprune.train.fit import FIT_MAX_EPOCHS, FIT_SCHEDULE, FIT_THRESHOLD
@@ -118,3 +119,49 @@ def test_cli_writes_columns_meta_and_resumes_to_the_same_values(tmp_path, monkey
     assert r.exit_code == 0, r.output
     assert calls == [[k for k in range(4) if k not in trained]]  # only the unfinished models trained
     assert (part / "scores.csv").read_text() == (full / "scores.csv").read_text()
+
+
+@pytest.mark.parametrize("ensemble", [True, pytest.param(False, marks=pytest.mark.slow)],
+                         ids=["ensemble", "one-at-a-time"])  # each spawns two workers (torch imports)
+def test_two_jobs_equal_one_and_write_every_model(data, tmp_path, ensemble):
+    """--jobs 2: two spawned workers (two ensemble chunks, or one model per task) give the values of one process
+    and write each model's file, as one process would."""
+    one, note1 = mz.estimate(data, _cfg(), progress=False, ensemble=ensemble)
+    two, note2 = mz.estimate(data, _cfg(measure_options={"mem_jobs": 2}), workdir=tmp_path, progress=False,
+                             ensemble=ensemble)
+    assert (note1["jobs"], note2["jobs"]) == (1, 2) and note1["path"] == note2["path"]
+    for k in mz.NAMES:
+        np.testing.assert_array_equal(one[k], two[k])
+    assert note1["per_model"] == note2["per_model"]
+    assert sorted(f.name for f in tmp_path.iterdir()) == [f"model_{k:05d}.npz" for k in range(4)]
+    again, _ = mz.estimate(data, _cfg(measure_options={"mem_jobs": 2}), workdir=tmp_path, progress=False,
+                           ensemble=ensemble)  # all four on disk: nothing trains, same values
+    for k in mz.NAMES:
+        np.testing.assert_array_equal(one[k], again[k])
+
+
+def test_epoch_cap_is_stored_and_a_model_of_another_cap_trains_again(data, tmp_path, monkeypatch):
+    vals, note = mz.estimate(data, _cfg(measure_options={"mem_models": 2}), workdir=tmp_path, progress=False,
+                             max_epochs=2)
+    assert note["fit_rule"]["max_epochs"] == 2 and all(m["epochs"] <= 2 for m in note["per_model"])
+    real, calls = mz._train_ensemble, []
+    monkeypatch.setattr(mz, "_train_ensemble", lambda ds, cfg, todo, *a: calls.append(list(todo)) or real(
+        ds, cfg, todo, *a))
+    mz.estimate(data, _cfg(measure_options={"mem_models": 2}), workdir=tmp_path, progress=False, max_epochs=2)
+    mz.estimate(data, _cfg(measure_options={"mem_models": 2}), workdir=tmp_path, progress=False, max_epochs=3)
+    assert calls == [[0, 1]]  # same cap: read back (no ensemble call); another cap: both trained again
+    with pytest.raises(ValidationError, match=r"max_epochs must be an integer >= 1; got 0\."):
+        mz.estimate(data, _cfg(), progress=False, max_epochs=0)
+
+
+def test_jobs_refusals():
+    r = run_cli(["score", "--dataset", "digits", "--measures", "loss", "--jobs", "2", "--out", "unused"])
+    assert r.exit_code == 2
+    assert_one_line_error(r, "--jobs applies to the memorization measure only")
+    with pytest.raises(ValidationError, match=r"The measure option 'mem_jobs' must be an integer >= 1; got 0\."):
+        _cfg(measure_options={"mem_jobs": 0})
+    cfg = _cfg(measure_options={"mem_jobs": 2}, model="python:Net", model_factory=lambda k, shape: None)
+    with pytest.raises(ValidationError, match=r"needs a model given by name.*; got the Python object python:Net\. "
+                                              r"Use 1 job\."):
+        mz.check(load_dataset("digits", subsample=120), cfg)
+    assert "memorization only" in run_cli(["score", "--help"]).output

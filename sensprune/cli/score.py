@@ -76,6 +76,9 @@ from sensprune.measures import DEFAULT_MEASURES, MEASURES, estimator_text
                    "fit rule) on a seeded random subset; 2..10000.")
 @click.option("--mem-subset", default="0.7", show_default=True, metavar="F",
               help="memorization: fraction of the training set each subset model trains on, in (0, 1).")
+@click.option("--jobs", type=click.IntRange(1), default=1, show_default=True, metavar="N",
+              help="memorization only: train its subset models in N worker processes (one torch thread each); "
+                   "same values as --jobs 1. Refused without memorization in --measures.")
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Output folder.")
 @click.option("--force", is_flag=True, help="Overwrite --out if it exists.")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run with the same config.")
@@ -85,7 +88,7 @@ def score(dataset, data_root, subsample, label_column, corrupt, stream, workers,
           measures, el2n_epoch, at_checkpoints, probe_times, horizon, probe_size, probe_mode, probe_every, step_every,
           sensitivity_memory, include_direct, per_class,
           per_class_every, csr,
-          csr_samples, grand_epochs, mem_models, mem_subset, out, force, resume, quiet):
+          csr_samples, grand_epochs, mem_models, mem_subset, jobs, out, force, resume, quiet):
     """Train warmup model(s) and score every training example (higher = harder).
 
     Writes OUT/scores.csv, OUT/scores.npz and OUT/meta.json, and prints a summary.
@@ -114,6 +117,8 @@ def score(dataset, data_root, subsample, label_column, corrupt, stream, workers,
     from sensprune.train.loop import autocast_dtype, resolve_device
     from sensprune.train.model_check import check_model
 
+    if jobs != 1 and "memorization" not in measures:
+        raise click.UsageError("--jobs applies to the memorization measure only; add it to --measures or drop --jobs.")
     partial = _check_out(out, force, resume, dataset, data_root)
     tcfg = TrainConfig(epochs=epochs or default_epochs(measures), batch_size=batch_size, optimizer=optimizer,
                        lr=lr, momentum=momentum, weight_decay=weight_decay, schedule=schedule, seed=seed,
@@ -131,7 +136,7 @@ def score(dataset, data_root, subsample, label_column, corrupt, stream, workers,
                                        "sensitivity_memory": sensitivity_memory,
                                        "per_class_every": per_class_every, "csr": csr, "csr_samples": csr_samples,
                                        "grand_epochs": list(grand_epochs) if grand_epochs else None,
-                                       "mem_models": mem_models, "mem_subset": mem_subset},
+                                       "mem_models": mem_models, "mem_subset": mem_subset, "mem_jobs": jobs},
                       train=tcfg)
     check_model(cfg.build_model, data, f"--model {model}")  # one forward on one example, before anything is written
     extra = {} if corrupted is None else {"corrupted.npy": lambda p: write_npy(p, np.asarray(corrupted, np.int64))}

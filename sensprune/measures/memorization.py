@@ -25,13 +25,18 @@ or, for a plain SGD model without BatchNorm or dropout, all at once as one vecto
 mask and batch order (the loop's :func:`~sensprune.train.loop.epoch_order`) and the loop's SGD update. Each
 finished model's subset and predictions are written atomically to the work dir, so a killed run resumes from
 the models it finished.
+
+``mem_jobs`` = N > 1 (``sensprune score --jobs N``) trains in N worker processes with one torch thread each: one
+at a time, each worker takes the next model; as an ensemble, the models to train are split into N contiguous
+chunks, one vectorized ensemble per worker. A model depends only on its seed and subset, so the values are those
+of one process (tests/test_memorization.py); the workers write the finished models as the parent would.
 """
 
 from __future__ import annotations
 
 import copy
 import sys
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -82,7 +87,8 @@ def estimate_from(inside: np.ndarray, correct: np.ndarray) -> dict[str, np.ndarr
 
 
 def check(dataset, config) -> None:
-    """What can be refused before anything trains: data in memory, a subset size that leaves examples out."""
+    """What can be refused before anything trains: data in memory, a subset size that leaves examples out, worker
+    processes for a model they cannot rebuild."""
     from sensprune.train import distributed as D
 
     if not hasattr(dataset, "x_train"):
@@ -91,20 +97,31 @@ def check(dataset, config) -> None:
         raise ValidationError("memorization does not support data-parallel (torchrun) runs; run it in a single "
                               "process.")
     subset_size(dataset.n_train, config.measure_options.mem_subset)
+    jobs = config.measure_options.mem_jobs
+    if jobs > 1 and config.model_factory is not None:
+        raise ValidationError(f"memorization in {jobs} worker processes (--jobs, mem_jobs) needs a model given by "
+                              f"name, which each worker builds; got the Python object {config.model}. Use 1 job.")
 
 
-def estimate(dataset, config, *, workdir: Path | None = None, progress: bool = True,
-             ensemble: bool | None = None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+def estimate(dataset, config, *, workdir: Path | None = None, progress: bool = True, ensemble: bool | None = None,
+             max_epochs: int | None = None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Train the M subset models (those not already in ``workdir``) and return the per-example arrays of
     :data:`NAMES` and the note for ``meta.json`` (each model's seed, training accuracy, epochs and fit).
 
-    ``config``: the score config (model, optimizer, ``train.seed`` = the base seed, ``measure_options``);
-    ``ensemble``: None = vectorized when the model allows it (else one at a time, said once on stderr).
+    ``config``: the score config (model, optimizer, ``train.seed`` = the base seed, ``measure_options``, whose
+    ``mem_jobs`` is the number of worker processes);
+    ``ensemble``: None = vectorized when the model allows it (else one at a time, said once on stderr);
+    ``max_epochs``: the fit rule's epoch cap, None = :data:`~sensprune.train.fit.FIT_MAX_EPOCHS` (the bench's);
+    a larger cap lets models fit noisy labels (stored in the note; a model of ``workdir`` trained under another
+    cap is trained again).
     """
     opts, n = config.measure_options, dataset.n_train
-    M, frac, base = opts.mem_models, opts.mem_subset, config.train.seed
+    M, frac, base, jobs = opts.mem_models, opts.mem_subset, config.train.seed, opts.mem_jobs
+    cap = FIT_MAX_EPOCHS if max_epochs is None else max_epochs
+    if isinstance(cap, bool) or not isinstance(cap, int) or cap < 1:
+        raise ValidationError(f"max_epochs must be an integer >= 1; got {max_epochs!r}.")
     masks = [subset_mask(n, frac, base, k) for k in range(M)]
-    done = _load_done(workdir, masks)
+    done = _load_done(workdir, masks, cap)
     todo = [k for k in range(M) if k not in done]
     why = ensemble_refusal(dataset, config)
     use_ensemble = why is None if ensemble is None else ensemble
@@ -114,10 +131,12 @@ def estimate(dataset, config, *, workdir: Path | None = None, progress: bool = T
         print(f"memorization: training the {len(todo)} subset models one at a time ({why}).", file=sys.stderr)
     if workdir is not None:
         workdir.mkdir(parents=True, exist_ok=True)
-    trainer = _train_ensemble if use_ensemble and todo else _train_sequential
-    for k, rec in trainer(dataset, config, todo, masks, progress):
-        if workdir is not None:
-            write_npz(workdir / _file(k), {"mask": masks[k], **rec})
+    path = "ensemble" if use_ensemble and todo else "sequential"
+    if jobs > 1 and len(todo) > 1:
+        trained = _train_in_workers(dataset, config, path, todo, masks, cap, workdir, jobs, progress)
+    else:
+        trained = _keep(_trainer(path)(dataset, config, todo, masks, progress, cap), masks, cap, workdir)
+    for k, rec in trained:
         done[k] = rec
     inside = np.stack(masks)
     correct = np.stack([done[k]["correct"] for k in range(M)])
@@ -128,13 +147,13 @@ def estimate(dataset, config, *, workdir: Path | None = None, progress: bool = T
     n_fit = sum(m["fit"] for m in models)
     note = {"estimator": "Feldman & Zhang 2020 §2, subsampled memorization mem_m (docs/measures.md §9)",
             "models": M, "subset_fraction": frac, "subset_size": subset_size(n, frac),
-            "fit_rule": {"threshold": FIT_THRESHOLD, "max_epochs": FIT_MAX_EPOCHS, "schedule": FIT_SCHEDULE},
+            "fit_rule": {"threshold": FIT_THRESHOLD, "max_epochs": cap, "schedule": FIT_SCHEDULE},
             "models_fit": n_fit, "models_not_fit": M - n_fit,
-            "path": "ensemble" if use_ensemble else "sequential",
+            "path": "ensemble" if use_ensemble else "sequential", "jobs": jobs,
             "se": "plug-in binomial SE of p_in - p_out", "per_model": models}
     if n_fit < M:
         print(f"memorization: {M - n_fit} of {M} subset models did not fit (train accuracy < {FIT_THRESHOLD} after "
-              f"{FIT_MAX_EPOCHS} epochs); they are kept in the estimate and listed in meta.json.", file=sys.stderr)
+              f"{cap} epochs); they are kept in the estimate and listed in meta.json.", file=sys.stderr)
     return values, note
 
 
@@ -142,8 +161,9 @@ def _file(k: int) -> str:
     return f"model_{k:05d}.npz"
 
 
-def _load_done(workdir: Path | None, masks: list[np.ndarray]) -> dict[int, dict]:
-    """The finished models of an interrupted run (a file whose subset is not the k-th mask is ignored)."""
+def _load_done(workdir: Path | None, masks: list[np.ndarray], cap: int) -> dict[int, dict]:
+    """The finished models of an interrupted run (a file whose subset is not the k-th mask, or whose epoch cap is
+    not ``cap``, is ignored; a file without a cap is from before the cap could change: the default one)."""
     done: dict[int, dict] = {}
     if workdir is None or not workdir.is_dir():
         return done
@@ -151,7 +171,8 @@ def _load_done(workdir: Path | None, masks: list[np.ndarray]) -> dict[int, dict]
         f = workdir / _file(k)
         if f.is_file():
             arrs = read_npz(f)
-            if np.array_equal(arrs["mask"], mask):
+            its_cap = int(arrs["max_epochs"].reshape(-1)[0]) if "max_epochs" in arrs else FIT_MAX_EPOCHS
+            if np.array_equal(arrs["mask"], mask) and its_cap == cap:
                 done[k] = {"correct": arrs["correct"].astype(bool),  # npz keeps a scalar as a (1,) array
                            "train_acc": np.float64(arrs["train_acc"].reshape(-1)[0]),
                            "epochs": np.int64(arrs["epochs"].reshape(-1)[0])}
@@ -177,12 +198,79 @@ def ensemble_refusal(dataset, config) -> str | None:
     return None
 
 
-def _fit_config(config, k: int):
-    return replace(config.train, seed=model_seed(config.train.seed, k), epochs=FIT_MAX_EPOCHS,
-                   schedule=FIT_SCHEDULE)
+def _fit_config(config, k: int, cap: int):
+    return replace(config.train, seed=model_seed(config.train.seed, k), epochs=cap, schedule=FIT_SCHEDULE)
 
 
-def _train_sequential(dataset, config, todo, masks, progress):
+def _trainer(path: str):
+    """The training function of a path, looked up when called (so a test can wrap it)."""
+    return _train_ensemble if path == "ensemble" else _train_sequential
+
+
+def _keep(trained, masks, cap: int, workdir: Path | None):
+    """Pass ``(k, record)`` through, first writing the model's file to ``workdir`` (atomically) when given."""
+    for k, rec in trained:
+        if workdir is not None:
+            write_npz(workdir / _file(k), {"mask": masks[k], "max_epochs": np.int64(cap), **rec})
+        yield k, rec
+
+
+@dataclass(frozen=True)
+class _Arrays:
+    """What a worker process needs of the dataset (the training split in memory)."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    num_classes: int
+    input_shape: tuple
+    n_train: int
+
+
+_WORKER: dict[str, Any] = {}
+
+
+def _init_worker(data, config, path, masks, cap, workdir) -> None:
+    import torch
+
+    from sensprune.progress import use_thread_lock
+
+    torch.set_num_threads(1)
+    use_thread_lock()  # no multiprocessing lock (a semaphore) for the trainers' disabled bars
+    _WORKER.update(data=data, config=config, path=path, masks=masks, cap=cap, workdir=workdir)
+
+
+def _work(chunk: list[int]) -> list[tuple[int, dict]]:
+    w = _WORKER
+    trained = _trainer(w["path"])(w["data"], w["config"], chunk, w["masks"], False, w["cap"])
+    return list(_keep(trained, w["masks"], w["cap"], w["workdir"]))
+
+
+def _train_in_workers(dataset, config, path, todo, masks, cap, workdir, jobs, progress):
+    """``todo`` trained in ``jobs`` spawned processes (one torch thread each): one model per task one at a time,
+    one contiguous chunk per worker as ensembles. Each worker writes its models to ``workdir``."""
+    import multiprocessing as mp
+
+    from sensprune.progress import progress_bar, use_thread_lock
+
+    chunks = ([[k] for k in todo] if path == "sequential"
+              else [c.tolist() for c in np.array_split(np.asarray(todo), min(jobs, len(todo)))])
+    data = _Arrays(np.asarray(dataset.x_train), np.asarray(dataset.y_train), int(dataset.num_classes),
+                   tuple(dataset.input_shape), int(dataset.n_train))
+    use_thread_lock()  # tqdm's default multiprocessing lock leaks a semaphore under spawn
+    bar = progress_bar(total=len(todo), desc=f"memorization models ({jobs} jobs)", enabled=progress, leave=False)
+    try:
+        with mp.get_context("spawn").Pool(min(jobs, len(chunks)), _init_worker,
+                                          (data, config, path, masks, cap, workdir)) as pool:
+            for part in pool.imap_unordered(_work, chunks):
+                bar.update(len(part))
+                yield from part
+            pool.close()  # let the workers exit on their own (the context's exit would terminate them)
+            pool.join()
+    finally:
+        bar.close()
+
+
+def _train_sequential(dataset, config, todo, masks, progress, cap=FIT_MAX_EPOCHS):
     """One model at a time through the training loop, stopped by the ``fit`` rule."""
     from sensprune.progress import progress_bar
 
@@ -197,7 +285,7 @@ def _train_sequential(dataset, config, todo, masks, progress):
     def build():
         return config.build_model(dataset.num_classes, dataset.input_shape)
     for k in progress_bar(todo, desc="memorization models", enabled=progress, leave=False):
-        tcfg, mask = _fit_config(config, k), masks[k]
+        tcfg, mask = _fit_config(config, k, cap), masks[k]
         kept = ArraySource(dataset.x_train[mask], dataset.y_train[mask], device)
         res = train(build, src, tcfg, mask=mask, stop=fit_stop(kept, FIT_THRESHOLD, tcfg.eval_batch_size),
                     progress=False)
@@ -206,7 +294,7 @@ def _train_sequential(dataset, config, todo, masks, progress):
         yield k, {"correct": pred == y, "train_acc": np.float64(acc), "epochs": np.int64(len(res.history))}
 
 
-def _train_ensemble(dataset, config, todo, masks, progress):
+def _train_ensemble(dataset, config, todo, masks, progress, cap=FIT_MAX_EPOCHS):
     """All models of ``todo`` at once: stacked parameters, ``vmap`` over models of the loop's step.
 
     Per model the same init (the global generator seeded by its seed, as the loop does), the same batch order
@@ -256,8 +344,8 @@ def _train_ensemble(dataset, config, todo, masks, progress):
         return torch.cat(out, 1)
 
     bar = progress_bar(total=len(todo), desc="memorization ensemble", enabled=progress, leave=False)
-    for epoch in range(FIT_MAX_EPOCHS):
-        lr = replace(t, epochs=FIT_MAX_EPOCHS, schedule=FIT_SCHEDULE).lr_at(epoch)
+    for epoch in range(cap):
+        lr = replace(t, epochs=cap, schedule=FIT_SCHEDULE).lr_at(epoch)
         orders = torch.stack([epoch_order(n, seeds[a], epoch, mask_t[a]) for a in active]).to(device)
         for j in range(0, orders.shape[1], t.batch_size):
             idx = orders[:, j:j + t.batch_size]
@@ -272,7 +360,7 @@ def _train_ensemble(dataset, config, todo, masks, progress):
                     p.add_(d, alpha=-lr)
         corr = correct_all(params, buffers)
         acc = [float(corr[i][mask_t[a].to(device)].float().mean()) for i, a in enumerate(active)]
-        last = epoch + 1 == FIT_MAX_EPOCHS
+        last = epoch + 1 == cap
         leave = [i for i, v in enumerate(acc) if v >= FIT_THRESHOLD or last]
         for i in leave:
             yield todo[active[i]], {"correct": corr[i].cpu().numpy(), "train_acc": np.float64(acc[i]),
