@@ -23,3 +23,17 @@ class TrainingDivergedError(SensPruneError):
 
 class SensPruneWarning(UserWarning):
     """Something the user should know that does not stop the run (the CLI prints it as one 'Warning:' line)."""
+
+
+class StorageError(SensPruneError, OSError):
+    """The file system refused an operation on a path (a full disk, a lost permission): the message names the
+    operation and the path the user knows (``--out``, not a hidden staging folder). Still an :class:`OSError`
+    with its ``errno``, so code that handles a full disk keeps working."""
+
+    def __init__(self, operation: str, path, exc: OSError):
+        super().__init__(exc.errno, exc.strerror or str(exc) or type(exc).__name__, str(path))
+        self.operation = operation
+        self.message = f"Cannot {operation} {path}: {self.strerror}."
+
+    def __str__(self) -> str:
+        return self.message

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import errno
 import hashlib
 import io
 import json
@@ -22,7 +23,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 
 from sensprune import FORMAT_VERSION, __version__
-from sensprune.errors import ValidationError
+from sensprune.errors import StorageError, ValidationError
 
 META = "meta.json"
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)
@@ -31,21 +32,57 @@ os.umask(_UMASK)
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder, then rename."""
+    """Write ``data`` to ``path`` through a temporary file in the same folder, then rename.
+
+    On any error nothing is left behind (neither the temporary file nor a folder this call created), and an
+    OSError (a full disk, a lost permission) becomes a :class:`StorageError` naming ``path``.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    created, tmp = [], None
     try:
+        created = make_dirs(path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the usual permissions
         os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
+    except BaseException as exc:
+        if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
+        remove_dirs(created)
+        if isinstance(exc, OSError) and not isinstance(exc, StorageError):
+            raise StorageError("write", path, exc) from None
         raise
+
+
+def make_dirs(folder: Path) -> list[Path]:
+    """Create ``folder`` and its missing parents; returns the folders created, outermost first."""
+    missing, p = [], Path(folder)
+    while not os.path.lexists(p) and p != p.parent:
+        missing.append(p)
+        p = p.parent
+    created = []
+    for d in reversed(missing):
+        try:
+            d.mkdir()
+        except FileExistsError:  # made by another process meanwhile: not ours to remove
+            continue
+        except OSError:
+            remove_dirs(created)
+            raise
+        created.append(d)
+    return created
+
+
+def remove_dirs(created: Sequence[Path]) -> None:
+    """Remove the (still empty) folders :func:`make_dirs` created, innermost first."""
+    for d in reversed(created):
+        try:
+            os.rmdir(d)
+        except OSError:
+            return
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
@@ -73,12 +110,20 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
 
 
 def read_json(path: str | os.PathLike) -> Any:
+    """The one reader of sensprune's JSON files (``meta.json``, ``config.json``, checkpoints): anything that
+    cannot be read -- missing, unreadable, not UTF-8, not JSON, nested too deeply -- is one ValidationError
+    naming ``path``."""
     try:
         return json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ValidationError(f"{path} not found.") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ValidationError(f"{path} is not valid JSON ({exc}).") from None
+    except RecursionError:
+        raise ValidationError(f"{path} is nested too deeply to read (sensprune writes a few levels); it was not "
+                              "written by sensprune: restore it or rerun the command that made it.") from None
+    except OSError as exc:
+        raise ValidationError(f"Cannot read {path} ({exc.strerror or exc}).") from None
 
 
 def npz_bytes(arrays: Mapping[str, np.ndarray]) -> bytes:
@@ -101,19 +146,53 @@ def write_npz(path: str | os.PathLike, arrays: Mapping[str, np.ndarray]) -> None
     atomic_write_bytes(path, npz_bytes(arrays))
 
 
-def read_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """Load every array of an ``.npz`` (no pickles); a truncated or corrupt file is a ValidationError."""
+_NPY_MAGIC = b"\x93NUMPY"
+_ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a zip with members, an empty zip
+
+
+def _head(path: str | os.PathLike) -> bytes:
     try:
-        loaded = np.load(path, allow_pickle=False)
-        if not isinstance(loaded, np.lib.npyio.NpzFile):
-            raise ValidationError(f"{path} is a single .npy array, not an .npz archive of named arrays "
-                                  "(write one with numpy.savez).")
-        with loaded as z:
-            return {k: z[k] for k in z.files}
+        with open(path, "rb") as fh:
+            return fh.read(6)
     except FileNotFoundError:
         raise ValidationError(f"{path} not found.") from None
+    except OSError as exc:
+        raise ValidationError(f"Cannot read {path} ({exc.strerror or exc}).") from None
+
+
+def _load_error(path, exc: BaseException) -> ValidationError:
+    if "allow_pickle" in str(exc):  # numpy's advice to unpickle: sensprune never does
+        return ValidationError(f"{path} holds an array of Python objects (dtype object), which sensprune never "
+                               "unpickles; save numeric arrays.")
+    return ValidationError(f"{path} is truncated or corrupt ({exc}).")
+
+
+def read_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """Load every array of an ``.npz`` (no pickles); a file that is not an NPZ archive, or a truncated or corrupt
+    one, is a ValidationError (never numpy's advice to unpickle)."""
+    head = _head(path)
+    if head.startswith(_NPY_MAGIC):
+        raise ValidationError(f"{path} is a single .npy array, not an .npz archive of named arrays "
+                              "(write one with numpy.savez).")
+    if not head.startswith(_ZIP_MAGIC):
+        raise ValidationError(f"{path} is not an NPZ archive (a zip of .npy arrays); write one with numpy.savez.")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
     except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
-        raise ValidationError(f"{path} is truncated or corrupt ({exc}).") from None
+        raise _load_error(path, exc) from None
+
+
+def read_npy(path: str | os.PathLike) -> np.ndarray:
+    """Load one ``.npy`` array (no pickles); anything else is a ValidationError naming ``path``."""
+    head = _head(path)
+    if not head.startswith(_NPY_MAGIC):
+        what = "an .npz archive" if head.startswith(_ZIP_MAGIC) else "not a .npy array file"
+        raise ValidationError(f"{path} is {what}; it must be one array written by numpy.save.")
+    try:
+        return np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise _load_error(path, exc) from None
 
 
 def write_npy(path: str | os.PathLike, arr: np.ndarray) -> None:
@@ -198,8 +277,8 @@ def is_artifact(folder: str | os.PathLike) -> bool:
     :data:`ARTIFACT_KINDS` (another tool's meta.json does not count)."""
     path = Path(folder) / META
     try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        meta = read_json(path)
+    except ValidationError:
         return False
     return isinstance(meta, dict) and meta.get("kind") in ARTIFACT_KINDS
 
@@ -324,15 +403,23 @@ def prepare_out_file(out: str | os.PathLike, *, force: bool, inputs: Iterable[st
 
 
 def staging_dir(out: Path) -> Path:
-    """A fresh hidden sibling folder in which an artifact is assembled before :func:`publish_dir`."""
-    out = Path(out)
+    """A fresh hidden sibling folder in which an artifact is assembled before :func:`publish_dir`.
+
+    Prefer :func:`staged_dir`, which also removes the stage (and the parents it created) on an error.
+    """
+    return _staging(out)[0]
+
+
+def _staging(out: Path) -> tuple[Path, list[Path]]:
+    out, created = Path(out), []
     try:
-        out.parent.mkdir(parents=True, exist_ok=True)
+        created = make_dirs(out.parent)
         stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".staging", dir=out.parent))
         os.chmod(stage, 0o777 & ~_UMASK)  # mkdtemp makes 0700
     except OSError as exc:
+        remove_dirs(created)
         raise ValidationError(f"Cannot write {out}: {exc.strerror} ({exc.filename or out.parent}).") from None
-    return stage
+    return stage, created
 
 
 def publish_dir(staging: Path, out: Path, *, replaceable: Any = None) -> None:
@@ -344,7 +431,11 @@ def publish_dir(staging: Path, out: Path, *, replaceable: Any = None) -> None:
     """
     staging, out = Path(staging), Path(out)
     if not os.path.lexists(out):
-        os.replace(staging, out)
+        try:
+            os.replace(staging, out)
+        except OSError as exc:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise StorageError("write", out, exc) from None
         return
     try:
         if not out.is_dir():
@@ -354,12 +445,16 @@ def publish_dir(staging: Path, out: Path, *, replaceable: Any = None) -> None:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     trash = out.parent / f".{out.name}.old-{os.getpid()}"
-    os.replace(out, trash)
     try:
-        os.replace(staging, out)
-    except BaseException:
-        os.replace(trash, out)
-        raise
+        os.replace(out, trash)
+        try:
+            os.replace(staging, out)
+        except BaseException:
+            os.replace(trash, out)
+            raise
+    except OSError as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise StorageError("replace", out, exc) from None
     shutil.rmtree(trash, ignore_errors=True)
 
 
@@ -367,17 +462,72 @@ def publish_dir(staging: Path, out: Path, *, replaceable: Any = None) -> None:
 def staged_dir(out: str | os.PathLike, *, replaceable: Any = None):
     """``with staged_dir(out) as stage:`` write files into ``stage``; on success it is published as ``out``.
 
-    On any exception (including KeyboardInterrupt) the stage is removed and ``out`` is left as it was.
-    Call :func:`prepare_out` first, before the expensive work.
+    On any exception (including KeyboardInterrupt) the stage, and the parent folders it needed, are removed
+    and ``out`` is left as it was; a failed write inside the stage (a full disk) is a :class:`StorageError`
+    naming the file under ``out``, not the hidden stage. Call :func:`prepare_out` first, before the
+    expensive work.
     """
     out = Path(out)
-    stage = staging_dir(out)
+    stage, created = _staging(out)
     try:
         yield stage
-    except BaseException:
+        publish_dir(stage, out, replaceable=replaceable)
+    except BaseException as exc:
         shutil.rmtree(stage, ignore_errors=True)
+        remove_dirs(created)
+        if isinstance(exc, OSError):
+            raise _renamed(exc, stage, out) from None
         raise
-    publish_dir(stage, out, replaceable=replaceable)
+
+
+#: errno values of a failed write that carries no file name (``fh.write`` on a full disk)
+_WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS, errno.EFBIG}
+
+
+def _renamed(exc: OSError, tmp: Path, path: Path) -> OSError:
+    """``exc`` as a :class:`StorageError` naming ``path`` (the user's) instead of ``tmp`` (a hidden stage or
+    temporary file); an OSError that concerns neither is returned unchanged."""
+    name = str(exc.filename) if exc.filename is not None else None
+    if name is not None and (name == str(tmp) or name.startswith(str(tmp) + os.sep)):
+        shown = Path(str(path) + name[len(str(tmp)):])
+    elif name is None and exc.errno in _WRITE_ERRNOS:
+        shown = path
+    else:
+        return exc
+    return StorageError(getattr(exc, "operation", "write"), shown, exc)
+
+
+@contextlib.contextmanager
+def staged_file(path: str | os.PathLike):
+    """``with staged_file(path) as tmp:`` write the file ``tmp`` (a hidden sibling of ``path`` with its suffix);
+    it replaces ``path`` when the block ends without an error. On an error it is removed (with the parent
+    folders it needed) and ``path`` is left as it was.
+
+    This lets a command write a file beside a folder and publish both or neither: write the file here, publish
+    the folder inside the block, and the file then moves into place with one rename (which needs no space).
+    """
+    path = Path(path)
+    created, tmp = [], None
+    try:
+        created = make_dirs(path.parent)
+        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+        os.close(fd)
+        tmp = Path(name)
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException as exc:
+        if tmp is not None and os.path.lexists(tmp):
+            os.unlink(tmp)
+        remove_dirs(created)
+        if isinstance(exc, OSError):
+            raise (_renamed(exc, tmp, path) if tmp is not None else StorageError("write", path, exc)) from None
+        raise
+
+
+#: top-level fields of a meta.json that sensprune always writes as JSON objects, and as arrays (checked when present)
+_META_OBJECTS = ("config", "dataset", "measures", "gini_per_epoch", "gini", "lorenz", "history", "measure_notes",
+                 "extras", "parameters", "measure_directions", "counts", "machine", "experiments", "bh")
+_META_ARRAYS = ("seeds", "units", "missing_units", "files")
 
 
 def read_meta(folder: str | os.PathLike, *, kind: str | None = None) -> dict[str, Any]:
@@ -391,11 +541,24 @@ def read_meta(folder: str | os.PathLike, *, kind: str | None = None) -> dict[str
     meta = read_json(path)
     if not isinstance(meta, dict) or "kind" not in meta or "format_version" not in meta:
         raise ValidationError(f"{path} is not a sensprune meta file.")
-    if not isinstance(meta["format_version"], int) or meta["format_version"] > FORMAT_VERSION:
+    version = meta["format_version"]
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise ValidationError(f"{path}: format_version must be an integer >= 1 (this sensprune writes "
+                              f"{FORMAT_VERSION}); got {version!r}.")
+    if not isinstance(meta["kind"], str):
+        raise ValidationError(f"{path}: kind must be a string such as 'scores'; got {meta['kind']!r}.")
+    if version > FORMAT_VERSION:
         raise ValidationError(
             f"{folder} has format version {meta['format_version']}, newer than this sensprune "
             f"({FORMAT_VERSION}); upgrade sensprune to read it."
         )
+    for key, value in meta.items():  # a hand edit that changed a table into a number would fail far from here
+        want = dict if key in _META_OBJECTS else list if key in _META_ARRAYS else None
+        if want is not None and not isinstance(value, want):
+            shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
+            raise ValidationError(f"{path}: {key} must be a JSON {'object' if want is dict else 'array'}, as "
+                                  f"sensprune writes it; got {shown}. Restore the file or rerun the command that "
+                                  "made it.")
     if kind is not None and meta["kind"] != kind:
         raise ValidationError(f"{folder} is a {meta['kind']!r} artifact, not a {kind!r} artifact.")
     return meta

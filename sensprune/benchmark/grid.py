@@ -131,27 +131,32 @@ def run_grid(cfg: BenchConfig, out: str | Path, *, jobs: int = 1, shard: tuple[i
     units = plan_units(cfg)[i::n]
     preflight(cfg)
     work = prepare_dir(cfg, out, resume=resume, force=force)
-    write_json(work / "shard.json", {"shard": [i, n], "units": [u.key for u in units]})
-    todo = [u for u in units if not unit_paths(work, u)[0].exists()]
-    total = sum(len(plan_retrains(cfg, u)) for u in todo)
-    bar = progress_bar(total=total, desc="bench retrains", enabled=progress, dynamic_ncols=True)
-    _exit_on_sigterm()  # so a killed grid also stops its worker processes (finished units stay)
     try:
-        if jobs == 1 or len(todo) <= 1:
-            for u in todo:
-                rows, det = run_unit(cfg, u, on_retrain=lambda: bar.update(1))
-                _write_unit(work, u, rows, det)
-        else:
-            import multiprocessing as mp
+        write_json(work / "shard.json", {"shard": [i, n], "units": [u.key for u in units]})
+        todo = [u for u in units if not unit_paths(work, u)[0].exists()]
+        total = sum(len(plan_retrains(cfg, u)) for u in todo)
+        bar = progress_bar(total=total, desc="bench retrains", enabled=progress, dynamic_ncols=True)
+        _exit_on_sigterm()  # so a killed grid also stops its worker processes (finished units stay)
+        try:
+            if jobs == 1 or len(todo) <= 1:
+                for u in todo:
+                    rows, det = run_unit(cfg, u, on_retrain=lambda: bar.update(1))
+                    _write_unit(work, u, rows, det)
+            else:
+                import multiprocessing as mp
 
-            use_thread_lock()  # tqdm's default multiprocessing lock leaks a semaphore under spawn
-            with mp.get_context("spawn").Pool(min(jobs, len(todo))) as pool:
-                for k in pool.imap_unordered(_run_and_write, [(cfg, u, work) for u in todo]):
-                    bar.update(k)
-    finally:
-        bar.close()
-    res = aggregate(cfg, work, units)
-    finish_dir(work, out)
+                use_thread_lock()  # tqdm's default multiprocessing lock leaks a semaphore under spawn
+                with mp.get_context("spawn").Pool(min(jobs, len(todo))) as pool:
+                    for k in pool.imap_unordered(_run_and_write, [(cfg, u, work) for u in todo]):
+                        bar.update(k)
+        finally:
+            bar.close()
+        res = aggregate(cfg, work, units)
+        finish_dir(work, out)
+    except BaseException:
+        if work.resolve() != out.resolve():  # a --force grid's stage, never resumable: nothing left behind
+            shutil.rmtree(work, ignore_errors=True)
+        raise
     return {**res, "out": out}
 
 

@@ -12,7 +12,7 @@ from sensprune.data.locate import record_location
 from sensprune.errors import ValidationError
 from sensprune.io import check_not_input, dataset_inputs, prepare_out, prepare_out_file
 from sensprune.pruning.export import check_export_path
-from sensprune.pruning.stage import REWEIGHTS, RULES, export_data, load_matching_dataset, save_selection, select
+from sensprune.pruning.stage import REWEIGHTS, RULES, load_matching_dataset, select, write_selection
 from sensprune.scoring.table import load_scores
 
 UNIT_OPEN = click.FloatRange(0, 1, min_open=True, max_open=True)
@@ -108,12 +108,11 @@ def prune(scores_dir, by, rule, reweight_method, fraction, per_class, min_per_cl
         dataset = load_matching_dataset(sel.meta["dataset"], data_root=data_root, folder=scores_dir)
     # folders that travel: where the data is, relative to --out too
     sel.meta["dataset"] = record_location(sel.meta["dataset"], out, read_from=scores_dir, data_root=data_root)
-    save_selection(sel, out, force=force)
+    fmt = write_selection(sel, out, force=force, dataset=dataset, export_path=export_path)  # both or neither
     _summary(sel)
     click.echo(f"Wrote {out}/ (keep.npy, drop.npy, selection.csv, meta.json"
                f"{', weights.npy' if sel.weights is not None else ''})")
-    if dataset is not None:
-        fmt = export_data(dataset, sel, export_path)
+    if fmt is not None:
         click.echo(f"Wrote {export_path} ({fmt}, {len(sel.keep)} training examples)")
 
 

@@ -16,6 +16,10 @@ are tried in this order, and the first whose data has the recorded fingerprint i
 
 The data is loaded from the path found but keeps its recorded spec, so the fingerprint check compares
 the arrays.
+
+A recorded path that leads outside the folder is not refused: the data normally lives outside it
+(``runs/digits`` scored ``data/digits.npz``). A file found is only read, never unpickled, and used only
+when its fingerprint matches; a file that is not data is refused by its reader, in words that say so.
 """
 
 from __future__ import annotations

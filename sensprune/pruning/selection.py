@@ -30,8 +30,8 @@ from typing import Any
 import numpy as np
 
 from sensprune.errors import ArtifactMismatchError, ValidationError
-from sensprune.io import (fingerprint_arrays, prepare_out_dir, publish_dir, read_meta, staging_dir, write_csv,
-                          write_json, write_npy)
+from sensprune.io import (atomic_write_text, fingerprint_arrays, prepare_out_dir, read_meta, read_npy, staged_dir,
+                          write_csv, write_json, write_npy)
 
 KEEP, DROP, WEIGHTS = "keep.npy", "drop.npy", "weights.npy"
 
@@ -148,7 +148,7 @@ def load_selection(folder: str | Path) -> Selection:
         raise ValidationError(f"{folder}: meta.json says N={want} but keep/drop hold {n} indices.")
     weights = None
     if (folder / WEIGHTS).exists():
-        weights = _read_npy(folder / WEIGHTS).astype(np.float64)
+        weights = read_npy(folder / WEIGHTS).astype(np.float64)
         if weights.shape != (n,) or not np.all(np.isfinite(weights)) or np.any(weights < 0):
             raise ValidationError(f"{folder / WEIGHTS} must hold {n} finite non-negative weights.")
     return Selection(keep, drop, weights, meta)
@@ -203,22 +203,21 @@ def as_sampler(selection: Selection, *, num_samples: int | None = None, generato
 def save_selection(selection: Selection, out: str | Path, *, force: bool = False) -> Path:
     """Write ``selection`` as an artifact folder (assembled aside, then moved into place)."""
     out = prepare_out_dir(out, force=force)
-    stage = staging_dir(out)
-    for name, arr in (("keep", selection.keep), ("drop", selection.drop)):
-        write_npy(stage / f"{name}.npy", np.asarray(arr, np.int64))
-        (stage / f"{name}.txt").write_text("".join(f"{i}\n" for i in arr.tolist()), encoding="utf-8")
-    mask = selection.mask()
-    w = selection.weights if selection.weights is not None else mask.astype(np.float64)
-    if selection.weights is not None:
-        write_npy(stage / "weights.npy", np.asarray(selection.weights, np.float64))
-    label = selection.label if selection.label is not None else np.full(selection.n, -1)
-    score = selection.score if selection.score is not None else np.full(selection.n, np.nan)
-    src = [""] * selection.n if selection.source_row is None else np.asarray(selection.source_row).tolist()
-    rows = zip(range(selection.n), src, label.tolist(), score.tolist(), mask.astype(int).tolist(),
-               w.tolist())
-    write_csv(stage / "selection.csv", ["index", "source_row", "label", "score", "kept", "weight"], rows)
-    write_json(stage / "meta.json", selection.meta)
-    publish_dir(stage, out)
+    with staged_dir(out) as stage:  # removed again on any error (a full disk): nothing half-written is left
+        for name, arr in (("keep", selection.keep), ("drop", selection.drop)):
+            write_npy(stage / f"{name}.npy", np.asarray(arr, np.int64))
+            atomic_write_text(stage / f"{name}.txt", "".join(f"{i}\n" for i in arr.tolist()))
+        mask = selection.mask()
+        w = selection.weights if selection.weights is not None else mask.astype(np.float64)
+        if selection.weights is not None:
+            write_npy(stage / "weights.npy", np.asarray(selection.weights, np.float64))
+        label = selection.label if selection.label is not None else np.full(selection.n, -1)
+        score = selection.score if selection.score is not None else np.full(selection.n, np.nan)
+        src = [""] * selection.n if selection.source_row is None else np.asarray(selection.source_row).tolist()
+        rows = zip(range(selection.n), src, label.tolist(), score.tolist(), mask.astype(int).tolist(),
+                   w.tolist())
+        write_csv(stage / "selection.csv", ["index", "source_row", "label", "score", "kept", "weight"], rows)
+        write_json(stage / "meta.json", selection.meta)
     return out
 
 
@@ -250,17 +249,8 @@ def export_data(dataset, selection: Selection, path: str | Path) -> str:
     return _export(dataset, selection.keep, selection.drop, path)
 
 
-def _read_npy(path: Path) -> np.ndarray:
-    try:
-        return np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise ValidationError(f"{path} not found.") from None
-    except (ValueError, OSError, EOFError) as exc:
-        raise ValidationError(f"{path} is truncated or corrupt ({exc}).") from None
-
-
 def _read_index(path: Path) -> np.ndarray:
-    arr = _read_npy(path)
+    arr = read_npy(path)
     if arr.ndim != 1 or not np.issubdtype(arr.dtype, np.integer):
         raise ValidationError(f"{path} must hold a 1-D integer array, got {arr.dtype} {arr.shape}.")
     return arr.astype(np.int64)

@@ -18,14 +18,14 @@ from typing import Any, Sequence
 import numpy as np
 
 from sensprune.errors import ValidationError
-from sensprune.io import base_meta
+from sensprune.io import base_meta, staged_file
 from sensprune.pruning.rules import RULES, allocate_budget, check_scores, keep_mask, param_error, unit_fraction
 from sensprune.pruning.selection import Selection, export_data, load_matching_dataset, save_selection
 from sensprune.scoring.table import ScoreTable
 
 __all__ = ["RULES", "REWEIGHTS", "keep_mask", "reweight", "allocate_budget", "rank_average", "select",
            "counts", "check_scores", "parse_measures", "Selection", "save_selection",
-           "load_matching_dataset", "export_data"]
+           "load_matching_dataset", "export_data", "write_selection"]
 
 REWEIGHTS = ("inverse-rank", "softmax", "clip")
 #: rule options that only some rules read (the others ignore them): meta.json records an option for those only
@@ -79,6 +79,22 @@ def _reweight(s, method, T, std, fraction):
             w = np.ones_like(s) if std == 0 else np.where(s <= t, 1.0, 1.0 / (1.0 + (s - t) / std / T))
     w = np.maximum(w, 1e-12 * w.max())
     return w / w.mean()
+
+
+def write_selection(selection: Selection, out, *, force: bool = False, dataset=None,
+                    export_path=None) -> str | None:
+    """Write the prune folder ``out`` and, with ``export_path``, the cleaned copy of ``dataset`` (see
+    :func:`export_data`): both or neither. The export is written first, to a hidden sibling of ``export_path``;
+    then the folder is published; then the export moves into place with one rename (which needs no space). On
+    any error (a full disk) neither is left behind. Returns the export's format, None without an export.
+    """
+    if export_path is None:
+        save_selection(selection, out, force=force)
+        return None
+    with staged_file(export_path) as tmp:
+        fmt = export_data(dataset, selection, tmp)
+        save_selection(selection, out, force=force)
+    return fmt
 
 
 def rank_average(table: ScoreTable, measures: Sequence[str]) -> np.ndarray:

@@ -8,12 +8,13 @@ with ``force``. The figures come from :mod:`sensprune.reporting.plots` (arrays i
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any
 
 from sensprune.errors import ValidationError
-from sensprune.io import (META, atomic_write_text, base_meta, prepare_out, prepare_out_file, publish_dir, read_json,
-                          read_meta, staging_dir, write_json)
+from sensprune.io import (META, atomic_write_text, base_meta, prepare_out, prepare_out_file, read_json, read_meta,
+                          staged_dir, staged_file, write_json)
 from sensprune.reporting.bench import bench_page
 from sensprune.reporting.page import Page as _Page
 from sensprune.reporting.scores import default_measure, scores_page
@@ -84,8 +85,11 @@ def build_report(folder: str | Path, *, out: str | Path | None = None, measure: 
         table.get(measure)  # unknown measure -> ValidationError naming the ones there are
     elif measure is not None:
         raise ValidationError("--measure applies to score folders only.")
-    stage = staging_dir(fig_dir)
-    try:
+    # The page and its figures are published together or not at all: a custom --out page is written to a hidden
+    # sibling first, the figure folder is published, then the page moves into place with one rename. On any
+    # error (a full disk) neither the page, nor the figure folder, nor a staging folder is left behind.
+    page_file = staged_file(html_path) if out is not None else contextlib.nullcontext(None)
+    with page_file as page_tmp, staged_dir(fig_dir, replaceable=_is_old_report_dir) as stage:
         page = _Page(page_title(meta["kind"], folder), stage, prefix)
         if meta["kind"] == "scores":
             scores_page(page, folder, table, measure, top)
@@ -96,17 +100,7 @@ def build_report(folder: str | Path, *, out: str | Path | None = None, measure: 
         text = page.render(progress)
         write_json(stage / META, {**base_meta("report"), "source": str(folder), "source_kind": meta["kind"],
                                   "page": html_path.name})
-        if out is None:
-            atomic_write_text(stage / "report.html", text)
-            publish_dir(stage, fig_dir, replaceable=_is_old_report_dir)
-        else:
-            publish_dir(stage, fig_dir, replaceable=_is_old_report_dir)
-            atomic_write_text(html_path, text)
-    except BaseException:
-        import shutil
-
-        shutil.rmtree(stage, ignore_errors=True)
-        raise
+        atomic_write_text(stage / "report.html" if page_tmp is None else page_tmp, text)
     return html_path
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sensprune.io import read_npy
 from sensprune.measures import estimator_text
 from sensprune.reporting.page import Page as _Page
 from sensprune.reporting.page import table_html as _table
@@ -37,7 +38,7 @@ def scores_page(page: _Page, folder: Path, table, measure: str, top: int) -> Non
                       estimator_text(notes.get(m))] for m in table.measures]))
     corrupted = None
     if (folder / "corrupted.npy").exists():
-        idx = np.load(folder / "corrupted.npy", allow_pickle=False)
+        idx = read_npy(folder / "corrupted.npy")
         corrupted = np.zeros(n, bool)
         corrupted[idx[(idx >= 0) & (idx < n)]] = True
     s = table.scores[measure]
@@ -178,6 +179,11 @@ def _memorization(page: _Page, table, inputs, corrupted, top: int) -> None:
     page.p(f"memorization = P(h(x) = y | x in the subset) − P(h(x) = y | x not in it), estimated{how}: near 1 "
            "= the given label is predicted only when the example is trained on (memorized), near 0 = predicted "
            "either way (or never).")
+    if isinstance(note.get("models_not_fit"), int) and note["models_not_fit"] > 0:
+        page.p(f"{note['models_not_fit']} of {note['models']} subset models stopped at their epoch cap before "
+               "fitting their subset: a label such a model never fits counts as not predicted when trained on, "
+               "so its memorization reads lower than under the paper's fitted models (meta.json lists each "
+               "model's training accuracy).", "note")
     page.figure("memorization_hist", "memorization of each training example, in [−1, 1]"
                 + ("; red = corrupted label" if corrupted is not None else ""),
                 lambda p: plots.score_histogram(mem, p, measure="memorization", corrupted=corrupted,

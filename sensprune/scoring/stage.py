@@ -25,7 +25,7 @@ from sensprune.config import DataOptions, MeasureOptions, TrainConfig
 from sensprune.data import Dataset
 from sensprune.data.base import source_rows
 from sensprune.errors import ValidationError
-from sensprune.io import atomic_write_text, diff_keys, read_npz, write_npz
+from sensprune.io import atomic_write_text, diff_keys, make_dirs, read_json, read_npz, remove_dirs, write_npz
 from sensprune.measures.gini import gini
 from sensprune.scoring.table import ScoreTable, save_scores, score_meta
 from sensprune.train import distributed as D
@@ -259,7 +259,7 @@ def score(dataset: Dataset, config: ScoreConfig, *, workdir: Path | None = None,
 def _cached_seed(dataset, config, seed, sub: Path | None, progress):
     if sub is not None and (sub / "done.npz").exists():
         arrs = read_npz(sub / "done.npz")
-        done = json.loads((sub / "done.json").read_text())
+        done = read_json(sub / "done.json")
         done = done if isinstance(done, dict) else {"history": done, "notes": {}}
         extras = {k[len("__extra/"):]: v for k, v in arrs.items() if k.startswith("__extra/")}
         return {"values": {m: arrs[m] for m in hook_measures(config)}, "gini": arrs["__gini"],
@@ -289,8 +289,8 @@ def run_score(dataset: Dataset, config: ScoreConfig, out: Path, *, force: bool =
         raise ValidationError(f"{out} already exists; pass --force to overwrite it.")
     if partial.exists() and resume:
         try:
-            have = json.loads((partial / "config.json").read_text())
-        except (OSError, json.JSONDecodeError):
+            have = read_json(partial / "config.json")
+        except ValidationError:
             raise ValidationError(f"{partial} is not a resumable run; pass --force to start over.") from None
         if have != want:
             diff = diff_keys(have, want)
@@ -303,19 +303,26 @@ def run_score(dataset: Dataset, config: ScoreConfig, out: Path, *, force: bool =
         raise ValidationError(f"{out} is already complete; nothing to resume (pass --force to redo it).")
     validate(dataset, config)
     D.barrier()  # every rank has checked the folders before rank 0 touches them
-    if D.is_main():  # with torchrun, rank 0 alone writes
-        if partial.exists() and not resume:
-            shutil.rmtree(partial)
-        partial.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(partial / "config.json", json.dumps(want))
-    D.barrier()
-    table = score(dataset, config, workdir=partial, progress=progress, validated=True)
-    if D.is_main():
-        from sensprune.data.locate import record_location
+    made = []  # the folders this run creates: removed again on an OSError (a full disk), nothing left behind
+    try:
+        if D.is_main():  # with torchrun, rank 0 alone writes
+            if partial.exists() and not resume:
+                shutil.rmtree(partial)
+            made = make_dirs(partial)
+            atomic_write_text(partial / "config.json", json.dumps(want))
+        D.barrier()
+        table = score(dataset, config, workdir=partial, progress=progress, validated=True)
+        if D.is_main():
+            from sensprune.data.locate import record_location
 
-        table.meta["dataset"] = record_location(table.meta.get("dataset") or {}, out)  # folders that travel
-        save_scores(table, out, extra_files=extra_files)
-        shutil.rmtree(partial, ignore_errors=True)
+            table.meta["dataset"] = record_location(table.meta.get("dataset") or {}, out)  # folders that travel
+            save_scores(table, out, extra_files=extra_files)
+            shutil.rmtree(partial, ignore_errors=True)
+    except OSError:
+        if made:
+            shutil.rmtree(partial, ignore_errors=True)
+            remove_dirs(made[:-1])
+        raise
     D.barrier()
     return table
 

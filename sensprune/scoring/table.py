@@ -27,8 +27,8 @@ from typing import Any
 import numpy as np
 
 from sensprune.errors import SensPruneWarning, ValidationError
-from sensprune.io import (base_meta, fingerprint_arrays, fingerprint_file, publish_dir, read_meta, read_npz,
-                          staging_dir, write_csv, write_json, write_npy, write_npz)
+from sensprune.io import (base_meta, fingerprint_arrays, fingerprint_file, read_meta, read_npy, read_npz, staged_dir,
+                          write_csv, write_json, write_npy, write_npz)
 
 SCORES_NPZ = "scores.npz"
 SCORES_CSV = "scores.csv"
@@ -142,23 +142,21 @@ def save_scores(table: ScoreTable, out: Path, *, extra_files: dict[str, Any] | N
 
     ``extra_files`` maps a file name to a callable ``f(path)`` that writes it inside the folder.
     """
-    stage = staging_dir(out)
-    arrs = table.arrays()
-    write_npz(stage / SCORES_NPZ, arrs)
-    names = table.measures
-    src = [""] * len(table.index) if table.source_row is None else np.asarray(table.source_row).tolist()
-    rows = zip(table.index.tolist(), src, table.label.tolist(), *(table.scores[m].tolist() for m in names))
-    write_csv(stage / SCORES_CSV, ["index", SOURCE_ROW, "label", *names], rows)
-    for name, arr in table.extras.items():
-        _write_extra(stage, name, np.asarray(arr, np.float64))
-    if table.predicted is not None:
-        write_npy(stage / PREDICTED_NPY, np.asarray(table.predicted, np.int64))
-    for fname, writer in (extra_files or {}).items():
-        writer(stage / fname)
-    meta = {**base_meta("scores"), **table.meta, "scores_fingerprint": table.fingerprint(),
-            "scores_csv_sha256": fingerprint_file(stage / SCORES_CSV)}  # to notice a later hand edit
-    write_json(stage / "meta.json", meta)
-    publish_dir(stage, Path(out))
+    with staged_dir(out) as stage:  # removed again on any error (a full disk): nothing half-written is left
+        write_npz(stage / SCORES_NPZ, table.arrays())
+        names = table.measures
+        src = [""] * len(table.index) if table.source_row is None else np.asarray(table.source_row).tolist()
+        rows = zip(table.index.tolist(), src, table.label.tolist(), *(table.scores[m].tolist() for m in names))
+        write_csv(stage / SCORES_CSV, ["index", SOURCE_ROW, "label", *names], rows)
+        for name, arr in table.extras.items():
+            _write_extra(stage, name, np.asarray(arr, np.float64))
+        if table.predicted is not None:
+            write_npy(stage / PREDICTED_NPY, np.asarray(table.predicted, np.int64))
+        for fname, writer in (extra_files or {}).items():
+            writer(stage / fname)
+        meta = {**base_meta("scores"), **table.meta, "scores_fingerprint": table.fingerprint(),
+                "scores_csv_sha256": fingerprint_file(stage / SCORES_CSV)}  # to notice a later hand edit
+        write_json(stage / "meta.json", meta)
 
 
 def _write_extra(stage: Path, name: str, arr: np.ndarray) -> None:
@@ -192,14 +190,10 @@ def load_scores(folder: str | Path) -> ScoreTable:
         else:
             scores[key] = arr
     per_seed = {k: np.stack([v[s] for s in sorted(v)]) for k, v in seeds.items()}
-    extras = {k: np.load(folder / f"{k}.npy", allow_pickle=False) for k in meta.get("extras", {})
-              if (folder / f"{k}.npy").exists()}
+    extras = {k: read_npy(folder / f"{k}.npy") for k in meta.get("extras", {}) if (folder / f"{k}.npy").exists()}
     predicted = None
     if (folder / PREDICTED_NPY).exists():
-        try:
-            predicted = np.load(folder / PREDICTED_NPY, allow_pickle=False)
-        except (ValueError, OSError, EOFError) as exc:
-            raise ValidationError(f"{folder / PREDICTED_NPY} is truncated or corrupt ({exc}).") from None
+        predicted = read_npy(folder / PREDICTED_NPY)
         if predicted.shape != (n,):
             raise ValidationError(f"{folder / PREDICTED_NPY} has shape {predicted.shape}, expected ({n},).")
     source_row = arrs.get(SOURCE_ROW)

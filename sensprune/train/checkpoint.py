@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from sensprune.errors import ValidationError
-from sensprune.io import atomic_write_text, read_npz, write_npz
+from sensprune.io import atomic_write_text, read_json, read_npz, write_npz
 
 CKPT_NPZ, CKPT_JSON = "checkpoint.npz", "checkpoint.json"
 
@@ -51,7 +51,7 @@ def save_checkpoint(folder: Path, run: Any, hooks: Sequence[Any], epochs_done: i
 def load_checkpoint(folder: Path, run: Any, hooks: Sequence[Any]) -> int:
     if not (folder / CKPT_JSON).exists():
         return 0
-    meta = json.loads((folder / CKPT_JSON).read_text())
+    meta = read_json(folder / CKPT_JSON)
     if meta["config"] != json.loads(json.dumps(asdict(run.config))):
         raise ValidationError(f"The checkpoint in {folder} was made with another training config.")
     arrays = read_npz(folder / CKPT_NPZ)
