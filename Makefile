@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint venv bench-overhead bench-paper bench-scale clean
+.PHONY: demo test lint venv bench-overhead bench-paper bench-scale bench-memorization clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -67,6 +67,12 @@ bench-paper: $(STAMP)
 # scoring time and peak memory at 100k, 300k and 1M synthetic examples
 bench-scale: $(STAMP)
 	$(BIN)/python benchmarks/scale/run.py
+
+# which measure tracks memorization (issue 26): hours on 2 cores (`--estimate` projects it); resumable, rerun to go on
+bench-memorization: $(STAMP)
+	test -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz || \
+		apt-get install -y dataset-fashion-mnist >/dev/null 2>&1 || true
+	$(BIN)/python benchmarks/memorization/compare.py --jobs 2
 
 clean:
 	rm -rf demo-out build *.egg-info

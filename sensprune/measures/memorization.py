@@ -157,6 +157,19 @@ def estimate(dataset, config, *, workdir: Path | None = None, progress: bool = T
     return values, note
 
 
+def matrices(dataset, config, workdir: Path, *, max_epochs: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(M, N) bool ``inside`` (i ∈ S_k) and ``correct`` (h_k(x_i) = y_i) of the M models :func:`estimate` wrote to
+    ``workdir`` (same ``config`` and ``max_epochs``), for analyses of those same models, e.g. split halves
+    (``estimate_from(inside[:M // 2], correct[:M // 2])``); every model must be there."""
+    opts = config.measure_options
+    cap = FIT_MAX_EPOCHS if max_epochs is None else max_epochs
+    masks = [subset_mask(dataset.n_train, opts.mem_subset, config.train.seed, k) for k in range(opts.mem_models)]
+    done = _load_done(workdir, masks, cap)
+    if len(done) < len(masks):
+        raise ValidationError(f"{workdir} must hold the {len(masks)} finished models of this config; got {len(done)}.")
+    return np.stack(masks), np.stack([done[k]["correct"] for k in range(len(masks))])
+
+
 def _file(k: int) -> str:
     return f"model_{k:05d}.npz"
 
