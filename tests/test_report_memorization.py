@@ -2,6 +2,7 @@
 loss_sensitivity (else the first other measure, said in the caption) and the most memorized examples with
 their labels: a gallery for image data, a table of the top rows for other data."""
 
+import json
 import re
 import shutil
 
@@ -44,6 +45,9 @@ def test_image_data_page_has_histogram_scatter_and_gallery(digits_dir, tmp_path)
     figs = _figures(text)
     assert "<h2>Memorization (Feldman &amp; Zhang 2020)</h2>" in text
     assert "from 8 models, each trained on a random 0.5 of the training set to fit" in text
+    note = json.loads((folder / "meta.json").read_text())["measure_notes"]["memorization"]
+    assert note["models_not_fit"] > 0  # 20% flipped labels: the 16-unit models do not fit them in 100 epochs
+    assert f"{note['models_not_fit']} of 8 subset models stopped at their epoch cap before fitting" in text
     assert figs["memorization_hist.png"].startswith("memorization of each training example, in [−1, 1]; red = "
                                                     "corrupted label")
     assert figs["memorization_scatter.png"].startswith("memorization against loss_sensitivity, the paper&#x27;s "
