@@ -15,6 +15,7 @@ import io
 import json
 import os
 import shutil
+import stat
 import tempfile
 import zipfile
 from pathlib import Path
@@ -29,6 +30,57 @@ META = "meta.json"
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 _UMASK = os.umask(0)
 os.umask(_UMASK)
+
+
+# -- the one check of a path before it is read: what is there, in words ------------------------------
+
+#: what :func:`path_kind` says of a path that does not exist, and of a symlink loop
+MISSING, LOOP = "missing", "a symlink loop"
+
+
+def path_kind(path: str | os.PathLike, source: str | None = None) -> str:
+    """What ``path`` is once links are followed: ``"a regular file"``, ``"a folder"``, ``"a FIFO"``, ``"a socket"``,
+    ``"a character device"``, ``"a block device"``, :data:`MISSING` (also a dangling link) or :data:`LOOP`.
+
+    Only ``os.stat``: nothing is opened, so a FIFO never blocks. Another OSError (a folder one cannot search)
+    is raised as a ValidationError naming ``source`` (default: ``path``).
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return MISSING
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return LOOP
+        raise ValidationError(f"{source or path}: cannot be read ({exc.strerror or exc}).") from None
+    kinds = ((stat.S_ISREG, "a regular file"), (stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"),
+             (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
+    return next((words for test, words in kinds if test(mode)), "a special file")
+
+
+def regular_file(path: str | os.PathLike, source: str) -> None:
+    """Refuse, naming ``source``, a ``path`` that is missing, a symlink loop or not a regular file (reading a FIFO
+    or a device blocks). Every file sensprune reads is checked here first: the user's data, --config files, images,
+    and each file of an artifact folder (:func:`read_json`, :func:`read_npy`, :func:`read_npz`)."""
+    kind = path_kind(path, source)
+    if kind == MISSING:
+        raise ValidationError(f"{source}: file not found.")
+    if kind == LOOP:
+        raise ValidationError(f"{source}: the path is a symlink loop; point it at a file.")
+    if kind != "a regular file":
+        raise ValidationError(f"{source}: the path must be a regular file; got {kind}.")
+
+
+def check_folder(path: str | os.PathLike) -> None:
+    """Refuse a ``path`` given as a folder to read (``--scores``, ``--selection``, ``info``, ``report``) that is
+    not one, saying what it is: missing, a symlink loop, a regular file, a FIFO ..."""
+    kind = path_kind(path)
+    if kind == MISSING:
+        raise ValidationError(f"{path} is not a folder.")
+    if kind == LOOP:
+        raise ValidationError(f"{path} is a symlink loop; point it at a folder.")
+    if kind != "a folder":
+        raise ValidationError(f"{path} must be a folder; got {kind}.")
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
@@ -113,6 +165,7 @@ def read_json(path: str | os.PathLike) -> Any:
     """The one reader of sensprune's JSON files (``meta.json``, ``config.json``, checkpoints): anything that
     cannot be read -- missing, unreadable, not UTF-8, not JSON, nested too deeply -- is one ValidationError
     naming ``path``."""
+    regular_file(path, str(path))  # a FIFO would block the read
     try:
         return json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -151,6 +204,7 @@ _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a zip with members, an empty zip
 
 
 def _head(path: str | os.PathLike) -> bytes:
+    regular_file(path, str(path))  # a FIFO would block the read
     try:
         with open(path, "rb") as fh:
             return fh.read(6)
@@ -533,8 +587,7 @@ _META_ARRAYS = ("seeds", "units", "missing_units", "files")
 def read_meta(folder: str | os.PathLike, *, kind: str | None = None) -> dict[str, Any]:
     """Read and check an artifact's ``meta.json`` (format version, and kind when given)."""
     folder = Path(folder)
-    if not folder.is_dir():
-        raise ValidationError(f"{folder} is not a folder.")
+    check_folder(folder)
     path = folder / META
     if not path.exists():
         raise ValidationError(f"{folder} is not a sensprune artifact (no {META}).")

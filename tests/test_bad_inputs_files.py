@@ -5,7 +5,9 @@ and nothing is written or left behind (no ``.partial``) -- the machinery of ``te
 Images are also read at their bit depth: a 16-bit PNG is divided by 65535, not clipped at 255.
 """
 
+import json
 import os
+import shutil
 import struct
 import zlib
 
@@ -61,12 +63,42 @@ def save(array, name, mode=None):
 D = "imagefolder:d"
 IMG = [*SCORE[:2], D, *SCORE[3:], "--out", "o"]
 STREAM = [*IMG, "--stream"]  # two DataLoader workers: their errors too are one line
-FIFO_MSG = "the path must be a regular file; got not a regular file (a FIFO, socket or device)."
+FIFO_MSG = "the path must be a regular file; got a FIFO."
 MIXED = ("imagefolder:d: images have different sizes; every image must be 6x6 like the first, d/train/a/0.png; "
          "got 7x7 for d/train/b/zz.png. Resize them all to one size first (e.g. with PIL or ImageMagick "
          "'mogrify -resize WxH!').")
 READABLE = "8-bit (1, L, P, RGB, CMYK, YCbCr), 16-bit grayscale (I;16, or I from PNG/PGM) or opaque LA, PA, RGBA"
 SEL = ["bench", "--selection"]
+DROP = ["prune", "--scores", "{S}", "--by", "el2n", "--rule", "random", "--fraction", "0.2"]
+
+
+def in_copy(folder, change, name=None):
+    """Set-up: a copy ``<folder>2`` of the base score (S) or prune (P) folder, then ``change(w, path)`` of its file
+    ``name`` (removed first), or ``change(w, copy)`` of the whole copy."""
+    def setup(w, b):
+        shutil.copytree(b / folder, w / f"{folder}2")
+        if name is None:
+            return change(w, w / f"{folder}2")
+        os.remove(w / f"{folder}2" / name)
+        change(w, f"{folder}2/{name}")
+    return setup
+
+
+#: command -> (its args reading the folder copy <folder>2, the prefix of its message)
+READS = {"prune": (lambda folder: [*DROP[:2], f"{folder}2", *DROP[3:], "--out", "o"], ""),
+         "report": (lambda folder: ["report", f"{folder}2"], ""),
+         "info": (lambda folder: ["info", f"{folder}2"], ""),
+         "bench --selection": (lambda folder: [*SEL, f"{folder}2", "--out", "o"],
+                               "--selection P2 is not a prune folder (made by `sensprune prune --out`): ")}
+
+
+def recorded_fifo(w, copy):
+    """The copy's meta.json records its data at p.npz (as typed, and relative to it), a FIFO."""
+    meta = json.loads((copy / "meta.json").read_text())
+    meta["dataset"].update(spec="npz:p.npz", location={"absolute": "p.npz", "relative": "../p.npz"})
+    (copy / "meta.json").write_text(json.dumps(meta))
+    fifo(w, "p.npz")
+
 
 # id -> (set-up(w, base), args with {S} {P} {D} {B} {DEMO} placeholders, exit code, pinned message)
 CASES = {
@@ -114,7 +146,7 @@ CASES = {
             "36 transparent pixels (flatten it onto a background first)."),
            ("mixed image sizes", with_image(save(np.zeros((7, 7), np.uint8), "../b/zz.png")), MIXED),
            ("root is a FIFO", lambda w, b: fifo(w, "d"),
-            "imagefolder:d: the path must be a folder holding train/ and test/; got a FIFO, socket or device."),
+            "imagefolder:d: the path must be a folder holding train/ and test/; got a FIFO."),
            ("root is a symlink loop", lambda w, b: loop(w, "d"),
             "imagefolder:d: d is a symlink loop; point it at a folder."),
        ]},
@@ -136,19 +168,48 @@ CASES = {
     # folders given as a FIFO or a symlink loop
     "prune --scores symlink loop": (lambda w, b: loop(w, "l"), ["prune", "--scores", "l", "--by", "el2n", "--rule",
                                                                 "random", "--fraction", "0.2", "--out", "o"], 1,
-                                    "l is not a folder."),
+                                    "l is a symlink loop; point it at a folder."),
     "prune --scores FIFO": (lambda w, b: fifo(w, "p"), ["prune", "--scores", "p", "--by", "el2n", "--rule",
                                                         "random", "--fraction", "0.2", "--out", "o"], 1,
-                            "p is not a folder."),
-    "report symlink loop": (lambda w, b: loop(w, "l"), ["report", "l"], 1, "l is not a folder."),
-    "info symlink loop": (lambda w, b: loop(w, "l"), ["info", "l"], 1, "l is not a folder."),
-    "info FIFO": (lambda w, b: fifo(w, "p"), ["info", "p"], 1, "p is not a folder."),
+                            "p must be a folder; got a FIFO."),
+    "report symlink loop": (lambda w, b: loop(w, "l"), ["report", "l"], 1, "l is a symlink loop; point it at a "
+                                                                           "folder."),
+    "report FIFO": (lambda w, b: fifo(w, "p"), ["report", "p"], 1, "p must be a folder; got a FIFO."),
+    "info symlink loop": (lambda w, b: loop(w, "l"), ["info", "l"], 1, "l is a symlink loop; point it at a folder."),
+    "info FIFO": (lambda w, b: fifo(w, "p"), ["info", "p"], 1, "p must be a folder; got a FIFO."),
+    "info a regular file": (lambda w, b: (w / "f").write_text("x"), ["info", "f"], 1,
+                            "f must be a folder; got a regular file."),
     "bench --selection symlink loop": (lambda w, b: loop(w, "l"), [*SEL, "l", "--out", "o"], 1,
                                        "--selection l is not a prune folder (made by `sensprune prune --out`): l is "
-                                       "not a folder."),
+                                       "a symlink loop; point it at a folder."),
     "bench --selection FIFO": (lambda w, b: fifo(w, "p"), [*SEL, "p", "--out", "o"], 1,
-                               "--selection p is not a prune folder (made by `sensprune prune --out`): p is not a "
-                               "folder."),
+                               "--selection p is not a prune folder (made by `sensprune prune --out`): p must be "
+                               "a folder; got a FIFO."),
+    # a FIFO in place of a file of a score (S2) or prune (P2) folder: every reader checks first (reading would block)
+    **{f"{command} with a FIFO {folder}/{name}": (in_copy(folder, lambda w, f: fifo(w, f), name),
+                                                  READS[command][0](folder), 1,
+                                                  f"{READS[command][1]}{folder}2/{name}: {FIFO_MSG}")
+       for folder, name, commands in [
+           ("S", "meta.json", ("prune", "report", "info")), ("S", "scores.npz", ("prune", "report")),
+           ("S", "predicted.npy", ("prune", "report")), ("P", "keep.npy", ("bench --selection", "report")),
+           ("P", "drop.npy", ("bench --selection", "report")),
+           ("P", "meta.json", ("bench --selection", "report", "info")), ("P", "selection.csv", ("report",))]
+       for command in commands},
+    "prune --export-data, the recorded data a FIFO": (
+        in_copy("S", recorded_fifo), [*DROP[:2], "S2", *DROP[3:], "--out", "o", "--export-data", "k.npz"], 1,
+        f"was not found; tried p.npz (relative to S2: does not load: npz:p.npz: {FIFO_MSG[:-1]}). Pass --data-root"),
+    "bench --selection, a model of the wrong width": (
+        lambda w, b: ((w / "wide_sel_h23.py").write_text("import torch\n\n\ndef make(k, shape):\n    return "
+                                                         "torch.nn.Linear(shape[0], k + 1)\n"),
+                      (w / "m.toml").write_text('[score]\nmodel = "plugin:wide_sel_h23:make"\n')),
+        [*SEL, "{P}", "--config", "m.toml", "--seeds", "1", "--epochs", "1", "--out", "o"], 1,
+        "[score] model 'plugin:wide_sel_h23:make' must map one example of shape (1, 4) to logits of shape (1, 2); "
+        "got (1, 3)."),
+    # the base seed of reproduce: the bound of score and prune (a usage error)
+    "reproduce --seed -1": (nothing, ["reproduce", "--tiny", "--seed", "-1", "--out", "o"], 2,
+                            "Invalid value for '--seed': -1 is not in the range 0<=x<=4294967295."),
+    "reproduce --seed 2**32": (nothing, ["reproduce", "--tiny", "--seed", str(2**32), "--out", "o"], 2,
+                               "Invalid value for '--seed': 4294967296 is not in the range 0<=x<=4294967295."),
     "bench-merge symlink loop": (lambda w, b: loop(w, "l"), ["bench-merge", "l", "--out", "o"], 2,
                                  "Invalid value for 'DIRS': Directory 'l' does not exist."),
     # --out a symlink loop (the loop's own text, which names the absolute path, follows the parenthesis)

@@ -106,7 +106,8 @@ CASES = {
     "prune --export-data, recorded spec outside the folder": (
         lambda w, b: edited_scores(w, b, outside), [*DROP[:2], "S2", *DROP[3:], "--out", "o", "--export-data",
                                                     "e.npz"], 1,
-        "etc/passwd is not an NPZ archive (a zip of .npy arrays); write one with numpy.savez."),
+        "etc/passwd (relative to S2: does not load: ../../../../../../../../../etc/passwd is not an NPZ archive (a "
+        "zip of .npy arrays); write one with numpy.savez). Pass --data-root"),
     "score npz: a text file": (lambda w, b: (w / "notes.npz").write_bytes(NOT_NPZ),
                                [*SCORE[:2], "npz:notes.npz", *SCORE[3:], "--out", "o"], 1,
                                "notes.npz is not an NPZ archive (a zip of .npy arrays); write one with numpy.savez."),
@@ -177,7 +178,7 @@ CASES = {
                                      ["bench-merge", "d", "--out", "o"], 1,
                                      "d/config.json is nested too deeply to read"),
     "info meta.json is a folder": (lambda w, b: ((w / "d").mkdir(), (w / "d" / "meta.json").mkdir()),
-                                   ["info", "d"], 1, "Cannot read d/meta.json (Is a directory)."),
+                                   ["info", "d"], 1, "d/meta.json: the path must be a regular file; got a folder."),
     "info meta.json not UTF-8": (lambda w, b: meta_folder(w, b"\xff\xfe{}"), ["info", "d"], 1,
                                  "d/meta.json is not valid JSON ('utf-8' codec can't decode byte 0xff"),
     "prune --scores: dataset a number": (lambda w, b: edited_scores(w, b, lambda m: m.update(dataset=5)),

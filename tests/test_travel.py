@@ -117,3 +117,30 @@ def test_report_gallery_finds_the_data_from_anywhere(scored, tmp_path, monkeypat
     shutil.move(str(moved / "data"), str(tmp_path / "elsewhere"))
     x, why = load_inputs(meta, moved / "runs" / "S")
     assert x is None and why.startswith("the dataset 'npz:data/d.npz' could not be reloaded")
+
+
+def test_a_recorded_path_that_is_not_the_data_is_skipped(scored, tmp_path, monkeypatch):
+    """The candidates are tried in their stated order: one that exists but does not load (a text file, a FIFO) or
+    holds other data is skipped, and when none is the data the error names each one tried and why."""
+    import os
+
+    moved = tmp_path / "X"
+    shutil.copytree(scored / "runs", moved / "runs")  # relative to the copied folder: X/data/d.npz
+    (moved / "data").mkdir()
+    (moved / "data" / "d.npz").write_text("not data")
+    monkeypatch.chdir(tmp_path)
+    r = run_cli(["prune", "--scores", moved / "runs" / "S", "--by", "el2n", "--rule", "drop-high", "--fraction",
+                 "0.2", "--out", "P", "--export-data", "kept.npz"])
+    assert r.exit_code == 0, r.output  # found at the recorded absolute path, the next candidate
+    assert np.load(tmp_path / "kept.npz")["x_train"].shape == (32, 4)
+    (moved / "data" / "d.npz").unlink()
+    os.mkfifo(moved / "data" / "d.npz")  # read, it would block
+    d = dict(np.load(scored / "data" / "d.npz"))
+    np.savez(scored / "data" / "d.npz", **{**d, "y_train": 1 - d["y_train"]})
+    r = run_cli(["prune", "--scores", moved / "runs" / "S", "--by", "el2n", "--rule", "drop-high", "--fraction",
+                 "0.2", "--out", "P2", "--export-data", "kept2.npz"])
+    assert_one_line_error(r, f"; tried {moved / 'data' / 'd.npz'} (relative to {moved / 'runs' / 'S'}: does not "
+                             f"load: npz:{moved / 'data' / 'd.npz'}: the path must be a regular file; got a FIFO); "
+                             f"{scored / 'data' / 'd.npz'} (recorded absolute path: fingerprint ")
+    assert "data/d.npz (as typed, from the current directory: not found). Pass --data-root" in r.output
+    assert not (tmp_path / "P2").exists() and not (tmp_path / "kept2.npz").exists()

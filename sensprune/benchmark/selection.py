@@ -178,6 +178,7 @@ def bench_selections(data, sels: Sequence[UserSelection], cfg: BenchConfig, out:
     from sensprune.benchmark.stats import summarize
     from sensprune.scoring.stage import model_builder, validate
     from sensprune.train.loop import resolve_device
+    from sensprune.train.model_check import check_model
     from sensprune.train.sources import ArraySource
 
     scfg = score_config(cfg, spec, 0)
@@ -186,6 +187,9 @@ def bench_selections(data, sels: Sequence[UserSelection], cfg: BenchConfig, out:
         model_name = model[0]
         scfg = replace(scfg, model=model_name, model_factory=model[1])
     validate(data, scfg)
+    # one forward on one example, as score runs it: a model of the wrong width is one line, not a failed row per retrain
+    check_model(scfg.build_model, data, f"the model {model_name}" if model is not None else
+                f"[score] model {model_name!r}")
     device = resolve_device(cfg.train.device)
     build = model_builder(data, scfg)
     train_src = ArraySource(data.x_train, data.y_train, device)

@@ -7,7 +7,8 @@ import os
 import click
 
 from sensprune.config import MAX_SEEDS  # noqa: F401 (the commands' --seeds bound, re-exported)
-from sensprune.config import AMP_MODES, AUGMENTS, MAX_SEED, OPTIMIZERS, SCHEDULES  # torch-free, so --help stays fast
+# torch-free, so --help stays fast; MAX_WIDTH is the one width bound (the TOML's [score] widths too)
+from sensprune.config import AMP_MODES, AUGMENTS, MAX_SEED, MAX_WIDTH, OPTIMIZERS, SCHEDULES
 
 
 class OneLineErrors(click.Command):
@@ -40,8 +41,8 @@ class RegularFile(click.Path):
         super().__init__(exists=True, dir_okay=False, **kwargs)
 
     def convert(self, value, param, ctx):
-        from sensprune.data.arrays import regular_file  # the check of npz:/csv: paths (torch-free)
         from sensprune.errors import ValidationError
+        from sensprune.io import regular_file  # the one check of every file read
 
         if os.path.lexists(value):  # a missing file: click's own message
             try:
@@ -49,10 +50,6 @@ class RegularFile(click.Path):
             except ValidationError as exc:
                 self.fail(str(exc), param, ctx)
         return super().convert(value, param, ctx)
-
-
-#: Bounds on sizes a user types, checked before anything is allocated (MAX_SEEDS: sensprune.config, the TOML's too).
-MAX_WIDTH = 65_536
 
 
 def int_list(ctx, param, value):

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from sensprune.cli.options import OneLineErrors
+from sensprune.config import MAX_SEED
 
 
 @click.command(cls=OneLineErrors)
@@ -16,7 +17,8 @@ from sensprune.cli.options import OneLineErrors
 @click.option("--quick", is_flag=True, help="Smaller data, fewer epochs and seeds: under 10 minutes on 2 cores.")
 @click.option("--force", is_flag=True, help="Replace an existing --out that holds an earlier reproduce run.")
 @click.option("--only", default=None, metavar="N,N,...", help="Run only these experiments (1-6), e.g. 2,3.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Base seed (runs use seed, seed+1, ...).")
+@click.option("--seed", type=click.IntRange(0, MAX_SEED), default=0, show_default=True,
+              help="Base seed (runs use seed, seed+1, ...).")
 @click.option("--seeds", type=click.IntRange(1), default=None,
               help="Seeds per experiment 2-6 (default: 3, or 5 where affordable; experiment 1's seeds are its "
                    "one-epoch runs).")

@@ -25,11 +25,8 @@ from __future__ import annotations
 
 import codecs
 import csv
-import errno
 import hashlib
 import io
-import os
-import stat
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,7 +34,7 @@ from sklearn.model_selection import train_test_split
 
 from sensprune.data.base import MAX_CLASSES, Dataset, make_dataset
 from sensprune.errors import ValidationError
-from sensprune.io import fingerprint_file, read_npz
+from sensprune.io import fingerprint_file, read_npz, regular_file
 from sensprune.plugins import resolve_plugin
 
 NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
@@ -128,21 +125,6 @@ def read_csv_text(path: str, source: str) -> CsvText:
     except csv.Error as exc:
         raise ValidationError(f"{source}: cannot be read as CSV ({exc}).") from None
     return CsvText(lines, spans, records, bom, hashlib.sha256(data).hexdigest()[:16])
-
-
-def regular_file(path: str, source: str) -> None:
-    """Refuse a path that is missing, a symlink loop, or not a regular file (a FIFO or device would block)."""
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        raise ValidationError(f"{source}: file not found.") from None
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            raise ValidationError(f"{source}: the path is a symlink loop; point it at a file.") from None
-        raise ValidationError(f"{source}: cannot be read ({exc.strerror}).") from None
-    if not stat.S_ISREG(st.st_mode):
-        what = "a folder" if stat.S_ISDIR(st.st_mode) else "not a regular file (a FIFO, socket or device)"
-        raise ValidationError(f"{source}: the path must be a regular file; got {what}.")
 
 
 def _read_csv(path: str, source: str) -> tuple[list[str], list[list[str]]]:

@@ -19,7 +19,6 @@ Pixels
 
 from __future__ import annotations
 
-import errno
 import os
 import warnings
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from sensprune.errors import ValidationError
+from sensprune.io import LOOP, MISSING, path_kind, regular_file
 
 #: The file endings an image folder reads (torchvision's ``IMG_EXTENSIONS``), lower case.
 IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
@@ -56,15 +56,13 @@ class ImageError(ValidationError):
 
 def scan_imagefolder(path: str, source: str) -> tuple[list[str], list[tuple[str, int]], list[tuple[str, int]]]:
     """``(classes, train samples, test samples)`` of ``PATH/train`` and ``PATH/test``; a sample is (path, class)."""
-    if not os.path.isdir(path):
-        try:
-            os.stat(path)
-        except OSError as exc:
-            if exc.errno == errno.ELOOP:
-                raise ValidationError(f"{source}: {path} is a symlink loop; point it at a folder.") from None
-            raise ValidationError(f"{source}: folder {path} not found.") from None
-        raise ValidationError(f"{source}: the path must be a folder holding train/ and test/; got "
-                              f"{'a file' if os.path.isfile(path) else 'a FIFO, socket or device'}.")
+    kind = path_kind(path, source)
+    if kind == MISSING:
+        raise ValidationError(f"{source}: folder {path} not found.")
+    if kind == LOOP:
+        raise ValidationError(f"{source}: {path} is a symlink loop; point it at a folder.")
+    if kind != "a folder":
+        raise ValidationError(f"{source}: the path must be a folder holding train/ and test/; got {kind}.")
     missing = [sub for sub in ("train", "test") if not os.path.isdir(os.path.join(path, sub))]
     if missing:
         raise ValidationError(f"{source}: {' and '.join(f'{path}/{m}' for m in missing)} not found; expected "
@@ -79,8 +77,6 @@ def scan_imagefolder(path: str, source: str) -> tuple[list[str], list[tuple[str,
 
 def scan_split(folder: str, source: str) -> tuple[list[str], list[tuple[str, int]]]:
     """``(classes, [(path, class index)])`` of ``folder`` in ImageFolder layout (see the module docstring)."""
-    from sensprune.data.arrays import regular_file
-
     try:
         classes = sorted(e.name for e in os.scandir(folder) if _is_dir(e))
     except OSError as exc:

@@ -7,7 +7,9 @@ path (``npz:``, ``csv:``, ``imagefolder:``), a ``location``::
     "location": {"absolute": "/home/me/base/data.npz", "relative": "../base/data.npz"}
 
 ``relative`` is relative to the folder holding that ``meta.json``. To reload the data, the candidates
-are tried in this order, and the first whose data has the recorded fingerprint is used:
+are tried in this order, and the first whose data has the recorded fingerprint is used (a path that
+holds something else -- other data, a file that is not data, a FIFO -- is skipped, and named in the error
+when no candidate is the data):
 
 1. ``--data-root DIR``: ``DIR/<path as typed>``, then ``DIR/<file or folder name>``;
 2. the folder's own ``relative`` path (the data moved together with the folder);
@@ -103,10 +105,11 @@ def load_recorded(dataset_meta: dict, *, folder: str | os.PathLike | None = None
     """Reload the dataset ``dataset_meta`` (a folder's ``meta.json`` ``dataset`` entry) describes and check it.
 
     ``folder`` is the folder that ``meta.json`` belongs to (for its ``relative`` location). Path specs try
-    :func:`candidates` in order and keep the first whose data has the recorded fingerprint; other specs load
-    as recorded (``data_root`` defaults to the recorded one). The recorded ``subsample`` and ``corruption``
-    (``--corrupt``) are replayed. Raises ValidationError when the data is found nowhere and
-    ArtifactMismatchError when it is found only with another fingerprint (each path tried is named).
+    :func:`candidates` in order and keep the first whose data has the recorded fingerprint (a candidate that
+    does not load, or loads other data, is skipped); other specs load as recorded (``data_root`` defaults to the
+    recorded one). The recorded ``subsample`` and ``corruption`` (``--corrupt``) are replayed. Raises
+    ValidationError when the data is found nowhere and ArtifactMismatchError when some candidate held other
+    data (each path tried is named, with why it was not used).
     """
     import dataclasses
 
@@ -149,16 +152,21 @@ def load_recorded(dataset_meta: dict, *, folder: str | os.PathLike | None = None
                                         f"but that spec now loads data with fingerprint {ds.fingerprint}; "
                                         "rescore, or point --data-root at the original data.")
         return ds
-    tried = []
+    tried, other_data = [], False
     for how, path in candidates(dataset_meta, folder=folder, data_root=data_root):
-        if not os.path.exists(path):
+        if not os.path.lexists(path):
             tried.append(f"{path} ({how}: not found)")
             continue
-        ds = load(f"{sp[0]}:{path}")
+        try:
+            ds = load(f"{sp[0]}:{path}")
+        except ValidationError as exc:  # something is there but it is not the data: try the next candidate
+            tried.append(f"{path} ({how}: does not load: {' '.join(str(exc).split()).rstrip('.')})")
+            continue
         if ds.fingerprint == want:
             return ds
+        other_data = True
         tried.append(f"{path} ({how}: fingerprint {ds.fingerprint}, not {want})")
-    err = ArtifactMismatchError if any("fingerprint" in t for t in tried) else ValidationError
+    err = ArtifactMismatchError if other_data else ValidationError
     raise err(f"The data of dataset {spec!r} (fingerprint {want}) was not found; tried {'; '.join(tried)}. "
               "Pass --data-root DIR (bench: [data] data_root), the folder holding it, "
               "or move it back.")

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from sensprune.io import regular_file
 from sensprune.reporting.page import Page
 
 
@@ -16,6 +17,7 @@ def _read_csv(path: Path) -> list[dict[str, Any]]:
     """Rows of a CSV with numeric-looking cells as floats."""
     if not path.exists():
         return []
+    regular_file(path, str(path))  # a FIFO would block the read
     with open(path, newline="", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
     for r in rows:
@@ -33,6 +35,7 @@ def bench_page(page: Page, folder: Path) -> None:
 
     summary, det = _read_csv(folder / "summary.csv"), _read_csv(folder / "detection.csv")
     if (folder / "verdict.md").exists():
+        regular_file(folder / "verdict.md", str(folder / "verdict.md"))
         page.raw(f"<pre>{html.escape((folder / 'verdict.md').read_text(encoding='utf-8'))}</pre>")
     groups = list(dict.fromkeys((r.get("dataset"), r.get("corruption")) for r in summary))
     for k, (ds, corr) in enumerate(groups):

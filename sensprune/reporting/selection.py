@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from sensprune.errors import ValidationError
-from sensprune.io import META, read_json
+from sensprune.io import META, read_json, regular_file
 from sensprune.reporting.page import Page as _Page
 from sensprune.reporting.page import table_html as _table
 
@@ -64,6 +64,7 @@ def _param(v: Any) -> Any:
 def _selection_columns(path: Path, n: int) -> tuple[np.ndarray | None, np.ndarray | None]:
     if not path.exists():
         return None, None
+    regular_file(path, str(path))  # a FIFO would block the read
     with open(path, newline="", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
     if len(rows) != n:
