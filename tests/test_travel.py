@@ -144,3 +144,33 @@ def test_a_recorded_path_that_is_not_the_data_is_skipped(scored, tmp_path, monke
                              f"{scored / 'data' / 'd.npz'} (recorded absolute path: fingerprint ")
     assert "data/d.npz (as typed, from the current directory: not found). Pass --data-root" in r.output
     assert not (tmp_path / "P2").exists() and not (tmp_path / "kept2.npz").exists()
+
+
+@pytest.mark.parametrize("what", ["not data", "other data"])
+def test_the_location_recorded_is_the_one_that_loaded(scored, tmp_path, monkeypatch, what):
+    """A candidate that exists but is not the data (a text file, or data of another fingerprint) comes first:
+    prune and bench record the path whose data has the recorded fingerprint, not the first path that exists."""
+    import os
+
+    moved = tmp_path / "X"
+    shutil.copytree(scored / "runs", moved / "runs")  # relative to the copied folder: X/data/d.npz, tried first
+    (moved / "data").mkdir()
+    if what == "not data":
+        (moved / "data" / "d.npz").write_text("not data")
+    else:
+        d = dict(np.load(scored / "data" / "d.npz"))
+        np.savez(moved / "data" / "d.npz", **{**d, "y_train": 1 - d["y_train"]})
+    data = scored / "data" / "d.npz"  # the recorded absolute path: the data
+    monkeypatch.chdir(tmp_path)
+    r = run_cli(["prune", "--scores", moved / "runs" / "S", "--by", "el2n", "--rule", "drop-high", "--fraction",
+                 "0.2", "--out", "P"])
+    assert r.exit_code == 0, r.output
+    loc = json.loads((tmp_path / "P" / "meta.json").read_text())["dataset"]["location"]
+    assert loc == {"absolute": str(data), "relative": os.path.relpath(data, tmp_path / "P")}
+    # bench: [data] data_root's candidate (X/data/d.npz) comes before the prune folder's own, which is the data
+    (tmp_path / "b.toml").write_text(f"[data]\ndata_root = {json.dumps(str(moved / 'data'))}\n")
+    r = run_cli(["bench", "--selection", "P", "--config", "b.toml", "--seeds", "1", "--epochs", "1", "--quiet",
+                 "--out", "B"])
+    assert r.exit_code == 0, r.output
+    loc = json.loads((tmp_path / "B" / "meta.json").read_text())["dataset"]["location"]
+    assert loc == {"absolute": str(data), "relative": os.path.relpath(data, tmp_path / "B")}

@@ -81,19 +81,29 @@ def record_location(dataset_meta: dict, out: str | os.PathLike, *, read_from: st
     """A copy of ``dataset_meta`` with the ``location`` of its data relative to the folder ``out``.
 
     ``read_from`` is the folder ``dataset_meta`` was read from (a score folder, for a prune folder): its
-    recorded location is resolved from there (after ``data_root``, as when loading). The first candidate
-    that exists is recorded; when none exists the recorded absolute path is kept (the folder still says
-    where the data was).
+    recorded location is resolved from there (after ``data_root``, as when loading). The candidate recorded is
+    the one that loads: the first whose data has the recorded fingerprint (:func:`locate`), not merely the first
+    that exists (a path that holds other data, or no data, is skipped as when loading). When no candidate is the
+    data, the recorded absolute path is kept (the folder still says where the data was). The data is loaded
+    only when several different paths exist, i.e. only when the choice depends on it.
     """
     meta = dict(dataset_meta or {})
     sp = spec_path(base_spec(meta))
     if sp is None:
         meta.pop("location", None)
         return meta
-    found = next((p for _, p in candidates(meta, folder=read_from, data_root=data_root) if os.path.exists(p)), None)
-    if found is None:
-        loc = meta.get("location") if isinstance(meta.get("location"), dict) else {}
-        found = loc.get("absolute") or sp[1]
+    loc = meta.get("location") if isinstance(meta.get("location"), dict) else {}
+    fallback = loc.get("absolute") or sp[1]
+    existing = {os.path.abspath(p) for _, p in candidates(meta, folder=read_from, data_root=data_root)
+                if os.path.lexists(p)}
+    found = fallback
+    if existing - {os.path.abspath(fallback)}:  # another path exists: keep the one whose data is the data
+        from sensprune.errors import SensPruneError
+
+        try:
+            found = locate(meta, folder=read_from, data_root=data_root)[1]
+        except SensPruneError:  # the data is nowhere now: keep where it was
+            pass
     absolute = os.path.abspath(found)
     meta["location"] = {"absolute": absolute,
                         "relative": os.path.relpath(absolute, os.path.abspath(str(out)))}
@@ -102,7 +112,15 @@ def record_location(dataset_meta: dict, out: str | os.PathLike, *, read_from: st
 
 def load_recorded(dataset_meta: dict, *, folder: str | os.PathLike | None = None,
                   data_root: str | os.PathLike | None = None):
-    """Reload the dataset ``dataset_meta`` (a folder's ``meta.json`` ``dataset`` entry) describes and check it.
+    """Reload the dataset ``dataset_meta`` (a folder's ``meta.json`` ``dataset`` entry) describes and check it:
+    the dataset of :func:`locate`."""
+    return locate(dataset_meta, folder=folder, data_root=data_root)[0]
+
+
+def locate(dataset_meta: dict, *, folder: str | os.PathLike | None = None,
+           data_root: str | os.PathLike | None = None):
+    """``(dataset, path)``: the dataset ``dataset_meta`` (a folder's ``meta.json`` ``dataset`` entry) describes,
+    reloaded and checked, and the path it loaded from (None for a spec that names no path).
 
     ``folder`` is the folder that ``meta.json`` belongs to (for its ``relative`` location). Path specs try
     :func:`candidates` in order and keep the first whose data has the recorded fingerprint (a candidate that
@@ -151,7 +169,7 @@ def load_recorded(dataset_meta: dict, *, folder: str | os.PathLike | None = None
             raise ArtifactMismatchError(f"The scores were made from dataset {spec!r} with fingerprint {want}, "
                                         f"but that spec now loads data with fingerprint {ds.fingerprint}; "
                                         "rescore, or point --data-root at the original data.")
-        return ds
+        return ds, None
     tried, other_data = [], False
     for how, path in candidates(dataset_meta, folder=folder, data_root=data_root):
         if not os.path.lexists(path):
@@ -163,7 +181,7 @@ def load_recorded(dataset_meta: dict, *, folder: str | os.PathLike | None = None
             tried.append(f"{path} ({how}: does not load: {' '.join(str(exc).split()).rstrip('.')})")
             continue
         if ds.fingerprint == want:
-            return ds
+            return ds, path
         other_data = True
         tried.append(f"{path} ({how}: fingerprint {ds.fingerprint}, not {want})")
     err = ArtifactMismatchError if other_data else ValidationError
@@ -178,5 +196,5 @@ def describe_order() -> str:
             "typed from the current directory")
 
 
-__all__ = ["candidates", "load_recorded", "record_location", "spec_path", "base_spec", "describe_order",
+__all__ = ["candidates", "load_recorded", "locate", "record_location", "spec_path", "base_spec", "describe_order",
            "PATH_PREFIXES"]
