@@ -309,7 +309,7 @@ CASES = {
     "bench --resume --force": (nothing, ["bench", "--config", "{DEMO}", "--out", "o", "--resume", "--force"], 2,
                                "--resume and --force contradict each other"),
     "bench --shard 5/2": (nothing, ["bench", "--config", "{DEMO}", "--out", "o", "--shard", "5/2"], 2,
-                          "expected i/n with 0 <= i < n, got '5/2'"),
+                          "the shard must be i/n with 0 <= i < n; got '5/2'."),
     "bench-merge user folder": (lambda w, b: user_folder(w), ["bench-merge", "d", "--out", "o"], 1,
                                 "d is not a bench folder (no config.json)."),
     "bench --out /proc": (nothing, ["bench", "--config", "{DEMO}", "--out", "/proc/sensprune-x"], 1,

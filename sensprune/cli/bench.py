@@ -16,9 +16,9 @@ def _shard(ctx, param, value):
     try:
         i, n = int(i), int(n)
     except ValueError:
-        raise click.BadParameter(f"expected i/n like 0/4, got {value!r}") from None
+        raise click.BadParameter(f"the shard must be i/n like 0/4; got {value!r}.") from None
     if not sep or n < 1 or not 0 <= i < n:
-        raise click.BadParameter(f"expected i/n with 0 <= i < n, got {value!r}")
+        raise click.BadParameter(f"the shard must be i/n with 0 <= i < n; got {value!r}.")
     return (i, n)
 
 

@@ -58,11 +58,11 @@ def int_list(ctx, param, value):
     try:
         out = tuple(int(v) for v in str(value).split(",") if v.strip())
     except ValueError:
-        raise click.BadParameter(f"expected comma-separated integers, got {value!r}") from None
+        raise click.BadParameter(f"the value must be comma-separated integers; got {value!r}.") from None
     if any(v <= 0 for v in out):
-        raise click.BadParameter(f"expected positive integers, got {value!r}")
+        raise click.BadParameter(f"each value must be a positive integer; got {value!r}.")
     if any(v > MAX_WIDTH for v in out):  # checked before any layer is allocated
-        raise click.BadParameter(f"each width must be at most {MAX_WIDTH}; got {value!r}")
+        raise click.BadParameter(f"each width must be at most {MAX_WIDTH}; got {value!r}.")
     return out
 
 

@@ -155,9 +155,9 @@ def make_dataset(x_train, y_train, x_test, y_test, *, spec: str, num_classes: in
     for split in ("train", "test"):
         x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
         if x.ndim < 2:
-            raise ValidationError(f"{source}: x_{split} must have shape (N, ...), got {x.shape}.")
+            raise ValidationError(f"{source}: x_{split} must have shape (N, ...); got {x.shape}.")
         if y.ndim != 1:
-            raise ValidationError(f"{source}: y_{split} must have shape (N,), got {y.shape}.")
+            raise ValidationError(f"{source}: y_{split} must have shape (N,); got {y.shape}.")
         if len(x) != len(y):
             raise ValidationError(f"{source}: x_{split} has {len(x)} rows but y_{split} has {len(y)}.")
         if len(x) == 0:

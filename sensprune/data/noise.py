@@ -80,7 +80,7 @@ def corrupt_labels(y, num_classes: int, fraction: float, *, mode: str = "symmetr
         raise ValidationError(f"The 'mode' parameter of corrupt_labels must be 'symmetric' or "
                               f"'asymmetric'; got {mode!r}.")
     if k < 2:
-        raise ValidationError(f"corrupt_labels needs at least 2 classes, got {k}.")
+        raise ValidationError(f"corrupt_labels: num_classes must be >= 2 (a flip needs at least 2 classes); got {k}.")
     if y.ndim != 1 or (y.size and (y.min() < 0 or y.max() >= k)):
         raise ValidationError(f"corrupt_labels: y must have shape (N,) with labels in 0..{k - 1}.")
     rng = np.random.default_rng(seed)
@@ -131,7 +131,7 @@ def corrupt_inputs(x, fraction: float, *, seed: int = 0) -> tuple[np.ndarray, np
     fraction = _check_fraction(fraction, "corrupt_inputs")
     x = np.asarray(x, dtype=np.float32)
     if x.ndim < 2:
-        raise ValidationError(f"corrupt_inputs: x must have shape (N, ...), got {x.shape}.")
+        raise ValidationError(f"corrupt_inputs: x must have shape (N, ...); got {x.shape}.")
     rng = np.random.default_rng(seed)
     idx = _pick(len(x), fraction, rng)
     mean = x.mean(axis=0, dtype=np.float64)

@@ -46,7 +46,7 @@ def check_scores(scores, *, name: str = "scores") -> np.ndarray:
     """Return ``scores`` as a finite (N,) float64 array, N >= 1, or raise ValidationError."""
     s = np.asarray(scores)
     if s.ndim != 1 or len(s) == 0 or not (np.issubdtype(s.dtype, np.number) and s.dtype != np.bool_):
-        raise ValidationError(f"{name} must be a non-empty 1-D numeric array, got {s.dtype} {s.shape}.")
+        raise ValidationError(f"{name} must be a non-empty 1-D numeric array; got {s.dtype} {s.shape}.")
     s = s.astype(np.float64)
     bad = np.flatnonzero(~np.isfinite(s))
     if len(bad):

@@ -252,5 +252,5 @@ def export_data(dataset, selection: Selection, path: str | Path) -> str:
 def _read_index(path: Path) -> np.ndarray:
     arr = read_npy(path)
     if arr.ndim != 1 or not np.issubdtype(arr.dtype, np.integer):
-        raise ValidationError(f"{path} must hold a 1-D integer array, got {arr.dtype} {arr.shape}.")
+        raise ValidationError(f"{path} must hold a 1-D integer array; got {arr.dtype} {arr.shape}.")
     return arr.astype(np.int64)

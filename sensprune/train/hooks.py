@@ -114,7 +114,7 @@ class Hook:
         """How state key ``key`` combines across ranks: ``"sum"`` or ``"replicated"``."""
         how = self.reduce.get(key, REPLICATED if self.replicated else SUM)
         if how not in (SUM, REPLICATED):
-            raise ValueError(f"{type(self).__name__}.reduce[{key!r}] must be 'sum' or 'replicated', got {how!r}.")
+            raise ValueError(f"{type(self).__name__}.reduce[{key!r}] must be 'sum' or 'replicated'; got {how!r}.")
         return how
 
 
