@@ -121,13 +121,13 @@ def score(data, *, measures: Sequence[str] | None = None, model="mlp", epochs: i
     from sensprune.scoring.stage import score as _score
     from sensprune.scoring.table import save_scores
 
-    from sensprune.config import MAX_SEEDS, check_seed
+    from sensprune.config import MAX_SEEDS, check_seed_range
     from sensprune.train.model_check import check_model
 
     source = "sp.score"
-    check_seed(seed, f"{source}: seed")
     if isinstance(seeds, bool) or not isinstance(seeds, int) or not 1 <= seeds <= MAX_SEEDS:
         raise ValidationError(f"{source}: seeds must be an integer in 1..{MAX_SEEDS}; got {seeds!r}.")
+    check_seed_range(seed, seeds, where=f"{source}: ")  # the warmup runs are seeded seed .. seed+seeds-1
     dataset = as_dataset(data, num_classes=num_classes, source=source)
     measures = tuple(measures if measures is not None else M.DEFAULT_MEASURES)
     tcfg = _train_config(epochs or default_epochs(measures), seed, train_kw, source)
@@ -256,7 +256,6 @@ def bench(data, *, selections: Mapping[str, Any], model="mlp", seeds: int = 5, e
     from sensprune.benchmark.selection import bench_selections, corruption_label, user_selection
     from sensprune.config import MAX_SEEDS
     from sensprune.pruning.selection import load_selection
-    from sensprune.train.model_check import check_model
 
     source = "sp.bench"
     ds = as_dataset(data, num_classes=num_classes, source=source)
@@ -292,8 +291,6 @@ def bench(data, *, selections: Mapping[str, Any], model="mlp", seeds: int = 5, e
         sels.append(user_selection(name, sel, folder))
     tcfg = _train_config(epochs, 0, train_kw, source)
     model_name, factory = _model(model, source)
-    if factory is not None:
-        check_model(factory, ds, f"{source}: the model {model_name}")  # one forward, before training
     score = ScoreSpec(model=model_name if factory is None else "mlp", widths=tuple(widths), dropout=dropout)
     cfg = BenchConfig(grid=GridSpec(seeds=tuple(range(seeds))), train=tcfg, score=score)
     if out is not None:
@@ -303,7 +300,8 @@ def bench(data, *, selections: Mapping[str, Any], model="mlp", seeds: int = 5, e
     same = made_from.get("fingerprint") is not None and made_from.get("fingerprint") == getattr(ds, "fingerprint", None)
     res = bench_selections(ds, sels, cfg, out, spec=made_from.get("spec", ds.spec) if same else ds.spec,
                            corruption=corruption_label(made_from) if same else "none",
-                           model=None if factory is None else (model_name, factory), progress=progress)
+                           model=None if factory is None else (model_name, factory), source=source,
+                           progress=progress)  # which checks the model (one forward) before training
     rows = [{**r, "arm": _arm(r)} for r in res["results"]]
     summary = {}
     for r in res["summary"]:

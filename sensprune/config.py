@@ -125,6 +125,24 @@ def check_seed(seed: Any, name: str = "seed") -> int:
     return int(seed)
 
 
+def check_seed_range(seed: Any, count: int, name: str = "seed", count_name: str = "seeds", *,
+                     where: str = "") -> int:
+    """``seed`` as an int when the ``count`` runs seeded ``seed .. seed+count-1`` all stay in 0..MAX_SEED.
+
+    The one check of a base seed and a number of runs (``--seed``/``--seeds`` of ``score`` and ``reproduce``,
+    ``sp.score``, :func:`sensprune.reproduce.run_reproduce`), made once at the edge: a later seed above
+    MAX_SEED would otherwise fail deep inside a run (``np.random.RandomState`` refuses seeds above 2**32-1).
+    ``count`` is an integer >= 1, checked by the caller (each has its own bound); ``where`` prefixes the message
+    (``"sp.score: "``). Raises ValidationError naming ``name`` and ``count_name``.
+    """
+    seed = check_seed(seed, f"{where}{name}")
+    last = seed + int(count) - 1
+    if last > MAX_SEED:
+        raise ValidationError(f"{where}{name} + {count_name} - 1 (the last run's seed) must be at most {MAX_SEED}; "
+                              f"got {seed} + {count} - 1 = {last}.")
+    return seed
+
+
 #: Default probe-set size of loss_sensitivity and --per-class.
 DEFAULT_PROBE_SIZE = 2048
 #: Default number K of sampled probe steps of loss_sensitivity (``loss_sensitivity.sampled``; no torch here).

@@ -17,9 +17,12 @@ import torch
 from test_bad_inputs import PRUNE, SCORE, _fill, _snapshot, base, run_cli  # noqa: F401 (base: the fixture)
 
 import sensprune as sp
+from sensprune.config import MAX_SEED
 from sensprune.errors import ValidationError
+from sensprune.reproduce.settings import load_settings
 
 BIG = 99999999999999999999  # above 2**64: once an overflow deep in torch, after `.partial` was made
+TINY = load_settings().scales["tiny"]  # the counts of benchmarks/paper/settings.toml [scale.tiny]
 
 
 def _exact(message):
@@ -236,12 +239,56 @@ def test_bench_refuses_a_model_that_does_not_give_logits(tiny_arrays):
      f"sp.prune: seed must be an integer in 0..4294967295; got {BIG}."),
     (lambda d, t: sp.prune(t, by="loss", rule="stratified", fraction=0.2, seed=1.5),
      "sp.prune: seed must be an integer in 0..4294967295; got 1.5."),
+    (lambda d, t: sp.score(d, measures=["loss"], epochs=1, seed=MAX_SEED, seeds=2),
+     "sp.score: seed + seeds - 1 (the last run's seed) must be at most 4294967295; got 4294967295 + 2 - 1 = "
+     "4294967296."),
+    (lambda d, t: sp.score(d, measures=["loss"], epochs=1, seed=MAX_SEED - 998, seeds=1000),
+     "sp.score: seed + seeds - 1 (the last run's seed) must be at most 4294967295; got 4294966297 + 1000 - 1 = "
+     "4294967296."),
 ], ids=["score seed -3", "score seed 1e20", "score seeds 1001", "bench seeds 1e9", "prune seed -3",
-        "prune seed 1e20", "prune seed 1.5"])
+        "prune seed 1e20", "prune seed 1.5", "score seed MAX_SEED seeds 2", "score seeds past MAX_SEED"])
 def test_seeds_are_bounded(call, message, tiny_arrays, tmp_path):
     table = _table(tiny_arrays)
     with pytest.raises(ValidationError, match=_exact(message)):
         call(tiny_arrays, table)
+
+
+def test_the_last_seed_may_be_max_seed(tiny_arrays):
+    """seed .. seed+seeds-1 up to MAX_SEED itself trains (the CSR draw seeds np.random.RandomState, which takes
+    at most 2**32-1)."""
+    table = sp.score(tiny_arrays, measures=["loss"], epochs=1, widths=(8,), seed=MAX_SEED - 1, seeds=2,
+                     measure_options={"csr": True, "csr_samples": 5})
+    assert sorted(map(int, table.meta["history"])) == [MAX_SEED - 1, MAX_SEED]
+
+
+@pytest.mark.parametrize("kw, message", [
+    ({"seed": -1, "only": [2]}, "seed must be an integer in 0..4294967295; got -1."),
+    ({"seed": 2**32, "only": [2]}, "seed must be an integer in 0..4294967295; got 4294967296."),
+    ({"seed": "0", "only": [2]}, "seed must be an integer in 0..4294967295; got '0'."),
+    ({"seed": MAX_SEED, "only": [2, 3], "seeds": 3},
+     "seed + seeds per experiment - 1 (the last run's seed) must be at most 4294967295; got 4294967295 + 3 - 1 = "
+     "4294967297."),
+    ({"seed": MAX_SEED - 2, "only": [1, 2]}, "seed + seeds per experiment - 1 (the last run's seed) must be at most "
+     f"4294967295; got 4294967293 + {TINY.easy_runs} - 1 = {MAX_SEED - 3 + TINY.easy_runs}."),
+], ids=["seed -1", "seed 2**32", "seed '0'", "seeds 3 from MAX_SEED", "experiment 1's runs from MAX_SEED - 2"])
+def test_run_reproduce_checks_its_seed(kw, message, tmp_path):
+    """The Python function checks its seed as the CLI does: every experiment's runs are seeded seed .. seed+n-1."""
+    from sensprune.reproduce import run_reproduce
+
+    with pytest.raises(ValidationError, match=_exact(message)):
+        run_reproduce(tmp_path / "o", scale="tiny", progress=False, **kw)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_bench_checks_a_python_model_once(tiny_arrays, monkeypatch):
+    """sp.bench checks the model in the one function it shares with `bench --selection` (one forward, not two)."""
+    import sensprune.train.model_check as mc
+
+    calls, check = [], mc.check_model
+    monkeypatch.setattr(mc, "check_model", lambda *a, **k: (calls.append(a[2]), check(*a, **k))[1])
+    with pytest.raises(ValidationError, match="^sp.bench: the model python:Linear must map"):
+        sp.bench(tiny_arrays, selections={"m": np.arange(120) % 2 == 0}, model=torch.nn.Linear(6, 3), seeds=1)
+    assert calls == ["sp.bench: the model python:Linear"]
 
 
 def _table(arrays):
@@ -310,6 +357,9 @@ CASES = {
                         "Invalid value for '--seed': -5 is not in the range 0<=x<=4294967295."),
     "prune --seed 1e20": (None, [*DROP, "--seed", str(BIG), "--out", "o"], 2,
                           f"Invalid value for '--seed': {BIG} is not in the range 0<=x<=4294967295."),
+    "score --seed MAX_SEED --seeds 2": (None, [*SCORE, "--seed", str(MAX_SEED), "--seeds", "2", "--out", "o"], 2,
+                                        "--seed + --seeds - 1 (the last run's seed) must be at most 4294967295; got "
+                                        "4294967295 + 2 - 1 = 4294967296."),
     "score plugin model too wide": (("wide_out_h23", WIDE), [*SCORE, "--model", "plugin:wide_out_h23:make",
                                                              "--out", "o"], 1, MUST.format("wide_out_h23", "(1, 3)")),
     "score plugin model of another input width": (

@@ -18,9 +18,11 @@ from PIL import Image
 from sensprune.data import load_dataset
 from sensprune.data.images import IMG_EXTENSIONS, ImageError, scan_split
 from sensprune.errors import ValidationError
+from sensprune.reproduce.settings import load_settings
 from test_bad_inputs import SCORE, _fill, _snapshot, base, fifo, loop, nothing, run_cli  # noqa: F401 (base: fixture)
 
 LIMIT = Image.MAX_IMAGE_PIXELS  # PIL's decompression-bomb limit, never raised by sensprune
+TINY = load_settings().scales["tiny"]  # the counts of benchmarks/paper/settings.toml [scale.tiny]
 
 
 # -- image folders: d/train/{a,b}/0..2.png and d/test/{a,b}/0.png, 6x6 8-bit grayscale --------------------
@@ -210,6 +212,15 @@ CASES = {
                             "Invalid value for '--seed': -1 is not in the range 0<=x<=4294967295."),
     "reproduce --seed 2**32": (nothing, ["reproduce", "--tiny", "--seed", str(2**32), "--out", "o"], 2,
                                "Invalid value for '--seed': 4294967296 is not in the range 0<=x<=4294967295."),
+    # ... and with the runs of the chosen experiments (seeded seed .. seed+n-1): the last one too (a usage error)
+    "reproduce --seed MAX_SEED --seeds 2": (
+        nothing, ["reproduce", "--tiny", "--only", "2,3", "--seed", str(2**32 - 1), "--seeds", "2", "--out", "o"], 2,
+        "--seed + seeds per experiment - 1 (the last run's seed) must be at most 4294967295; got 4294967295 + 2 - 1 "
+        "= 4294967296."),
+    "reproduce --seed near MAX_SEED, experiment 1's runs": (
+        nothing, ["reproduce", "--tiny", "--seed", str(2**32 - 2), "--out", "o"], 2,
+        "--seed + seeds per experiment - 1 (the last run's seed) must be at most 4294967295; got 4294967294 + "
+        f"{TINY.easy_runs} - 1 = {2**32 - 3 + TINY.easy_runs}."),
     "bench-merge symlink loop": (lambda w, b: loop(w, "l"), ["bench-merge", "l", "--out", "o"], 2,
                                  "Invalid value for 'DIRS': Directory 'l' does not exist."),
     # --out a symlink loop (the loop's own text, which names the absolute path, follows the parenthesis)

@@ -158,7 +158,7 @@ def run_selections(dirs: Sequence[str | Path], out: str | Path, cfg: BenchConfig
 
 
 def bench_selections(data, sels: Sequence[UserSelection], cfg: BenchConfig, out: Path | None = None, *, spec: str,
-                     corruption: str = "none", model: tuple[str, Any] | None = None,
+                     corruption: str = "none", model: tuple[str, Any] | None = None, source: str | None = None,
                      progress: bool = True) -> dict[str, Any]:
     """The retrains of ``bench --selection`` and ``sp.bench``: for every seed of ``cfg.grid.seeds``, the full
     set, then each selection and its :func:`matched_random` counterpart, each through
@@ -167,7 +167,8 @@ def bench_selections(data, sels: Sequence[UserSelection], cfg: BenchConfig, out:
 
     ``data`` is the training/test data the selections index; ``spec`` and ``corruption`` label its rows.
     ``model``: ``(name, factory)`` of a model given in Python instead of ``[score] model`` (``factory(num_classes,
-    input_shape) -> nn.Module``). With ``out`` (checked by the caller) the grid's files are written there
+    input_shape) -> nn.Module``); the one check that it gives logits is made here, its message prefixed with
+    ``source`` (``"sp.bench"``) when given. With ``out`` (checked by the caller) the grid's files are written there
     (assembled aside, then moved); returns ``results`` (the rows of results.csv), ``summary`` (of summary.csv)
     and ``out``.
     """
@@ -188,8 +189,8 @@ def bench_selections(data, sels: Sequence[UserSelection], cfg: BenchConfig, out:
         scfg = replace(scfg, model=model_name, model_factory=model[1])
     validate(data, scfg)
     # one forward on one example, as score runs it: a model of the wrong width is one line, not a failed row per retrain
-    check_model(scfg.build_model, data, f"the model {model_name}" if model is not None else
-                f"[score] model {model_name!r}")
+    what = f"the model {model_name}" if model is not None else f"[score] model {model_name!r}"
+    check_model(scfg.build_model, data, what if source is None else f"{source}: {what}")
     device = resolve_device(cfg.train.device)
     build = model_builder(data, scfg)
     train_src = ArraySource(data.x_train, data.y_train, device)

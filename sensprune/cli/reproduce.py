@@ -9,6 +9,7 @@ import click
 
 from sensprune.cli.options import OneLineErrors
 from sensprune.config import MAX_SEED
+from sensprune.errors import ValidationError
 
 
 @click.command(cls=OneLineErrors)
@@ -18,7 +19,7 @@ from sensprune.config import MAX_SEED
 @click.option("--force", is_flag=True, help="Replace an existing --out that holds an earlier reproduce run.")
 @click.option("--only", default=None, metavar="N,N,...", help="Run only these experiments (1-6), e.g. 2,3.")
 @click.option("--seed", type=click.IntRange(0, MAX_SEED), default=0, show_default=True,
-              help="Base seed (runs use seed, seed+1, ...).")
+              help=f"Base seed (runs use seed, seed+1, ...; the last at most {MAX_SEED}).")
 @click.option("--seeds", type=click.IntRange(1), default=None,
               help="Seeds per experiment 2-6 (default: 3, or 5 where affordable; experiment 1's seeds are its "
                    "one-epoch runs).")
@@ -54,11 +55,16 @@ def reproduce(out, quick, force, only, seed, seeds, threads, settings, quiet, ti
     """
     import torch
 
-    from sensprune.reproduce import parse_only, run_reproduce
+    from sensprune.reproduce import check_seed_span, parse_only, resolve_scale, run_reproduce
 
     chosen = parse_only(only)
-    torch.set_num_threads(threads)
     scale = "tiny" if tiny else "quick" if quick else "full"
+    sc = resolve_scale(scale, seeds, settings)[1]  # a bad settings file is refused as an input (exit 1)
+    try:  # --seed with the runs of the chosen experiments: a usage error (exit 2), before anything is written
+        check_seed_span(seed, sc, chosen, "--seed")
+    except ValidationError as exc:
+        raise click.UsageError(str(exc)) from None
+    torch.set_num_threads(threads)
     flags = [f for f, on in (("--quick", quick), ("--force", force)) if on]
     command = " ".join(["sensprune reproduce --out", shlex.quote(str(out)), *flags]
                        + ([f"--only {','.join(map(str, chosen))}"] if only else [])

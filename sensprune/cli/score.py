@@ -110,7 +110,7 @@ def score(dataset, data_root, subsample, label_column, corrupt, stream, workers,
       torchrun --nproc_per_node 4 -m sensprune score --dataset cifar10 --data-root data
           --model resnet18 --device cuda --amp bf16 --at-checkpoints 5,10 --out runs/cifar
     """
-    from sensprune.config import TrainConfig, default_epochs
+    from sensprune.config import TrainConfig, check_seed_range, default_epochs
     from sensprune.io import write_npy
     from sensprune.scoring.stage import ScoreConfig, run_score, summary_rows
     from sensprune.train import distributed as D
@@ -119,6 +119,10 @@ def score(dataset, data_root, subsample, label_column, corrupt, stream, workers,
 
     if jobs != 1 and "memorization" not in measures:
         raise click.UsageError("--jobs applies to the memorization measure only; add it to --measures or drop --jobs.")
+    try:  # the runs are seeded --seed .. --seed+--seeds-1: the last one too must be a valid seed
+        check_seed_range(seed, seeds, "--seed", "--seeds")
+    except ValidationError as exc:
+        raise click.UsageError(str(exc)) from None
     partial = _check_out(out, force, resume, dataset, data_root)
     tcfg = TrainConfig(epochs=epochs or default_epochs(measures), batch_size=batch_size, optimizer=optimizer,
                        lr=lr, momentum=momentum, weight_decay=weight_decay, schedule=schedule, seed=seed,

@@ -23,17 +23,21 @@ from pathlib import Path
 import torch
 
 from sensprune import __version__
+from sensprune.config import check_seed_range
 from sensprune.errors import ValidationError
 from sensprune.io import (atomic_write_bytes, atomic_write_text, base_meta, is_artifact, prepare_out, read_json,
                           staged_dir, write_json)
 from sensprune.reproduce.common import STAND_IN, Outcome, Scale
-from sensprune.reproduce.settings import SCALES, load_settings, provenance
+from sensprune.reproduce.settings import SCALES, Settings, load_settings, provenance
 from sensprune.reproduce.verdict import VERDICT_WORDS
 
-__all__ = ["EXPERIMENTS", "SCALES", "VERDICT_WORDS", "parse_only", "run_reproduce"]
+__all__ = ["EXPERIMENTS", "SCALES", "VERDICT_WORDS", "check_seed_span", "parse_only", "resolve_scale",
+           "run_reproduce"]
 
 #: number -> module (each with TITLE and run)
 EXPERIMENTS = {1: "easy_hard", 2: "gini", 3: "per_class", 4: "csr_noise", 5: "dropout", 6: "epochs"}
+#: number -> the Scale field counting its runs, seeded ``seed .. seed+count-1`` (experiment 1: its one-epoch runs)
+SEED_COUNTS = {1: "easy_runs", 2: "sens_seeds", 3: "sens_seeds", 4: "csr_seeds", 5: "reg_seeds", 6: "fit_seeds"}
 
 
 def parse_only(value: str | None) -> list[int]:
@@ -77,6 +81,26 @@ def check_seeds(seeds) -> int | None:
     return seeds
 
 
+def resolve_scale(scale: str | Scale = "full", seeds: int | None = None,
+                  settings: str | Path | None = None) -> tuple[Settings, Scale]:
+    """The settings file read and the Scale of a run: ``scale`` by name (or as given), with ``seeds`` seeds in
+    experiments 2-6 when given. An unknown scale or a bad ``seeds`` is a ValidationError."""
+    st = load_settings(settings)
+    if isinstance(scale, str) and scale not in st.scales:
+        raise ValidationError(f"Unknown scale {scale!r}; choose one of {', '.join(st.scales)} (in {st.path}).")
+    sc = st.scales[scale] if isinstance(scale, str) else scale
+    k = check_seeds(seeds)
+    return st, sc if k is None else sc.with_seeds(k)
+
+
+def check_seed_span(seed, sc: Scale, only: list[int], name: str = "seed") -> int:
+    """``seed`` as an int when every run of the experiments ``only`` at scale ``sc`` has a seed in 0..MAX_SEED:
+    an experiment of n runs seeds them ``seed .. seed+n-1`` (:func:`sensprune.config.check_seed_range`, with n
+    the most runs of one chosen experiment). ``name`` is ``"--seed"`` for the CLI."""
+    n = max(getattr(sc, SEED_COUNTS[k]) for k in only)
+    return check_seed_range(seed, n, name, "seeds per experiment")
+
+
 def _reproduce_or_empty(out: Path) -> None:
     """--force replaces only an earlier ``reproduce`` folder (or an empty one), not another sensprune output."""
     if out.is_dir() and is_artifact(out):
@@ -106,7 +130,8 @@ def run_reproduce(out: str | Path, *, scale: str | Scale = "full", only: list[in
     only : list of int, optional
         Experiment numbers (default: all six).
     seed : int
-        Base seed: run r of an experiment uses ``seed + r``; corruptions use ``seed``.
+        Base seed: run r of an experiment uses ``seed + r``; corruptions use ``seed``. The last run's seed must
+        be at most :data:`sensprune.config.MAX_SEED` (:func:`check_seed_span`).
     seeds : int, optional
         Seeds per experiment 2-6 (default: the scale's, 3-5); experiment 1's seeds are its one-epoch runs.
     settings : path, optional
@@ -114,16 +139,12 @@ def run_reproduce(out: str | Path, *, scale: str | Scale = "full", only: list[in
         every verdict line names it and the git commit it was read at.
     """
     out = Path(out)
-    st = load_settings(settings)
-    if isinstance(scale, str) and scale not in st.scales:
-        raise ValidationError(f"Unknown scale {scale!r}; choose one of {', '.join(st.scales)} (in {st.path}).")
-    sc = st.scales[scale] if isinstance(scale, str) else scale
-    k = check_seeds(seeds)
-    sc = sc if k is None else sc.with_seeds(k)
+    st, sc = resolve_scale(scale, seeds, settings)
     only = list(EXPERIMENTS) if only is None else only
     bad = [n for n in only if n not in EXPERIMENTS]
     if bad or not only:
         raise ValidationError(f"Unknown experiment number(s) {bad or only}; choose from 1 to {len(EXPERIMENTS)}.")
+    seed = check_seed_span(seed, sc, only)  # every run's seed, before anything is written
     prepare_out(out, force=force)  # an existing folder needs --force, and must be a sensprune output ...
     _reproduce_or_empty(out)  # ... of kind reproduce
     t_all = time.perf_counter()
