@@ -152,6 +152,8 @@ PROBE_MODES = ("fixed", "next-batch")
 #: memorization: the most subset models ``--mem-models`` may ask for (each keeps two (N,) bool arrays; a larger M
 #: is refused before anything is allocated), and the defaults of ``--mem-models`` and ``--mem-subset``.
 MEM_MODELS_MAX = 10_000
+#: bound of ``--mem-max-epochs`` (the fit rule's epoch cap of memorization's subset models)
+MEM_MAX_EPOCHS_MAX = 100_000
 DEFAULT_MEM_MODELS = 200
 DEFAULT_MEM_SUBSET = 0.7
 
@@ -289,6 +291,10 @@ class MeasureOptions(_Options):
     mem_models, mem_subset : int, float
         memorization (Feldman & Zhang 2020): the number M of subset models (2..:data:`MEM_MODELS_MAX`) and the
         fraction of the training set each one trains on, in (0, 1). A digit or number string is converted.
+    mem_max_epochs : int or None
+        memorization: the fit rule's epoch cap of each subset model (1..:data:`MEM_MAX_EPOCHS_MAX`); None = the
+        bench's cap (:data:`sensprune.train.fit.FIT_MAX_EPOCHS`). Noisy labels need more (digits with 20% flipped
+        labels: about 140 epochs; ``benchmarks/memorization/compare.py``).
     mem_jobs : int
         memorization: worker processes that train the subset models (``sensprune score --jobs``), each with one
         torch thread; the values do not depend on it.
@@ -311,11 +317,13 @@ class MeasureOptions(_Options):
     sensitivity_memory: int | str | None = None
     mem_models: int | str = DEFAULT_MEM_MODELS
     mem_subset: float | str = DEFAULT_MEM_SUBSET
+    mem_max_epochs: int | str | None = None
     mem_jobs: int = 1
 
     def __post_init__(self):
         object.__setattr__(self, "mem_models", _parse_mem_models(self.mem_models))
         object.__setattr__(self, "mem_subset", _parse_mem_subset(self.mem_subset))
+        object.__setattr__(self, "mem_max_epochs", _parse_mem_max_epochs(self.mem_max_epochs))
         if self.sensitivity_memory is not None:
             object.__setattr__(self, "sensitivity_memory", parse_size(self.sensitivity_memory, "--sensitivity-memory"))
         h = parse_count_or_all(self.horizon, "--horizon")
@@ -351,6 +359,15 @@ def _parse_mem_models(value: Any) -> int:
     v = int(value.strip()) if isinstance(value, str) and value.strip().isdigit() else value
     if not (_is_int(v) and 2 <= v <= MEM_MODELS_MAX):
         raise ValidationError(f"`--mem-models` must be an integer in 2..{MEM_MODELS_MAX}; got {value!r}.")
+    return v
+
+
+def _parse_mem_max_epochs(value: Any) -> int | None:
+    if value is None:
+        return None
+    v = int(value.strip()) if isinstance(value, str) and value.strip().isdigit() else value
+    if not (_is_int(v) and 1 <= v <= MEM_MAX_EPOCHS_MAX):
+        raise ValidationError(f"`--mem-max-epochs` must be an integer in 1..{MEM_MAX_EPOCHS_MAX}; got {value!r}.")
     return v
 
 

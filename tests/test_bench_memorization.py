@@ -65,7 +65,12 @@ def grid_dir(tmp_path_factory):
     ({"mem_subset": 1.0}, "[score] mem_subset must be a fraction in (0, 1); got 1.0."),
     ({"mem_subset": 0}, "[score] mem_subset must be a fraction in (0, 1); got 0."),
     ({"mem_subset": "0.5"}, "[score] mem_subset must be a fraction in (0, 1); got '0.5'."),
-    ({"measure_options": {"mem_models": 50}}, "[score] measure_options must not hold mem_models or mem_subset"),
+    ({"mem_max_epochs": 0}, "[score] mem_max_epochs must be an integer in 1..100000; got 0."),
+    ({"mem_max_epochs": 2.5}, "[score] mem_max_epochs must be an integer in 1..100000; got 2.5."),
+    ({"measure_options": {"mem_models": 50}},
+     "[score] measure_options must not hold mem_models, mem_subset or mem_max_epochs"),
+    ({"measure_options": {"mem_max_epochs": 50}},
+     "[score] measure_options must not hold mem_models, mem_subset or mem_max_epochs"),
 ])
 def test_bad_memorization_keys_are_refused(score, msg):
     with pytest.raises(ValidationError) as exc:

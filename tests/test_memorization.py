@@ -74,6 +74,8 @@ def test_unstackable_model_falls_back_once(data, capsys):
     (["--mem-subset", "0"], "`--mem-subset` must be a fraction in (0, 1); got '0'"),
     (["--mem-subset", "1.5"], "`--mem-subset` must be a fraction in (0, 1); got '1.5'"),
     (["--mem-subset", "x"], "`--mem-subset` must be a fraction in (0, 1); got 'x'"),
+    (["--mem-max-epochs", "0"], "Invalid value for '--mem-max-epochs': 0 is not in the range 1<=x<=100000."),
+    (["--mem-max-epochs", "x"], "Invalid value for '--mem-max-epochs': 'x' is not a valid integer range."),
 ])
 def test_bad_input_one_line_nothing_written(tmp_path, args, msg):
     out = tmp_path / "D"
@@ -165,3 +167,18 @@ def test_jobs_refusals():
                                               r"Use 1 job\."):
         mz.check(load_dataset("digits", subsample=120), cfg)
     assert "memorization only" in run_cli(["score", "--help"]).output
+
+
+def test_mem_max_epochs_is_the_cap_from_the_cli_and_the_measure_options(data, tmp_path):
+    """``--mem-max-epochs`` (measure option ``mem_max_epochs``) is the subset models' cap; None = the bench's."""
+    assert _cfg().measure_options.mem_max_epochs is None
+    _, note = mz.estimate(data, _cfg(measure_options={"mem_models": 2, "mem_max_epochs": 1}), progress=False)
+    assert note["fit_rule"]["max_epochs"] == 1 and all(m["epochs"] == 1 for m in note["per_model"])
+    with pytest.raises(ValidationError, match=r"`--mem-max-epochs` must be an integer in 1\.\.100000; got 0\."):
+        _cfg(measure_options={"mem_max_epochs": 0})
+    out = tmp_path / "D"
+    r = run_cli(["score", "--dataset", "digits", "--measures", "memorization", *SMALL[:4], "--mem-models", "2",
+                 "--mem-max-epochs", "2", "--epochs", "1", "--quiet", "--out", out])
+    assert r.exit_code == 0, r.output
+    meta = json.loads((out / "meta.json").read_text())
+    assert '"max_epochs": 2' in json.dumps(meta) and '"mem_max_epochs": 2' in json.dumps(meta)

@@ -15,8 +15,9 @@ A grid file (``sensprune bench --config grid.toml``)::
     [train]     TrainConfig fields of every retrain (epochs, batch_size, lr, optimizer, ...; no seed)
     [score]     warmup: model, widths, dropout, epochs (default = train.epochs), el2n_epoch,
                 measure_options = {horizon = 1, probe_size = 256}   (ScoreConfig.measure_options),
-                mem_models = 200, mem_subset = 0.7 (the measure memorization: ``sensprune score --mem-models
-                --mem-subset``; its M subset models train to fit by their own rule, whatever the budget),
+                mem_models = 200, mem_subset = 0.7, mem_max_epochs = 100 (the measure memorization: ``sensprune
+                score --mem-models --mem-subset --mem-max-epochs``; its M subset models train to fit by their own
+                rule, capped at mem_max_epochs, whatever the budget),
                 budget = "epochs" (the warmup runs [score] epochs with [train] schedule) or "fit" (it trains
                 until it fits its noisy training set, by the [bench] fit rule: fit_threshold, max_epochs,
                 fit_schedule; the measures are averaged over that whole run)
@@ -47,8 +48,8 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from sensprune.config import (DEFAULT_MEM_MODELS, DEFAULT_MEM_SUBSET, MAX_SEEDS, MAX_WIDTH, MEM_MODELS_MAX, SCHEDULES,
-                              MeasureOptions, TrainConfig)
+from sensprune.config import (DEFAULT_MEM_MODELS, DEFAULT_MEM_SUBSET, MAX_SEEDS, MAX_WIDTH, MEM_MAX_EPOCHS_MAX,
+                              MEM_MODELS_MAX, SCHEDULES, MeasureOptions, TrainConfig)
 from sensprune.errors import ValidationError
 
 if sys.version_info >= (3, 11):
@@ -101,6 +102,7 @@ class ScoreSpec:
     budget: str = "epochs"
     mem_models: int = DEFAULT_MEM_MODELS
     mem_subset: float = DEFAULT_MEM_SUBSET
+    mem_max_epochs: int | None = None
 
 
 @dataclass(frozen=True)
@@ -252,15 +254,20 @@ def validate(cfg: BenchConfig) -> None:
 
 
 def _check_memorization(s: ScoreSpec) -> None:
-    """``[score] mem_models`` and ``mem_subset``, with the bounds of ``sensprune score --mem-models --mem-subset``
-    (checked before anything is allocated); the options are these keys only, not ``measure_options`` entries."""
-    if isinstance(s.measure_options, dict) and any(k in s.measure_options for k in ("mem_models", "mem_subset")):
-        raise ValidationError(f"[score] measure_options must not hold mem_models or mem_subset (they are [score] "
-                              f"keys of their own); got {dict(s.measure_options)!r}.")
+    """``[score] mem_models``, ``mem_subset`` and ``mem_max_epochs``, with the bounds of ``sensprune score
+    --mem-models --mem-subset --mem-max-epochs`` (checked before anything is allocated); the options are these keys
+    only, not ``measure_options`` entries."""
+    own = ("mem_models", "mem_subset", "mem_max_epochs")
+    if isinstance(s.measure_options, dict) and any(k in s.measure_options for k in own):
+        raise ValidationError(f"[score] measure_options must not hold mem_models, mem_subset or mem_max_epochs (they "
+                              f"are [score] keys of their own); got {dict(s.measure_options)!r}.")
     if isinstance(s.mem_models, bool) or not isinstance(s.mem_models, int) or not 2 <= s.mem_models <= MEM_MODELS_MAX:
         raise ValidationError(f"[score] mem_models must be an integer in 2..{MEM_MODELS_MAX}; got {s.mem_models!r}.")
     if not (_is_number(s.mem_subset) and 0 < s.mem_subset < 1):
         raise ValidationError(f"[score] mem_subset must be a fraction in (0, 1); got {s.mem_subset!r}.")
+    m = s.mem_max_epochs
+    if m is not None and (isinstance(m, bool) or not isinstance(m, int) or not 1 <= m <= MEM_MAX_EPOCHS_MAX):
+        raise ValidationError(f"[score] mem_max_epochs must be an integer in 1..{MEM_MAX_EPOCHS_MAX}; got {m!r}.")
 
 
 def _is_number(v) -> bool:
@@ -305,6 +312,7 @@ _WHAT = {("grid", "fractions"): "floats in (0, 1) (the fraction removed)",
          ("data", "subsample"): "a positive integer",
          ("score", "mem_models"): f"an integer in 2..{MEM_MODELS_MAX}",
          ("score", "mem_subset"): "a fraction in (0, 1)",
+         ("score", "mem_max_epochs"): f"an integer in 1..{MEM_MAX_EPOCHS_MAX}",
          ("bench", "fit_threshold"): "a training accuracy in (0, 1]",
          ("bench", "margin"): "an accuracy difference in (0, 1) (0.01 = 1 point)",
          ("bench", "temperature"): "a float > 0",

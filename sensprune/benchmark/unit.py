@@ -57,7 +57,7 @@ def preflight(cfg: BenchConfig) -> None:
 
 def score_config(cfg: BenchConfig, spec: str, seed: int):
     """The ScoreConfig of a unit's warmup: ``[score]``, ``[train]`` at the unit's seed, the grid's measures
-    (``[score] mem_models`` / ``mem_subset`` are memorization's measure options)."""
+    (``[score] mem_models`` / ``mem_subset`` / ``mem_max_epochs`` are memorization's measure options)."""
     from sensprune.scoring.stage import ScoreConfig
 
     s = cfg.score
@@ -65,7 +65,9 @@ def score_config(cfg: BenchConfig, spec: str, seed: int):
     measures = cfg.score_measures or ("loss",)
     return ScoreConfig(dataset=spec, model=s.model, widths=tuple(s.widths), dropout=s.dropout,
                        measures=measures, seeds=1, el2n_epoch=s.el2n_epoch, train=warm,
-                       measure_options={**s.measure_options, "mem_models": s.mem_models, "mem_subset": s.mem_subset})
+                       measure_options={**s.measure_options, "mem_models": s.mem_models, "mem_subset": s.mem_subset,
+                                        # only when set: the warmup caches of grids without it keep their keys
+                                        **({"mem_max_epochs": s.mem_max_epochs} if s.mem_max_epochs else {})})
 
 
 def warmup_scores(cfg: BenchConfig, data, scfg, *, progress: bool = False) -> dict[str, np.ndarray]:

@@ -11,6 +11,7 @@ import numpy as np
 
 from sensprune.cli.options import (MAX_SEEDS, OneLineErrors, dataset_options, int_list, load_data, model_options,
                                    str_list, train_options)
+from sensprune.config import MEM_MAX_EPOCHS_MAX
 from sensprune.errors import SensPruneError, ValidationError
 from sensprune.io import check_not_input, check_writable, dataset_inputs, prepare_out
 from sensprune.measures import DEFAULT_MEASURES, MEASURES, estimator_text
@@ -76,6 +77,10 @@ from sensprune.measures import DEFAULT_MEASURES, MEASURES, estimator_text
                    "fit rule) on a seeded random subset; 2..10000.")
 @click.option("--mem-subset", default="0.7", show_default=True, metavar="F",
               help="memorization: fraction of the training set each subset model trains on, in (0, 1).")
+@click.option("--mem-max-epochs", type=click.IntRange(1, MEM_MAX_EPOCHS_MAX), default=None, metavar="E",
+              help="memorization: epoch cap of each subset model's fit rule (training accuracy 0.99 on its subset); "
+                   "noisy labels need more than the default (digits with 20% flipped labels: about 140).  "
+                   "[default: 100, the bench's cap]")
 @click.option("--jobs", type=click.IntRange(1), default=1, show_default=True, metavar="N",
               help="memorization only: train its subset models in N worker processes (one torch thread each); "
                    "same values as --jobs 1. Refused without memorization in --measures.")
@@ -88,7 +93,8 @@ def score(dataset, data_root, subsample, label_column, corrupt, stream, workers,
           measures, el2n_epoch, at_checkpoints, probe_times, horizon, probe_size, probe_mode, probe_every, step_every,
           sensitivity_memory, include_direct, per_class,
           per_class_every, csr,
-          csr_samples, grand_epochs, mem_models, mem_subset, jobs, out, force, resume, quiet):
+          csr_samples, grand_epochs, mem_models, mem_subset, mem_max_epochs, jobs, out, force, resume,
+          quiet):
     """Train warmup model(s) and score every training example (higher = harder).
 
     Writes OUT/scores.csv, OUT/scores.npz and OUT/meta.json, and prints a summary.
@@ -140,7 +146,8 @@ def score(dataset, data_root, subsample, label_column, corrupt, stream, workers,
                                        "sensitivity_memory": sensitivity_memory,
                                        "per_class_every": per_class_every, "csr": csr, "csr_samples": csr_samples,
                                        "grand_epochs": list(grand_epochs) if grand_epochs else None,
-                                       "mem_models": mem_models, "mem_subset": mem_subset, "mem_jobs": jobs},
+                                       "mem_models": mem_models, "mem_subset": mem_subset,
+                                       "mem_max_epochs": mem_max_epochs, "mem_jobs": jobs},
                       train=tcfg)
     check_model(cfg.build_model, data, f"--model {model}")  # one forward on one example, before anything is written
     extra = {} if corrupted is None else {"corrupted.npy": lambda p: write_npy(p, np.asarray(corrupted, np.int64))}

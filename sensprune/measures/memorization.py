@@ -111,12 +111,14 @@ def estimate(dataset, config, *, workdir: Path | None = None, progress: bool = T
     ``config``: the score config (model, optimizer, ``train.seed`` = the base seed, ``measure_options``, whose
     ``mem_jobs`` is the number of worker processes);
     ``ensemble``: None = vectorized when the model allows it (else one at a time, said once on stderr);
-    ``max_epochs``: the fit rule's epoch cap, None = :data:`~sensprune.train.fit.FIT_MAX_EPOCHS` (the bench's);
-    a larger cap lets models fit noisy labels (stored in the note; a model of ``workdir`` trained under another
-    cap is trained again).
+    ``max_epochs``: the fit rule's epoch cap, None = the measure option ``mem_max_epochs`` (``--mem-max-epochs``),
+    whose None is :data:`~sensprune.train.fit.FIT_MAX_EPOCHS` (the bench's); a larger cap lets models fit noisy
+    labels (stored in the note; a model of ``workdir`` trained under another cap is trained again).
     """
     opts, n = config.measure_options, dataset.n_train
     M, frac, base, jobs = opts.mem_models, opts.mem_subset, config.train.seed, opts.mem_jobs
+    if max_epochs is None:
+        max_epochs = opts.mem_max_epochs
     cap = FIT_MAX_EPOCHS if max_epochs is None else max_epochs
     if isinstance(cap, bool) or not isinstance(cap, int) or cap < 1:
         raise ValidationError(f"max_epochs must be an integer >= 1; got {max_epochs!r}.")
