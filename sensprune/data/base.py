@@ -141,7 +141,8 @@ def make_dataset(x_train, y_train, x_test, y_test, *, spec: str, num_classes: in
 
     Inputs become float32 (uint8 is scaled to [0, 1]); labels become int64.
     Raises :class:`ValidationError` naming ``source`` for: mismatched lengths, zero
-    examples, labels outside ``0..K-1`` or non-integer, NaN/inf features, fewer than 2 classes
+    examples, examples with no input value (shape ``(N, 0)``), complex inputs, labels outside
+    ``0..K-1`` or non-integer, NaN/inf features, fewer than 2 classes
     in the training split, test labels that never occur in training. Warns
     (:class:`DataWarning`) when a class id in ``0..K-1`` has no training example, and records
     those ids in ``info["classes_without_training_examples"]``.
@@ -165,6 +166,9 @@ def make_dataset(x_train, y_train, x_test, y_test, *, spec: str, num_classes: in
     if arrays["x_train"].shape[1:] != arrays["x_test"].shape[1:]:
         raise ValidationError(f"{source}: x_train rows have shape {arrays['x_train'].shape[1:]} "
                               f"but x_test rows have {arrays['x_test'].shape[1:]}.")
+    if 0 in arrays["x_train"].shape[1:]:  # (N, 0): nothing to learn from, and no input range
+        raise ValidationError(f"{source}: each example must have at least one input value; got x_train of shape "
+                              f"{arrays['x_train'].shape}.")
     xs = {}
     for name in ("x_train", "x_test"):
         x = arrays[name]
@@ -172,6 +176,8 @@ def make_dataset(x_train, y_train, x_test, y_test, *, spec: str, num_classes: in
             x = x.astype(np.float32) / 255.0
         elif not np.issubdtype(x.dtype, np.number) and x.dtype != np.bool_:
             raise ValidationError(f"{source}: {name} has dtype {x.dtype}, expected numbers.")
+        elif np.iscomplexobj(x):  # float32 would drop the imaginary part without a word
+            raise ValidationError(f"{source}: {name} must hold real numbers; got dtype {x.dtype}.")
         x = np.ascontiguousarray(x, dtype=np.float32)
         if not np.isfinite(x).all():
             raise ValidationError(f"{source}: {name} contains NaN or inf values.")

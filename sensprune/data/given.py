@@ -25,9 +25,12 @@ def _numpy(a, name: str, source: str) -> np.ndarray:
     if hasattr(a, "detach") and hasattr(a, "cpu"):  # a torch tensor, on any device
         a = a.detach().cpu().numpy()
     try:
-        return np.asarray(a)
+        arr = np.asarray(a)
     except Exception as exc:
         raise ValidationError(f"{source}: {name} cannot be read as an array ({exc}).") from None
+    if arr.dtype == object:  # None or mixed types: comparing them (np.unique) would raise TypeError
+        raise ValidationError(f"{source}: {name} must hold numbers; got an array of Python objects (dtype object).")
+    return arr
 
 
 def _read_torch_dataset(ds, name: str, source: str) -> tuple[np.ndarray, np.ndarray]:
