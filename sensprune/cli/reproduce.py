@@ -15,7 +15,8 @@ from sensprune.errors import ValidationError
 @click.command(cls=OneLineErrors)
 @click.option("--out", required=True, type=click.Path(path_type=Path),
               help="Output folder (must not exist, or --force to replace an earlier reproduce folder).")
-@click.option("--quick", is_flag=True, help="Smaller data, fewer epochs and seeds: under 10 minutes on 2 cores.")
+@click.option("--quick", is_flag=True, help="Smaller data, fewer epochs and seeds: about 2 minutes of CPU, under 5 "
+                                            "minutes on 2 cores (benchmarks/paper/README.md).")
 @click.option("--force", is_flag=True, help="Replace an existing --out that holds an earlier reproduce run.")
 @click.option("--only", default=None, metavar="N,N,...", help="Run only these experiments (1-6), e.g. 2,3.")
 @click.option("--seed", type=click.IntRange(0, MAX_SEED), default=0, show_default=True,
