@@ -329,14 +329,18 @@ def _fill(a, base):
     return str(a).format(S=base / "S", P=base / "P", D=base / "data.npz", B=base, DEMO=DEMO_TOML)
 
 
-@pytest.mark.parametrize("case", list(CASES), ids=list(CASES))
-def test_bad_input(case, base, tmp_path, monkeypatch):
-    setup, args, code, message = CASES[case]
+def run_case(setup, args, code, message, base, tmp_path, monkeypatch, before_run=None) -> str:
+    """Run one bad-input case in a fresh working folder W (``setup(W, base)`` makes its files) and check what every
+    case must show: no traceback, exit ``code``, one ``Error:`` line holding ``message``, and every file in W and
+    in the shared inputs the same, byte for byte, before and after. ``before_run`` runs after the snapshot (a
+    fault to inject). Returns the output line. The bad-input tables of every ``test_bad_inputs_*.py`` use it."""
     w = tmp_path / "w"
     w.mkdir()
     setup(w, base)
     monkeypatch.chdir(w)
     before = _snapshot(w, base)
+    if before_run is not None:
+        before_run()
     r = run_cli([_fill(a, base) for a in args])
     out = r.output.strip()
     assert r.exception is None or isinstance(r.exception, SystemExit), repr(r.exception)  # no traceback
@@ -344,6 +348,12 @@ def test_bad_input(case, base, tmp_path, monkeypatch):
     assert len(out.splitlines()) == 1 and out.startswith("Error: "), out
     assert _fill(message, base) in out, out
     assert _snapshot(w, base) == before  # nothing written, nothing removed, every byte the same
+    return out
+
+
+@pytest.mark.parametrize("case", list(CASES), ids=list(CASES))
+def test_bad_input(case, base, tmp_path, monkeypatch):
+    run_case(*CASES[case], base, tmp_path, monkeypatch)
 
 
 def test_the_table_is_large_and_covers_every_command():

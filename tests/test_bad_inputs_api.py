@@ -14,7 +14,7 @@ import shutil
 import numpy as np
 import pytest
 import torch
-from test_bad_inputs import PRUNE, SCORE, _fill, _snapshot, base, run_cli  # noqa: F401 (base: the fixture)
+from test_bad_inputs import PRUNE, SCORE, _fill, _snapshot, base, run_case, run_cli  # noqa: F401 (base: the fixture)
 
 import sensprune as sp
 from sensprune.config import MAX_SEED
@@ -374,16 +374,5 @@ CASES = {
 @pytest.mark.parametrize("case", list(CASES), ids=list(CASES))
 def test_bad_cli_input(case, base, tmp_path, monkeypatch):  # noqa: F811 (base: the fixture imported above)
     plugin, args, code, message = CASES[case]
-    w = tmp_path / "w"
-    w.mkdir()
-    if plugin is not None:
-        _plugin(w, *plugin)
-    monkeypatch.chdir(w)
-    before = _snapshot(w, base)
-    r = run_cli([_fill(a, base) for a in args])
-    out = r.output.strip()
-    assert r.exception is None or isinstance(r.exception, SystemExit), repr(r.exception)  # no traceback
-    assert r.exit_code == code, out
-    assert len(out.splitlines()) == 1 and out.startswith("Error: "), out
-    assert message in out, out
-    assert _snapshot(w, base) == before  # nothing written: no OUT, no OUT.partial
+    run_case(lambda w, b: plugin is not None and _plugin(w, *plugin), args, code, message, base, tmp_path,
+             monkeypatch)

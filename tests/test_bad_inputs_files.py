@@ -19,7 +19,8 @@ from sensprune.data import load_dataset
 from sensprune.data.images import IMG_EXTENSIONS, ImageError, scan_split
 from sensprune.errors import ValidationError
 from sensprune.reproduce.settings import load_settings
-from test_bad_inputs import SCORE, _fill, _snapshot, base, fifo, loop, nothing, run_cli  # noqa: F401 (base: fixture)
+from test_bad_inputs import (SCORE, _fill, _snapshot, base, fifo, loop, nothing, run_case,  # noqa: F401 (base: fixture)
+                             run_cli)
 
 LIMIT = Image.MAX_IMAGE_PIXELS  # PIL's decompression-bomb limit, never raised by sensprune
 TINY = load_settings().scales["tiny"]  # the counts of benchmarks/paper/settings.toml [scale.tiny]
@@ -238,19 +239,7 @@ CASES = {
 
 @pytest.mark.parametrize("case", list(CASES), ids=list(CASES))
 def test_bad_file(case, base, tmp_path, monkeypatch):  # noqa: F811 (base: the fixture of test_bad_inputs)
-    setup, args, code, message = CASES[case]
-    w = tmp_path / "w"
-    w.mkdir()
-    setup(w, base)
-    monkeypatch.chdir(w)
-    before = _snapshot(w, base)
-    r = run_cli([_fill(a, base) for a in args])
-    out = r.output.strip()
-    assert r.exception is None or isinstance(r.exception, SystemExit), repr(r.exception)  # no traceback
-    assert r.exit_code == code, out
-    assert len(out.splitlines()) == 1 and out.startswith("Error: "), out
-    assert _fill(message, base) in out, out
-    assert _snapshot(w, base) == before  # nothing written (no .partial), nothing removed
+    run_case(*CASES[case], base, tmp_path, monkeypatch)
 
 
 # -- what an image folder reads ------------------------------------------------------------------------------
