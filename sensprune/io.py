@@ -18,6 +18,7 @@ import shutil
 import stat
 import tempfile
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -214,11 +215,17 @@ def _head(path: str | os.PathLike) -> bytes:
         raise ValidationError(f"Cannot read {path} ({exc.strerror or exc}).") from None
 
 
-def _load_error(path, exc: BaseException) -> ValidationError:
+#: what reading a damaged archive raises: a bad zip directory, a damaged deflate stream (read lazily, member by
+#: member), a bad .npy header, a short read, a zip feature numpy's zipfile lacks (a flipped version or encryption
+#: flag: NotImplementedError, RuntimeError)
+_NPZ_ERRORS = (zipfile.BadZipFile, zlib.error, ValueError, OSError, EOFError, NotImplementedError, RuntimeError)
+
+
+def _load_error(path, exc: BaseException, member: str | None = None) -> ValidationError:
     if "allow_pickle" in str(exc):  # numpy's advice to unpickle: sensprune never does
         return ValidationError(f"{path} holds an array of Python objects (dtype object), which sensprune never "
                                "unpickles; save numeric arrays.")
-    return ValidationError(f"{path} is truncated or corrupt ({exc}).")
+    return ValidationError(f"{path} is truncated or corrupt ({f'{member}: ' if member else ''}{exc}).")
 
 
 def read_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
@@ -230,11 +237,14 @@ def read_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
                               "(write one with numpy.savez).")
     if not head.startswith(_ZIP_MAGIC):
         raise ValidationError(f"{path} is not an NPZ archive (a zip of .npy arrays); write one with numpy.savez.")
+    arrays, member = {}, None
     try:
         with np.load(path, allow_pickle=False) as z:
-            return {k: z[k] for k in z.files}
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
-        raise _load_error(path, exc) from None
+            for member in z.files:
+                arrays[member] = z[member]
+    except _NPZ_ERRORS as exc:
+        raise _load_error(path, exc, member and f"{member}.npy") from None
+    return arrays
 
 
 def read_npy(path: str | os.PathLike) -> np.ndarray:

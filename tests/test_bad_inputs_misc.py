@@ -83,6 +83,34 @@ def object_npz(w):
     np.savez(w / "obj.npz", x_train=np.array([{}, {}], dtype=object), y_train=np.zeros(2, int))
 
 
+def deflate_broken_npz(w):
+    """d.npz, compressed, whose x_train.npy member opens but does not inflate (its first deflate block is given
+    the reserved block type 3)."""
+    import struct
+    import zipfile
+
+    import numpy as np
+
+    buf = io.BytesIO()
+    np.savez_compressed(buf, x_train=np.zeros((8, 3), np.float32), y_train=np.arange(8) % 2,
+                        x_test=np.zeros((4, 3), np.float32), y_test=np.arange(4) % 2)
+    data = bytearray(buf.getvalue())
+    at = zipfile.ZipFile(buf).getinfo("x_train.npy").header_offset
+    name_len, extra_len = struct.unpack("<HH", data[at + 26:at + 30])
+    data[at + 30 + name_len + extra_len] |= 0b110
+    (w / "d.npz").write_bytes(bytes(data))
+
+
+def meta_value(path, value):
+    """An edit of a meta.json that sets the value at ``path`` (keys and list indices)."""
+    def edit(meta):
+        parent = meta
+        for k in path[:-1]:
+            parent = parent[k]
+        parent[path[-1]] = value
+    return edit
+
+
 # id -> (set-up(w, base), args with {S} {P} {D} {B} placeholders, exit code, pinned message)
 CASES = {
     # 1. misleading words: a meta.json's format_version and kind
@@ -114,6 +142,10 @@ CASES = {
     "score npz: object arrays": (lambda w, b: object_npz(w), [*SCORE[:2], "npz:obj.npz", *SCORE[3:], "--out", "o"],
                                  1, "obj.npz holds an array of Python objects (dtype object), which sensprune never "
                                     "unpickles; save numeric arrays."),
+    "score npz: a compressed member damaged": (lambda w, b: deflate_broken_npz(w),
+                                               [*SCORE[:2], "npz:d.npz", *SCORE[3:], "--out", "o"], 1,
+                                               "d.npz is truncated or corrupt (x_train.npy: Error -3 while "
+                                               "decompressing data: invalid block type)."),
     "bench --selection keep.npy is text": (lambda w, b: prune_copy(w, b),
                                            ["bench", "--selection", "P2", "--out", "o"], 1,
                                            "P2/keep.npy is not a .npy array file; it must be one array written by "
