@@ -6,7 +6,8 @@ for byte, before and after (the machinery of ``test_bad_inputs.py``).
 
 1. Misleading words: a ``format_version`` that is not an integer, a data file that is not an NPZ archive (never
    numpy's advice to unpickle), a bench TOML value of the wrong type.
-2. Tracebacks: a meta.json or TOML nested 100 000 levels deep, a meta.json that is a folder or not UTF-8.
+2. Tracebacks: a meta.json or TOML nested 100 000 levels deep, a meta.json that is a folder or not UTF-8, a
+   score folder's meta.json field of another type than sensprune writes, a damaged compressed NPZ member.
 3. A full disk (a monkeypatched ``fsync`` raising ENOSPC for one file; no real tmpfs needed): the message
    names the file under ``--out`` and the operation, and no ``.staging``, ``.partial``, ``_files/`` folder,
    temporary file or half-published output is left -- ``prune --export-data`` publishes both or neither.
@@ -217,6 +218,31 @@ CASES = {
                                          [*DROP[:2], "S2", *DROP[3:], "--out", "o"], 1,
                                          "S2/meta.json: dataset must be a JSON object, as sensprune writes it; got 5. "
                                          "Restore the file or rerun the command that made it."),
+    # 2. tracebacks: a score folder's meta.json field of another type than sensprune writes (scoring.meta_schema)
+    "prune --scores: measures.el2n null": (lambda w, b: edited_scores(w, b, meta_value(("measures", "el2n"), None)),
+                                           [*DROP[:2], "S2", *DROP[3:], "--out", "o"], 1,
+                                           "S2/meta.json: measures.el2n must be a JSON object; got null. Restore the "
+                                           "file or rerun the command that made it."),
+    "prune --scores: dataset.location.absolute true": (
+        lambda w, b: edited_scores(w, b, meta_value(("dataset", "location", "absolute"), True)),
+        [*DROP[:2], "S2", *DROP[3:], "--out", "o"], 1,
+        "S2/meta.json: dataset.location.absolute must be a string or null; got true."),
+    "report: a history record null": (lambda w, b: edited_scores(w, b, meta_value(("history", "0", 0), None)),
+                                      ["report", "S2", "--out", "r.html"], 1,
+                                      'S2/meta.json: history["0"][0] must be a JSON object of finite numbers or '
+                                      "null; got null."),
+    "report: a Lorenz value a string": (lambda w, b: edited_scores(w, b, meta_value(("lorenz", "el2n", 0), "x")),
+                                        ["report", "S2", "--out", "r.html"], 1,
+                                        'S2/meta.json: lorenz.el2n[0] must be a finite number; got "x".'),
+    "report: input_shape a string": (lambda w, b: edited_scores(w, b, meta_value(("dataset", "input_shape"), "x")),
+                                     ["report", "S2", "--out", "r.html"], 1,
+                                     'S2/meta.json: dataset.input_shape must be a JSON array of integers; got "x".'),
+    "report: a Gini NaN": (lambda w, b: edited_scores(w, b, meta_value(("gini_per_epoch", "loss", 0), float("nan"))),
+                           ["report", "S2", "--out", "r.html"], 1,
+                           "S2/meta.json: gini_per_epoch.loss[0] must be a finite number or null; got NaN."),
+    "report: config.el2n_epoch a string": (lambda w, b: edited_scores(w, b, meta_value(("config", "el2n_epoch"), "2")),
+                                           ["report", "S2", "--out", "r.html"], 1,
+                                           'S2/meta.json: config.el2n_epoch must be an integer or null; got "2".'),
     "report: seeds a string": (lambda w, b: edited_scores(w, b, lambda m: m.update(seeds="x")),
                                ["report", "S2", "--out", "r.html"], 1,
                                "S2/meta.json: seeds must be a JSON array, as sensprune writes it; got 'x'."),

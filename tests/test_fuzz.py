@@ -465,13 +465,6 @@ META_COMMANDS = {
                                   "0.25", "--per-class", "--out", "P"],
     "report": ["report", "S2", "--out", "r.html", "--quiet"],
 }
-#: Values the command still reads without checking their type (a wrong one is a traceback): the edits leave
-#: them alone until that is fixed; test_score_meta_unchecked pins one case of each (issue 23).
-UNCHECKED = {
-    "prune": [("measures",)],
-    "report": [("config",), ("dataset", "input_shape"), ("measures",), ("gini",), ("gini_per_epoch",), ("lorenz",),
-               ("history",)],
-}
 
 
 def _paths(obj, prefix=()):
@@ -483,9 +476,9 @@ def _paths(obj, prefix=()):
 
 
 @st.composite
-def meta_files(draw, meta: dict, command: str) -> bytes:
+def meta_files(draw, meta: dict) -> bytes:
     """A score folder's meta.json with 1..3 values removed or replaced, replaced whole, its text changed, or
-    nested too deep; values under ``UNCHECKED[command]`` are kept."""
+    nested too deep."""
     how = draw(st.sampled_from(["edit", "edit", "edit", "replace", "text", "nested"]))
     if how == "replace":
         return json.dumps(draw(JSON_VALUES)).encode("utf-8")
@@ -496,8 +489,7 @@ def meta_files(draw, meta: dict, command: str) -> bytes:
     if how == "text":
         return draw(damaged(draw(edited(text, ["{", "}", '"', ",", ":", "1", "\\", "null"], 2)).encode("utf-8")))
     meta = json.loads(text)
-    kept = UNCHECKED.get(command.split()[0], [])
-    paths = [p for p in list(_paths(meta))[1:] if not any(p[:len(k)] == k for k in kept)]
+    paths = list(_paths(meta))[1:]
     for _ in range(draw(st.integers(1, 3))):
         path = draw(st.sampled_from(paths))
         parent = meta
@@ -525,7 +517,7 @@ def test_score_meta(base, budget):
     @st.composite
     def cases(draw):
         command = draw(st.sampled_from(sorted(META_COMMANDS)))
-        return command, draw(meta_files(meta, command))
+        return command, draw(meta_files(meta))
 
     @fuzz_settings(budget)
     @given(case=cases())
@@ -544,23 +536,24 @@ def _set(meta: dict, path: tuple, value) -> dict:
     return meta
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="issue 23: prune and report read a score folder's "
-                   "meta.json values without checking their type (pruning/stage.py, reporting/scores.py, "
-                   "reporting/plots.py); see UNCHECKED")
-@pytest.mark.parametrize("command, path, value", [
-    ("prune random", ("measures", "el2n"), None),
-    ("report", ("history", "0", 0), None),
-    ("report", ("lorenz", "el2n", 0), "x"),
-    ("report", ("dataset", "input_shape"), "x"),
+@pytest.mark.parametrize("command, path, value, message", [
+    ("prune random", ("measures", "el2n"), None, "measures.el2n must be a JSON object; got null."),
+    ("report", ("history", "0", 0), None, 'history["0"][0] must be a JSON object of finite numbers or null; got '
+                                          "null."),
+    ("report", ("lorenz", "el2n", 0), "x", 'lorenz.el2n[0] must be a finite number; got "x".'),
+    ("report", ("dataset", "input_shape"), "x", 'dataset.input_shape must be a JSON array of integers; got "x".'),
 ])
-def test_score_meta_unchecked(base, command, path, value):
+def test_score_meta_found_by_fuzzing(base, command, path, value, message):
+    """Were an AttributeError (prune), a TypeError or ValueError in the report's plots: the score folder's
+    meta.json is now checked where it is loaded (scoring.meta_schema)."""
     data = json.dumps(_set(json.loads((base / "S" / "meta.json").read_text()), path, value)).encode()
 
     def setup(w):
         shutil.copytree(base / "S", w / "S2")
         (w / "S2" / "meta.json").write_bytes(data)
 
-    check_run(base, setup, META_COMMANDS[command], outputs=("P", "r.html", "r_files"))  # refused or tolerated
+    r = check_run(base, setup, META_COMMANDS[command], outputs=("P", "r.html", "r_files"))
+    assert r.exit_code == 1 and r.output.strip().startswith(f"Error: S2/meta.json: {message}"), r.output
 
 
 # -- image folders: imagefolder:PATH ---------------------------------------------------------------------------

@@ -27,8 +27,9 @@ from typing import Any
 import numpy as np
 
 from sensprune.errors import SensPruneWarning, ValidationError
-from sensprune.io import (base_meta, fingerprint_arrays, fingerprint_file, read_meta, read_npy, read_npz, staged_dir,
-                          write_csv, write_json, write_npy, write_npz)
+from sensprune.io import (META, base_meta, fingerprint_arrays, fingerprint_file, read_meta, read_npy, read_npz,
+                          staged_dir, write_csv, write_json, write_npy, write_npz)
+from sensprune.scoring.meta_schema import check_score_meta
 
 SCORES_NPZ = "scores.npz"
 SCORES_CSV = "scores.csv"
@@ -173,6 +174,7 @@ def load_scores(folder: str | Path) -> ScoreTable:
     """Read a ``sensprune score`` folder; a truncated or inconsistent file is a ValidationError."""
     folder = Path(folder)
     meta = read_meta(folder, kind="scores")
+    check_score_meta(meta, folder / META)  # the fields prune and report read, before either reads one
     arrs = read_npz(folder / SCORES_NPZ)
     for key in ("index", "label"):
         if key not in arrs:
