@@ -138,6 +138,29 @@ def test_readme_measure_table_is_quoted_from_detection_csv():
     assert checked >= 10 and not wrong, wrong
 
 
+def test_readme_memorization_column_is_quoted_from_the_memorization_benchmark():
+    """The memorization column of 'Which measure for what' is the mean over scoring seeds of the clean rows'
+    ``spearman`` in ``benchmarks/memorization/results.csv``, digits / MNIST-1D / Fashion-MNIST 14x14, to 3 decimals."""
+    section = _readme_section("Which measure for what")
+    assert "benchmarks/memorization/results.csv" in section
+    spearman = {}
+    with open(REPO / "benchmarks" / "memorization" / "results.csv", newline="") as fh:
+        for r in csv.DictReader(fh):
+            if r["noise"] == "none" and r["kind"] == "measure":
+                spearman.setdefault((r["dataset"], r["measure"]), []).append(float(r["spearman"]))
+    (header, *rows), = _tables(section)
+    col = header.index("memorization, clean (`memorization`)")
+    wrong = []
+    for r in rows:
+        measure = r[0].strip("`")
+        per_ds = [spearman[(ds, measure)] for ds in ("digits", "mnist1d", "fashion-mnist-14x14")]
+        means = [sum(v) / len(v) for v in per_ds]
+        want = " / ".join(f"{m:.3f}" for m in means)
+        if r[col] != want:
+            wrong.append(f"{measure}: README {r[col]}, results.csv {want}")
+    assert len(rows) >= 6 and not wrong, wrong
+
+
 def test_no_citation_of_the_old_definitions_file():
     this = Path(__file__).resolve()
     hits = []
