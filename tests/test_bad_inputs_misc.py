@@ -102,6 +102,31 @@ def deflate_broken_npz(w):
     (w / "d.npz").write_bytes(bytes(data))
 
 
+def three_features(w, *, cnn_grid=False, pruned=False):
+    """d3.npz: 16 + 6 examples of 3 features (too few for the small CNN's two poolings); with ``cnn_grid`` a grid
+    g.toml on it with ``[score] model = "cnn"``; with ``pruned`` its score folder S3 and a prune folder P3."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    y, yt = np.arange(16) % 2, np.arange(6) % 2
+    np.savez(w / "d3.npz", x_train=(rng.normal(size=(16, 3)) + y[:, None]).astype(np.float32), y_train=y,
+             x_test=(rng.normal(size=(6, 3)) + yt[:, None]).astype(np.float32), y_test=yt)
+    if cnn_grid:
+        grid(w, '[grid]\ndatasets = ["npz:d3.npz"]\nmeasures = ["el2n"]\n[score]\nmodel = "cnn"\n'.encode())
+    if pruned:
+        cwd = os.getcwd()
+        os.chdir(w)  # the folders record the data path as typed, relative to the working folder
+        try:
+            for args in (["score", "--dataset", "npz:d3.npz", "--epochs", "1", "--widths", "8", "--measures", "el2n",
+                          "--quiet", "--out", "S3"],
+                         ["prune", "--scores", "S3", "--by", "el2n", "--rule", "random", "--fraction", "0.25",
+                          "--out", "P3"]):
+                r = run_cli(args)
+                assert r.exit_code == 0, r.output
+        finally:
+            os.chdir(cwd)
+
+
 def meta_value(path, value):
     """An edit of a meta.json that sets the value at ``path`` (keys and list indices)."""
     def edit(meta):
@@ -194,6 +219,15 @@ CASES = {
                                  "[bench] min_per_class must be an integer >= 0; got -1."),
     "bench cv_folds = 'five'": (lambda w, b: grid(w, '[bench]\ncv_folds = "five"\n'), BENCH, 1,
                                 "[bench] cv_folds must be an integer >= 2; got 'five'."),
+    "bench model = 'cnn' on flat inputs": (lambda w, b: three_features(w, cnn_grid=True), BENCH, 1,
+                                           "npz:d3.npz: [score] model 'cnn' must build from (num_classes=2, "
+                                           "input_shape=(3,)); got RuntimeError: max_pool1d() Invalid computed "
+                                           "output size: 0."),
+    "bench --selection, model = 'cnn' on flat inputs": (lambda w, b: three_features(w, cnn_grid=True, pruned=True),
+                                                        ["bench", "--selection", "P3", *BENCH[1:]], 1,
+                                                        "[score] model 'cnn' must build from (num_classes=2, "
+                                                        "input_shape=(3,)); got RuntimeError: max_pool1d() "
+                                                        "Invalid computed output size: 0."),
     "bench measures = [5]": (lambda w, b: grid(w, b"[grid]\nmeasures = [5]\n"), BENCH, 1,
                              "[grid] measures must be a list of strings; got 5."),
     # 2. tracebacks: deep nesting, a folder or binary bytes where a file of text is expected

@@ -356,7 +356,7 @@ TOML_VALUES = {
         "augment": ["none", "crop-flip", "nope"], "seed": [0],
     },
     "score": {
-        "model": ["mlp", "nope", "plugin:nope_mod:make", 3],  # not "cnn" yet: test_bench_cnn_on_flat_inputs
+        "model": ["mlp", "cnn", "nope", "plugin:nope_mod:make", 3],
         "widths": [[8], [4, 4], [], [0], [-1], ["a"], 8],
         "dropout": [0.0, 0.5, 1.0, -0.5, math.nan, "x"], "epochs": [1, 2, 0, -1, "x"], "el2n_epoch": [1, 2, 0],
         "measure_options": [{}, {"horizon": 1}, {"nope": 1}, {"probe_size": -1}, "x"],
@@ -439,15 +439,17 @@ def test_bench_toml(base, budget):
     case()
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="issue 23: a bench grid builds its warmup model "
-                   "without the check score has (score --model cnn on (N, 3) inputs is one line; the grid is a "
-                   "RuntimeError from max_pool1d in train/models.py)")
 def test_bench_cnn_on_flat_inputs(base):
+    """Was a RuntimeError from max_pool1d: the grid's preflight now makes score's model check
+    (train.model_check.check_model) before anything trains."""
     cfg = json.loads(json.dumps(VALID_TOML))
     cfg["score"]["model"] = "cnn"
     data = toml_text(cfg).replace("{D}", f"npz:{base / 'data.npz'}").encode("utf-8")
-    check_run(base, lambda w: (w / "g.toml").write_bytes(data), ["bench", "--config", "g.toml", "--quiet", "--out",
-                                                                 "o"])
+    r = check_run(base, lambda w: (w / "g.toml").write_bytes(data), ["bench", "--config", "g.toml", "--quiet",
+                                                                     "--out", "o"])
+    assert r.exit_code == 1 and r.output.strip().endswith(
+        "data.npz: [score] model 'cnn' must build from (num_classes=2, input_shape=(3,)); got RuntimeError: "
+        "max_pool1d() Invalid computed output size: 0."), r.output
 
 
 # -- meta.json of a score folder: prune, info, report --------------------------------------------------------

@@ -187,10 +187,11 @@ def bench_selections(data, sels: Sequence[UserSelection], cfg: BenchConfig, out:
     if model is not None:
         model_name = model[0]
         scfg = replace(scfg, model=model_name, model_factory=model[1])
-    validate(data, scfg)
-    # one forward on one example, as score runs it: a model of the wrong width is one line, not a failed row per retrain
+    # one forward on one example, as score runs it (before validate builds the model): a model of the wrong width
+    # is one line, not a failed row per retrain
     what = f"the model {model_name}" if model is not None else f"[score] model {model_name!r}"
     check_model(scfg.build_model, data, what if source is None else f"{source}: {what}")
+    validate(data, scfg)
     device = resolve_device(cfg.train.device)
     build = model_builder(data, scfg)
     train_src = ArraySource(data.x_train, data.y_train, device)

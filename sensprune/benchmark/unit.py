@@ -38,8 +38,10 @@ def load_unit_data(cfg: BenchConfig, spec: str):
 
 
 def preflight(cfg: BenchConfig) -> None:
-    """Checks before any training: every dataset loads and the model builds on it."""
+    """Checks before any training: every dataset loads, and the model builds on it and maps one of its examples
+    to logits (:func:`sensprune.train.model_check.check_model`, the check of ``score`` and ``bench --selection``)."""
     from sensprune.scoring.stage import validate
+    from sensprune.train.model_check import check_model
 
     for spec in cfg.grid.datasets:
         try:
@@ -52,7 +54,9 @@ def preflight(cfg: BenchConfig) -> None:
             kind, level = parse_corruption(c)
             if kind != "none" and round(level * data.n_train) < 1:
                 raise ValidationError(f"Corruption {c!r} corrupts no example of {spec!r} ({data.n_train} examples).")
-        validate(data, score_config(cfg, spec, 0))
+        scfg = score_config(cfg, spec, 0)
+        check_model(scfg.build_model, data, f"{spec}: [score] model {cfg.score.model!r}")  # before validate builds it
+        validate(data, scfg)
 
 
 def score_config(cfg: BenchConfig, spec: str, seed: int):
