@@ -272,9 +272,13 @@ def test_npz(base, budget):
     ({"x_train": np.ones((8, 2)) + 1j, "y_train": np.arange(8) % 2, "x_test": np.ones((4, 2)) + 0j,
       "y_test": np.arange(4) % 2},
      "npz:d.npz: x_train must hold real numbers; got dtype complex128."),
-], ids=["no input values", "complex inputs"])
+    ({"x_train": np.full((8, 2), 1e300), "y_train": np.arange(8) % 2, "x_test": np.ones((4, 2)),
+      "y_test": np.arange(4) % 2},
+     "npz:d.npz: x_train values must fit in float32 (|x| <= 3.4e+38); got 1e+300."),
+], ids=["no input values", "complex inputs", "beyond float32"])
 def test_npz_found_by_fuzzing(base, arrays, message):
-    """Were a traceback (N, 0) and a silent loss of the imaginary part (complex)."""
+    """Were a traceback (N, 0), a silent loss of the imaginary part (complex) and an overflow warning before the
+    NaN/inf refusal (values beyond float32)."""
     r = check_run(base, lambda w: np.savez(w / "d.npz", **arrays), ["score", "--dataset", "npz:d.npz", *TINY,
                                                                     "--out", "o"])
     assert r.exit_code == 1 and r.output.strip() == f"Error: {message}"

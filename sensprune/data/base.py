@@ -178,9 +178,13 @@ def make_dataset(x_train, y_train, x_test, y_test, *, spec: str, num_classes: in
             raise ValidationError(f"{source}: {name} has dtype {x.dtype}, expected numbers.")
         elif np.iscomplexobj(x):  # float32 would drop the imaginary part without a word
             raise ValidationError(f"{source}: {name} must hold real numbers; got dtype {x.dtype}.")
-        x = np.ascontiguousarray(x, dtype=np.float32)
         if not np.isfinite(x).all():
             raise ValidationError(f"{source}: {name} contains NaN or inf values.")
+        big = float(np.finfo(np.float32).max)
+        if np.issubdtype(x.dtype, np.floating) and x.size and float(np.abs(x).max()) > big:  # would cast to inf
+            raise ValidationError(f"{source}: {name} values must fit in float32 (|x| <= {big:.3g}); got "
+                                  f"{float(np.abs(x).max()):.3g}.")
+        x = np.ascontiguousarray(x, dtype=np.float32)
         xs[name] = x
     ys = {}
     for name in ("y_train", "y_test"):
