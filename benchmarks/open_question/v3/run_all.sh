@@ -7,5 +7,5 @@
 set -e
 cd "$(dirname "$0")/../../.."
 V2=benchmarks/open_question/v3 \
-GRIDS=${GRIDS:-"digits-fitsteps digits-fit digits-fitsteps-warmfit mnist1d-fitsteps mnist1d-fit mnist1d-fitsteps-warmfit"} \
+GRIDS=${GRIDS:-"digits-fitsteps digits-fit digits-fitsteps-warmfit mnist1d-fitsteps mnist1d-fit mnist1d-fitsteps-warmfit fashion-mnist-fitsteps"} \
   exec sh benchmarks/open_question/v2/run_all.sh
