@@ -3,7 +3,9 @@
 For every dataset × noise × seed × length: corrupt the training labels (``sensprune.data.noise``, the
 bench's corruption with the seed), run the warmup that ``sensprune score`` runs (MLP 256-128, SGD lr 0.05,
 momentum 0.9, weight decay 5e-4, batch 128, cosine schedule over the given epochs; the paper's
-``loss_sensitivity`` with its default estimator) and measure how well each score ranks the corrupted
+``loss_sensitivity`` with its default estimator; on Fashion-MNIST the model of the open question's grid that
+fits its noisy labels, MLP 512-512 with Adam lr 1e-3 and no weight decay, since the SGD MLP never reaches the
+``fit`` length there) and measure how well each score ranks the corrupted
 examples first (AUROC, average precision: ``sensprune.benchmark.stats.detection_metrics``). The length
 ``fit`` is the bench's ``[score] budget = "fit"`` warmup: constant lr until 0.99 eval-mode accuracy on
 the noisy training labels (at most 250 epochs; ``sensprune.benchmark.unit.fit_warmup_config``). Every
@@ -32,6 +34,10 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 DATASETS = {"digits": None, "mnist1d": None, "fashion-mnist": 5000}  # name -> stratified training subsample
+SGD = {"widths": [256, 128], "optimizer": "sgd", "lr": 0.05, "momentum": 0.9, "weight_decay": 5e-4}
+MODELS = {"digits": SGD, "mnist1d": SGD,   # name -> warmup model and optimizer
+          "fashion-mnist": {"widths": [512, 512], "optimizer": "adam", "lr": 1e-3, "momentum": 0.9,
+                            "weight_decay": 0.0}}
 NOISES = ("randY:0.2", "randY-asym:0.2")
 LENGTHS = ("5", "10", "20", "40", "80", "160", "fit")
 MEASURES = ("loss_sensitivity", "loss_sensitivity_h1", "input_grad", "loss", "el2n", "forgetting", "aum",
@@ -44,13 +50,13 @@ FIT_THRESHOLD, FIT_CAP = 0.99, 250
 def bench_config(dataset: str, epochs: int):
     from sensprune.benchmark.config import config_from_dict
 
-    sub = DATASETS[dataset]
+    sub, m = DATASETS[dataset], MODELS[dataset]
     return config_from_dict({
         "grid": {"datasets": [dataset], "measures": list(MEASURES)},
         "data": {} if sub is None else {"subsample": sub},
-        "train": {"epochs": epochs, "batch_size": 128, "lr": 0.05, "momentum": 0.9, "weight_decay": 5e-4,
-                  "schedule": "cosine", "device": "cpu"},
-        "score": {"model": "mlp", "widths": [256, 128], "epochs": epochs},
+        "train": {"epochs": epochs, "batch_size": 128, "optimizer": m["optimizer"], "lr": m["lr"],
+                  "momentum": m["momentum"], "weight_decay": m["weight_decay"], "schedule": "cosine", "device": "cpu"},
+        "score": {"model": "mlp", "widths": m["widths"], "epochs": epochs},
         "bench": {"fit_threshold": FIT_THRESHOLD, "max_epochs": FIT_CAP, "fit_schedule": "constant"}})
 
 
@@ -110,15 +116,18 @@ def plan(datasets, noises, seeds, lengths) -> list[tuple]:
 
 
 def aggregate(out: Path, runs: list[tuple]) -> None:
+    """Rebuild results.csv, summary.csv/.md and the plot from every finished run in ``out/runs`` (earlier
+    invocations' datasets included, not only this one's plan)."""
     from sensprune.benchmark.stats import mean_ci
     from sensprune.io import atomic_write_text, write_csv
 
     rows = []
-    for r in runs:
-        path = out / "runs" / f"{run_key(*r)}.csv"
-        if path.exists():
-            with open(path, newline="", encoding="utf-8") as fh:
-                rows += list(csv.DictReader(fh))
+    order = {(d, n, L): k for k, (d, n, L) in enumerate((d, n, L) for d in DATASETS for n in NOISES for L in LENGTHS)}
+    for path in (out / "runs").glob("*.csv"):
+        with open(path, newline="", encoding="utf-8") as fh:
+            rows += list(csv.DictReader(fh))
+    rows.sort(key=lambda r: (order.get((r["dataset"], r["noise"], r["length"]), len(order)), int(r["seed"]),
+                             MEASURES.index(r["measure"]) if r["measure"] in MEASURES else len(MEASURES)))
     write_csv(out / "results.csv", COLUMNS, ([r[c] for c in COLUMNS] for r in rows))
     groups: dict[tuple, list[dict]] = {}
     for r in rows:
@@ -136,7 +145,8 @@ def aggregate(out: Path, runs: list[tuple]) -> None:
     atomic_write_text(out / "summary.md", summary_md(summ))
     if summ:
         plot(out / "auroc_vs_epochs.png", summ)
-    print(f"{len(rows) // len(MEASURES)} of {len(runs)} runs done; {out / 'summary.md'}")
+    mine = sum((out / "runs" / f"{run_key(*r)}.csv").exists() for r in runs)
+    print(f"{mine} of this plan's {len(runs)} runs done, {len(rows) // len(MEASURES)} in all; {out / 'summary.md'}")
 
 
 def summary_md(summ: list[dict]) -> str:
@@ -149,7 +159,10 @@ def summary_md(summ: list[dict]) -> str:
         for n in dict.fromkeys(r["noise"] for r in summ if r["dataset"] == d):
             rs = [r for r in summ if r["dataset"] == d and r["noise"] == n]
             lengths = [L for L in LENGTHS if any(r["length"] == L for r in rs)]
-            lines += [f"## {d}, {n}", "", "| measure | " + " | ".join(lengths) + " |",
+            m = MODELS[d] if d in MODELS else None
+            model = "" if m is None else (f"Warmup model: MLP {'-'.join(map(str, m['widths']))}, {m['optimizer']} lr "
+                                          f"{m['lr']:g}, weight decay {m['weight_decay']:g}, batch 128.")
+            lines += [f"## {d}, {n}", "", model, "", "| measure | " + " | ".join(lengths) + " |",
                       "|---|" + "---|" * len(lengths)]
             for m in MEASURES:
                 cells = []
