@@ -97,10 +97,12 @@ def _is_finite(v: Any) -> bool:
 
 
 #: Default warmup length of ``sensprune score`` and ``sp.score``, from the warmup-length curve
-#: (``benchmarks/warmup_length/summary.md``: digits, 20% symmetric and asymmetric flips, 3 seeds, AUROC for the
-#: flipped examples): the paper's loss_sensitivity needs about 80 epochs (0.916 at 20, 0.973 at 40, 0.986 at 80
-#: symmetric; 0.822 / 0.901 / 0.955 asymmetric), the other measures level off by 40 (el2n 0.913 at 20, 0.975
-#: at 40). Only digits is measured yet; MNIST-1D and Fashion-MNIST are planned by the same script.
+#: (``benchmarks/warmup_length/summary.md``: 20% symmetric and asymmetric flips, 3 seeds, AUROC for the
+#: flipped examples): the paper's loss_sensitivity needs about 80 epochs (digits 0.916 at 20, 0.973 at 40,
+#: 0.986 at 80 symmetric, 0.822 / 0.901 / 0.955 asymmetric; MNIST-1D 0.759 / 0.843 / 0.874 and 0.611 / 0.726 /
+#: 0.761, where the run to fit, 43–46 epochs, gives 0.876 / 0.753), the other measures level off by 40 (el2n
+#: 0.913 at 20, 0.975 at 40 on digits) and some lose ground after the run fits the noise (MNIST-1D aum 0.905 at
+#: 20, 0.869 at 80). Fashion-MNIST is planned by the same script.
 DEFAULT_EPOCHS = 40
 DEFAULT_EPOCHS_SENSITIVITY = 80
 
