@@ -240,12 +240,13 @@ def test_default_warmup_follows_the_curve():
     # the curve the defaults cite: loss_sensitivity levels off at 80 epochs, the others by 40
     summary = Path(__file__).resolve().parents[1] / "benchmarks" / "warmup_length" / "summary.csv"
     rows = [r.split(",") for r in summary.read_text().splitlines()[1:]]
-    auroc = {(d, n, L, m): float(a) for d, n, L, m, _, a, *_ in rows if d == "digits"}
-    for noise in ("randY:0.2", "randY-asym:0.2"):
-        ls = [auroc[("digits", noise, L, "loss_sensitivity")] for L in ("20", "40", "80")]
-        assert ls[0] < ls[1] < ls[2]  # still rising until 80
-        for m in ("aum", "loss", "confidence"):
-            assert auroc[("digits", noise, "80", m)] - auroc[("digits", noise, "40", m)] < 0.01  # level by 40
+    auroc = {(d, n, L, m): float(a) for d, n, L, m, _, a, *_ in rows}
+    for d in ("digits", "mnist1d"):
+        for noise in ("randY:0.2", "randY-asym:0.2"):
+            ls = [auroc[(d, noise, L, "loss_sensitivity")] for L in ("20", "40", "80")]
+            assert ls[0] < ls[1] < ls[2], (d, noise)  # still rising until 80
+            for m in ("aum", "loss", "confidence"):
+                assert auroc[(d, noise, "80", m)] - auroc[(d, noise, "40", m)] < 0.01, (d, noise, m)  # level by 40
 
 
 def test_cli_and_facade_resolve_the_default_warmup(tmp_path):
