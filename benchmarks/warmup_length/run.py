@@ -36,8 +36,7 @@ HERE = Path(__file__).resolve().parent
 DATASETS = {"digits": None, "mnist1d": None, "fashion-mnist": 5000}  # name -> stratified training subsample
 SGD = {"widths": [256, 128], "optimizer": "sgd", "lr": 0.05, "momentum": 0.9, "weight_decay": 5e-4}
 MODELS = {"digits": SGD, "mnist1d": SGD,   # name -> warmup model and optimizer
-          "fashion-mnist": {"widths": [512, 512], "optimizer": "adam", "lr": 1e-3, "momentum": 0.9,
-                            "weight_decay": 0.0}}
+          "fashion-mnist": {"widths": [512, 512], "optimizer": "adam", "lr": 1e-3, "weight_decay": 0.0}}
 NOISES = ("randY:0.2", "randY-asym:0.2")
 LENGTHS = ("5", "10", "20", "40", "80", "160", "fit")
 MEASURES = ("loss_sensitivity", "loss_sensitivity_h1", "input_grad", "loss", "el2n", "forgetting", "aum",
@@ -50,13 +49,13 @@ FIT_THRESHOLD, FIT_CAP = 0.99, 250
 def bench_config(dataset: str, epochs: int):
     from sensprune.benchmark.config import config_from_dict
 
-    sub, m = DATASETS[dataset], MODELS[dataset]
+    sub, model = DATASETS[dataset], MODELS[dataset]
+    optim = {k: v for k, v in model.items() if k != "widths"}
     return config_from_dict({
         "grid": {"datasets": [dataset], "measures": list(MEASURES)},
         "data": {} if sub is None else {"subsample": sub},
-        "train": {"epochs": epochs, "batch_size": 128, "optimizer": m["optimizer"], "lr": m["lr"],
-                  "momentum": m["momentum"], "weight_decay": m["weight_decay"], "schedule": "cosine", "device": "cpu"},
-        "score": {"model": "mlp", "widths": m["widths"], "epochs": epochs},
+        "train": {"epochs": epochs, "batch_size": 128, **optim, "schedule": "cosine", "device": "cpu"},
+        "score": {"model": "mlp", "widths": model["widths"], "epochs": epochs},
         "bench": {"fit_threshold": FIT_THRESHOLD, "max_epochs": FIT_CAP, "fit_schedule": "constant"}})
 
 
@@ -159,9 +158,10 @@ def summary_md(summ: list[dict]) -> str:
         for n in dict.fromkeys(r["noise"] for r in summ if r["dataset"] == d):
             rs = [r for r in summ if r["dataset"] == d and r["noise"] == n]
             lengths = [L for L in LENGTHS if any(r["length"] == L for r in rs)]
-            m = MODELS[d] if d in MODELS else None
-            model = "" if m is None else (f"Warmup model: MLP {'-'.join(map(str, m['widths']))}, {m['optimizer']} lr "
-                                          f"{m['lr']:g}, weight decay {m['weight_decay']:g}, batch 128.")
+            spec = MODELS.get(d)
+            model = "" if spec is None else (f"Warmup model: MLP {'-'.join(map(str, spec['widths']))}, "
+                                             f"{spec['optimizer']} lr {spec['lr']:g}, weight decay "
+                                             f"{spec['weight_decay']:g}, batch 128.")
             lines += [f"## {d}, {n}", "", model, "", "| measure | " + " | ".join(lengths) + " |",
                       "|---|" + "---|" * len(lengths)]
             for m in MEASURES:

@@ -21,6 +21,7 @@ The paragraph counts the calls of the question's arm and says nothing beyond the
 from __future__ import annotations
 
 import csv
+import functools
 import sys
 from pathlib import Path
 
@@ -37,6 +38,13 @@ def read(path: Path) -> list[dict]:
         return list(csv.DictReader(fh))
 
 
+@functools.cache
+def summary(ds: str, grid: str) -> dict[str, dict] | None:
+    """A grid's ``summary.csv`` by row key, read once; None when the grid has not run yet."""
+    path = HERE / f"{ds}-{grid}" / "summary.csv"
+    return {r["key"]: r for r in read(path)} if path.exists() else None
+
+
 def pts(x: str | float, sign: bool = False) -> str:
     v = 100 * float(x)
     return f"{v:+.1f}" if sign else f"{v:.1f}"
@@ -44,10 +52,9 @@ def pts(x: str | float, sign: bool = False) -> str:
 
 def table_rows(ds: str, grid: str, budget: str, warm: str) -> tuple[list[str], list[str]]:
     """(markdown rows, calls of the question's arm) of one grid; empty when it has not run yet."""
-    path = HERE / f"{ds}-{grid}" / "summary.csv"
-    if not path.exists():
+    summ = summary(ds, grid)
+    if summ is None:
         return [], []
-    summ = {r["key"]: r for r in read(path)}
     out, calls = [], []
     for c in dict.fromkeys(r["corruption"] for r in summ.values()):
         for m, rule, frac, vs in ARMS:
@@ -67,10 +74,9 @@ def table_rows(ds: str, grid: str, budget: str, warm: str) -> tuple[list[str], l
 def power_rows(ds: str, grid: str, budget: str, warm: str) -> list[str]:
     """Per headline cell of the question's arm and its reweighting twin: the 95% half-width (target <= 1.5
     points), and the share of the seed's full runs that reached the fit threshold."""
-    path = HERE / f"{ds}-{grid}" / "summary.csv"
-    if not path.exists():
+    summ = summary(ds, grid)
+    if summ is None:
         return []
-    summ = {r["key"]: r for r in read(path)}
     out = []
     for c in dict.fromkeys(r["corruption"] for r in summ.values()):
         full = summ.get(f"{ds}|{c}|full|none|0")
