@@ -118,7 +118,11 @@ def _run_and_write(args) -> str:
 
 
 def plan(datasets, noises, seeds, lengths) -> list[tuple]:
-    return [(d, n, s, L) for d in datasets for n in noises for s in range(seeds) for L in lengths]
+    """Seed-major, longest first within a seed: a run stopped part way leaves whole curves for its first seeds."""
+    def cost(L: str) -> int:
+        return FIT_CAP if L == "fit" else int(L)
+    return [(d, n, s, L) for s in range(seeds) for d in datasets for n in noises
+            for L in sorted(lengths, key=cost, reverse=True)]
 
 
 def run_key_of(row: dict) -> str:
