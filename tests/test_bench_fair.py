@@ -247,6 +247,14 @@ def test_default_warmup_follows_the_curve():
             assert ls[0] < ls[1] < ls[2], (d, noise)  # still rising until 80
             for m in ("aum", "loss", "confidence"):
                 assert auroc[(d, noise, "80", m)] - auroc[(d, noise, "40", m)] < 0.01, (d, noise, m)  # level by 40
+    # Fashion-MNIST (MLP 512-512, Adam): loss_sensitivity gains until 40 and keeps its level at 80; the others
+    # peak by 20 and lose ground once the run fits the noise, so 40 (not 80) for them
+    for noise in ("randY:0.2", "randY-asym:0.2"):
+        ls = {L: auroc[("fashion-mnist", noise, L, "loss_sensitivity")] for L in ("20", "40", "80")}
+        assert ls["20"] < ls["40"] and ls["80"] > ls["40"] - 0.01, noise
+        for m in ("aum", "loss", "confidence"):
+            at = {L: auroc[("fashion-mnist", noise, L, m)] for L in ("20", "40", "80")}
+            assert at["80"] < at["40"] <= at["20"] + 0.01, (noise, m)
 
 
 def test_cli_and_facade_resolve_the_default_warmup(tmp_path):
