@@ -117,12 +117,15 @@ def _run_and_write(args) -> str:
     return run_key(*args[:-1])
 
 
+def planned_epochs(length: str) -> int:
+    """Epochs a run of ``length`` is charged when planning: its length, or 150 for ``fit`` (a guess, stated)."""
+    return 150 if length == "fit" else int(length)
+
+
 def plan(datasets, noises, seeds, lengths) -> list[tuple]:
     """Seed-major, longest first within a seed: a run stopped part way leaves whole curves for its first seeds."""
-    def cost(L: str) -> int:
-        return FIT_CAP if L == "fit" else int(L)
     return [(d, n, s, L) for s in range(seeds) for d in datasets for n in noises
-            for L in sorted(lengths, key=cost, reverse=True)]
+            for L in sorted(lengths, key=planned_epochs, reverse=True)]
 
 
 def run_key_of(row: dict) -> str:
@@ -263,7 +266,7 @@ def estimate(a, runs) -> None:
         t0 = time.perf_counter()
         one_run((d, a.noises[0], 0, "5"))
         per_epoch = (time.perf_counter() - t0) / 5
-        epochs = sum(150 if r[3] == "fit" else int(r[3]) for r in runs if r[0] == d)
+        epochs = sum(planned_epochs(r[3]) for r in runs if r[0] == d)
         total += per_epoch * epochs
         print(f"{d}: {per_epoch:.2f} s per warmup epoch (incl. data and setup) x {epochs} epochs = "
               f"{per_epoch * epochs / 3600:.2f} h of CPU (the fit runs charged 150 epochs each)")
